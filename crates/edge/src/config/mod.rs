@@ -1,0 +1,1 @@
+//! The configuration: a plain-data model and its TOML parser.

@@ -1,0 +1,6 @@
+//! Sans-IO proxy logic of sipedge: configuration, dispatch and the request
+//! and response pipelines. Nothing here owns a socket or a clock; the daemon
+//! feeds bytes, addresses and time in and sends what comes out.
+
+pub mod config;
+pub mod dispatch;
