@@ -1,0 +1,135 @@
+//! Hosts: IPv4 addresses, IPv6 references and domain names.
+
+use crate::error::ParseError;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A host as it appears in a URI or a Via sent-by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host<'a> {
+    /// A dotted-quad address.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 reference (written in brackets in URIs and Via).
+    Ipv6(Ipv6Addr),
+    /// A domain name, as written (compare case-insensitively).
+    Name(&'a [u8]),
+}
+
+impl<'a> Host<'a> {
+    /// Parses a host: `[v6]`, dotted quad, or a host name of letters,
+    /// digits, `-`, `.` and `_`.
+    pub fn parse(s: &'a [u8]) -> Result<Host<'a>, ParseError> {
+        if s.first() == Some(&b'[') {
+            if s.last() != Some(&b']') || s.len() < 3 {
+                return Err(ParseError::BadHost);
+            }
+            return parse_v6(&s[1..s.len() - 1]).map(Host::Ipv6);
+        }
+        if s.is_empty()
+            || !s
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+        {
+            return Err(ParseError::BadHost);
+        }
+        if s.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
+            if let Some(ip) = std::str::from_utf8(s).ok().and_then(|t| t.parse().ok()) {
+                return Ok(Host::Ipv4(ip));
+            }
+        }
+        Ok(Host::Name(s))
+    }
+
+    /// The address, when the host is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match *self {
+            Host::Ipv4(a) => Some(IpAddr::V4(a)),
+            Host::Ipv6(a) => Some(IpAddr::V6(a)),
+            Host::Name(_) => None,
+        }
+    }
+
+    /// True when both name the same host: equal addresses, or names equal
+    /// ignoring case.
+    pub fn same(&self, other: &Host<'_>) -> bool {
+        match (self, other) {
+            (Host::Name(a), Host::Name(b)) => a.eq_ignore_ascii_case(b),
+            _ => self.ip().is_some() && self.ip() == other.ip(),
+        }
+    }
+}
+
+/// Parses an IPv6 address without brackets. Tolerates the `:::` form that
+/// RFC 3261's ABNF allows before an embedded IPv4 address (RFC 5118 §4.10:
+/// implementations must tolerate both).
+pub fn parse_v6(s: &[u8]) -> Result<Ipv6Addr, ParseError> {
+    let text = std::str::from_utf8(s).map_err(|_| ParseError::BadHost)?;
+    if let Ok(a) = text.parse() {
+        return Ok(a);
+    }
+    if let Some(i) = text.find(":::") {
+        let mut fixed = [0u8; 64];
+        let (head, tail) = (&s[..i], &s[i + 1..]);
+        if head.len() + tail.len() <= fixed.len() {
+            fixed[..head.len()].copy_from_slice(head);
+            fixed[head.len()..head.len() + tail.len()].copy_from_slice(tail);
+            let f = &fixed[..head.len() + tail.len()];
+            if let Some(a) = std::str::from_utf8(f).ok().and_then(|t| t.parse().ok()) {
+                return Ok(a);
+            }
+        }
+    }
+    Err(ParseError::BadHost)
+}
+
+/// Parses an address that may or may not be in brackets (Via `received`
+/// values are written both ways, RFC 5118 §4.5).
+pub fn parse_ip(s: &[u8]) -> Option<IpAddr> {
+    if s.first() == Some(&b'[') && s.last() == Some(&b']') && s.len() > 2 {
+        return parse_v6(&s[1..s.len() - 1]).ok().map(IpAddr::V6);
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    if let Ok(a) = text.parse::<Ipv4Addr>() {
+        return Some(IpAddr::V4(a));
+    }
+    parse_v6(s).ok().map(IpAddr::V6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_of_host() {
+        assert_eq!(
+            Host::parse(b"192.0.2.1").unwrap(),
+            Host::Ipv4([192, 0, 2, 1].into())
+        );
+        assert!(matches!(
+            Host::parse(b"[2001:db8::10]").unwrap(),
+            Host::Ipv6(_)
+        ));
+        assert_eq!(
+            Host::parse(b"Example.COM").unwrap(),
+            Host::Name(b"Example.COM")
+        );
+        assert_eq!(Host::parse(b"999.1.1.1").unwrap(), Host::Name(b"999.1.1.1"));
+        assert_eq!(Host::parse(b"exa mple.com"), Err(ParseError::BadHost));
+        assert_eq!(Host::parse(b"[2001:db8::10"), Err(ParseError::BadHost));
+        assert_eq!(Host::parse(b""), Err(ParseError::BadHost));
+    }
+
+    #[test]
+    fn three_colon_reference_is_tolerated() {
+        let a = Host::parse(b"[2001:db8:::192.0.2.1]").unwrap();
+        let b = Host::parse(b"[2001:db8::192.0.2.1]").unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn received_with_and_without_brackets() {
+        assert_eq!(parse_ip(b"[2001:db8::9:255]"), parse_ip(b"2001:db8::9:255"));
+        assert!(parse_ip(b"2001:db8::9:255").is_some());
+        assert_eq!(parse_ip(b"10.0.0.1"), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(parse_ip(b"host"), None);
+    }
+}

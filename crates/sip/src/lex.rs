@@ -1,0 +1,123 @@
+//! Character classes and whitespace handling shared by the value parsers.
+//!
+//! Inside a header value, CR and LF only ever appear as part of a folded
+//! line (the message parser has already found where each header ends), so
+//! they count as linear white space here (RFC 3261 §7.3.1).
+
+/// `token` characters of RFC 3261 §25.1.
+#[inline]
+pub(crate) fn is_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// Linear white space, folding included.
+#[inline]
+pub(crate) fn is_lws(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The slice without leading and trailing linear white space.
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
+    trim_end(trim_start(s))
+}
+
+pub(crate) fn trim_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&c| is_lws(c)).count();
+    &s[n..]
+}
+
+pub(crate) fn trim_end(s: &[u8]) -> &[u8] {
+    let n = s.iter().rev().take_while(|&&c| is_lws(c)).count();
+    &s[..s.len() - n]
+}
+
+/// Offset of the first byte that is not white space, from `at`.
+pub(crate) fn skip_lws(s: &[u8], mut at: usize) -> usize {
+    while at < s.len() && is_lws(s[at]) {
+        at += 1;
+    }
+    at
+}
+
+/// True when every byte is a token character and there is at least one.
+pub(crate) fn all_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&c| is_token(c))
+}
+
+/// Parses a run of ASCII digits into a u64, refusing empty input, any other
+/// byte and overflow (RFC 4475 §3.1.2.4: overlarge scalars are errors, not
+/// wrap-arounds).
+pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(v)
+}
+
+/// Index of the closing quote of a quoted string whose opening quote is at
+/// `open`, honouring backslash escapes (`quoted-pair`).
+pub(crate) fn closing_quote(s: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Finds `needle` outside quoted strings and outside `<...>`.
+pub(crate) fn find_unquoted(s: &[u8], needle: u8, from: usize) -> Option<usize> {
+    let mut i = from;
+    let mut angle = false;
+    while i < s.len() {
+        let c = s[i];
+        if c == b'"' && !angle {
+            i = closing_quote(s, i)? + 1;
+            continue;
+        }
+        if c == b'<' {
+            angle = true;
+        } else if c == b'>' {
+            angle = false;
+        } else if c == needle && !angle {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_refuse_overflow_and_junk() {
+        assert_eq!(parse_u64(b"0009"), Some(9));
+        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), None);
+        assert_eq!(parse_u64(b"-1"), None);
+        assert_eq!(parse_u64(b""), None);
+    }
+
+    #[test]
+    fn quotes_and_angles_hide_separators() {
+        assert_eq!(find_unquoted(b"\"a,b\" <c,d>, e", b',', 0), Some(11));
+        assert_eq!(find_unquoted(b"\"a\\\",b\", c", b',', 0), Some(7));
+        assert_eq!(find_unquoted(b"\"open, never closed", b',', 0), None);
+    }
+}
