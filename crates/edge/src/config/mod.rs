@@ -1,1 +1,20 @@
 //! The configuration: a plain-data model and its TOML parser.
+//!
+//! [`model`] holds the structs the rest of the proxy reads; [`parse()`] and
+//! [`load()`] turn a TOML file into them, refusing a bad file with a
+//! [`ConfigError`] that names the file, line and key. What the interface
+//! contract defines but this version does not implement yet is refused too
+//! (see `unsupported.rs`), never silently ignored.
+
+mod addr;
+mod error;
+pub mod model;
+mod parse;
+mod unsupported;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::ConfigError;
+pub use model::{Admin, Config, Destination, Edge, HostPort, Insertion, Listen, Node, Transport};
+pub use parse::{load, parse};

@@ -1,5 +1,23 @@
-//! Choosing a destination for a request: the algorithms and the selection snapshot.
+//! Choosing a destination for a request: the algorithms and the selection
+//! snapshot.
+//!
+//! Sans-IO (DESIGN principle 3): the caller extracts the keys from the SIP
+//! message and passes health in as a predicate; nothing here parses, locks
+//! or reads a clock. One concept per module: [`Target`] (a destination),
+//! zone tiers, weighted rendezvous hashing, weighted round-robin, the
+//! recent-picks memo, and the [`Selector`] that puts them together.
 
 mod algorithm;
+mod recent;
+mod rendezvous;
+mod round_robin;
+mod selector;
+mod target;
+mod tiers;
+
+#[cfg(test)]
+mod tests;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use selector::{Input, Selector, WorkerState};
+pub use target::Target;

@@ -1,0 +1,203 @@
+//! The configuration model: plain data, no parsing and no serde.
+//!
+//! Kept apart from the TOML parser (linkerd2-proxy style) so that the proxy
+//! core and its tests can build a [`Config`] by hand, and so that the file
+//! format can change without touching the code that uses the values. Every
+//! value here has already been validated by [`parse`](super::parse()).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::dispatch::Algorithm;
+
+/// A whole, validated configuration file: what one sipedge instance runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Who this instance is (`[node]`).
+    pub node: Node,
+    /// The admin HTTP listener (`[admin]`); `None` means no admin interface.
+    pub admin: Option<Admin>,
+    /// One entry per `[[edge]]`, in file order; never empty.
+    pub edges: Vec<Edge>,
+}
+
+/// This instance's identity within a cluster (`[node]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Name of this instance in logs, metrics and the cluster; never empty.
+    pub id: String,
+    /// The zone (site) this instance runs in; picks tier 1 destinations.
+    pub zone: Option<String>,
+    /// The cluster's shared key for signing routing tokens, so any instance
+    /// can route a later packet of a dialog it never saw; at least 16 bytes.
+    pub secret: Option<String>,
+    /// This node's own unicast address as `host[:port]`, for features that
+    /// must reach this instance rather than the shared anycast address.
+    pub public_address: Option<String>,
+    /// Worker threads; `None` means one per CPU core. Always in 1..=256.
+    pub workers: Option<usize>,
+}
+
+/// The admin HTTP interface (`[admin]`): metrics, health, API and dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Address the admin HTTP server binds to.
+    pub listen: SocketAddr,
+}
+
+/// One customer-facing edge (`[[edge]]`): its own listen addresses, its own
+/// dispatch settings and its own pool of destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    /// Name in logs and metrics; `edge-N` (1-based position) when not given.
+    /// Unique within the file.
+    pub name: String,
+    /// Where this edge takes traffic; never empty, and no address is shared
+    /// with another edge (the listen address is what picks the edge).
+    pub listen: Vec<Listen>,
+    /// What to write into Via / Record-Route instead of the listen address;
+    /// always set when a listen address is a wildcard (0.0.0.0 or ::),
+    /// because a wildcard cannot be routed back to.
+    pub advertise: Option<HostPort>,
+    /// How new requests are spread over the destinations.
+    pub algorithm: Algorithm,
+    /// Whether the edge forwards statelessly or keeps per-transaction state.
+    pub insertion: Insertion,
+    /// Answer OPTIONS pings addressed to the edge itself (`flags = ["ping-replies"]`).
+    pub ping_replies: bool,
+    /// Destinations tried in tier 1 before moving on to tier 2; 1..=16.
+    pub primary_attempts: u32,
+    /// Destinations tried in tier 2 before moving on to tier 3; 1..=16.
+    pub secondary_attempts: u32,
+    /// The pool this edge dispatches to, in file order; never empty.
+    pub destinations: Vec<Destination>,
+    /// Line of the `[[edge]]` header, for messages about this edge.
+    pub line: usize,
+}
+
+/// One listen address of an edge (`"udp:127.0.0.1:5060"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// The transport to accept on this address.
+    pub transport: Transport,
+    /// The local socket address to bind.
+    pub addr: SocketAddr,
+    /// Line of the entry in the file, for bind errors at start.
+    pub line: usize,
+}
+
+/// A SIP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// SIP over UDP (RFC 3261 §18).
+    Udp,
+    /// SIP over TCP (RFC 3261 §18).
+    Tcp,
+    /// SIP over TLS over TCP (RFC 3261 §26.2).
+    Tls,
+}
+
+impl Transport {
+    /// The lowercase name used in config files and in `;transport=`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// The port a URI without one implies: 5061 for TLS, else 5060 (RFC 3261 §19.1.2).
+    pub fn default_port(&self) -> u16 {
+        match self {
+            Transport::Udp | Transport::Tcp => 5060,
+            Transport::Tls => 5061,
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How an edge inserts itself into the path of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Insertion {
+    /// Forward without keeping any state: every routing choice is a pure
+    /// function of the message, so any instance can handle any packet.
+    Stateless,
+    /// Keep short-lived per-transaction state (retransmissions, failover on
+    /// error responses, CANCEL handling) for the seconds a transaction lives.
+    Transactional,
+}
+
+impl Insertion {
+    /// The name used in config files (`insertion = "…"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Insertion::Stateless => "stateless",
+            Insertion::Transactional => "transactional",
+        }
+    }
+}
+
+impl fmt::Display for Insertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A host with an optional port, as written into SIP headers.
+///
+/// `host` is an IPv4 literal, an IPv6 literal *without* brackets, or a DNS
+/// name; [`Display`](fmt::Display) adds the brackets an IPv6 literal needs
+/// in a SIP header: `[::1]:5060`, `1.2.3.4`, `example.com:5070`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// The host, IPv6 literals without brackets.
+    pub host: String,
+    /// The port; `None` means the transport's default port.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One server an edge dispatches to (`[[edge.destination]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The URI exactly as written in the file, for logs and the dashboard.
+    pub uri: String,
+    /// Where requests are sent, resolved once at load (a DNS name is looked
+    /// up when the file is loaded, not per request).
+    pub addr: SocketAddr,
+    /// Transport to the destination: `;transport=`, else UDP (TLS for `sips:`).
+    pub transport: Transport,
+    /// Share of new requests, 1..=50; with weighted round-robin it is the
+    /// number of consecutive picks before moving to the next destination.
+    pub weight: u32,
+    /// Preference order: a LOWER number is tried FIRST (like DNS SRV
+    /// priority, unlike Kamailio's dispatcher where higher wins). Default 0.
+    pub priority: i32,
+    /// The zone this destination lives in.
+    pub zone: Option<String>,
+    /// Node zones allowed to use this destination; empty means all zones.
+    pub limit_zones: Vec<String>,
+    /// Node zones that use this destination as their tier 2 (backup).
+    pub backup_zones: Vec<String>,
+    /// Line of the `[[edge.destination]]` header, for messages about it.
+    pub line: usize,
+}

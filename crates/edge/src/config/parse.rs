@@ -1,0 +1,720 @@
+//! TOML text → [`Config`], with every error pinned to file, line and key.
+//!
+//! The file is read into toml's spanned document tree ([`DeTable`]) and
+//! walked by hand rather than through serde derives: every key and value
+//! keeps its byte span, so each error — unknown key, wrong type, value out of
+//! range, missing key — names the exact line and key without having to be
+//! reverse-engineered from a serde message.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::addr;
+use super::error::ConfigError;
+use super::model::{Admin, Config, Destination, Edge, Insertion, Listen, Node, Transport};
+use super::unsupported::{not_supported_yet, Contract, NOT_SUPPORTED};
+use crate::dispatch::Algorithm;
+
+type Value<'i> = Spanned<DeValue<'i>>;
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// Keys of the top-level table that this version implements.
+const TOP_KEYS: &[&str] = &["node", "admin", "edge"];
+/// Keys of `[node]`.
+const NODE_KEYS: &[&str] = &["id", "zone", "secret", "public_address", "workers"];
+/// Keys of `[admin]`.
+const ADMIN_KEYS: &[&str] = &["listen"];
+/// Keys of `[[edge]]` that this version implements.
+const EDGE_KEYS: &[&str] = &[
+    "name",
+    "listen",
+    "advertise",
+    "algorithm",
+    "insertion",
+    "flags",
+    "primary_attempts",
+    "secondary_attempts",
+    "destination",
+];
+/// Keys of `[[edge.destination]]`.
+const DESTINATION_KEYS: &[&str] = &[
+    "uri",
+    "weight",
+    "priority",
+    "zone",
+    "limit_zones",
+    "backup_zones",
+];
+/// Every flag the contract defines, supported or not.
+const FLAGS: &[&str] = &["ping-replies", "registrations"];
+/// The shortest cluster secret accepted, in bytes.
+const MIN_SECRET_LEN: usize = 16;
+
+/// Parses and validates a configuration file's text. `file` is only used in
+/// error messages.
+///
+/// Destination host names are resolved here, once, so a name that does not
+/// resolve is a config error at start rather than a failure per request.
+pub fn parse(text: &str, file: &str) -> Result<Config> {
+    let cx = Cx { text, file };
+    let doc = DeTable::parse(text).map_err(|e| cx.syntax_error(&e))?;
+    let top = Table {
+        cx: &cx,
+        table: doc.get_ref(),
+        at: 0,
+    };
+    top.check_keys(TOP_KEYS, |k| Some(Contract::TopKey(k)))?;
+
+    let node = match top.get("node") {
+        Some(v) => node(&cx.table(v, "node", "[node]")?)?,
+        None => return Err(cx.err(0, "node", "missing required table [node]")),
+    };
+    let admin = top
+        .get("admin")
+        .map(|v| admin(&cx.table(v, "admin", "[admin]")?))
+        .transpose()?;
+    let edges = match top.get("edge") {
+        Some(v) => edges(&cx, v)?,
+        None => return Err(cx.err(0, "edge", "at least one [[edge]] is required")),
+    };
+    Ok(Config { node, admin, edges })
+}
+
+/// Reads and parses the configuration file at `path`; an unreadable file is
+/// an error with line 0.
+pub fn load(path: &Path) -> Result<Config> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(file.as_str(), 0, "", format!("cannot read: {e}")))?;
+    parse(&text, &file)
+}
+
+/// Reads `[node]`.
+fn node(t: &Table<'_, '_>) -> Result<Node> {
+    t.check_keys(NODE_KEYS, |_| None)?;
+    let id = t.required_str("id", "a non-empty name for this node")?;
+    let zone = t.opt_name("zone")?;
+    let secret = match t.get("secret") {
+        Some(v) => {
+            let s = t.cx.string(v, "secret")?;
+            // Never echo the secret itself into logs.
+            if s.len() < MIN_SECRET_LEN {
+                return Err(t.cx.err(
+                    v.span().start,
+                    "secret",
+                    format!(
+                        "must be at least {MIN_SECRET_LEN} bytes long (got {}); \
+                         every node of the cluster must use the same secret",
+                        s.len()
+                    ),
+                ));
+            }
+            Some(s.to_owned())
+        }
+        None => None,
+    };
+    let public_address = match t.get("public_address") {
+        Some(v) => {
+            let s = t.cx.string(v, "public_address")?;
+            addr::host_port(s).map_err(|m| t.cx.err(v.span().start, "public_address", m))?;
+            Some(s.to_owned())
+        }
+        None => None,
+    };
+    let workers = t
+        .get("workers")
+        .map(|v| t.cx.int(v, "workers", 1, 256))
+        .transpose()?
+        .map(|n| n as usize);
+    Ok(Node {
+        id: id.to_owned(),
+        zone,
+        secret,
+        public_address,
+        workers,
+    })
+}
+
+/// Reads `[admin]`.
+fn admin(t: &Table<'_, '_>) -> Result<Admin> {
+    t.check_keys(ADMIN_KEYS, |_| None)?;
+    let listen = t.required("listen", "the admin HTTP address, e.g. \"127.0.0.1:8080\"")?;
+    let s = t.cx.string(listen, "listen")?;
+    let addr = s.parse::<SocketAddr>().map_err(|_| {
+        t.cx.err(
+            listen.span().start,
+            "listen",
+            format!("{s:?} is not an IP address with port, e.g. \"127.0.0.1:8080\""),
+        )
+    })?;
+    Ok(Admin { listen: addr })
+}
+
+/// A listen address already taken, for the overlap check across edges.
+struct Taken<'a> {
+    listen: Listen,
+    edge: &'a str,
+}
+
+/// Reads every `[[edge]]` and checks what must hold across edges.
+fn edges(cx: &Cx<'_>, v: &Value<'_>) -> Result<Vec<Edge>> {
+    let items = match v.get_ref() {
+        DeValue::Array(items) if !items.is_empty() => items,
+        DeValue::Array(_) => {
+            return Err(cx.err(v.span().start, "edge", "at least one [[edge]] is required"))
+        }
+        other => {
+            return Err(cx.err(
+                v.span().start,
+                "edge",
+                format!(
+                    "expected [[edge]] tables (double brackets), found {}",
+                    describe(other)
+                ),
+            ))
+        }
+    };
+    let mut edges: Vec<Edge> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let t = cx.table(item, "edge", "[[edge]]")?;
+        let e = edge(&t, i + 1)?;
+        // Names label logs and metrics: two edges must not share one.
+        if let Some(other) = edges.iter().find(|o| o.name == e.name) {
+            return Err(cx.err_line(
+                e.line,
+                "name",
+                format!(
+                    "edge name {:?} is already used by the edge at line {}",
+                    e.name, other.line
+                ),
+            ));
+        }
+        edges.push(e);
+    }
+
+    // The listen address is what picks the edge a packet belongs to, so no
+    // two entries may bind the same socket.
+    let mut taken: Vec<Taken<'_>> = Vec::new();
+    for e in &edges {
+        for l in &e.listen {
+            if let Some(other) = taken.iter().find(|o| conflicts(&o.listen, l)) {
+                let (this, that) = (
+                    format!("{}:{}", l.transport, l.addr),
+                    format!("{}:{}", other.listen.transport, other.listen.addr),
+                );
+                let what = if this == that {
+                    "is already used by".to_owned()
+                } else {
+                    format!("overlaps with {that} of")
+                };
+                return Err(cx.err_line(
+                    l.line,
+                    "listen",
+                    format!(
+                        "{this} {what} edge {:?} (line {})",
+                        other.edge, other.listen.line
+                    ),
+                ));
+            }
+            taken.push(Taken {
+                listen: l.clone(),
+                edge: &e.name,
+            });
+        }
+    }
+    Ok(edges)
+}
+
+/// Whether two listen entries would fight over one socket: same kind of
+/// socket (UDP, or TCP for both tcp and tls), same port, and the same address
+/// or a wildcard of the same family. Port 0 (any free port) never conflicts.
+fn conflicts(a: &Listen, b: &Listen) -> bool {
+    let stream = |t: Transport| t != Transport::Udp;
+    stream(a.transport) == stream(b.transport)
+        && a.addr.port() == b.addr.port()
+        && a.addr.port() != 0
+        && a.addr.is_ipv4() == b.addr.is_ipv4()
+        && (a.addr.ip() == b.addr.ip()
+            || a.addr.ip().is_unspecified()
+            || b.addr.ip().is_unspecified())
+}
+
+/// Reads one `[[edge]]`; `index` is its 1-based position, for the default name.
+fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
+    let cx = t.cx;
+    t.check_keys(EDGE_KEYS, |k| Some(Contract::EdgeKey(k)))?;
+    let name = match t.get("name") {
+        Some(v) => {
+            let s = cx.string(v, "name")?;
+            if s.is_empty() {
+                return Err(cx.err(v.span().start, "name", "must not be empty"));
+            }
+            s.to_owned()
+        }
+        None => format!("edge-{index}"),
+    };
+
+    let listen_value = t.required(
+        "listen",
+        "a list of listen addresses, e.g. listen = [\"udp:127.0.0.1:5060\"]",
+    )?;
+    let entries = cx.string_array(listen_value, "listen")?;
+    if entries.is_empty() {
+        return Err(cx.err(
+            listen_value.span().start,
+            "listen",
+            "at least one listen address is required, e.g. [\"udp:127.0.0.1:5060\"]",
+        ));
+    }
+    let mut listen = Vec::with_capacity(entries.len());
+    for (entry, at) in entries {
+        let (transport, addr) = addr::listen(entry).map_err(|m| cx.err(at, "listen", m))?;
+        if not_supported_yet(Contract::Listen(transport)) {
+            return Err(cx.err(
+                at,
+                "listen",
+                format!("{transport}: {NOT_SUPPORTED} (use udp)"),
+            ));
+        }
+        listen.push(Listen {
+            transport,
+            addr,
+            line: cx.line(at),
+        });
+    }
+
+    let advertise = match t.get("advertise") {
+        Some(v) => {
+            let s = cx.string(v, "advertise")?;
+            Some(addr::host_port(s).map_err(|m| cx.err(v.span().start, "advertise", m))?)
+        }
+        None => None,
+    };
+    if advertise.is_none() {
+        if let Some(w) = listen.iter().find(|l| l.addr.ip().is_unspecified()) {
+            return Err(cx.err_line(
+                w.line,
+                "advertise",
+                format!(
+                    "required because listen address {}:{} is a wildcard: set advertise = \
+                     \"host[:port]\" to the address peers should send to (written into Via \
+                     and Record-Route)",
+                    w.transport, w.addr
+                ),
+            ));
+        }
+    }
+
+    let algorithm = match t.get("algorithm") {
+        Some(v) => {
+            let s = cx.string(v, "algorithm")?;
+            s.parse::<Algorithm>().map_err(|_| {
+                let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+                cx.err(
+                    v.span().start,
+                    "algorithm",
+                    format!(
+                        "unknown algorithm {s:?} (expected one of: {})",
+                        names.join(", ")
+                    ),
+                )
+            })?
+        }
+        None => Algorithm::WeightedRoundRobin,
+    };
+
+    let insertion = match t.get("insertion") {
+        Some(v) => {
+            let s = cx.string(v, "insertion")?;
+            let insertion = [Insertion::Stateless, Insertion::Transactional]
+                .into_iter()
+                .find(|i| i.name() == s)
+                .ok_or_else(|| {
+                    cx.err(
+                        v.span().start,
+                        "insertion",
+                        format!("unknown insertion {s:?} (expected stateless or transactional)"),
+                    )
+                })?;
+            if not_supported_yet(Contract::Insertion(insertion)) {
+                return Err(cx.err(
+                    v.span().start,
+                    "insertion",
+                    format!("{insertion}: {NOT_SUPPORTED}"),
+                ));
+            }
+            insertion
+        }
+        None => Insertion::Stateless,
+    };
+
+    let mut ping_replies = false;
+    if let Some(v) = t.get("flags") {
+        for (flag, at) in cx.string_array(v, "flags")? {
+            if not_supported_yet(Contract::Flag(flag)) {
+                return Err(cx.err(at, "flags", format!("{flag}: {NOT_SUPPORTED}")));
+            }
+            match flag {
+                "ping-replies" => ping_replies = true,
+                _ => {
+                    return Err(cx.err(
+                        at,
+                        "flags",
+                        format!("unknown flag {flag:?} (known flags: {})", known_flags()),
+                    ))
+                }
+            }
+        }
+    }
+
+    let attempts = |key: &str| -> Result<u32> {
+        t.get(key)
+            .map_or(Ok(1), |v| cx.int(v, key, 1, 16).map(|n| n as u32))
+    };
+    let primary_attempts = attempts("primary_attempts")?;
+    let secondary_attempts = attempts("secondary_attempts")?;
+
+    let destinations = match t.get("destination") {
+        Some(v) => match v.get_ref() {
+            DeValue::Array(items) => items
+                .iter()
+                .map(|item| destination(&cx.table(item, "destination", "[[edge.destination]]")?))
+                .collect::<Result<Vec<_>>>()?,
+            other => {
+                return Err(cx.err(
+                    v.span().start,
+                    "destination",
+                    format!(
+                        "expected [[edge.destination]] tables (double brackets), found {}",
+                        describe(other)
+                    ),
+                ))
+            }
+        },
+        None => Vec::new(),
+    };
+    if destinations.is_empty() {
+        return Err(cx.err(
+            t.at,
+            "destination",
+            "at least one [[edge.destination]] is required",
+        ));
+    }
+
+    Ok(Edge {
+        name,
+        listen,
+        advertise,
+        algorithm,
+        insertion,
+        ping_replies,
+        primary_attempts,
+        secondary_attempts,
+        destinations,
+        line: cx.line(t.at),
+    })
+}
+
+/// The flags the contract defines, marking those not implemented yet.
+fn known_flags() -> String {
+    FLAGS
+        .iter()
+        .map(|f| {
+            if not_supported_yet(Contract::Flag(f)) {
+                format!("{f} (not supported yet)")
+            } else {
+                (*f).to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads one `[[edge.destination]]`, resolving its host.
+fn destination(t: &Table<'_, '_>) -> Result<Destination> {
+    let cx = t.cx;
+    t.check_keys(DESTINATION_KEYS, |_| None)?;
+    let uri_value = t.required(
+        "uri",
+        "the server's SIP URI, e.g. uri = \"sip:10.0.0.1:5060\"",
+    )?;
+    let uri = cx.string(uri_value, "uri")?;
+    let at = uri_value.span().start;
+    let parsed = addr::sip_uri(uri).map_err(|m| cx.err(at, "uri", m))?;
+    let port = parsed
+        .port
+        .unwrap_or(if parsed.transport == Transport::Tls {
+            Transport::Tls.default_port()
+        } else {
+            Transport::Udp.default_port()
+        });
+    let addr = addr::resolve(parsed.host, port).map_err(|m| cx.err(at, "uri", m))?;
+
+    let weight = t
+        .get("weight")
+        .map_or(Ok(1), |v| cx.int(v, "weight", 1, 50).map(|n| n as u32))?;
+    let priority = t.get("priority").map_or(Ok(0), |v| {
+        cx.int(v, "priority", i32::MIN.into(), i32::MAX.into())
+            .map(|n| n as i32)
+    })?;
+    let zone = t.opt_name("zone")?;
+    let zones = |key: &str| -> Result<Vec<String>> {
+        let Some(v) = t.get(key) else {
+            return Ok(Vec::new());
+        };
+        cx.string_array(v, key)?
+            .into_iter()
+            .map(|(z, at)| {
+                if z.is_empty() {
+                    Err(cx.err(at, key, "a zone name must not be empty"))
+                } else {
+                    Ok(z.to_owned())
+                }
+            })
+            .collect()
+    };
+    let limit_zones = zones("limit_zones")?;
+    let backup_zones = zones("backup_zones")?;
+
+    Ok(Destination {
+        uri: uri.to_owned(),
+        addr,
+        transport: parsed.transport,
+        weight,
+        priority,
+        zone,
+        limit_zones,
+        backup_zones,
+        line: cx.line(t.at),
+    })
+}
+
+/// The text being parsed and its name: turns byte offsets into errors.
+struct Cx<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Cx<'_> {
+    /// The 1-based line holding byte `offset`.
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    /// An error about `key` at byte `offset`.
+    fn err(&self, offset: usize, key: &str, message: impl Into<String>) -> ConfigError {
+        self.err_line(self.line(offset), key, message)
+    }
+
+    /// An error about `key` at 1-based `line`.
+    fn err_line(&self, line: usize, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::new(self.file, line, key, message)
+    }
+
+    /// Maps a TOML syntax error, naming the key of the offending line where
+    /// one can be found.
+    fn syntax_error(&self, e: &toml::de::Error) -> ConfigError {
+        let span = e.span().unwrap_or(0..0);
+        let start = span.start.min(self.text.len());
+        let key = self
+            .text
+            .get(span.clone())
+            .filter(|s| is_bare_key(s))
+            .map(str::to_owned)
+            .or_else(|| line_key(self.text, start))
+            .unwrap_or_else(|| "syntax".to_owned());
+        self.err(start, &key, format!("invalid TOML: {}", e.message()))
+    }
+
+    /// `v` as a table; `what` is how the file should spell it.
+    fn table<'t, 'i>(&'t self, v: &'t Value<'i>, key: &str, what: &str) -> Result<Table<'t, 'i>> {
+        match v.get_ref() {
+            DeValue::Table(table) => Ok(Table {
+                cx: self,
+                table,
+                at: v.span().start,
+            }),
+            other => Err(self.err(
+                v.span().start,
+                key,
+                format!("expected a table {what}, found {}", describe(other)),
+            )),
+        }
+    }
+
+    /// `v` as a string.
+    fn string<'v>(&self, v: &'v Value<'_>, key: &str) -> Result<&'v str> {
+        v.get_ref().as_str().ok_or_else(|| {
+            self.err(
+                v.span().start,
+                key,
+                format!("expected a string, found {}", describe(v.get_ref())),
+            )
+        })
+    }
+
+    /// `v` as an array of strings, each with its byte offset.
+    fn string_array<'v>(&self, v: &'v Value<'_>, key: &str) -> Result<Vec<(&'v str, usize)>> {
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(self.err(
+                v.span().start,
+                key,
+                format!(
+                    "expected an array of strings, found {}",
+                    describe(v.get_ref())
+                ),
+            ));
+        };
+        items
+            .iter()
+            .map(|item| Ok((self.string(item, key)?, item.span().start)))
+            .collect()
+    }
+
+    /// `v` as a whole number in `lo..=hi`; anything else (a float, a string,
+    /// a number out of range) is one and the same error.
+    fn int(&self, v: &Value<'_>, key: &str, lo: i64, hi: i64) -> Result<i64> {
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if (lo..=hi).contains(&n) => Ok(n),
+            _ => Err(self.err(
+                v.span().start,
+                key,
+                format!(
+                    "must be a whole number from {lo} to {hi}, found {}",
+                    describe(v.get_ref())
+                ),
+            )),
+        }
+    }
+}
+
+/// One TOML table being read, with where it starts (its header).
+struct Table<'t, 'i> {
+    cx: &'t Cx<'t>,
+    table: &'t DeTable<'i>,
+    /// Byte offset of the table's header, for "missing key" errors.
+    at: usize,
+}
+
+impl<'t, 'i> Table<'t, 'i> {
+    /// The value of `key`, if present.
+    fn get(&self, key: &str) -> Option<&'t Value<'i>> {
+        self.table
+            .iter()
+            .find(|(k, _)| k.get_ref() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The value of `key`, or an error at the table's header explaining `what`.
+    fn required(&self, key: &str, what: &str) -> Result<&'t Value<'i>> {
+        self.get(key).ok_or_else(|| {
+            self.cx
+                .err(self.at, key, format!("missing; expected {what}"))
+        })
+    }
+
+    /// The non-empty string `key`, which must be present.
+    fn required_str(&self, key: &str, what: &str) -> Result<&'t str> {
+        let v = self.required(key, what)?;
+        let s = self.cx.string(v, key)?;
+        if s.is_empty() {
+            return Err(self.cx.err(v.span().start, key, format!("must be {what}")));
+        }
+        Ok(s)
+    }
+
+    /// The optional string `key`, which must not be empty when present.
+    fn opt_name(&self, key: &str) -> Result<Option<String>> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let s = self.cx.string(v, key)?;
+        if s.is_empty() {
+            return Err(self.cx.err(v.span().start, key, "must not be empty"));
+        }
+        Ok(Some(s.to_owned()))
+    }
+
+    /// Refuses, in file order, keys of the contract this version does not
+    /// implement (`contract` says which contract item a key is, if any) and keys
+    /// nobody knows.
+    fn check_keys(
+        &self,
+        known: &[&str],
+        contract: impl Fn(&str) -> Option<Contract<'_>>,
+    ) -> Result<()> {
+        let mut keys: Vec<_> = self.table.iter().map(|(k, _)| k).collect();
+        keys.sort_by_key(|k| k.span().start);
+        for k in keys {
+            let key: &str = k.get_ref();
+            let at = k.span().start;
+            if contract(key).is_some_and(not_supported_yet) {
+                return Err(self.cx.err(at, key, NOT_SUPPORTED));
+            }
+            if known.contains(&key) {
+                continue;
+            }
+            let mut message = format!("unknown key (expected one of: {})", known.join(", "));
+            let normalised = key.to_ascii_lowercase().replace('-', "_");
+            if let Some(k) = known.iter().find(|k| **k == normalised) {
+                message.push_str(&format!("; did you mean {k}?"));
+            }
+            return Err(self.cx.err(at, key, message));
+        }
+        Ok(())
+    }
+}
+
+/// A value's type and, for scalars, the value, for "found …" in messages.
+fn describe(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::String(s) => format!("string {s:?}"),
+        DeValue::Integer(i) if i.radix() == 10 => format!("integer {}", i.as_str()),
+        DeValue::Float(f) => format!("float {}", f.as_str()),
+        DeValue::Boolean(b) => format!("boolean {b}"),
+        DeValue::Table(_) => "a table".to_owned(),
+        DeValue::Array(_) => "an array".to_owned(),
+        other => other.type_str().to_owned(),
+    }
+}
+
+/// Whether `s` is a TOML bare key (letters, digits, `-`, `_`).
+fn is_bare_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The key a line of TOML is about: `key` of `key = …`, or the table name of
+/// a `[table]` / `[[table]]` header.
+fn line_key(text: &str, offset: usize) -> Option<String> {
+    let bytes = text.as_bytes();
+    let offset = offset.min(bytes.len());
+    let start = bytes[..offset]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let end = bytes[offset..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| offset + i);
+    let line = text.get(start..end)?.trim();
+    let key = if line.starts_with('[') {
+        line.trim_matches(|c| c == '[' || c == ']').trim()
+    } else {
+        line.split_once('=')?.0.trim()
+    };
+    (!key.is_empty()).then(|| key.to_owned())
+}

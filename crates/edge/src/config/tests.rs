@@ -1,0 +1,755 @@
+//! Tests of the config parser: the model it builds, its defaults, and that
+//! every kind of error names the right line and key.
+
+use std::net::SocketAddr;
+
+use super::*;
+use crate::dispatch::Algorithm;
+
+const FILE: &str = "test.toml";
+
+/// The example of the brief, line numbers matter to the tests below.
+const EXAMPLE: &str = r#"[node]
+id = "edge-1"
+zone = "lon"
+secret = "a-long-shared-cluster-secret"
+
+[admin]
+listen = "127.0.0.1:8080"
+
+[[edge]]
+name = "customer-a"
+listen = ["udp:127.0.0.1:5060", "udp:[::1]:5060"]
+algorithm = "hash-call-id"
+insertion = "stateless"
+flags = ["ping-replies"]
+
+[[edge.destination]]
+uri = "sip:127.0.0.1:5070"
+weight = 3
+priority = 1
+zone = "lon"
+limit_zones = ["lon", "ams"]
+backup_zones = ["ams"]
+"#;
+
+/// A minimal valid file; tests append to or edit it.
+const MINIMAL: &str = r#"[node]
+id = "n"
+
+[[edge]]
+listen = ["udp:127.0.0.1:5060"]
+
+[[edge.destination]]
+uri = "sip:127.0.0.1:5070"
+"#;
+
+fn ok(text: &str) -> Config {
+    match parse(text, FILE) {
+        Ok(c) => c,
+        Err(e) => panic!("expected a valid config, got: {e}\n{text}"),
+    }
+}
+
+fn err(text: &str) -> ConfigError {
+    match parse(text, FILE) {
+        Ok(c) => panic!("expected an error, got {c:?}\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts the error's line and key, and that its message contains `needle`.
+fn assert_err(text: &str, line: usize, key: &str, needle: &str) {
+    let e = err(text);
+    assert_eq!(
+        (e.line, e.key.as_str()),
+        (line, key),
+        "wrong place for: {e}\n{text}"
+    );
+    assert!(
+        e.message.contains(needle),
+        "message {:?} lacks {needle:?}",
+        e.message
+    );
+    assert_eq!(e.file, FILE);
+}
+
+/// MINIMAL with `extra` inserted as the line after `[[edge.destination]]` (line 8).
+fn destination_with(extra: &str) -> String {
+    MINIMAL.replace(
+        "uri = \"sip:127.0.0.1:5070\"\n",
+        &format!("{extra}\nuri = \"sip:127.0.0.1:5070\"\n"),
+    )
+}
+
+/// MINIMAL with `extra` as the line after `[[edge]]` (line 5).
+fn edge_with(extra: &str) -> String {
+    MINIMAL.replace("[[edge]]\n", &format!("[[edge]]\n{extra}\n"))
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn example_parses_to_expected_model() {
+    let expected = Config {
+        node: Node {
+            id: "edge-1".into(),
+            zone: Some("lon".into()),
+            secret: Some("a-long-shared-cluster-secret".into()),
+            public_address: None,
+            workers: None,
+        },
+        admin: Some(Admin {
+            listen: sa("127.0.0.1:8080"),
+        }),
+        edges: vec![Edge {
+            name: "customer-a".into(),
+            listen: vec![
+                Listen {
+                    transport: Transport::Udp,
+                    addr: sa("127.0.0.1:5060"),
+                    line: 11,
+                },
+                Listen {
+                    transport: Transport::Udp,
+                    addr: sa("[::1]:5060"),
+                    line: 11,
+                },
+            ],
+            advertise: None,
+            algorithm: Algorithm::HashCallId,
+            insertion: Insertion::Stateless,
+            ping_replies: true,
+            primary_attempts: 1,
+            secondary_attempts: 1,
+            destinations: vec![Destination {
+                uri: "sip:127.0.0.1:5070".into(),
+                addr: sa("127.0.0.1:5070"),
+                transport: Transport::Udp,
+                weight: 3,
+                priority: 1,
+                zone: Some("lon".into()),
+                limit_zones: vec!["lon".into(), "ams".into()],
+                backup_zones: vec!["ams".into()],
+                line: 16,
+            }],
+            line: 9,
+        }],
+    };
+    assert_eq!(ok(EXAMPLE), expected);
+}
+
+#[test]
+fn defaults() {
+    let c = ok(MINIMAL);
+    assert_eq!(c.node.zone, None);
+    assert_eq!(c.node.secret, None);
+    assert_eq!(c.node.workers, None);
+    assert_eq!(c.admin, None);
+    let e = &c.edges[0];
+    assert_eq!(e.name, "edge-1");
+    assert_eq!(e.algorithm, Algorithm::WeightedRoundRobin);
+    assert_eq!(e.insertion, Insertion::Stateless);
+    assert!(!e.ping_replies);
+    assert_eq!((e.primary_attempts, e.secondary_attempts), (1, 1));
+    assert_eq!(e.advertise, None);
+    let d = &e.destinations[0];
+    assert_eq!((d.weight, d.priority), (1, 0));
+    assert_eq!(d.transport, Transport::Udp);
+    assert_eq!(d.zone, None);
+    assert!(d.limit_zones.is_empty() && d.backup_zones.is_empty());
+}
+
+#[test]
+fn second_edge_gets_default_name_by_position() {
+    let text = format!(
+        "{MINIMAL}\n[[edge]]\nlisten = [\"udp:127.0.0.1:5062\"]\n\
+         [[edge.destination]]\nuri = \"sip:127.0.0.1:5071\"\n"
+    );
+    let c = ok(&text);
+    let names: Vec<_> = c.edges.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["edge-1", "edge-2"]);
+    assert_eq!(c.edges[1].line, 10);
+}
+
+#[test]
+fn all_optional_keys() {
+    let text = r#"[node]
+id = "n"
+public_address = "[2001:db8::1]:5060"
+workers = 4
+
+[[edge]]
+listen = ["udp:0.0.0.0:5060"]
+advertise = "[2001:db8::1]:5060"
+primary_attempts = 3
+secondary_attempts = 16
+
+[[edge.destination]]
+uri = "sip:gw@10.0.0.1:5080;transport=tcp"
+priority = -5
+"#;
+    let c = ok(text);
+    assert_eq!(c.node.public_address.as_deref(), Some("[2001:db8::1]:5060"));
+    assert_eq!(c.node.workers, Some(4));
+    let e = &c.edges[0];
+    let adv = e.advertise.as_ref().unwrap();
+    assert_eq!((adv.host.as_str(), adv.port), ("2001:db8::1", Some(5060)));
+    assert_eq!(adv.to_string(), "[2001:db8::1]:5060");
+    assert_eq!((e.primary_attempts, e.secondary_attempts), (3, 16));
+    let d = &e.destinations[0];
+    assert_eq!(d.uri, "sip:gw@10.0.0.1:5080;transport=tcp");
+    assert_eq!(d.addr, sa("10.0.0.1:5080"));
+    assert_eq!(d.transport, Transport::Tcp);
+    assert_eq!(d.priority, -5);
+}
+
+#[test]
+fn host_port_display() {
+    let hp = |host: &str, port| HostPort {
+        host: host.into(),
+        port,
+    };
+    assert_eq!(hp("::1", Some(5060)).to_string(), "[::1]:5060");
+    assert_eq!(hp("1.2.3.4", None).to_string(), "1.2.3.4");
+    assert_eq!(
+        hp("example.com", Some(5070)).to_string(),
+        "example.com:5070"
+    );
+}
+
+#[test]
+fn display_format() {
+    let e = err(&destination_with("weight = 0"));
+    assert_eq!(
+        e.to_string(),
+        "test.toml:8: weight: must be a whole number from 1 to 50, found integer 0"
+    );
+    let io = ConfigError::new("x.toml", 0, "", "cannot read: gone");
+    assert_eq!(io.to_string(), "x.toml: cannot read: gone");
+}
+
+#[test]
+fn weight_out_of_range_or_not_a_whole_number() {
+    assert_err(&destination_with("weight = 0"), 8, "weight", "1 to 50");
+    assert_err(
+        &destination_with("weight = 51"),
+        8,
+        "weight",
+        "found integer 51",
+    );
+    assert_err(&destination_with("weight = -1"), 8, "weight", "1 to 50");
+    assert_err(&destination_with("weight = 2.5"), 8, "weight", "float 2.5");
+    assert_err(
+        &destination_with("weight = \"x\""),
+        8,
+        "weight",
+        "string \"x\"",
+    );
+    assert_eq!(
+        ok(&destination_with("weight = 50")).edges[0].destinations[0].weight,
+        50
+    );
+}
+
+#[test]
+fn unknown_key_at_top_level() {
+    let text = format!("colour = \"blue\"\n{MINIMAL}");
+    assert_err(
+        &text,
+        1,
+        "colour",
+        "unknown key (expected one of: node, admin, edge)",
+    );
+}
+
+#[test]
+fn unknown_key_in_node() {
+    let text = MINIMAL.replace("id = \"n\"", "id = \"n\"\nzones = \"lon\"");
+    assert_err(
+        &text,
+        3,
+        "zones",
+        "expected one of: id, zone, secret, public_address, workers",
+    );
+}
+
+#[test]
+fn unknown_key_in_edge() {
+    assert_err(
+        &edge_with("algoritm = \"first\""),
+        5,
+        "algoritm",
+        "unknown key",
+    );
+}
+
+#[test]
+fn unknown_key_in_destination() {
+    assert_err(
+        &destination_with("wieght = 3"),
+        8,
+        "wieght",
+        "unknown key (expected one of: uri, weight, priority, zone, limit_zones, backup_zones)",
+    );
+}
+
+#[test]
+fn unknown_key_suggests_spelling() {
+    assert_err(
+        &destination_with("limit-zones = [\"lon\"]"),
+        8,
+        "limit-zones",
+        "did you mean limit_zones?",
+    );
+}
+
+#[test]
+fn unknown_sub_table_in_edge() {
+    let text = format!("{MINIMAL}[edge.extra]\nx = 1\n");
+    assert_err(&text, 9, "extra", "unknown key");
+}
+
+#[test]
+fn bad_algorithm_lists_the_names() {
+    let e = err(&edge_with("algorithm = \"round-robin\""));
+    assert_eq!((e.line, e.key.as_str()), (5, "algorithm"));
+    for a in Algorithm::ALL {
+        assert!(
+            e.message.contains(a.name()),
+            "{} not listed in {e}",
+            a.name()
+        );
+    }
+}
+
+#[test]
+fn bad_listen_entries() {
+    let bad = |entry: &str| MINIMAL.replace("udp:127.0.0.1:5060", entry);
+    assert_err(
+        &bad("udp:127.0.0.1"),
+        5,
+        "listen",
+        "not an IP address with port",
+    );
+    assert_err(
+        &bad("sctp:127.0.0.1:5060"),
+        5,
+        "listen",
+        "unknown transport",
+    );
+    assert_err(&bad("127.0.0.1:5060"), 5, "listen", "transport:address");
+    assert_err(
+        &bad("udp:::1:5060"),
+        5,
+        "listen",
+        "not an IP address with port",
+    );
+    assert_err(
+        &MINIMAL.replace("[\"udp:127.0.0.1:5060\"]", "\"udp:127.0.0.1:5060\""),
+        5,
+        "listen",
+        "expected an array of strings",
+    );
+    assert_err(
+        &MINIMAL.replace("[\"udp:127.0.0.1:5060\"]", "[]"),
+        5,
+        "listen",
+        "at least one",
+    );
+}
+
+#[test]
+fn listen_entry_line_is_its_own_line() {
+    let text = MINIMAL.replace(
+        "[\"udp:127.0.0.1:5060\"]",
+        "[\n  \"udp:127.0.0.1:5060\",\n  \"udp:127.0.0.1\",\n]",
+    );
+    assert_err(&text, 7, "listen", "udp:127.0.0.1");
+}
+
+#[test]
+fn missing_listen_points_at_edge_header() {
+    let text = MINIMAL.replace("listen = [\"udp:127.0.0.1:5060\"]\n", "");
+    assert_err(&text, 4, "listen", "missing");
+}
+
+#[test]
+fn wildcard_listen_requires_advertise() {
+    let text = MINIMAL.replace("udp:127.0.0.1:5060", "udp:0.0.0.0:5060");
+    assert_err(&text, 5, "advertise", "wildcard");
+    let text6 = MINIMAL.replace("udp:127.0.0.1:5060", "udp:[::]:5060");
+    assert_err(&text6, 5, "advertise", "wildcard");
+    let fixed = text.replace("[[edge]]\n", "[[edge]]\nadvertise = \"sip.example.com\"\n");
+    let adv = ok(&fixed).edges[0].advertise.clone();
+    assert_eq!(
+        adv,
+        Some(HostPort {
+            host: "sip.example.com".into(),
+            port: None
+        })
+    );
+}
+
+#[test]
+fn bad_advertise() {
+    assert_err(
+        &edge_with("advertise = \"0.0.0.0:5060\""),
+        5,
+        "advertise",
+        "wildcard",
+    );
+    assert_err(
+        &edge_with("advertise = \"host:0\""),
+        5,
+        "advertise",
+        "not a port",
+    );
+    assert_err(
+        &edge_with("advertise = \"bad host\""),
+        5,
+        "advertise",
+        "host[:port]",
+    );
+}
+
+#[test]
+fn tcp_and_tls_listen_not_supported() {
+    for t in ["tcp", "tls"] {
+        let text = MINIMAL.replace("udp:127.0.0.1", &format!("{t}:127.0.0.1"));
+        assert_err(
+            &text,
+            5,
+            "listen",
+            &format!("{t}: not supported by this version of sipedge"),
+        );
+    }
+}
+
+#[test]
+fn contract_keys_not_supported() {
+    for key in [
+        "cps = 10",
+        "validate = \"strict\"",
+        "on_invalid = \"reject\"",
+        "nat_test = 19",
+        "compress_in = true",
+        "compress_out = true",
+    ] {
+        let name = key.split(' ').next().unwrap();
+        let e = err(&edge_with(key));
+        assert_eq!(
+            e.to_string(),
+            format!("test.toml:5: {name}: not supported by this version of sipedge")
+        );
+    }
+    let domain = format!("{MINIMAL}[[edge.domain]]\nname = \"example.com\"\n");
+    assert_err(&domain, 9, "domain", "not supported by this version");
+    let cluster = format!("{MINIMAL}[cluster]\nredis = \"redis://127.0.0.1\"\n");
+    assert_err(&cluster, 9, "cluster", "not supported by this version");
+}
+
+#[test]
+fn transactional_and_registrations_not_supported() {
+    assert_err(
+        &edge_with("insertion = \"transactional\""),
+        5,
+        "insertion",
+        "transactional: not supported by this version of sipedge",
+    );
+    assert_err(
+        &edge_with("flags = [\"registrations\"]"),
+        5,
+        "flags",
+        "registrations: not supported by this version of sipedge",
+    );
+    assert_err(
+        &edge_with("insertion = \"stateful\""),
+        5,
+        "insertion",
+        "stateless or transactional",
+    );
+}
+
+#[test]
+fn unknown_flag_lists_known_ones() {
+    let e = err(&edge_with("flags = [\"ping-replies\", \"pong\"]"));
+    assert_eq!((e.line, e.key.as_str()), (5, "flags"));
+    assert!(e.message.contains("\"pong\""), "{e}");
+    assert!(e.message.contains("ping-replies"), "{e}");
+    assert!(
+        e.message.contains("registrations (not supported yet)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_node() {
+    let text = MINIMAL.replace("[node]\nid = \"n\"\n", "");
+    assert_err(&text, 1, "node", "missing required table [node]");
+    assert_err("", 1, "node", "[node]");
+}
+
+#[test]
+fn missing_node_id_points_at_node_header() {
+    let text = MINIMAL.replace("id = \"n\"", "zone = \"lon\"");
+    assert_err(&text, 1, "id", "missing");
+    assert_err(
+        &MINIMAL.replace("id = \"n\"", "id = \"\""),
+        2,
+        "id",
+        "non-empty",
+    );
+    assert_err(
+        &MINIMAL.replace("id = \"n\"", "id = 7"),
+        2,
+        "id",
+        "expected a string, found integer 7",
+    );
+}
+
+#[test]
+fn missing_edges() {
+    assert_err("[node]\nid = \"n\"\n", 1, "edge", "at least one [[edge]]");
+    let single = MINIMAL
+        .replace("[[edge]]", "[edge]")
+        .replace("[[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n", "");
+    assert_err(&single, 4, "edge", "double brackets");
+}
+
+#[test]
+fn no_destinations() {
+    let text = MINIMAL.replace("[[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n", "");
+    assert_err(&text, 4, "destination", "at least one [[edge.destination]]");
+}
+
+#[test]
+fn destination_without_uri() {
+    let text = MINIMAL.replace("uri = \"sip:127.0.0.1:5070\"", "weight = 2");
+    assert_err(&text, 7, "uri", "missing");
+}
+
+#[test]
+fn bad_destination_uris() {
+    let bad = |uri: &str| MINIMAL.replace("sip:127.0.0.1:5070", uri);
+    assert_err(&bad("http://10.0.0.1"), 8, "uri", "not sip or sips");
+    assert_err(&bad("10.0.0.1:5060"), 8, "uri", "sip");
+    assert_err(&bad("sip:gw@"), 8, "uri", "no host");
+    assert_err(&bad("sip:10.0.0.1:99999"), 8, "uri", "not a port");
+    assert_err(&bad("sip:10.0.0.1;transport=sctp"), 8, "uri", "transport");
+    assert_err(&bad("sip:no-such-host.invalid"), 8, "uri", "resolve");
+}
+
+#[test]
+fn duplicate_listen_across_edges() {
+    let text = format!(
+        "{MINIMAL}\n[[edge]]\nname = \"b\"\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+         [[edge.destination]]\nuri = \"sip:127.0.0.1:5071\"\n"
+    );
+    let e = err(&text);
+    assert_eq!((e.line, e.key.as_str()), (12, "listen"));
+    assert!(e.message.contains("already used"), "{e}");
+    assert!(e.message.contains("\"edge-1\" (line 5)"), "{e}");
+}
+
+#[test]
+fn wildcard_overlap_across_edges() {
+    let text = format!(
+        "{MINIMAL}\n[[edge]]\nlisten = [\"udp:0.0.0.0:5060\"]\nadvertise = \"192.0.2.1\"\n\
+         [[edge.destination]]\nuri = \"sip:127.0.0.1:5071\"\n"
+    );
+    assert_err(&text, 11, "listen", "overlaps");
+    // Same address on another port, or another family, is fine.
+    ok(&text.replace("0.0.0.0:5060", "0.0.0.0:5062"));
+    ok(&text.replace("0.0.0.0:5060", "[::]:5060"));
+}
+
+#[test]
+fn duplicate_listen_within_an_edge() {
+    let text = MINIMAL.replace(
+        "[\"udp:127.0.0.1:5060\"]",
+        "[\"udp:127.0.0.1:5060\", \"udp:127.0.0.1:5060\"]",
+    );
+    assert_err(&text, 5, "listen", "already used");
+}
+
+#[test]
+fn duplicate_edge_names() {
+    let text = format!(
+        "{MINIMAL}\n[[edge]]\nname = \"edge-1\"\nlisten = [\"udp:127.0.0.1:5062\"]\n\
+         [[edge.destination]]\nuri = \"sip:127.0.0.1:5071\"\n"
+    );
+    assert_err(&text, 10, "name", "already used by the edge at line 4");
+}
+
+#[test]
+fn secret_too_short() {
+    let text = MINIMAL.replace("id = \"n\"", "id = \"n\"\nsecret = \"short-secret\"");
+    let e = err(&text);
+    assert_eq!((e.line, e.key.as_str()), (3, "secret"));
+    assert!(e.message.contains("at least 16 bytes"), "{e}");
+    assert!(!e.message.contains("short-secret"), "secret leaked: {e}");
+    let sixteen = MINIMAL.replace("id = \"n\"", "id = \"n\"\nsecret = \"0123456789abcdef\"");
+    assert_eq!(
+        ok(&sixteen).node.secret.as_deref(),
+        Some("0123456789abcdef")
+    );
+}
+
+#[test]
+fn node_workers_and_public_address_checked() {
+    let with = |line: &str| MINIMAL.replace("id = \"n\"", &format!("id = \"n\"\n{line}"));
+    assert_err(&with("workers = 0"), 3, "workers", "1 to 256");
+    assert_err(&with("workers = 257"), 3, "workers", "1 to 256");
+    assert_err(
+        &with("public_address = \"a b\""),
+        3,
+        "public_address",
+        "host[:port]",
+    );
+    assert_eq!(
+        ok(&with("public_address = \"edge1.example.com:5060\""))
+            .node
+            .public_address
+            .as_deref(),
+        Some("edge1.example.com:5060")
+    );
+}
+
+#[test]
+fn attempts_range() {
+    assert_err(
+        &edge_with("primary_attempts = 0"),
+        5,
+        "primary_attempts",
+        "1 to 16",
+    );
+    assert_err(
+        &edge_with("secondary_attempts = 17"),
+        5,
+        "secondary_attempts",
+        "1 to 16",
+    );
+}
+
+#[test]
+fn admin_listen_checked() {
+    let text = format!("{MINIMAL}[admin]\nlisten = \"localhost:8080\"\n");
+    assert_err(&text, 10, "listen", "not an IP address with port");
+    let text = format!("{MINIMAL}[admin]\n");
+    assert_err(&text, 9, "listen", "missing");
+}
+
+#[test]
+fn ipv6_destination() {
+    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:[::1]:5070"));
+    let d = &c.edges[0].destinations[0];
+    assert_eq!(d.addr, sa("[::1]:5070"));
+    assert_eq!(d.uri, "sip:[::1]:5070");
+    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:[2001:db8::5]"));
+    assert_eq!(c.edges[0].destinations[0].addr, sa("[2001:db8::5]:5060"));
+}
+
+#[test]
+fn sips_defaults_to_tls_and_port_5061() {
+    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sips:10.0.0.1"));
+    let d = &c.edges[0].destinations[0];
+    assert_eq!(d.addr, sa("10.0.0.1:5061"));
+    assert_eq!(d.transport, Transport::Tls);
+    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:10.0.0.1;transport=tls"));
+    assert_eq!(c.edges[0].destinations[0].addr, sa("10.0.0.1:5061"));
+    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:10.0.0.1"));
+    assert_eq!(c.edges[0].destinations[0].addr, sa("10.0.0.1:5060"));
+}
+
+#[test]
+fn user_part_is_ignored_for_addr() {
+    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:gw@10.0.0.1:5080"));
+    assert_eq!(c.edges[0].destinations[0].addr, sa("10.0.0.1:5080"));
+}
+
+#[test]
+fn hostname_localhost_resolves() {
+    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:localhost:5070"));
+    let d = &c.edges[0].destinations[0];
+    assert!(d.addr.ip().is_loopback(), "{}", d.addr);
+    assert_eq!(d.addr.port(), 5070);
+    assert_eq!(d.uri, "sip:localhost:5070");
+}
+
+#[test]
+fn toml_syntax_error_names_line_and_key() {
+    let text = MINIMAL.replace("id = \"n\"", "id = \"n");
+    assert_err(&text, 2, "id", "invalid TOML");
+    let dup = MINIMAL.replace("id = \"n\"", "id = \"n\"\nid = \"m\"");
+    assert_err(&dup, 3, "id", "duplicate key");
+}
+
+#[test]
+fn empty_zone_names_rejected() {
+    assert_err(
+        &destination_with("zone = \"\""),
+        8,
+        "zone",
+        "must not be empty",
+    );
+    assert_err(
+        &destination_with("backup_zones = [\"ams\", \"\"]"),
+        8,
+        "backup_zones",
+        "must not be empty",
+    );
+    assert_err(
+        &destination_with("limit_zones = \"lon\""),
+        8,
+        "limit_zones",
+        "array of strings",
+    );
+}
+
+#[test]
+fn load_reports_io_errors_with_line_zero() {
+    let e = load(std::path::Path::new("/nonexistent/sipedge.toml")).unwrap_err();
+    assert_eq!(e.line, 0);
+    assert_eq!(e.file, "/nonexistent/sipedge.toml");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/sipedge.toml: cannot read:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_example_file_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            if let Err(e) = load(&path) {
+                panic!("{e}");
+            }
+            seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(
+        seen.iter().any(|f| f == "single-edge.toml"),
+        "found only {seen:?}"
+    );
+}
+
+#[test]
+fn single_edge_example_is_the_documented_demo() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let c = load(&dir.join("single-edge.toml")).unwrap();
+    assert_eq!(c.node.id, "demo");
+    assert!(c.node.secret.is_some());
+    let e = &c.edges[0];
+    assert_eq!(e.listen[0].addr, sa("127.0.0.1:5060"));
+    assert_eq!(e.algorithm, Algorithm::WeightedRoundRobin);
+    assert!(e.ping_replies);
+    let d: Vec<_> = e.destinations.iter().map(|d| (d.addr, d.weight)).collect();
+    assert_eq!(d, [(sa("127.0.0.1:5070"), 3), (sa("127.0.0.1:5071"), 1)]);
+}

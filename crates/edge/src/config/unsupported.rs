@@ -1,0 +1,47 @@
+//! The parts of the interface contract this version does not implement yet.
+//!
+//! They are refused with "not supported by this version of sipedge" rather
+//! than ignored, so that an operator never believes, say, a CPS limit is in
+//! force when it is not. Implementing a feature means deleting its line in
+//! [`not_supported_yet`] (and, for a key, adding it to the parser's key list).
+
+use super::model::{Insertion, Transport};
+
+/// The message every refused feature gets, after its name.
+pub(super) const NOT_SUPPORTED: &str = "not supported by this version of sipedge";
+
+/// Something in a config file that the interface contract defines.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Contract<'a> {
+    /// A key of the top-level table.
+    TopKey(&'a str),
+    /// A key of an `[[edge]]` table.
+    EdgeKey(&'a str),
+    /// The transport of a `listen` entry.
+    Listen(Transport),
+    /// The value of `insertion`.
+    Insertion(Insertion),
+    /// An entry of `flags`.
+    Flag(&'a str),
+}
+
+/// Whether `item` is part of the contract but not implemented by this version.
+///
+/// The single list of what is missing: lift a feature by deleting its line.
+pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
+    match item {
+        Contract::TopKey("cluster") => true,     // shared state in Redis
+        Contract::EdgeKey("cps") => true,        // calls-per-second limit
+        Contract::EdgeKey("validate") => true,   // message validation rules
+        Contract::EdgeKey("on_invalid") => true, // what to do with invalid messages
+        Contract::EdgeKey("nat_test") => true,   // NAT detection
+        Contract::EdgeKey("compress_in") => true, // compact forms inbound
+        Contract::EdgeKey("compress_out") => true, // compact forms outbound
+        Contract::EdgeKey("domain") => true,     // [[edge.domain]]: TLS per SIP domain
+        Contract::Listen(Transport::Tcp) => true,
+        Contract::Listen(Transport::Tls) => true,
+        Contract::Insertion(Insertion::Transactional) => true,
+        Contract::Flag("registrations") => true,
+        _ => false,
+    }
+}

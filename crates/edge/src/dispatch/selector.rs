@@ -1,0 +1,341 @@
+//! The selection snapshot: built once per destination set, asked once per
+//! request (in the shape of pingora-load-balancing's `select_with`).
+
+use std::fmt;
+
+use super::algorithm::Algorithm;
+use super::recent::{id_check, RecentPicks};
+use super::rendezvous::{draw, id_mix, key_hash, score, tx_seed};
+use super::round_robin::RoundRobin;
+use super::target::Target;
+use super::tiers::{Tiers, TIER_COUNT};
+
+/// What the caller extracted from the request for dispatch. The selector
+/// does no SIP parsing.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// The bytes a hash algorithm hashes (Call-ID, From URI, To URI,
+    /// Request-URI or digest username, per the algorithm); `None` when the
+    /// request lacks them. Then `hash-auth-username` falls back to weighted
+    /// round-robin, and the other hash algorithms to the pure pick seeded
+    /// from `tx_key` (still a function of the request, DESIGN principle 2).
+    pub hash_key: Option<&'a [u8]>,
+    /// Hash of the transaction identity: identical for an INVITE, its
+    /// retransmissions, its CANCEL and the ACK of a non-2xx response. Seeds
+    /// `random` and keys the recent-picks memo.
+    pub tx_key: u64,
+    /// True for CANCEL and the ACK of a non-2xx response: they must reach
+    /// wherever the INVITE went, so they never start a new round-robin turn.
+    pub follow_up: bool,
+    /// Monotonic seconds, for memo expiry.
+    pub now_secs: u64,
+}
+
+/// Per-worker mutable dispatch state of one edge: the round-robin position
+/// of each tier and the recent-picks memo. Owned by one worker thread, so no
+/// locks or atomics; only the stateful algorithms (weighted round-robin, and
+/// hash-auth-username without a username) touch it.
+#[derive(Clone)]
+pub struct WorkerState {
+    rr: [RoundRobin; TIER_COUNT],
+    recent: RecentPicks,
+}
+
+impl WorkerState {
+    /// State usable with any algorithm; allocates the fixed memo table
+    /// (96 KiB) once, here, never in `select`.
+    pub fn new() -> Self {
+        WorkerState {
+            rr: Default::default(),
+            recent: RecentPicks::new(),
+        }
+    }
+
+    /// State sized for `algorithm`: without the memo table when the
+    /// algorithm never needs it, which saves its memory on every worker of
+    /// every edge that hashes. Build it again when the edge's algorithm
+    /// changes: a stateful algorithm run with this memo-less state still
+    /// works, but retransmissions then restart the round-robin.
+    pub fn for_algorithm(algorithm: Algorithm) -> Self {
+        let stateful = matches!(
+            algorithm,
+            Algorithm::WeightedRoundRobin | Algorithm::HashAuthUsername
+        );
+        WorkerState {
+            rr: Default::default(),
+            recent: if stateful {
+                RecentPicks::new()
+            } else {
+                RecentPicks::disabled()
+            },
+        }
+    }
+
+    /// Bytes and address of the memo table, to show it never grows.
+    #[cfg(test)]
+    pub(crate) fn memo_footprint(&self) -> (usize, *const u8) {
+        self.recent.footprint()
+    }
+}
+
+impl Default for WorkerState {
+    fn default() -> Self {
+        WorkerState::new()
+    }
+}
+
+impl fmt::Debug for WorkerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The memo is thousands of slots; its contents help nobody in a log.
+        f.debug_struct("WorkerState")
+            .field("rr", &self.rr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What selection needs of one target, in the order of the caller's slice.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    id: u64,
+    id_mix: u64,
+    weight: u32,
+}
+
+/// How one request is decided, from the algorithm and what the request has.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Weighted rendezvous over this 64-bit key (pure).
+    Rendezvous(u64),
+    /// Lowest priority value, config order on ties (pure).
+    First,
+    /// Weighted round-robin with the recent-picks memo (stateful).
+    RoundRobin,
+}
+
+/// An immutable selection snapshot of one edge's destinations as seen from
+/// this node's zone. Built when the destination set changes, shared by all
+/// workers (it is `Send + Sync`); health comes in per call as a predicate,
+/// so a health flip does not need a rebuild.
+///
+/// # Stateless determinism and its one compromise
+///
+/// DESIGN principle 2 asks that an INVITE, its retransmissions, its CANCEL
+/// and its non-2xx ACK reach the same destination from any instance. The
+/// hash algorithms, `random` (weighted rendezvous over the transaction key)
+/// and `first` are pure functions of the request and the health view, so
+/// they do. Weighted round-robin cannot be: its pick depends on how many
+/// requests came before. It therefore remembers each pick in the worker's
+/// fixed-size memo for Timer B (32 s); a retransmission, CANCEL or ACK that
+/// finds its entry goes where the INVITE went. A CANCEL or ACK that misses
+/// (it reached another worker or instance, or its slot was reused under
+/// heavy load) falls back to the pure pick seeded from the transaction key,
+/// without advancing the round-robin — the same destination every instance
+/// would choose, but not necessarily the INVITE's. A retransmitted INVITE
+/// that misses starts a new turn. Deployments that need strict stickiness
+/// across instances should use `random` or a hash algorithm.
+#[derive(Clone, Debug)]
+pub struct Selector {
+    algorithm: Algorithm,
+    entries: Box<[Entry]>,
+    tiers: Tiers,
+    /// All weights equal: rendezvous compares raw draws, which is exact and
+    /// skips the logarithm (same order as the weighted score).
+    equal_weights: bool,
+}
+
+impl Selector {
+    /// Builds the snapshot for `targets` as a node of `node_zone` sees them:
+    /// destinations its zone may not use are dropped, the rest are grouped
+    /// into tiers (see DESIGN.md, "Zones").
+    pub fn new(algorithm: Algorithm, targets: &[Target], node_zone: Option<&str>) -> Selector {
+        let entries: Box<[Entry]> = targets
+            .iter()
+            .map(|t| Entry {
+                id: t.id,
+                id_mix: id_mix(t.id),
+                weight: t.weight.max(1),
+            })
+            .collect();
+        let equal_weights = entries.windows(2).all(|w| w[0].weight == w[1].weight);
+        Selector {
+            algorithm,
+            tiers: Tiers::new(targets, node_zone, algorithm == Algorithm::First),
+            entries,
+            equal_weights,
+        }
+    }
+
+    /// The algorithm this snapshot applies.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The destination for this request: an index into the `targets` slice
+    /// given to [`Selector::new`], from the first tier with a destination
+    /// `usable` accepts, or `None` if no tier has one. Allocates nothing.
+    pub fn select(
+        &self,
+        input: &Input<'_>,
+        state: &mut WorkerState,
+        usable: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        self.select_in(self.mode(input), input, state, usable)
+    }
+
+    /// Destinations in preference order, for serial failover: clears `out`
+    /// and fills it with at most `max` indices, skipping those `accept`
+    /// rejects — tier 1 candidates first, then tier 2, then tier 3.
+    ///
+    /// Call it instead of [`Selector::select`], once per request: its first
+    /// element, and its effect on `state`, are exactly those of `select`
+    /// (one round-robin step, one memo entry). The rest do not advance
+    /// anything: hash algorithms and `random` order by score, `first` by
+    /// priority, round-robin in turn order from the current position.
+    pub fn ranked(
+        &self,
+        input: &Input<'_>,
+        state: &mut WorkerState,
+        max: usize,
+        accept: &dyn Fn(usize) -> bool,
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
+        if max == 0 {
+            return;
+        }
+        let mode = self.mode(input);
+        let Some(first) = self.select_in(mode, input, state, accept) else {
+            return;
+        };
+        out.push(first);
+        for (tier, list) in self.tiers.lists.iter().enumerate() {
+            let start = out.len();
+            if start >= max {
+                break;
+            }
+            let room = max - start;
+            let others = |&i: &usize| i != first && accept(i);
+            match mode {
+                Mode::Rendezvous(key) => {
+                    out.extend(list.iter().copied().filter(others));
+                    out[start..].sort_unstable_by(|&a, &b| {
+                        self.score_of(key, b)
+                            .total_cmp(&self.score_of(key, a))
+                            .then(a.cmp(&b))
+                    });
+                    out.truncate(max);
+                }
+                Mode::First => out.extend(list.iter().copied().filter(others).take(room)),
+                Mode::RoundRobin => {
+                    let n = list.len();
+                    let from = match state.rr[tier].pos {
+                        pos if pos < n => pos,
+                        _ => 0,
+                    };
+                    let turn = (0..n).map(|k| list[(from + k) % n]);
+                    out.extend(turn.filter(others).take(room));
+                }
+            }
+        }
+    }
+
+    fn mode(&self, input: &Input<'_>) -> Mode {
+        let pure_tx = || Mode::Rendezvous(tx_seed(input.tx_key));
+        match self.algorithm {
+            Algorithm::HashCallId
+            | Algorithm::HashFromUri
+            | Algorithm::HashToUri
+            | Algorithm::HashRequestUri => input
+                .hash_key
+                .map_or_else(pure_tx, |k| Mode::Rendezvous(key_hash(k))),
+            Algorithm::HashAuthUsername => input
+                .hash_key
+                .map_or(Mode::RoundRobin, |k| Mode::Rendezvous(key_hash(k))),
+            Algorithm::WeightedRoundRobin => Mode::RoundRobin,
+            Algorithm::Random => pure_tx(),
+            Algorithm::First => Mode::First,
+        }
+    }
+
+    fn select_in(
+        &self,
+        mode: Mode,
+        input: &Input<'_>,
+        state: &mut WorkerState,
+        usable: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        match mode {
+            Mode::Rendezvous(key) => self.rendezvous(key, usable),
+            Mode::First => self
+                .tiers
+                .lists
+                .iter()
+                .find_map(|list| list.iter().copied().find(|&i| usable(i))),
+            Mode::RoundRobin => self.round_robin(input, state, usable),
+        }
+    }
+
+    /// Weighted rendezvous, tier by tier; ties go to the lower index.
+    fn rendezvous(&self, key: u64, usable: &dyn Fn(usize) -> bool) -> Option<usize> {
+        self.tiers.lists.iter().find_map(|list| {
+            let mut best: Option<(f64, usize)> = None;
+            for &i in list.iter().filter(|&&i| usable(i)) {
+                let s = self.score_of(key, i);
+                // Strictly greater: on a tie the earlier (lower) index stays.
+                if !matches!(best, Some((b, _)) if s <= b) {
+                    best = Some((s, i));
+                }
+            }
+            best.map(|(_, i)| i)
+        })
+    }
+
+    /// Target `i`'s rendezvous score for `key`. With equal weights the
+    /// truncated draw itself (exact in an f64: it has 53 bits), which orders
+    /// targets exactly as the weighted score would.
+    #[inline]
+    fn score_of(&self, key: u64, i: usize) -> f64 {
+        let entry = &self.entries[i];
+        let d = draw(key, entry.id_mix);
+        if self.equal_weights {
+            (d >> 11) as f64
+        } else {
+            score(d, entry.weight)
+        }
+    }
+
+    /// Weighted round-robin behind the recent-picks memo (see the type's
+    /// documentation for the trade-off).
+    fn round_robin(
+        &self,
+        input: &Input<'_>,
+        state: &mut WorkerState,
+        usable: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        if let Some(recalled) = state.recent.get(input.tx_key, input.now_secs) {
+            let same_target = self
+                .entries
+                .get(recalled.index)
+                .is_some_and(|e| id_check(e.id) == recalled.id_check);
+            if same_target && usable(recalled.index) {
+                return Some(recalled.index);
+            }
+        }
+        if input.follow_up {
+            return self.rendezvous(tx_seed(input.tx_key), usable);
+        }
+        let entries = &self.entries;
+        let picked = self
+            .tiers
+            .lists
+            .iter()
+            .zip(state.rr.iter_mut())
+            .find_map(|(list, rr)| rr.pick(list, |i| entries[i].weight, usable));
+        if let Some(i) = picked {
+            state
+                .recent
+                .put(input.tx_key, i, entries[i].id, input.now_secs);
+        }
+        picked
+    }
+}
