@@ -79,11 +79,19 @@ impl Splicer {
     /// Edits are applied in offset order; overlapping removals are clipped
     /// so the output is always well defined.
     pub fn write(&mut self, orig: &[u8], end: usize, out: &mut Vec<u8>) {
-        let end = end.min(orig.len());
+        self.write_range(orig, 0..end, out);
+    }
+
+    /// Writes `orig[range]` with the edits that fall inside it applied.
+    pub fn write_range(&mut self, orig: &[u8], range: Range<usize>, out: &mut Vec<u8>) {
+        let end = range.end.min(orig.len());
         self.edits.sort_unstable_by_key(|e| (e.at, e.seq));
-        let mut pos = 0;
+        let mut pos = range.start.min(end);
         for e in &self.edits {
-            let at = e.at.min(end);
+            if e.at < pos || e.at > end {
+                continue;
+            }
+            let at = e.at;
             if at > pos {
                 out.extend_from_slice(&orig[pos..at]);
                 pos = at;
@@ -133,6 +141,16 @@ mod tests {
         let mut out = Vec::new();
         s.write(orig, 10, &mut out);
         assert_eq!(out, b"<<0123xy67942");
+    }
+
+    #[test]
+    fn range_writes_only_its_edits() {
+        let mut s = Splicer::new();
+        s.insert(1, b"A");
+        s.insert(5, b"B");
+        let mut out = Vec::new();
+        s.write_range(b"0123456789", 3..7, &mut out);
+        assert_eq!(out, b"34B56");
     }
 
     #[test]

@@ -1,0 +1,158 @@
+//! Our Via branch: a deterministic, signed token (DESIGN principles 1 and 2).
+//!
+//! `z9hG4bK` + `sE` + 16 hex digits of a keyed MAC + `.` + 8 hex digits of
+//! a loop hash.
+//!
+//! * The MAC covers the previous hop's Via branch and sent-by, the Call-ID
+//!   and the CSeq number: everything that identifies the client transaction
+//!   and comes back unchanged in its responses. So a retransmission, the
+//!   CANCEL and the ACK of a non-2xx response get the same branch (RFC 3261
+//!   §16.11), and a response can be checked by recomputing the MAC from its
+//!   own next Via — on any instance that shares the cluster secret, with no
+//!   state. A response whose MAC does not verify is dropped (it was not sent
+//!   by us: a reflection attempt or garbage).
+//! * The loop hash covers what a spiral changes but a loop does not
+//!   (Request-URI, From tag, Call-ID, CSeq number): a request that comes
+//!   back carrying one of our Vias with the same loop hash has looped
+//!   (§16.3 step 4, §16.6 step 8).
+
+use sip::via::MAGIC_COOKIE;
+use sip::{HeaderName, Message, NameAddr, Via};
+use xxhash_rust::xxh3::Xxh3;
+
+/// After the magic cookie: marks a branch as one of ours.
+const OURS: &[u8] = b"sE";
+/// Length of our whole branch value.
+pub const BRANCH_LEN: usize = 7 + 2 + 16 + 1 + 8;
+
+/// The cluster's key for branch MACs, derived from the node secret.
+#[derive(Clone)]
+pub struct BranchKey([u8; 32]);
+
+impl std::fmt::Debug for BranchKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BranchKey(..)")
+    }
+}
+
+impl BranchKey {
+    /// Derives the key; every node of a cluster configured with the same
+    /// secret derives the same key.
+    pub fn from_secret(secret: &[u8]) -> BranchKey {
+        BranchKey(blake3::derive_key("sipedge 2026 via branch v1", secret))
+    }
+
+    /// The transaction MAC: keyed over the previous hop's Via and the
+    /// transaction's Call-ID and CSeq number.
+    pub fn tx_mac(&self, prev: &Via<'_>, call_id: &[u8], cseq: u32, from_tag: &[u8]) -> u64 {
+        let mut h = blake3::Hasher::new_keyed(&self.0);
+        if prev.has_cookie() {
+            h.update(b"b");
+            h.update(prev.branch.unwrap_or_default());
+        } else {
+            // RFC 2543 peers: the transaction is Call-ID + From tag + CSeq.
+            h.update(b"t");
+            h.update(from_tag);
+        }
+        h.update(&[0]);
+        h.update(prev.host_text);
+        h.update(&prev.port.unwrap_or(0).to_le_bytes());
+        h.update(&[0]);
+        h.update(call_id);
+        h.update(&cseq.to_le_bytes());
+        let out = h.finalize();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&out.as_bytes()[..8]);
+        u64::from_le_bytes(b)
+    }
+}
+
+/// The loop hash of a request (§16.3 step 4): unchanged when the same
+/// request comes back, changed by a spiral's new Request-URI.
+pub fn loop_hash(m: &Message<'_>) -> u32 {
+    let mut h = Xxh3::with_seed(0x5ed6_e100b);
+    h.update(m.uri());
+    h.update(&[0]);
+    h.update(m.call_id().unwrap_or_default());
+    h.update(&[0]);
+    h.update(from_tag(m));
+    h.update(&m.cseq().map(|c| c.number).unwrap_or(0).to_le_bytes());
+    h.digest() as u32
+}
+
+/// The From tag, or empty.
+pub fn from_tag<'a>(m: &Message<'a>) -> &'a [u8] {
+    m.first_value(HeaderName::From)
+        .and_then(|v| NameAddr::parse(v).ok())
+        .and_then(|n| n.tag())
+        .unwrap_or_default()
+}
+
+fn hex(out: &mut Vec<u8>, v: u64, digits: usize) {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(H[((v >> (i * 4)) & 0xf) as usize]);
+    }
+}
+
+fn unhex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &c| {
+        let d = (c as char).to_digit(16)?;
+        Some(acc << 4 | u64::from(d))
+    })
+}
+
+/// Writes our branch value for a transaction MAC and loop hash.
+pub fn write_branch(out: &mut Vec<u8>, mac: u64, loop_hash: u32) {
+    out.extend_from_slice(MAGIC_COOKIE);
+    out.extend_from_slice(OURS);
+    hex(out, mac, 16);
+    out.push(b'.');
+    hex(out, u64::from(loop_hash), 8);
+}
+
+/// The parts of one of our branches, or None if it is not in our format.
+pub fn parse_branch(b: &[u8]) -> Option<(u64, u32)> {
+    if b.len() != BRANCH_LEN || !b.starts_with(MAGIC_COOKIE) || &b[7..9] != OURS || b[25] != b'.' {
+        return None;
+    }
+    Some((unhex(&b[9..25])?, unhex(&b[26..34])? as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_round_trips() {
+        let mut out = Vec::new();
+        write_branch(&mut out, 0x0123_4567_89ab_cdef, 0xdead_beef);
+        assert_eq!(out.len(), BRANCH_LEN);
+        assert_eq!(
+            parse_branch(&out),
+            Some((0x0123_4567_89ab_cdef, 0xdead_beef))
+        );
+        assert_eq!(parse_branch(b"z9hG4bK776asdhds"), None);
+        out[20] = b'x';
+        assert_eq!(parse_branch(&out), None);
+    }
+
+    #[test]
+    fn mac_depends_on_key_and_transaction() {
+        let via = Via::parse(b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1").unwrap();
+        let other = Via::parse(b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK2").unwrap();
+        let k1 = BranchKey::from_secret(b"one secret of sixteen");
+        let k2 = BranchKey::from_secret(b"another secret, 16+");
+        let a = k1.tx_mac(&via, b"call", 1, b"t");
+        assert_eq!(
+            a,
+            k1.tx_mac(&via, b"call", 1, b"other-tag-ignored-with-cookie")
+        );
+        assert_ne!(a, k2.tx_mac(&via, b"call", 1, b"t"));
+        assert_ne!(a, k1.tx_mac(&other, b"call", 1, b"t"));
+        assert_ne!(a, k1.tx_mac(&via, b"call", 2, b"t"));
+    }
+}

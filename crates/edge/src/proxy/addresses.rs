@@ -1,0 +1,116 @@
+//! Who we are and who the destinations are, as addresses a message can
+//! name: our own sent-by / Route / Request-URI, and the pool's.
+
+use crate::config;
+use sip::Host;
+use std::net::{IpAddr, SocketAddr};
+
+/// A host as configured (owned), compared against hosts in messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum OwnHost {
+    Ip(IpAddr),
+    Name(String),
+}
+
+impl OwnHost {
+    fn from_text(s: &str) -> OwnHost {
+        let bare = s.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => OwnHost::Ip(ip),
+            Err(_) => OwnHost::Name(bare.to_ascii_lowercase()),
+        }
+    }
+
+    fn matches(&self, h: &Host<'_>) -> bool {
+        match (self, h) {
+            (OwnHost::Name(n), Host::Name(m)) => n.as_bytes().eq_ignore_ascii_case(m),
+            (OwnHost::Ip(ip), h) => h.ip() == Some(*ip),
+            _ => false,
+        }
+    }
+}
+
+/// One local address of an edge: the socket address it listens on and
+/// the sent-by it writes into Via and Record-Route.
+#[derive(Clone, Debug)]
+pub struct Local {
+    /// The address the socket is bound to.
+    pub addr: SocketAddr,
+    /// `host[:port]` for Via sent-by and Record-Route.
+    pub sent_by: String,
+    host: OwnHost,
+    port: u16,
+}
+
+impl Local {
+    /// The local address, advertised as `advertise` when set (wildcard
+    /// binds, 1:1 NAT, anycast service addresses).
+    pub fn new(addr: SocketAddr, advertise: Option<&config::HostPort>) -> Local {
+        match advertise {
+            Some(a) => {
+                let port = a.port.unwrap_or(addr.port());
+                let host = OwnHost::from_text(&a.host);
+                let bracketed = if a.host.contains(':') {
+                    format!("[{}]", a.host)
+                } else {
+                    a.host.clone()
+                };
+                Local {
+                    addr,
+                    sent_by: format!("{bracketed}:{port}"),
+                    host,
+                    port,
+                }
+            }
+            None => Local {
+                addr,
+                sent_by: addr.to_string(),
+                host: OwnHost::Ip(addr.ip()),
+                port: addr.port(),
+            },
+        }
+    }
+
+    /// True when `host:port` (port defaulting to 5060) names this address.
+    pub fn is(&self, host: &Host<'_>, port: Option<u16>) -> bool {
+        port.unwrap_or(5060) == self.port
+            && (self.host.matches(host) || host.ip() == Some(self.addr.ip()))
+    }
+}
+
+/// One destination of the pool, as an address to send to and to recognise.
+#[derive(Clone, Debug)]
+pub struct Destination {
+    /// Where requests for it are sent.
+    pub addr: SocketAddr,
+    /// The URI as configured.
+    pub uri: String,
+    host: OwnHost,
+    port: u16,
+}
+
+impl Destination {
+    /// From the config.
+    pub fn new(d: &config::Destination) -> Destination {
+        let host = sip::Uri::parse(d.uri.as_bytes())
+            .ok()
+            .and_then(|u| {
+                std::str::from_utf8(u.host_text)
+                    .ok()
+                    .map(OwnHost::from_text)
+            })
+            .unwrap_or(OwnHost::Ip(d.addr.ip()));
+        Destination {
+            addr: d.addr,
+            uri: d.uri.clone(),
+            host,
+            port: d.addr.port(),
+        }
+    }
+
+    /// True when a URI's `host:port` names this destination.
+    pub fn is(&self, host: &Host<'_>, port: Option<u16>) -> bool {
+        port.unwrap_or(5060) == self.port
+            && (self.host.matches(host) || host.ip() == Some(self.addr.ip()))
+    }
+}

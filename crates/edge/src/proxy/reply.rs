@@ -1,0 +1,226 @@
+//! Local replies: statelessly built responses to requests we answer
+//! ourselves (errors, OPTIONS pings), RFC 3261 §8.2.6 and §16.3.
+
+use super::splices::fix_top_via;
+use super::{Edge, Outcome, Scratch};
+use crate::stats::Event;
+use sip::{Element, HeaderName, Message, ParseError, Rport, Via, Writer};
+use std::net::SocketAddr;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Where a response to this request goes (RFC 3261 §18.2.2, RFC 3581 §4):
+/// the source address, and the source port when rport was asked for,
+/// otherwise the sent-by port.
+pub fn reply_address(via: &Via<'_>, src: SocketAddr) -> SocketAddr {
+    let port = match via.rport {
+        Rport::Absent => via.port.unwrap_or(5060),
+        _ => src.port(),
+    };
+    SocketAddr::new(src.ip(), port)
+}
+
+/// The local address of the edge to answer from: the one it came in on.
+fn send(edge: &Edge, s: &mut Scratch<'_>, to: SocketAddr, local: usize) -> Outcome {
+    let _ = edge;
+    s.stats.count(Event::Replied);
+    Outcome::Send { to, local }
+}
+
+/// Writes a response to `m` into `s.out` and says where to send it.
+/// `extra` header lines are added before Content-Length.
+#[allow(clippy::too_many_arguments)]
+pub fn reply(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    top: &Element<'_>,
+    via: &Via<'_>,
+    src: SocketAddr,
+    local: usize,
+    code: u16,
+    reason: &str,
+    extra: &[(&str, &[u8])],
+) -> Outcome {
+    if m.method() == sip::Method::Ack {
+        // An ACK is never answered (RFC 3261 §17.2.1).
+        return Outcome::Drop(Event::AckDropped);
+    }
+    write_reply(s, m, top, via, src, code, reason, extra);
+    send(edge, s, reply_address(via, src), local)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_reply(
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    top: &Element<'_>,
+    via: &Via<'_>,
+    src: SocketAddr,
+    code: u16,
+    reason: &str,
+    extra: &[(&str, &[u8])],
+) {
+    let buf = m.buf();
+    s.out.clear();
+    let mut w = Writer::response(s.out, code, reason.as_bytes());
+    for h in m.headers() {
+        match h.name {
+            HeaderName::Via if std::ptr::eq(h, top.header) => {
+                s.splicer.clear();
+                fix_top_via(s.splicer, top, via, src);
+                let mut line = Vec::new();
+                s.splicer.write_range(buf, h.line.range(), &mut line);
+                w.raw_line(&line);
+            }
+            HeaderName::To if code > 100 => {
+                let has_tag = sip::NameAddr::parse(m.value(h)).is_ok_and(|n| n.tag().is_some());
+                if has_tag {
+                    w.raw_line(&buf[h.line.range()]);
+                } else {
+                    s.splicer.clear();
+                    let tag = local_tag(m);
+                    s.splicer.insert_with(h.value.end as usize, |o| {
+                        o.extend_from_slice(b";tag=");
+                        o.extend_from_slice(&tag);
+                    });
+                    let mut line = Vec::new();
+                    s.splicer.write_range(buf, h.line.range(), &mut line);
+                    w.raw_line(&line);
+                }
+            }
+            HeaderName::Via
+            | HeaderName::From
+            | HeaderName::To
+            | HeaderName::CallId
+            | HeaderName::CSeq => {
+                w.raw_line(&buf[h.line.range()]);
+            }
+            _ => {}
+        }
+    }
+    for (name, value) in extra {
+        w.header(name.as_bytes(), value);
+    }
+    w.header(b"Server", b"sipedge");
+    w.finish(b"");
+}
+
+/// A To tag for local replies: the same for a retransmitted request, so the
+/// caller sees one dialog-less answer, not several.
+fn local_tag(m: &Message<'_>) -> [u8; 16] {
+    let mut h = xxh3_64(m.call_id().unwrap_or_default());
+    h ^= xxh3_64(crate::branch::from_tag(m)).rotate_left(17);
+    h ^= u64::from(m.cseq().map(|c| c.number).unwrap_or(0)).rotate_left(41);
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = b"0123456789abcdef"[((h >> (60 - i * 4)) & 0xf) as usize];
+    }
+    out
+}
+
+/// A message that failed to parse: a request whose Via, From, To, Call-ID
+/// and CSeq can still be found gets a 400 naming the problem (505 for a
+/// version we do not speak); anything else is dropped.
+pub fn malformed(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    datagram: &[u8],
+    err: ParseError,
+    src: SocketAddr,
+    local: usize,
+) -> Outcome {
+    let (code, reason) = match err {
+        ParseError::VersionNotSupported => (505, "Version Not Supported"),
+        e => (400, e.reason()),
+    };
+    match salvage(datagram) {
+        Some(h) if h.is_request && !h.is_ack => {
+            let via = match Via::parse(h.top_via) {
+                Ok(v) => v,
+                Err(_) => {
+                    s.stats.count(Event::Malformed);
+                    return Outcome::Drop(Event::Malformed);
+                }
+            };
+            s.out.clear();
+            let mut w = Writer::response(s.out, code, reason.as_bytes());
+            for line in h.copy.iter().take(h.copied) {
+                w.raw_line(&datagram[line.clone()]);
+            }
+            w.header(b"Server", b"sipedge");
+            w.finish(b"");
+            s.stats.count(Event::Malformed);
+            let _ = edge;
+            Outcome::Send {
+                to: reply_address(&via, src),
+                local,
+            }
+        }
+        _ => {
+            s.stats.count(Event::Malformed);
+            Outcome::Drop(Event::Malformed)
+        }
+    }
+}
+
+/// What can be recovered from an unparseable request to answer it.
+struct Salvaged<'a> {
+    is_request: bool,
+    is_ack: bool,
+    top_via: &'a [u8],
+    copy: [std::ops::Range<usize>; 8],
+    copied: usize,
+}
+
+/// Scans header lines by name only (no value parsing), for a 400.
+fn salvage(d: &[u8]) -> Option<Salvaged<'_>> {
+    let start = d.iter().position(|&c| !matches!(c, b'\r' | b'\n'))?;
+    let first_end = d[start..].iter().position(|&c| c == b'\n')? + start;
+    let first = &d[start..first_end];
+    let is_request = !first.starts_with(b"SIP/");
+    let is_ack = first.starts_with(b"ACK ");
+    let mut out = Salvaged {
+        is_request,
+        is_ack,
+        top_via: b"",
+        copy: Default::default(),
+        copied: 0,
+    };
+    let mut need = [false; 5]; // Via, From, To, Call-ID, CSeq
+    let mut at = first_end + 1;
+    while at < d.len() && out.copied < out.copy.len() {
+        let end = d[at..]
+            .iter()
+            .position(|&c| c == b'\n')
+            .map_or(d.len(), |p| p + at + 1);
+        let line = &d[at..end];
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if let Some(colon) = line.iter().position(|&c| c == b':') {
+            let name = HeaderName::lookup(line[..colon].trim_ascii());
+            let slot = match name {
+                HeaderName::Via => Some(0),
+                HeaderName::From => Some(1),
+                HeaderName::To => Some(2),
+                HeaderName::CallId => Some(3),
+                HeaderName::CSeq => Some(4),
+                _ => None,
+            };
+            if let Some(k) = slot {
+                if k == 0 && !need[0] {
+                    let v = line[colon + 1..].trim_ascii();
+                    let comma = v.iter().position(|&c| c == b',').unwrap_or(v.len());
+                    out.top_via = &v[..comma];
+                }
+                if k == 0 || !need[k] {
+                    need[k] = true;
+                    out.copy[out.copied] = at..end;
+                    out.copied += 1;
+                }
+            }
+        }
+        at = end;
+    }
+    (need.iter().all(|&n| n) && !out.top_via.is_empty()).then_some(out)
+}

@@ -1,0 +1,391 @@
+//! The request pipeline of a stateless edge, stage by stage:
+//! parse (done) → validate → local → Max-Forwards / loop → route → splice.
+
+use super::reply::reply;
+use super::splices::{add_content_length, fix_top_via, remove_leading};
+use super::{Edge, Outcome, Scratch};
+use crate::branch::{self, loop_hash, parse_branch, write_branch};
+use crate::dispatch::{Algorithm, Input};
+use crate::stats::Event;
+use sip::splice::write_num;
+use sip::{Element, HeaderName, Host, Message, Method, NameAddr, Scheme, Uri, Via};
+use std::net::SocketAddr;
+
+/// The methods whose out-of-dialog requests create a dialog we must stay in.
+fn creates_dialog(m: Method) -> bool {
+    matches!(
+        m,
+        Method::Invite | Method::Subscribe | Method::Refer | Method::Notify
+    )
+}
+
+/// Where a request's next hop (top Route after ours, or Request-URI) points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NextHop {
+    /// At this edge itself.
+    Here,
+    /// At destination `i` of the pool.
+    Destination(usize),
+    /// Somewhere outside the pool (None: a name we cannot resolve).
+    Outside(Option<SocketAddr>),
+}
+
+/// A verdict of the validation stage: a response code and reason.
+type Refusal = (u16, &'static str);
+
+/// The checks that keep everything after them safe: the headers a proxy
+/// reads exist once and parse (RFC 3261 §16.3 "reasonable syntax").
+fn validate(m: &Message<'_>) -> Result<(), Refusal> {
+    for (name, missing, dup) in [
+        (HeaderName::CallId, "Missing Call-ID", "Duplicate Call-ID"),
+        (HeaderName::CSeq, "Missing CSeq", "Duplicate CSeq"),
+        (HeaderName::From, "Missing From", "Duplicate From"),
+        (HeaderName::To, "Missing To", "Duplicate To"),
+    ] {
+        match m.count(name) {
+            0 => return Err((400, missing)),
+            1 => {}
+            _ => return Err((400, dup)),
+        }
+    }
+    if m.count(HeaderName::MaxForwards) > 1 {
+        return Err((400, "Duplicate Max-Forwards"));
+    }
+    let cseq = m.cseq().map_err(|_| (400, "Bad CSeq"))?;
+    if cseq.method != m.method_bytes() {
+        // RFC 4475 §3.1.2.18: an unknown method is better answered 501.
+        return Err(if m.method() == Method::Other {
+            (501, "Not Implemented")
+        } else {
+            (400, "CSeq Method Mismatch")
+        });
+    }
+    m.max_forwards().map_err(|_| (400, "Bad Max-Forwards"))?;
+    for (name, bad) in [(HeaderName::From, "Bad From"), (HeaderName::To, "Bad To")] {
+        NameAddr::parse(m.first_value(name).unwrap_or_default()).map_err(|_| (400, bad))?;
+    }
+    match Scheme::of(m.uri()) {
+        Scheme::Other => return Err((416, "Unsupported URI Scheme")),
+        _ => {
+            let u = Uri::parse(m.uri()).map_err(|_| (400, "Bad Request-URI"))?;
+            if u.headers.is_some() {
+                // RFC 3261 §19.1.1: headers are not allowed in a Request-URI.
+                return Err((400, "Bad Request-URI"));
+            }
+        }
+    }
+    for e in m.elements(HeaderName::Contact) {
+        if e.text != b"*" {
+            NameAddr::parse(e.text).map_err(|_| (400, "Bad Contact"))?;
+        }
+    }
+    for e in m.elements(HeaderName::Route) {
+        NameAddr::parse(e.text)
+            .and_then(|n| n.parse_uri())
+            .map_err(|_| (400, "Bad Route"))?;
+    }
+    Ok(())
+}
+
+/// Handles one parsed request.
+pub fn handle(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    src: SocketAddr,
+    local: usize,
+    now: u64,
+) -> Outcome {
+    let (top, via) = match m.top_via() {
+        Ok(v) => v,
+        Err(_) => return Outcome::Drop(Event::BadVia),
+    };
+    let method = m.method();
+    if let Err((code, reason)) = validate(m) {
+        return reply(edge, s, m, &top, &via, src, local, code, reason, &[]);
+    }
+    // Proxy-Require names extensions this proxy must support; we support none
+    // (RFC 3261 §16.3 step 5 → 420 with Unsupported).
+    if let Some(req) = m.first_value(HeaderName::ProxyRequire) {
+        return reply(
+            edge,
+            s,
+            m,
+            &top,
+            &via,
+            src,
+            local,
+            420,
+            "Bad Extension",
+            &[("Unsupported", req)],
+        );
+    }
+
+    let in_dialog = m
+        .first_value(HeaderName::To)
+        .and_then(|v| NameAddr::parse(v).ok())
+        .is_some_and(|n| n.tag().is_some());
+
+    // Our own Route entries lead the list when the previous hop followed our
+    // Record-Route; they are consumed here (RFC 3261 §16.4).
+    let mut routes: [Option<Element<'_>>; 8] = [None; 8];
+    let mut n_routes = 0;
+    let mut ours = 0;
+    for e in m.elements(HeaderName::Route).take(routes.len()) {
+        let is_ours = n_routes == ours && uri_of(e.text).is_some_and(|u| is_here(edge, &u));
+        if is_ours {
+            ours += 1;
+        }
+        routes[n_routes] = Some(e);
+        n_routes += 1;
+    }
+    let next_route = routes.get(ours).copied().flatten();
+    let target_uri = match next_route {
+        Some(e) => uri_of(e.text),
+        None => Uri::parse(m.uri()).ok(),
+    };
+    let next = match &target_uri {
+        Some(u) => classify(edge, u),
+        None => NextHop::Outside(None),
+    };
+
+    // Local stage: OPTIONS pings addressed to the edge itself.
+    if edge.ping_replies && method == Method::Options && next == NextHop::Here && !in_dialog {
+        let allow: &[u8] = b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER, MESSAGE";
+        return reply(
+            edge,
+            s,
+            m,
+            &top,
+            &via,
+            src,
+            local,
+            200,
+            "OK",
+            &[
+                ("Allow", allow),
+                ("Accept", b"application/sdp"),
+                ("Supported", b""),
+            ],
+        );
+    }
+
+    // Max-Forwards (RFC 3261 §16.3 step 3).
+    let max_forwards = m.max_forwards().ok().flatten();
+    if max_forwards == Some(0) {
+        return reply(
+            edge,
+            s,
+            m,
+            &top,
+            &via,
+            src,
+            local,
+            483,
+            "Too Many Hops",
+            &[],
+        );
+    }
+
+    // Loop detection (§16.3 step 4): one of our Vias with this request's loop hash.
+    let lh = loop_hash(m);
+    for e in m.elements(HeaderName::Via) {
+        if let Ok(v) = Via::parse(e.text) {
+            let ours = edge.locals.iter().any(|l| l.is(&v.host, v.port));
+            if ours
+                && v.branch
+                    .and_then(parse_branch)
+                    .is_some_and(|(_, l)| l == lh)
+            {
+                return reply(
+                    edge,
+                    s,
+                    m,
+                    &top,
+                    &via,
+                    src,
+                    local,
+                    482,
+                    "Loop Detected",
+                    &[],
+                );
+            }
+        }
+    }
+
+    let call_id = m.call_id().unwrap_or_default();
+    let cseq = m.cseq().map(|c| c.number).unwrap_or(0);
+    let mac = edge.key.tx_mac(&via, call_id, cseq, branch::from_tag(m));
+
+    // Route stage: where may this request go?
+    let from_pool = edge.destinations.iter().position(|d| d.addr == src);
+    let dispatch_as = |follow_up: bool| Route::Dispatch { follow_up };
+    let route = match (from_pool, next) {
+        // From the pool: outward along its Route / Request-URI.
+        (Some(_), NextHop::Destination(i)) => Route::To(edge.destinations[i].addr, Some(i)),
+        (Some(_), NextHop::Outside(Some(a))) => Route::To(a, None),
+        (Some(_), NextHop::Outside(None)) => Route::Refuse(404, "Unresolvable Destination"),
+        (Some(_), NextHop::Here) => dispatch_as(matches!(method, Method::Cancel | Method::Ack)),
+        // From outside: new requests and CANCELs by dispatch, whatever they name.
+        (None, _) if method == Method::Cancel => dispatch_as(true),
+        (None, _) if !in_dialog => dispatch_as(false),
+        // In dialog: only toward a destination of the pool.
+        (None, NextHop::Destination(i)) => Route::To(edge.destinations[i].addr, Some(i)),
+        // An ACK naming no destination is the ACK of a non-2xx answer: it
+        // follows its INVITE (RFC 3261 §17.1.1.3) — unless it carries a
+        // foreign Route, which is a relay attempt.
+        (None, _) if method == Method::Ack => {
+            if next_route.is_some() && next != NextHop::Here {
+                Route::Refuse(403, "Forbidden")
+            } else {
+                dispatch_as(true)
+            }
+        }
+        (None, NextHop::Here) => dispatch_as(false),
+        (None, NextHop::Outside(_)) => Route::Refuse(403, "Relaying Denied"),
+    };
+    let (to, dest_index) = match route {
+        Route::To(a, i) => (a, i),
+        Route::Refuse(code, reason) => {
+            if code == 403 {
+                s.stats.count(Event::RelayDenied);
+            }
+            return reply(edge, s, m, &top, &via, src, local, code, reason, &[]);
+        }
+        Route::Dispatch { follow_up } => {
+            let hash_key = hash_key(edge.selector.algorithm(), m);
+            let input = Input {
+                hash_key,
+                tx_key: mac,
+                follow_up,
+                now_secs: now,
+            };
+            match edge.selector.select(&input, s.dispatch, &|_| true) {
+                Some(i) => (edge.destinations[i].addr, Some(i)),
+                None => {
+                    s.stats.count(Event::NoDestination);
+                    return reply(
+                        edge,
+                        s,
+                        m,
+                        &top,
+                        &via,
+                        src,
+                        local,
+                        503,
+                        "No Destination Available",
+                        &[],
+                    );
+                }
+            }
+        }
+    };
+
+    // Send from the local address of the next hop's family.
+    let Some(out_local) = edge.local_for(to, local) else {
+        return Outcome::Drop(Event::NoSocket);
+    };
+    let sent_by = edge.locals[out_local].sent_by.as_bytes();
+
+    // Splice stage.
+    let sp = &mut *s.splicer;
+    sp.clear();
+    let first_via = top.header.line.start as usize;
+    sp.insert_with(first_via, |w| {
+        w.extend_from_slice(b"Via: SIP/2.0/UDP ");
+        w.extend_from_slice(sent_by);
+        w.extend_from_slice(b";branch=");
+        write_branch(w, mac, lh);
+        w.extend_from_slice(b"\r\n");
+    });
+    fix_top_via(sp, &top, &via, src);
+    match (max_forwards, m.first(HeaderName::MaxForwards)) {
+        (Some(n), Some(h)) => sp.replace_with(h.value.range(), |w| write_num(w, n - 1)),
+        _ => sp.insert(first_via, b"Max-Forwards: 70\r\n"),
+    }
+    if creates_dialog(method) && !in_dialog {
+        let at = m
+            .first(HeaderName::RecordRoute)
+            .map_or(first_via, |h| h.line.start as usize);
+        sp.insert_with(at, |w| {
+            w.extend_from_slice(b"Record-Route: <sip:");
+            w.extend_from_slice(sent_by);
+            w.extend_from_slice(b";lr>\r\n");
+        });
+    }
+    if ours > 0 {
+        let elems: [Element<'_>; 8] = std::array::from_fn(|i| routes[i].unwrap_or(top));
+        remove_leading(sp, &elems[..n_routes], ours);
+    }
+    add_content_length(sp, m);
+    s.out.clear();
+    sp.write(m.buf(), m.end(), s.out);
+    s.stats.count(Event::RequestForwarded);
+    if let Some(i) = dest_index {
+        if let Some(c) = s.stats.per_destination.get_mut(i) {
+            *c += 1;
+        }
+    }
+    Outcome::Send {
+        to,
+        local: out_local,
+    }
+}
+
+/// What the route stage decided.
+enum Route {
+    /// Forward to an address (and which destination it is, if one).
+    To(SocketAddr, Option<usize>),
+    /// Choose a destination by the edge's algorithm.
+    Dispatch { follow_up: bool },
+    /// Answer with this code.
+    Refuse(u16, &'static str),
+}
+
+/// The URI of a Route / Record-Route element.
+fn uri_of(e: &[u8]) -> Option<Uri<'_>> {
+    NameAddr::parse(e).ok()?.parse_uri().ok()
+}
+
+fn is_here(edge: &Edge, u: &Uri<'_>) -> bool {
+    edge.locals.iter().any(|l| l.is(&u.host, u.port))
+}
+
+fn classify(edge: &Edge, u: &Uri<'_>) -> NextHop {
+    if is_here(edge, u) {
+        return NextHop::Here;
+    }
+    if let Some(i) = edge.destinations.iter().position(|d| d.is(&u.host, u.port)) {
+        return NextHop::Destination(i);
+    }
+    let default_port = if u.scheme == Scheme::Sips { 5061 } else { 5060 };
+    NextHop::Outside(match u.host {
+        Host::Name(_) => None,
+        h => h
+            .ip()
+            .map(|ip| SocketAddr::new(ip, u.port.unwrap_or(default_port))),
+    })
+}
+
+/// The bytes the edge's hash algorithm hashes, if the request has them.
+fn hash_key<'a>(alg: Algorithm, m: &Message<'a>) -> Option<&'a [u8]> {
+    let uri_in = |name| {
+        m.first_value(name)
+            .and_then(|v| NameAddr::parse(v).ok())
+            .map(|n| n.uri)
+    };
+    match alg {
+        Algorithm::HashCallId => m.call_id(),
+        Algorithm::HashFromUri => uri_in(HeaderName::From),
+        Algorithm::HashToUri => uri_in(HeaderName::To),
+        Algorithm::HashRequestUri => Some(m.uri()),
+        Algorithm::HashAuthUsername => m
+            .first_value(HeaderName::ProxyAuthorization)
+            .and_then(sip::auth::digest_username)
+            .or_else(|| {
+                m.first_value(HeaderName::Authorization)
+                    .and_then(sip::auth::digest_username)
+            }),
+        Algorithm::WeightedRoundRobin | Algorithm::Random | Algorithm::First => None,
+    }
+}

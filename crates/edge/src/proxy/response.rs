@@ -1,0 +1,70 @@
+//! The response pipeline: check that the top Via is ours and signed by us,
+//! pop it, and send the response to the next Via (RFC 3261 §16.11, §18.2.2).
+
+use super::splices::remove_leading;
+use super::{Edge, Outcome, Scratch};
+use crate::branch::{self, parse_branch};
+use crate::stats::Event;
+use sip::{Element, HeaderName, Message, Rport, Via};
+use std::net::{IpAddr, SocketAddr};
+
+/// Handles one parsed response.
+pub fn handle(edge: &Edge, s: &mut Scratch<'_>, m: &Message<'_>, local: usize) -> Outcome {
+    let mut vias = m.elements(HeaderName::Via);
+    let (Some(top), second) = (vias.next(), vias.next()) else {
+        return Outcome::Drop(Event::ResponseNotOurs);
+    };
+    let Ok(our) = Via::parse(top.text) else {
+        return Outcome::Drop(Event::ResponseNotOurs);
+    };
+    if !edge.locals.iter().any(|l| l.is(&our.host, our.port)) {
+        return Outcome::Drop(Event::ResponseNotOurs);
+    }
+    let Some((mac, _)) = our.branch.and_then(parse_branch) else {
+        return Outcome::Drop(Event::ResponseNotOurs);
+    };
+    let Some(next) = second.and_then(|e| Via::parse(e.text).ok()) else {
+        return Outcome::Drop(Event::ResponseUnroutable);
+    };
+    let call_id = m.call_id().unwrap_or_default();
+    let cseq = m.cseq().map(|c| c.number).unwrap_or(0);
+    if edge.key.tx_mac(&next, call_id, cseq, branch::from_tag(m)) != mac {
+        return Outcome::Drop(Event::BadToken);
+    }
+    let Some(to) = next_hop(&next) else {
+        return Outcome::Drop(Event::ResponseUnroutable);
+    };
+    let Some(out_local) = edge.local_for(to, local) else {
+        return Outcome::Drop(Event::NoSocket);
+    };
+    let sp = &mut *s.splicer;
+    sp.clear();
+    let elems: [Element<'_>; 2] = [top, second.unwrap_or(top)];
+    remove_leading(sp, &elems, 1);
+    s.out.clear();
+    sp.write(m.buf(), m.end(), s.out);
+    s.stats.count(Event::ResponseForwarded);
+    Outcome::Send {
+        to,
+        local: out_local,
+    }
+}
+
+/// Where the previous hop wants its response: `received` (or the sent-by
+/// address) and `rport` (or the sent-by port). Names, broadcast, multicast
+/// and unspecified addresses are refused (RFC 4475 §3.3.10).
+fn next_hop(v: &Via<'_>) -> Option<SocketAddr> {
+    let ip = match v.received {
+        Some(r) => sip::host::parse_ip(r)?,
+        None => v.host.ip()?,
+    };
+    let usable = match ip {
+        IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    };
+    let port = match v.rport {
+        Rport::Port(p) => p,
+        _ => v.port.unwrap_or(5060),
+    };
+    (usable && port != 0).then(|| SocketAddr::new(ip, port))
+}

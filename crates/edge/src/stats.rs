@@ -1,0 +1,114 @@
+//! Per-worker counters: plain integers, no atomics on the hot path; the
+//! daemon sums them when asked.
+
+/// What happened to a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Event {
+    /// A request forwarded toward a destination or the outside.
+    RequestForwarded,
+    /// A response forwarded back along the Via path.
+    ResponseForwarded,
+    /// A request answered locally (any status).
+    Replied,
+    /// Only white space: a keep-alive.
+    KeepAlive,
+    /// Not a SIP message, or one whose framing or start line is broken.
+    Malformed,
+    /// A request whose top Via cannot be read: nowhere to answer.
+    BadVia,
+    /// A response whose top Via is not ours.
+    ResponseNotOurs,
+    /// A response carrying our Via with a branch that does not verify.
+    BadToken,
+    /// A response whose next hop cannot be reached (no Via, a name, broadcast).
+    ResponseUnroutable,
+    /// An ACK that could not be forwarded (ACKs are never answered).
+    AckDropped,
+    /// Refused as an open-relay attempt.
+    RelayDenied,
+    /// No socket of the right address family to send from.
+    NoSocket,
+    /// No usable destination for a new request.
+    NoDestination,
+}
+
+/// Number of [`Event`] kinds.
+pub const EVENTS: usize = Event::NoDestination as usize + 1;
+
+impl Event {
+    /// Every event, in declaration order.
+    pub const ALL: [Event; EVENTS] = [
+        Event::RequestForwarded,
+        Event::ResponseForwarded,
+        Event::Replied,
+        Event::KeepAlive,
+        Event::Malformed,
+        Event::BadVia,
+        Event::ResponseNotOurs,
+        Event::BadToken,
+        Event::ResponseUnroutable,
+        Event::AckDropped,
+        Event::RelayDenied,
+        Event::NoSocket,
+        Event::NoDestination,
+    ];
+
+    /// A stable name for metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::RequestForwarded => "request_forwarded",
+            Event::ResponseForwarded => "response_forwarded",
+            Event::Replied => "replied",
+            Event::KeepAlive => "keepalive",
+            Event::Malformed => "malformed",
+            Event::BadVia => "bad_via",
+            Event::ResponseNotOurs => "response_not_ours",
+            Event::BadToken => "bad_token",
+            Event::ResponseUnroutable => "response_unroutable",
+            Event::AckDropped => "ack_dropped",
+            Event::RelayDenied => "relay_denied",
+            Event::NoSocket => "no_socket",
+            Event::NoDestination => "no_destination",
+        }
+    }
+}
+
+/// Counters of one worker for one edge.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Indexed by [`Event`].
+    pub events: [u64; EVENTS],
+    /// Requests sent to each destination (index as in the config).
+    pub per_destination: Vec<u64>,
+}
+
+impl Stats {
+    /// Counts one event.
+    #[inline]
+    pub fn count(&mut self, e: Event) {
+        self.events[e as usize] += 1;
+    }
+
+    /// How many of that event.
+    pub fn get(&self, e: Event) -> u64 {
+        self.events[e as usize]
+    }
+
+    /// Adds another worker's counters.
+    pub fn add(&mut self, other: &Stats) {
+        for (a, b) in self.events.iter_mut().zip(other.events.iter()) {
+            *a += b;
+        }
+        if self.per_destination.len() < other.per_destination.len() {
+            self.per_destination.resize(other.per_destination.len(), 0);
+        }
+        for (a, b) in self
+            .per_destination
+            .iter_mut()
+            .zip(other.per_destination.iter())
+        {
+            *a += b;
+        }
+    }
+}
