@@ -1,1 +1,29 @@
-fn main() {}
+//! sipedge: a SIP edge proxy and load balancer.
+//!
+//! This binary is the thin runtime around the sans-IO core in the `edge`
+//! crate: command line, sockets, worker threads, logging.
+
+mod cli;
+mod secret;
+mod udp;
+mod workers;
+
+use clap::Parser;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SIPEDGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match cli.command {
+        cli::Command::Check { config } => cli::check(&config),
+        cli::Command::Run { config } => cli::run(&config),
+    }
+}
