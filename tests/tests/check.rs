@@ -1,0 +1,98 @@
+//! Config validation: `sipedge check`, and `sipedge run` refusing a bad
+//! file with the file, line and key that are wrong.
+
+use e2e::config::single_edge;
+use e2e::{free_port, require_private_netns, Sipedge};
+
+/// 1-based line of the first line of `toml` containing `needle`.
+fn line_of(toml: &str, needle: &str) -> usize {
+    toml.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in config"))
+        + 1
+}
+
+/// Asserts `stderr` names `sipedge.toml:LINE:` and `key`.
+#[track_caller]
+fn assert_points_at(stderr: &str, line: usize, key: &str) {
+    let place = format!("sipedge.toml:{line}:");
+    let hit = stderr
+        .lines()
+        .any(|l| l.contains(&place) && l.contains(key));
+    assert!(
+        hit,
+        "expected an error line with `{place}` and `{key}`, got:\n{stderr}"
+    );
+}
+
+#[test]
+fn check_accepts_a_valid_config() {
+    require_private_netns();
+    let toml = single_edge(
+        free_port(),
+        "weighted-round-robin",
+        &[(free_port(), 3), (free_port(), 1)],
+    );
+    let (ok, stderr) = Sipedge::check(&toml);
+    assert!(ok, "valid config refused:\n{toml}\n{stderr}");
+}
+
+#[test]
+fn check_rejects_an_unknown_algorithm_with_its_line() {
+    require_private_netns();
+    let toml = single_edge(free_port(), "round-robin-please", &[(free_port(), 1)]);
+    let (ok, stderr) = Sipedge::check(&toml);
+    assert!(!ok, "unknown algorithm accepted");
+    assert_points_at(&stderr, line_of(&toml, "algorithm ="), "algorithm");
+}
+
+#[test]
+fn check_rejects_a_weight_out_of_range_with_its_line() {
+    require_private_netns();
+    let toml = single_edge(free_port(), "first", &[(free_port(), 51)]);
+    let (ok, stderr) = Sipedge::check(&toml);
+    assert!(!ok, "weight 51 accepted (range is 1-50)");
+    assert_points_at(&stderr, line_of(&toml, "weight = 51"), "weight");
+}
+
+#[test]
+fn check_rejects_an_unknown_key_with_its_line() {
+    require_private_netns();
+    let toml = single_edge(free_port(), "first", &[(free_port(), 1)])
+        .replace("flags = ", "algoritm = \"first\"\nflags = ");
+    let (ok, stderr) = Sipedge::check(&toml);
+    assert!(!ok, "misspelt key accepted");
+    assert_points_at(&stderr, line_of(&toml, "algoritm ="), "algoritm");
+}
+
+#[test]
+fn run_refuses_a_bad_config_before_binding() {
+    require_private_netns();
+    let listen = free_port();
+    let toml = single_edge(listen, "round-robin-please", &[(free_port(), 1)]);
+    let failure = match Sipedge::try_start(&toml, &[]) {
+        Ok(_) => panic!("sipedge ran on an invalid config"),
+        Err(failure) => failure,
+    };
+    assert_ne!(failure.exit_code, Some(0));
+    assert_points_at(&failure.stderr, line_of(&toml, "algorithm ="), "algorithm");
+    // It never took the port.
+    assert!(std::net::UdpSocket::bind(("127.0.0.1", listen)).is_ok());
+}
+
+#[test]
+fn check_accepts_every_example() {
+    require_private_netns();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/ directory") {
+        let path = entry.expect("directory entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let (ok, stderr) = Sipedge::check_file(&path);
+        assert!(ok, "{} fails `sipedge check`:\n{stderr}", path.display());
+        checked += 1;
+    }
+    assert!(checked > 0, "no example configs in {}", dir.display());
+}
