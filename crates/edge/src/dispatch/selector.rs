@@ -179,7 +179,33 @@ impl Selector {
         state: &mut WorkerState,
         usable: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
+        if self.algorithm == Algorithm::HashAuthUsername {
+            return self.auth_username(input, state, usable);
+        }
         self.select_in(self.mode(input), input, state, usable)
+    }
+
+    /// hash-auth-username: the CANCEL and the ACK of a non-2xx answer carry
+    /// no credentials, so the username hash cannot place them; the INVITE's
+    /// pick, whichever way it was made, is remembered for them.
+    fn auth_username(
+        &self,
+        input: &Input<'_>,
+        state: &mut WorkerState,
+        usable: &dyn Fn(usize) -> bool,
+    ) -> Option<usize> {
+        match input.hash_key {
+            Some(k) if !input.follow_up => {
+                let picked = self.rendezvous(key_hash(k), usable);
+                if let Some(i) = picked {
+                    state
+                        .recent
+                        .put(input.tx_key, i, self.entries[i].id, input.now_secs);
+                }
+                picked
+            }
+            _ => self.round_robin(input, state, usable),
+        }
     }
 
     /// Destinations in preference order, for serial failover: clears `out`

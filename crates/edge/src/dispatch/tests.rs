@@ -462,3 +462,36 @@ fn memo_is_bounded() {
         0
     );
 }
+
+#[test]
+fn hash_auth_username_cancel_follows_the_authenticated_invite() {
+    // Many users, so that for some of them the username hash and the
+    // transaction-seeded fallback disagree: the memo must win every time.
+    let targets = weighted(&[1, 1, 1, 1]);
+    let selector = Selector::new(Algorithm::HashAuthUsername, &targets, None);
+    let mut state = WorkerState::for_algorithm(Algorithm::HashAuthUsername);
+    let mut disagreements = 0;
+    for tx in 0..200u64 {
+        let user = format!("user{tx}");
+        let invite = new_tx(Some(user.as_bytes()), tx);
+        let placed = selector.select(&invite, &mut state, &all);
+        let cancel = Input {
+            hash_key: None,
+            follow_up: true,
+            ..new_tx(None, tx)
+        };
+        let fallback = selector.select(&cancel, &mut WorkerState::new(), &all);
+        if fallback != placed {
+            disagreements += 1;
+        }
+        assert_eq!(
+            selector.select(&cancel, &mut state, &all),
+            placed,
+            "tx {tx}"
+        );
+    }
+    assert!(
+        disagreements > 50,
+        "the test exercises the memo ({disagreements})"
+    );
+}
