@@ -1,7 +1,7 @@
 //! Local replies: statelessly built responses to requests we answer
 //! ourselves (errors, OPTIONS pings), RFC 3261 §8.2.6 and §16.3.
 
-use super::splices::fix_top_via;
+use super::splices::{fix_top_via, fix_via_at};
 use super::{Edge, Outcome, Scratch};
 use crate::stats::Event;
 use sip::{Element, HeaderName, Message, ParseError, Rport, Via, Writer};
@@ -144,8 +144,17 @@ pub fn malformed(
             };
             s.out.clear();
             let mut w = Writer::response(s.out, code, reason.as_bytes());
-            for line in h.copy.iter().take(h.copied) {
-                w.raw_line(&datagram[line.clone()]);
+            let via_at = (h.top_via.as_ptr() as usize).saturating_sub(datagram.as_ptr() as usize);
+            for (k, line) in h.copy.iter().take(h.copied).enumerate() {
+                if k == h.top_via_line {
+                    s.splicer.clear();
+                    fix_via_at(s.splicer, via_at, via_at + h.top_via.len(), &via, src);
+                    let mut fixed = Vec::new();
+                    s.splicer.write_range(datagram, line.clone(), &mut fixed);
+                    w.raw_line(&fixed);
+                } else {
+                    w.raw_line(&datagram[line.clone()]);
+                }
             }
             w.header(b"Server", b"sipedge");
             w.finish(b"");
@@ -168,6 +177,7 @@ struct Salvaged<'a> {
     is_request: bool,
     is_ack: bool,
     top_via: &'a [u8],
+    top_via_line: usize,
     copy: [std::ops::Range<usize>; 8],
     copied: usize,
 }
@@ -183,6 +193,7 @@ fn salvage(d: &[u8]) -> Option<Salvaged<'_>> {
         is_request,
         is_ack,
         top_via: b"",
+        top_via_line: usize::MAX,
         copy: Default::default(),
         copied: 0,
     };
@@ -211,7 +222,8 @@ fn salvage(d: &[u8]) -> Option<Salvaged<'_>> {
                 if k == 0 && !need[0] {
                     let v = line[colon + 1..].trim_ascii();
                     let comma = v.iter().position(|&c| c == b',').unwrap_or(v.len());
-                    out.top_via = &v[..comma];
+                    out.top_via = v[..comma].trim_ascii();
+                    out.top_via_line = out.copied;
                 }
                 if k == 0 || !need[k] {
                     need[k] = true;

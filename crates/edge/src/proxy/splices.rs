@@ -8,7 +8,17 @@ use std::net::SocketAddr;
 /// from in its top Via — `received` when the address differs from sent-by
 /// (always when rport is asked for), and the source port in `rport`.
 pub fn fix_top_via(sp: &mut Splicer, elem: &Element<'_>, via: &Via<'_>, src: SocketAddr) {
-    let base = elem.span.start as usize;
+    fix_via_at(
+        sp,
+        elem.span.start as usize,
+        elem.span.end as usize,
+        via,
+        src,
+    );
+}
+
+/// [`fix_top_via`] for a Via value found at `base..end` of the buffer.
+pub fn fix_via_at(sp: &mut Splicer, base: usize, end: usize, via: &Via<'_>, src: SocketAddr) {
     let rport_asked = via.rport != Rport::Absent;
     if rport_asked || via.host.ip() != Some(src.ip()) {
         let write = |w: &mut Vec<u8>| {
@@ -17,7 +27,7 @@ pub fn fix_top_via(sp: &mut Splicer, elem: &Element<'_>, via: &Via<'_>, src: Soc
         };
         match via.received_at {
             Some((a, b)) => sp.replace_with(base + a..base + b, write),
-            None => sp.insert_with(elem.span.end as usize, write),
+            None => sp.insert_with(end, write),
         }
     }
     if rport_asked {

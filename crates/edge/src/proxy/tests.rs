@@ -337,6 +337,12 @@ fn garbage_is_dropped_and_broken_requests_get_400() {
     assert_eq!(&out[8..12], b"400 ");
     let top = Via::parse(m.elements(HeaderName::Via).next().unwrap().text).unwrap();
     assert_eq!(top.branch, Some(&b"z9hG4bK-1"[..]));
+    assert_eq!(
+        top.rport,
+        sip::Rport::Port(6000),
+        "RFC 3581 applies to 400s too"
+    );
+    assert_eq!(top.received, Some(&b"127.0.0.1"[..]));
 }
 
 #[test]
