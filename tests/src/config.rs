@@ -29,6 +29,26 @@ pub fn single_edge(listen: u16, algorithm: &str, destinations: &[(u16, u32)]) ->
     toml
 }
 
+/// A config with one `[[edge]]` named `e` listening on `listen` (a listen
+/// spec such as `"udp:[::1]:5060"`), dispatching with `algorithm` to the
+/// destination URIs with the given weights (e.g. `("sip:[::1]:5070", 3)`),
+/// and replying to OPTIONS pings itself. [`single_edge`] for any address
+/// family.
+pub fn edge_at(listen: &str, algorithm: &str, destinations: &[(&str, u32)]) -> String {
+    let mut toml = format!(
+        "[node]\nid = \"test\"\nsecret = \"{SECRET}\"\n\n\
+         [[edge]]\nname = \"e\"\nlisten = [\"{listen}\"]\n\
+         algorithm = \"{algorithm}\"\nflags = [\"ping-replies\"]\n"
+    );
+    for (uri, weight) in destinations {
+        let _ = write!(
+            toml,
+            "\n[[edge.destination]]\nuri = \"{uri}\"\nweight = {weight}\n"
+        );
+    }
+    toml
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +61,20 @@ mod tests {
         assert!(toml.contains("uri = \"sip:127.0.0.1:15070\"\nweight = 3"));
         assert!(toml.contains("uri = \"sip:127.0.0.1:15071\"\nweight = 1"));
         assert_eq!(toml.matches("[[edge.destination]]").count(), 2);
+    }
+
+    #[test]
+    fn edge_at_takes_any_listen_spec_and_uri() {
+        let toml = edge_at("udp:[::1]:15060", "random", &[("sip:[::1]:15070", 2)]);
+        assert!(toml.contains("listen = [\"udp:[::1]:15060\"]"));
+        assert!(toml.contains("uri = \"sip:[::1]:15070\"\nweight = 2"));
+        assert_eq!(
+            edge_at(
+                "udp:127.0.0.1:15060",
+                "first",
+                &[("sip:127.0.0.1:15070", 3)]
+            ),
+            single_edge(15060, "first", &[(15070, 3)])
+        );
     }
 }

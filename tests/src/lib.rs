@@ -22,7 +22,9 @@
 //! a time bound and panics with the captured output when it runs out.
 
 pub mod config;
+pub mod expect;
 mod fake;
+pub mod junk;
 pub mod netns;
 pub mod ports;
 mod process;

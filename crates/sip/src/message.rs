@@ -190,13 +190,14 @@ pub fn parse<'a>(buf: &'a [u8], index: &'a mut HeaderIndex) -> Result<Message<'a
     let headers_end;
     let body_start;
     loop {
+        // RFC 3261 §7: every line ends in CRLF and the empty line must be
+        // present even without a body. A datagram that ends inside its
+        // header section was cut: answering it is right, forwarding a
+        // patched-up copy is not.
         if at >= buf.len() {
-            // No empty line: a datagram that ends after its headers.
-            headers_end = buf.len();
-            body_start = buf.len();
-            break;
+            return Err(ParseError::Truncated);
         }
-        let (le, next) = line_at(buf, at).unwrap_or((buf.len(), buf.len()));
+        let (le, next) = line_at(buf, at).ok_or(ParseError::Truncated)?;
         if le == at {
             headers_end = at;
             body_start = next;

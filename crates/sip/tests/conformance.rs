@@ -165,6 +165,22 @@ fn framing_errors_are_errors() {
 }
 
 #[test]
+fn a_datagram_cut_inside_its_headers_is_truncated() {
+    let whole =
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: x\r\n\r\n";
+    let mut idx = HeaderIndex::new();
+    assert!(parse(whole, &mut idx).is_ok());
+    for cut in [whole.len() - 2, whole.len() - 3, whole.len() - 10, 30] {
+        let mut idx = HeaderIndex::new();
+        assert_eq!(
+            parse(&whole[..cut], &mut idx).err(),
+            Some(sip::ParseError::Truncated),
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
 fn binary_body_is_framed_by_content_length() {
     let b = load("mpart01.sip");
     let mut idx = HeaderIndex::new();
