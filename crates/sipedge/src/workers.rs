@@ -1,28 +1,28 @@
-//! Worker threads: each owns one socket per listen address (SO_REUSEPORT),
-//! a current-thread runtime, and a per-edge [`edge::proxy::Worker`]. Nothing
-//! is shared between workers on the forwarding path: no locks, no atomics.
+//! Worker threads: for every worker and every listen address, one thread
+//! that owns one SO_REUSEPORT socket and one [`edge::proxy::Worker`], and
+//! loops: receive a batch (blocking until at least one datagram is
+//! queued), run each datagram through the pipeline, send the batch of
+//! answers. Two system calls per batch; nothing shared on the forwarding
+//! path but the immutable edge snapshot: no locks, no atomics.
 
+use crate::udp::mmsg::{RecvBatch, SendBatch};
 use edge::config::Config;
-use edge::proxy::{Edge, Outcome, Worker};
-use std::cell::RefCell;
-use std::rc::Rc;
+use edge::proxy::{Edge, Outcome};
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::UdpSocket;
 
 /// What was started.
 pub struct Running {
-    /// Worker threads.
+    /// Worker count.
     pub workers: usize,
-    /// Sockets bound, over all workers.
+    /// Sockets bound (and threads started), over all workers.
     pub sockets: usize,
 }
 
-/// Largest datagram accepted (and the receive buffer size).
-const MAX_DATAGRAM: usize = 65_535;
-
 /// Binds every socket (so a bind failure is reported before anything
-/// runs), then starts the worker threads.
+/// runs), then starts one thread per socket.
 pub fn start(cfg: &Config, secret: &[u8]) -> Result<Running, String> {
     let workers = cfg
         .node
@@ -35,127 +35,72 @@ pub fn start(cfg: &Config, secret: &[u8]) -> Result<Running, String> {
             .map(|e| Edge::new(e, &cfg.node, secret))
             .collect(),
     );
-    let mut bound: Vec<Vec<Vec<std::net::UdpSocket>>> = Vec::with_capacity(workers);
+    // bound[worker][edge] = that worker's sockets for the edge's listens.
+    let mut bound: Vec<Vec<Arc<[UdpSocket]>>> = Vec::with_capacity(workers);
     for _ in 0..workers {
         let mut per_edge = Vec::with_capacity(edges.len());
-        for (e, conf) in edges.iter().zip(&cfg.edges) {
-            let mut socks = Vec::with_capacity(e.locals().len());
-            for l in &conf.listen {
-                let s = crate::udp::bind(l.addr)
-                    .map_err(|err| format!("line {}: listen {}: {err}", l.line, l.addr))?;
-                socks.push(s);
-            }
-            per_edge.push(socks);
+        for conf in &cfg.edges {
+            let socks = conf
+                .listen
+                .iter()
+                .map(|l| {
+                    crate::udp::bind(l.addr)
+                        .map_err(|err| format!("line {}: listen {}: {err}", l.line, l.addr))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            per_edge.push(Arc::from(socks));
         }
         bound.push(per_edge);
     }
-    let sockets = bound
-        .iter()
-        .map(|w| w.iter().map(Vec::len).sum::<usize>())
-        .sum();
     let epoch = Instant::now();
-    for (n, socks) in bound.into_iter().enumerate() {
-        let edges = Arc::clone(&edges);
-        std::thread::Builder::new()
-            .name(format!("sipedge-w{n}"))
-            .spawn(move || worker_main(n, edges, socks, epoch))
-            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+    let mut sockets = 0;
+    for (w, per_edge) in bound.into_iter().enumerate() {
+        for (ei, socks) in per_edge.into_iter().enumerate() {
+            for li in 0..socks.len() {
+                let (edges, socks) = (Arc::clone(&edges), Arc::clone(&socks));
+                std::thread::Builder::new()
+                    .name(format!("sipedge-w{w}-e{ei}-{li}"))
+                    .spawn(move || serve(&edges[ei], &socks, li, epoch))
+                    .map_err(|e| format!("cannot start worker thread: {e}"))?;
+                sockets += 1;
+            }
+        }
     }
     Ok(Running { workers, sockets })
 }
 
-fn worker_main(
-    n: usize,
-    edges: Arc<Vec<Edge>>,
-    socks: Vec<Vec<std::net::UdpSocket>>,
-    epoch: Instant,
-) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(worker = n, "cannot build runtime: {e}");
-            return;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
-        let mut tasks = Vec::new();
-        for (ei, edge_socks) in socks.into_iter().enumerate() {
-            let mut tokio_socks = Vec::with_capacity(edge_socks.len());
-            for s in edge_socks {
-                match UdpSocket::from_std(s) {
-                    Ok(t) => tokio_socks.push(t),
-                    Err(e) => {
-                        tracing::error!(worker = n, "cannot register socket: {e}");
-                        return;
-                    }
-                }
-            }
-            let tokio_socks: Rc<[UdpSocket]> = tokio_socks.into();
-            let worker = Rc::new(RefCell::new(edges[ei].worker()));
-            for li in 0..tokio_socks.len() {
-                tasks.push(tokio::task::spawn_local(serve(
-                    Arc::clone(&edges),
-                    ei,
-                    li,
-                    Rc::clone(&tokio_socks),
-                    Rc::clone(&worker),
-                    epoch,
-                )));
-            }
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-    });
-}
-
-/// Receives on one socket and sends what the pipeline says, forever.
-async fn serve(
-    edges: Arc<Vec<Edge>>,
-    ei: usize,
-    li: usize,
-    socks: Rc<[UdpSocket]>,
-    worker: Rc<RefCell<Worker>>,
-    epoch: Instant,
-) {
-    let edge = &edges[ei];
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+/// Receives on `socks[li]` and sends what the pipeline says, forever.
+/// Answers may leave from another of the edge's sockets (the one of the
+/// destination's address family).
+fn serve(edge: &Edge, socks: &[UdpSocket], li: usize, epoch: Instant) {
+    let mut worker = edge.worker();
+    let mut batch = RecvBatch::new();
+    let mut out: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new()).collect();
+    let fd = socks[li].as_raw_fd();
     loop {
-        let (len, src) = match socks[li].recv_from(&mut buf).await {
-            Ok(r) => r,
+        let n = match batch.recv(fd) {
+            Ok(n) => n,
             Err(e) => {
-                // ICMP errors from earlier sends surface here on some
-                // systems; they concern that send, not this socket.
+                // ICMP errors from earlier sends surface here; they concern
+                // that send, not this socket.
                 tracing::debug!(edge = %edge.name, "recv: {e}");
                 continue;
             }
         };
         let now = epoch.elapsed().as_secs();
-        // The worker is shared by the edge's sockets on this thread: the
-        // borrow ends before any await.
-        let pending = {
-            let mut w = worker.borrow_mut();
-            match w.handle(edge, &buf[..len], src, li, now) {
-                Outcome::Send { to, local } => match socks[local].try_send_to(w.output(), to) {
-                    Ok(_) => None,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        Some((w.output().to_vec(), to, local))
-                    }
-                    Err(e) => {
-                        tracing::debug!(edge = %edge.name, %to, "send: {e}");
-                        None
-                    }
-                },
-                Outcome::Drop(_) => None,
+        for i in 0..n {
+            let Some((datagram, src)) = batch.get(i) else {
+                continue;
+            };
+            if let Outcome::Send { to, local } = worker.handle(edge, datagram, src, li, now) {
+                if let Some(b) = out.get_mut(local) {
+                    b.push(worker.output(), to);
+                }
             }
-        };
-        if let Some((bytes, to, local)) = pending {
-            if let Err(e) = socks[local].send_to(&bytes, to).await {
-                tracing::debug!(edge = %edge.name, %to, "send: {e}");
+        }
+        for (b, s) in out.iter_mut().zip(socks) {
+            if !b.is_empty() {
+                b.send(s.as_raw_fd());
             }
         }
     }

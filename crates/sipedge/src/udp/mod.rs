@@ -1,5 +1,8 @@
 //! UDP sockets: one per worker per listen address, all bound with
-//! SO_REUSEPORT so the kernel spreads flows over the workers.
+//! SO_REUSEPORT so the kernel spreads flows over the workers, read and
+//! written in batches ([`mmsg`]).
+
+pub mod mmsg;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
@@ -9,7 +12,7 @@ const RECV_BUFFER: usize = 4 << 20;
 /// Send buffer asked for.
 const SEND_BUFFER: usize = 4 << 20;
 
-/// Binds a non-blocking UDP socket that shares its address with the other
+/// Binds a blocking UDP socket that shares its address with the other
 /// workers' sockets. IPv6 sockets are v6-only so that v4 and v6 listen
 /// addresses on the same port do not collide.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
@@ -27,7 +30,6 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     // Larger buffers are a wish, not a requirement (limited by rmem_max).
     let _ = s.set_recv_buffer_size(RECV_BUFFER);
     let _ = s.set_send_buffer_size(SEND_BUFFER);
-    s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
 }
