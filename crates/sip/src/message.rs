@@ -158,7 +158,7 @@ pub struct Message<'a> {
 
 /// Returns (end of line content, start of next line), or None if no LF.
 fn line_at(buf: &[u8], at: usize) -> Option<(usize, usize)> {
-    let nl = buf[at..].iter().position(|&c| c == b'\n')? + at;
+    let nl = memchr::memchr(b'\n', &buf[at..])? + at;
     let end = if nl > at && buf[nl - 1] == b'\r' {
         nl - 1
     } else {
@@ -214,11 +214,7 @@ pub fn parse<'a>(buf: &'a [u8], index: &'a mut HeaderIndex) -> Result<Message<'a
             at = next;
             continue;
         }
-        let colon = buf[at..le]
-            .iter()
-            .position(|&c| c == b':')
-            .ok_or(ParseError::BadHeaderLine)?
-            + at;
+        let colon = memchr::memchr(b':', &buf[at..le]).ok_or(ParseError::BadHeaderLine)? + at;
         let name = lex::trim_end(&buf[at..colon]);
         if !lex::all_token(name) {
             return Err(ParseError::BadHeaderLine);
@@ -541,7 +537,12 @@ impl<'a> Iterator for Elements<'a> {
             return None;
         }
         let value = &self.buf[..self.end];
-        let comma = lex::find_unquoted(value, b',', self.pos).unwrap_or(self.end);
+        // Fast path: no quote or bracket before the next comma.
+        let comma = match memchr::memchr3(b',', b'"', b'<', &value[self.pos..]) {
+            None => self.end,
+            Some(i) if value[self.pos + i] == b',' => self.pos + i,
+            Some(_) => lex::find_unquoted(value, b',', self.pos).unwrap_or(self.end),
+        };
         let raw = &self.buf[self.pos..comma];
         let lead = raw.len() - lex::trim_start(raw).len();
         let text = lex::trim(raw);

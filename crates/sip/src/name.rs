@@ -98,18 +98,24 @@ const TABLE: &[(&str, u8, HeaderName)] = &[
 impl HeaderName {
     /// Looks a header name up, case-insensitively, by full or compact form.
     pub fn lookup(name: &[u8]) -> HeaderName {
+        let Some(&first) = name.first() else {
+            return HeaderName::Other;
+        };
         if name.len() == 1 {
-            let c = name[0].to_ascii_lowercase();
+            let c = first.to_ascii_lowercase();
             return TABLE
                 .iter()
                 .find(|(_, short, _)| *short == c)
                 .map_or(HeaderName::Other, |&(_, _, n)| n);
         }
+        // Candidates share length and first letter: usually one or two.
+        let c = first.to_ascii_lowercase();
         TABLE
             .iter()
-            .find(|(full, _, _)| {
-                full.len() == name.len() && full.as_bytes().eq_ignore_ascii_case(name)
+            .filter(|(full, _, _)| {
+                full.len() == name.len() && full.as_bytes()[0].to_ascii_lowercase() == c
             })
+            .find(|(full, _, _)| full.as_bytes().eq_ignore_ascii_case(name))
             .map_or(HeaderName::Other, |&(_, _, n)| n)
     }
 

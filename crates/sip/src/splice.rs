@@ -114,7 +114,14 @@ pub fn write_num(w: &mut Vec<u8>, n: impl itoa::Integer) {
 pub fn write_ip(w: &mut Vec<u8>, ip: std::net::IpAddr, bracket: bool) {
     match ip {
         std::net::IpAddr::V4(a) => {
-            let _ = write!(w, "{a}");
+            let [a, b, c, d] = a.octets();
+            write_num(w, a);
+            w.push(b'.');
+            write_num(w, b);
+            w.push(b'.');
+            write_num(w, c);
+            w.push(b'.');
+            write_num(w, d);
         }
         std::net::IpAddr::V6(a) if bracket => {
             let _ = write!(w, "[{a}]");

@@ -33,23 +33,52 @@ enum NextHop {
 /// A verdict of the validation stage: a response code and reason.
 type Refusal = (u16, &'static str);
 
+/// What validation read from the request, kept so that no later stage
+/// parses the same header again.
+struct Facts<'a> {
+    call_id: &'a [u8],
+    cseq: u32,
+    from: NameAddr<'a>,
+    to_tag: Option<&'a [u8]>,
+    uri: Uri<'a>,
+    max_forwards: Option<u8>,
+}
+
 /// The checks that keep everything after them safe: the headers a proxy
 /// reads exist once and parse (RFC 3261 §16.3 "reasonable syntax").
-fn validate(m: &Message<'_>) -> Result<(), Refusal> {
-    for (name, missing, dup) in [
-        (HeaderName::CallId, "Missing Call-ID", "Duplicate Call-ID"),
-        (HeaderName::CSeq, "Missing CSeq", "Duplicate CSeq"),
-        (HeaderName::From, "Missing From", "Duplicate From"),
-        (HeaderName::To, "Missing To", "Duplicate To"),
-    ] {
-        match m.count(name) {
-            0 => return Err((400, missing)),
-            1 => {}
-            _ => return Err((400, dup)),
-        }
+fn validate<'a>(m: &Message<'a>) -> Result<Facts<'a>, Refusal> {
+    let mut counts = [0u8; 5];
+    for h in m.headers() {
+        let slot = match h.name {
+            HeaderName::CallId => 0,
+            HeaderName::CSeq => 1,
+            HeaderName::From => 2,
+            HeaderName::To => 3,
+            HeaderName::MaxForwards => 4,
+            _ => continue,
+        };
+        counts[slot] = counts[slot].saturating_add(1);
     }
-    if m.count(HeaderName::MaxForwards) > 1 {
-        return Err((400, "Duplicate Max-Forwards"));
+    const MISSING: [&str; 4] = [
+        "Missing Call-ID",
+        "Missing CSeq",
+        "Missing From",
+        "Missing To",
+    ];
+    const DUPLICATE: [&str; 5] = [
+        "Duplicate Call-ID",
+        "Duplicate CSeq",
+        "Duplicate From",
+        "Duplicate To",
+        "Duplicate Max-Forwards",
+    ];
+    for (i, &n) in counts.iter().enumerate() {
+        if n == 0 && i < MISSING.len() {
+            return Err((400, MISSING[i]));
+        }
+        if n > 1 {
+            return Err((400, DUPLICATE[i]));
+        }
     }
     let cseq = m.cseq().map_err(|_| (400, "Bad CSeq"))?;
     if cseq.method != m.method_bytes() {
@@ -60,11 +89,12 @@ fn validate(m: &Message<'_>) -> Result<(), Refusal> {
             (400, "CSeq Method Mismatch")
         });
     }
-    m.max_forwards().map_err(|_| (400, "Bad Max-Forwards"))?;
-    for (name, bad) in [(HeaderName::From, "Bad From"), (HeaderName::To, "Bad To")] {
-        NameAddr::parse(m.first_value(name).unwrap_or_default()).map_err(|_| (400, bad))?;
-    }
-    match Scheme::of(m.uri()) {
+    let max_forwards = m.max_forwards().map_err(|_| (400, "Bad Max-Forwards"))?;
+    let from = NameAddr::parse(m.first_value(HeaderName::From).unwrap_or_default())
+        .map_err(|_| (400, "Bad From"))?;
+    let to = NameAddr::parse(m.first_value(HeaderName::To).unwrap_or_default())
+        .map_err(|_| (400, "Bad To"))?;
+    let uri = match Scheme::of(m.uri()) {
         Scheme::Other => return Err((416, "Unsupported URI Scheme")),
         _ => {
             let u = Uri::parse(m.uri()).map_err(|_| (400, "Bad Request-URI"))?;
@@ -72,8 +102,9 @@ fn validate(m: &Message<'_>) -> Result<(), Refusal> {
                 // RFC 3261 §19.1.1: headers are not allowed in a Request-URI.
                 return Err((400, "Bad Request-URI"));
             }
+            u
         }
-    }
+    };
     for e in m.elements(HeaderName::Contact) {
         if e.text != b"*" {
             NameAddr::parse(e.text).map_err(|_| (400, "Bad Contact"))?;
@@ -84,7 +115,14 @@ fn validate(m: &Message<'_>) -> Result<(), Refusal> {
             .and_then(|n| n.parse_uri())
             .map_err(|_| (400, "Bad Route"))?;
     }
-    Ok(())
+    Ok(Facts {
+        call_id: m.call_id().unwrap_or_default(),
+        cseq: cseq.number,
+        from,
+        to_tag: to.tag(),
+        uri,
+        max_forwards,
+    })
 }
 
 /// Handles one parsed request.
@@ -101,9 +139,10 @@ pub fn handle(
         Err(_) => return Outcome::Drop(Event::BadVia),
     };
     let method = m.method();
-    if let Err((code, reason)) = validate(m) {
-        return reply(edge, s, m, &top, &via, src, local, code, reason, &[]);
-    }
+    let facts = match validate(m) {
+        Ok(f) => f,
+        Err((code, reason)) => return reply(edge, s, m, &top, &via, src, local, code, reason, &[]),
+    };
     // Proxy-Require names extensions this proxy must support; we support none
     // (RFC 3261 §16.3 step 5 → 420 with Unsupported).
     if let Some(req) = m.first_value(HeaderName::ProxyRequire) {
@@ -121,10 +160,7 @@ pub fn handle(
         );
     }
 
-    let in_dialog = m
-        .first_value(HeaderName::To)
-        .and_then(|v| NameAddr::parse(v).ok())
-        .is_some_and(|n| n.tag().is_some());
+    let in_dialog = facts.to_tag.is_some();
 
     // Our own Route entries lead the list when the previous hop followed our
     // Record-Route; they are consumed here (RFC 3261 §16.4).
@@ -142,7 +178,7 @@ pub fn handle(
     let next_route = routes.get(ours).copied().flatten();
     let target_uri = match next_route {
         Some(e) => uri_of(e.text),
-        None => Uri::parse(m.uri()).ok(),
+        None => Some(facts.uri),
     };
     let next = match &target_uri {
         Some(u) => classify(edge, u),
@@ -171,7 +207,7 @@ pub fn handle(
     }
 
     // Max-Forwards (RFC 3261 §16.3 step 3).
-    let max_forwards = m.max_forwards().ok().flatten();
+    let max_forwards = facts.max_forwards;
     if max_forwards == Some(0) {
         return reply(
             edge,
@@ -188,8 +224,13 @@ pub fn handle(
     }
 
     // Loop detection (§16.3 step 4): one of our Vias with this request's loop hash.
-    let lh = loop_hash(m);
+    let from_tag = facts.from.tag().unwrap_or_default();
+    let lh = loop_hash(m.uri(), facts.call_id, from_tag, facts.cseq);
     for e in m.elements(HeaderName::Via) {
+        // Only a Via carrying one of our branches can be ours: skip the parse otherwise.
+        if memchr::memmem::find(e.text, branch::PREFIX).is_none() {
+            continue;
+        }
         if let Ok(v) = Via::parse(e.text) {
             let ours = edge.locals.iter().any(|l| l.is(&v.host, v.port));
             if ours
@@ -213,9 +254,7 @@ pub fn handle(
         }
     }
 
-    let call_id = m.call_id().unwrap_or_default();
-    let cseq = m.cseq().map(|c| c.number).unwrap_or(0);
-    let mac = edge.key.tx_mac(&via, call_id, cseq, branch::from_tag(m));
+    let mac = edge.key.tx_mac(&via, facts.call_id, facts.cseq, from_tag);
 
     // Route stage: where may this request go?
     let from_pool = edge.destinations.iter().position(|d| d.addr == src);
@@ -253,7 +292,7 @@ pub fn handle(
             return reply(edge, s, m, &top, &via, src, local, code, reason, &[]);
         }
         Route::Dispatch { follow_up } => {
-            let hash_key = hash_key(edge.selector.algorithm(), m);
+            let hash_key = hash_key(edge.selector.algorithm(), m, &facts);
             let input = Input {
                 hash_key,
                 tx_key: mac,
@@ -368,15 +407,15 @@ fn classify(edge: &Edge, u: &Uri<'_>) -> NextHop {
 }
 
 /// The bytes the edge's hash algorithm hashes, if the request has them.
-fn hash_key<'a>(alg: Algorithm, m: &Message<'a>) -> Option<&'a [u8]> {
+fn hash_key<'a>(alg: Algorithm, m: &Message<'a>, facts: &Facts<'a>) -> Option<&'a [u8]> {
     let uri_in = |name| {
         m.first_value(name)
             .and_then(|v| NameAddr::parse(v).ok())
             .map(|n| n.uri)
     };
     match alg {
-        Algorithm::HashCallId => m.call_id(),
-        Algorithm::HashFromUri => uri_in(HeaderName::From),
+        Algorithm::HashCallId => Some(facts.call_id),
+        Algorithm::HashFromUri => Some(facts.from.uri),
         Algorithm::HashToUri => uri_in(HeaderName::To),
         Algorithm::HashRequestUri => Some(m.uri()),
         Algorithm::HashAuthUsername => m
