@@ -5,5 +5,6 @@
 pub mod branch;
 pub mod config;
 pub mod dispatch;
+pub mod health;
 pub mod proxy;
 pub mod stats;

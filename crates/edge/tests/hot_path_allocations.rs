@@ -128,6 +128,7 @@ fn forwarding_requests_and_responses_allocates_nothing() {
         "hash-from-uri",
         "random",
         "first",
+        "least-latency",
     ] {
         let (allocs, sent) = count_for(alg);
         assert_eq!(sent, 2000, "{alg}: every INVITE and 200 OK was forwarded");

@@ -16,5 +16,8 @@ mod unsupported;
 mod tests;
 
 pub use error::ConfigError;
-pub use model::{Admin, Config, Destination, Edge, HostPort, Insertion, Listen, Node, Transport};
+pub use model::{
+    Admin, CodeRange, Config, Destination, Edge, HostPort, Insertion, Listen, Node, Probe,
+    Transport,
+};
 pub use parse::{load, parse};

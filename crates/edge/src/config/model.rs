@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::dispatch::Algorithm;
 
@@ -71,8 +72,89 @@ pub struct Edge {
     pub secondary_attempts: u32,
     /// The pool this edge dispatches to, in file order; never empty.
     pub destinations: Vec<Destination>,
+    /// How the destinations are health-checked (`[edge.probe]`).
+    pub probe: Probe,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
+}
+
+/// Health probing of an edge's destinations (`[edge.probe]`): SIP OPTIONS
+/// at an interval, so a dead server leaves the rotation within seconds and
+/// comes back by itself when it recovers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// `false`: no probes and no passive suspicion, every destination stays
+    /// active (unless the operator says otherwise).
+    pub enabled: bool,
+    /// Time between probes of a healthy destination; 0.1 s..=3600 s.
+    pub interval: Duration,
+    /// How long to wait for a final reply; 0.05 s..=60 s and never more
+    /// than `interval`, so at most one probe per destination is outstanding.
+    pub timeout: Duration,
+    /// Consecutive failed probes that mark a destination inactive; 1..=100.
+    pub inactive_threshold: u32,
+    /// Consecutive good probes that bring it back; 1..=100.
+    pub active_threshold: u32,
+    /// Final codes that count as alive; empty means any final response.
+    pub alive_codes: Vec<CodeRange>,
+    /// Line of the `[edge.probe]` header; 0 when the edge has none.
+    pub line: usize,
+}
+
+impl Default for Probe {
+    /// The documented defaults: every 10 s, 2 s timeout, down after 3
+    /// failures, back after 1 success, any final response is alive.
+    fn default() -> Self {
+        Probe {
+            enabled: true,
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            inactive_threshold: 3,
+            active_threshold: 1,
+            alive_codes: Vec::new(),
+            line: 0,
+        }
+    }
+}
+
+impl Probe {
+    /// Whether a reply with status `code` shows the destination alive: a
+    /// final response (200..=699) that `alive_codes` allows. Provisional
+    /// responses never count; a probe waits for the final one.
+    pub fn is_alive(&self, code: u16) -> bool {
+        (200..=699).contains(&code)
+            && (self.alive_codes.is_empty() || self.alive_codes.iter().any(|r| r.contains(code)))
+    }
+}
+
+/// An inclusive range of SIP status codes, as written in `alive_codes`:
+/// `"2xx"` is 200..=299, `"404"` is 404..=404.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeRange {
+    /// Lowest code in the range.
+    pub lo: u16,
+    /// Highest code in the range.
+    pub hi: u16,
+}
+
+impl CodeRange {
+    /// Whether `code` is in the range.
+    pub fn contains(&self, code: u16) -> bool {
+        (self.lo..=self.hi).contains(&code)
+    }
+}
+
+impl fmt::Display for CodeRange {
+    /// Back in the config file's spelling: `2xx` or `404`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{}", self.lo)
+        } else if self.lo.is_multiple_of(100) && self.hi == self.lo + 99 {
+            write!(f, "{}xx", self.lo / 100)
+        } else {
+            write!(f, "{}-{}", self.lo, self.hi)
+        }
+    }
 }
 
 /// One listen address of an edge (`"udp:127.0.0.1:5060"`).

@@ -2,6 +2,7 @@
 //! every kind of error names the right line and key.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::*;
 use crate::dispatch::Algorithm;
@@ -87,6 +88,15 @@ fn edge_with(extra: &str) -> String {
     MINIMAL.replace("[[edge]]\n", &format!("[[edge]]\n{extra}\n"))
 }
 
+/// MINIMAL with an `[edge.probe]` table (line 9) holding `lines` (from line 10).
+fn probe_with(lines: &str) -> String {
+    format!("{MINIMAL}[edge.probe]\n{lines}\n")
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
@@ -135,6 +145,7 @@ fn example_parses_to_expected_model() {
                 backup_zones: vec!["ams".into()],
                 line: 16,
             }],
+            probe: Probe::default(),
             line: 9,
         }],
     };
@@ -752,4 +763,293 @@ fn single_edge_example_is_the_documented_demo() {
     assert!(e.ping_replies);
     let d: Vec<_> = e.destinations.iter().map(|d| (d.addr, d.weight)).collect();
     assert_eq!(d, [(sa("127.0.0.1:5070"), 3), (sa("127.0.0.1:5071"), 1)]);
+}
+
+#[test]
+fn probe_defaults_without_a_table() {
+    let p = &ok(MINIMAL).edges[0].probe;
+    assert_eq!(p, &Probe::default());
+    assert!(p.enabled);
+    assert_eq!((p.interval, p.timeout), (ms(10_000), ms(2_000)));
+    assert_eq!((p.inactive_threshold, p.active_threshold), (3, 1));
+    assert!(p.alive_codes.is_empty());
+    assert_eq!(p.line, 0);
+}
+
+#[test]
+fn probe_empty_table_is_the_defaults_with_its_line() {
+    let p = &ok(&probe_with("")).edges[0].probe;
+    assert_eq!(
+        p,
+        &Probe {
+            line: 9,
+            ..Probe::default()
+        }
+    );
+}
+
+#[test]
+fn probe_every_key() {
+    let p = ok(&probe_with(
+        "enabled = false\ninterval = 0.5\ntimeout = 0.3\ninactive_threshold = 5\n\
+         active_threshold = 2\nalive_codes = [\"2xx\", \"404\", 486]",
+    ))
+    .edges
+    .remove(0)
+    .probe;
+    assert_eq!(
+        p,
+        Probe {
+            enabled: false,
+            interval: ms(500),
+            timeout: ms(300),
+            inactive_threshold: 5,
+            active_threshold: 2,
+            alive_codes: vec![
+                CodeRange { lo: 200, hi: 299 },
+                CodeRange { lo: 404, hi: 404 },
+                CodeRange { lo: 486, hi: 486 },
+            ],
+            line: 9,
+        }
+    );
+}
+
+#[test]
+fn probe_inline_table_and_whole_seconds() {
+    let text = MINIMAL.replace(
+        "[[edge.destination]]",
+        "probe = { interval = 30, timeout = 1 }\n[[edge.destination]]",
+    );
+    let p = &ok(&text).edges[0].probe;
+    assert_eq!((p.interval, p.timeout), (ms(30_000), ms(1_000)));
+    assert_eq!(p.line, 7);
+}
+
+#[test]
+fn probe_seconds_boundaries_are_inclusive() {
+    let p = &ok(&probe_with("interval = 0.1\ntimeout = 0.05")).edges[0].probe;
+    assert_eq!((p.interval, p.timeout), (ms(100), ms(50)));
+    let p = &ok(&probe_with("interval = 3600\ntimeout = 60")).edges[0].probe;
+    assert_eq!((p.interval, p.timeout), (ms(3_600_000), ms(60_000)));
+    let p = &ok(&probe_with("interval = 1e1\ntimeout = 2.5")).edges[0].probe;
+    assert_eq!((p.interval, p.timeout), (ms(10_000), ms(2_500)));
+}
+
+#[test]
+fn probe_interval_out_of_range_or_not_a_number() {
+    let key = "probe.interval";
+    assert_err(
+        &probe_with("interval = 0.09"),
+        10,
+        key,
+        "0.1 to 3600, found float 0.09",
+    );
+    assert_err(
+        &probe_with("interval = 3601"),
+        10,
+        key,
+        "found integer 3601",
+    );
+    assert_err(&probe_with("interval = 0"), 10, key, "0.1 to 3600");
+    assert_err(&probe_with("interval = -5"), 10, key, "0.1 to 3600");
+    assert_err(&probe_with("interval = nan"), 10, key, "0.1 to 3600");
+    assert_err(&probe_with("interval = inf"), 10, key, "0.1 to 3600");
+    assert_err(&probe_with("interval = \"10s\""), 10, key, "string \"10s\"");
+}
+
+#[test]
+fn probe_timeout_out_of_range() {
+    let key = "probe.timeout";
+    assert_err(&probe_with("timeout = 0.04"), 10, key, "0.05 to 60");
+    assert_err(
+        &probe_with("interval = 100\ntimeout = 61"),
+        11,
+        key,
+        "0.05 to 60, found integer 61",
+    );
+    assert_err(&probe_with("timeout = true"), 10, key, "boolean true");
+}
+
+#[test]
+fn probe_timeout_must_not_exceed_interval() {
+    let e = err(&probe_with("interval = 1\ntimeout = 1.5"));
+    assert_eq!(
+        e.to_string(),
+        "test.toml:11: probe.timeout: 1.5 s is longer than probe.interval (1 s); \
+         it must not exceed it"
+    );
+    // The default timeout (2 s) against a short interval: point at the interval.
+    assert_err(
+        &probe_with("interval = 1"),
+        10,
+        "probe.interval",
+        "shorter than probe.timeout (2 s by default)",
+    );
+    let p = &ok(&probe_with("interval = 1\ntimeout = 1")).edges[0].probe;
+    assert_eq!(p.timeout, p.interval);
+}
+
+#[test]
+fn probe_thresholds_range() {
+    for key in ["inactive_threshold", "active_threshold"] {
+        let full = format!("probe.{key}");
+        assert_err(&probe_with(&format!("{key} = 0")), 10, &full, "1 to 100");
+        assert_err(&probe_with(&format!("{key} = 101")), 10, &full, "1 to 100");
+        assert_err(&probe_with(&format!("{key} = 2.5")), 10, &full, "float 2.5");
+        let p = ok(&probe_with(&format!("{key} = 100")))
+            .edges
+            .remove(0)
+            .probe;
+        let n = if key == "inactive_threshold" {
+            p.inactive_threshold
+        } else {
+            p.active_threshold
+        };
+        assert_eq!(n, 100);
+    }
+}
+
+#[test]
+fn probe_enabled_must_be_a_boolean() {
+    assert_err(
+        &probe_with("enabled = \"yes\""),
+        10,
+        "probe.enabled",
+        "expected true or false, found string \"yes\"",
+    );
+}
+
+#[test]
+fn probe_bad_alive_codes() {
+    let key = "probe.alive_codes";
+    let bad = |codes: &str| probe_with(&format!("alive_codes = {codes}"));
+    assert_err(&bad("[\"2x\"]"), 10, key, "\"2x\" is not a status code");
+    assert_err(
+        &bad("[\"700\"]"),
+        10,
+        key,
+        "\"700\" is not a SIP status code",
+    );
+    assert_err(&bad("[\"abc\"]"), 10, key, "\"abc\" is not a status code");
+    assert_err(
+        &bad("[\"2xx\", \"20x\"]"),
+        10,
+        key,
+        "\"20x\" is not a status code",
+    );
+    assert_err(&bad("[\"\"]"), 10, key, "\"\" is not a status code");
+    assert_err(&bad("[\"1xx\"]"), 10, key, "provisional");
+    assert_err(&bad("[\"180\"]"), 10, key, "provisional");
+    assert_err(&bad("[99]"), 10, key, "\"99\" is not a status code");
+    assert_err(&bad("[\"099\"]"), 10, key, "not a SIP status code");
+    assert_err(&bad("[true]"), 10, key, "found boolean true");
+    assert_err(&bad("\"2xx\""), 10, key, "expected an array");
+    // The entry's own line, in a multi-line array.
+    assert_err(&bad("[\n  \"200\",\n  \"9xx\",\n]"), 12, key, "\"9xx\"");
+}
+
+#[test]
+fn probe_alive_code_spellings() {
+    let p = ok(&probe_with("alive_codes = [\"6XX\", \"200\", 404]"))
+        .edges
+        .remove(0)
+        .probe;
+    assert_eq!(
+        p.alive_codes,
+        [
+            CodeRange { lo: 600, hi: 699 },
+            CodeRange { lo: 200, hi: 200 },
+            CodeRange { lo: 404, hi: 404 },
+        ]
+    );
+    let shown: Vec<String> = p.alive_codes.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["6xx", "200", "404"]);
+    assert_eq!(CodeRange { lo: 200, hi: 250 }.to_string(), "200-250");
+}
+
+#[test]
+fn probe_unknown_keys() {
+    assert_err(
+        &probe_with("intervall = 5"),
+        10,
+        "probe.intervall",
+        "unknown key (expected one of: enabled, interval, timeout, inactive_threshold, \
+         active_threshold, alive_codes)",
+    );
+    assert_err(
+        &probe_with("alive-codes = [\"200\"]"),
+        10,
+        "probe.alive-codes",
+        "did you mean alive_codes?",
+    );
+    assert_err(
+        &probe_with("[edge.probe.extra]\nx = 1"),
+        10,
+        "probe.extra",
+        "unknown key",
+    );
+}
+
+#[test]
+fn probe_must_be_a_table() {
+    assert_err(
+        &edge_with("probe = true"),
+        5,
+        "probe",
+        "expected a table [edge.probe], found boolean true",
+    );
+    let text = format!("{MINIMAL}[[edge.probe]]\ninterval = 5\n");
+    assert_err(&text, 9, "probe", "found an array");
+}
+
+#[test]
+fn probe_per_edge() {
+    let text = format!(
+        "{MINIMAL}[edge.probe]\ninterval = 5\n\n[[edge]]\nlisten = [\"udp:127.0.0.1:5062\"]\n\
+         [[edge.destination]]\nuri = \"sip:127.0.0.1:5071\"\n"
+    );
+    let c = ok(&text);
+    assert_eq!(c.edges[0].probe.interval, ms(5_000));
+    assert_eq!(c.edges[1].probe, Probe::default());
+}
+
+#[test]
+fn is_alive_any_final_by_default() {
+    let p = Probe::default();
+    for code in [200, 302, 404, 486, 503, 699] {
+        assert!(p.is_alive(code), "{code}");
+    }
+    for code in [0, 100, 180, 199, 700, 999] {
+        assert!(!p.is_alive(code), "{code}");
+    }
+}
+
+#[test]
+fn is_alive_by_alive_codes() {
+    let p = Probe {
+        alive_codes: vec![
+            CodeRange { lo: 200, hi: 299 },
+            CodeRange { lo: 404, hi: 404 },
+        ],
+        ..Probe::default()
+    };
+    for (code, alive) in [
+        (200, true),
+        (299, true),
+        (404, true),
+        (180, false),
+        (300, false),
+        (403, false),
+        (405, false),
+        (503, false),
+    ] {
+        assert_eq!(p.is_alive(code), alive, "{code}");
+    }
+    // A provisional code is never alive, even inside a listed range.
+    let odd = Probe {
+        alive_codes: vec![CodeRange { lo: 100, hi: 299 }],
+        ..Probe::default()
+    };
+    assert!(!odd.is_alive(180));
 }

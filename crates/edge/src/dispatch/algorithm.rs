@@ -25,11 +25,21 @@ pub enum Algorithm {
     Random,
     /// The highest-priority usable destination.
     First,
+    /// Weighted rendezvous over the transaction key with each weight scaled
+    /// by the destination's measured speed (`weight × scale`, see
+    /// [`HealthLookup::scale`](super::HealthLookup::scale)).
+    ///
+    /// A spread, not winner-takes-all: a destination with twice the latency
+    /// of an equal-weight one gets half its share, so the fastest server is
+    /// not flooded the moment it measures a millisecond better, and a slow
+    /// one keeps a trickle that keeps its measurement honest. Weights stay
+    /// what they are everywhere else, capacity; latency only scales them.
+    LeastLatency,
 }
 
 impl Algorithm {
     /// Every algorithm, in the order the documentation lists them.
-    pub const ALL: [Algorithm; 8] = [
+    pub const ALL: [Algorithm; 9] = [
         Algorithm::HashCallId,
         Algorithm::HashFromUri,
         Algorithm::HashToUri,
@@ -38,6 +48,7 @@ impl Algorithm {
         Algorithm::HashAuthUsername,
         Algorithm::Random,
         Algorithm::First,
+        Algorithm::LeastLatency,
     ];
 
     /// The config name of the algorithm.
@@ -51,6 +62,7 @@ impl Algorithm {
             Algorithm::HashAuthUsername => "hash-auth-username",
             Algorithm::Random => "random",
             Algorithm::First => "first",
+            Algorithm::LeastLatency => "least-latency",
         }
     }
 }

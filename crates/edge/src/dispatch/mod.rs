@@ -2,12 +2,14 @@
 //! snapshot.
 //!
 //! Sans-IO (DESIGN principle 3): the caller extracts the keys from the SIP
-//! message and passes health in as a predicate; nothing here parses, locks
-//! or reads a clock. One concept per module: [`Target`] (a destination),
-//! zone tiers, weighted rendezvous hashing, weighted round-robin, the
-//! recent-picks memo, and the [`Selector`] that puts them together.
+//! message and passes health in as a [`HealthLookup`]; nothing here parses,
+//! locks or reads a clock. One concept per module: [`Target`] (a
+//! destination), the health lookup, zone tiers, weighted rendezvous hashing,
+//! weighted round-robin, the recent-picks memo, and the [`Selector`] that
+//! puts them together.
 
 mod algorithm;
+mod health_lookup;
 mod recent;
 mod rendezvous;
 mod round_robin;
@@ -19,5 +21,6 @@ mod tiers;
 mod tests;
 
 pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use health_lookup::HealthLookup;
 pub use selector::{Input, Selector, WorkerState};
 pub use target::Target;

@@ -31,9 +31,9 @@ pub(crate) fn key_hash(key: &[u8]) -> u64 {
     xxh3_64_with_seed(key, KEY_SEED)
 }
 
-/// The rendezvous key of a transaction, for the pure algorithms that have no
-/// request key (`random`, and stateful algorithms when no state may be
-/// kept): the same transaction key always gives the same pick.
+/// The rendezvous key of a transaction, for the algorithms that have no
+/// request key (`random`, `least-latency`, and stateful algorithms when no
+/// state may be kept): the same transaction key always gives the same pick.
 pub(crate) fn tx_seed(tx_key: u64) -> u64 {
     fmix64(tx_key ^ TX_SALT)
 }
@@ -56,11 +56,15 @@ pub(crate) fn draw(key: u64, id_mix: u64) -> u64 {
 /// is never 0 or 1 and `-ln(u)` is finite and positive. Scores are
 /// monotonic in `draw >> 11`, which is what the equal-weight fast path
 /// compares instead.
+///
+/// The weight is a float so that `least-latency` can pass `weight × scale`;
+/// integer weights convert exactly (`f64::from(u32)`), at the cost of the
+/// one conversion the score always made.
 #[inline]
-pub(crate) fn score(draw: u64, weight: u32) -> f64 {
+pub(crate) fn score(draw: u64, weight: f64) -> f64 {
     const STEP: f64 = 1.0 / (1u64 << 53) as f64;
     let u = ((draw >> 11) as f64 + 0.5) * STEP;
-    f64::from(weight) / -u.ln()
+    weight / -u.ln()
 }
 
 /// MurmurHash3's 64-bit finaliser: full avalanche, bijective, cheap.

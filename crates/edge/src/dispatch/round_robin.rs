@@ -2,6 +2,8 @@
 //! picks it gets before the next one (weights 3, 1 give A A A B A A A B …),
 //! as AnyEdge documents it.
 
+use super::health_lookup::HealthLookup;
+
 /// The position of one tier's round-robin: which destination is current and
 /// how many picks it has had. Lives in a worker's state, never shared.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -14,7 +16,8 @@ pub(crate) struct RoundRobin {
 
 impl RoundRobin {
     /// The next pick among `list` (indices into the targets), skipping those
-    /// `usable` rejects, or `None` (state unchanged) if none is usable.
+    /// `health` calls unusable, or `None` (state unchanged) if none is
+    /// usable.
     ///
     /// An unusable destination loses its turn; the next one starts a fresh
     /// turn. A list that shrank since the last call restarts at its head.
@@ -22,7 +25,7 @@ impl RoundRobin {
         &mut self,
         list: &[usize],
         weight: impl Fn(usize) -> u32,
-        usable: &dyn Fn(usize) -> bool,
+        health: &dyn HealthLookup,
     ) -> Option<usize> {
         let n = list.len();
         if n == 0 {
@@ -36,7 +39,7 @@ impl RoundRobin {
         // be the only usable one, in which case it starts a new turn.
         for _ in 0..=n {
             let index = list[self.pos];
-            if self.used < weight(index) && usable(index) {
+            if self.used < weight(index) && health.usable(index) {
                 self.used += 1;
                 return Some(index);
             }

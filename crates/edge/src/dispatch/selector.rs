@@ -4,11 +4,12 @@
 use std::fmt;
 
 use super::algorithm::Algorithm;
+use super::health_lookup::HealthLookup;
 use super::recent::{id_check, RecentPicks};
 use super::rendezvous::{draw, id_mix, key_hash, score, tx_seed};
 use super::round_robin::RoundRobin;
 use super::target::Target;
-use super::tiers::{Tiers, TIER_COUNT};
+use super::tiers::{tier_of, Tiers, TIER_COUNT};
 
 /// What the caller extracted from the request for dispatch. The selector
 /// does no SIP parsing.
@@ -22,7 +23,7 @@ pub struct Input<'a> {
     pub hash_key: Option<&'a [u8]>,
     /// Hash of the transaction identity: identical for an INVITE, its
     /// retransmissions, its CANCEL and the ACK of a non-2xx response. Seeds
-    /// `random` and keys the recent-picks memo.
+    /// `random` and `least-latency` and keys the recent-picks memo.
     pub tx_key: u64,
     /// True for CANCEL and the ACK of a non-2xx response: they must reach
     /// wherever the INVITE went, so they never start a new round-robin turn.
@@ -33,8 +34,8 @@ pub struct Input<'a> {
 
 /// Per-worker mutable dispatch state of one edge: the round-robin position
 /// of each tier and the recent-picks memo. Owned by one worker thread, so no
-/// locks or atomics; only the stateful algorithms (weighted round-robin, and
-/// hash-auth-username without a username) touch it.
+/// locks or atomics; only the algorithms that remember picks (weighted
+/// round-robin, hash-auth-username and least-latency) touch it.
 #[derive(Clone)]
 pub struct WorkerState {
     rr: [RoundRobin; TIER_COUNT],
@@ -59,7 +60,7 @@ impl WorkerState {
     pub fn for_algorithm(algorithm: Algorithm) -> Self {
         let stateful = matches!(
             algorithm,
-            Algorithm::WeightedRoundRobin | Algorithm::HashAuthUsername
+            Algorithm::WeightedRoundRobin | Algorithm::HashAuthUsername | Algorithm::LeastLatency
         );
         WorkerState {
             rr: Default::default(),
@@ -99,6 +100,8 @@ struct Entry {
     id: u64,
     id_mix: u64,
     weight: u32,
+    /// 1-based tier for this node, `None` when its zone may not use it.
+    tier: Option<u8>,
 }
 
 /// How one request is decided, from the algorithm and what the request has.
@@ -106,6 +109,10 @@ struct Entry {
 enum Mode {
     /// Weighted rendezvous over this 64-bit key (pure).
     Rendezvous(u64),
+    /// Weighted rendezvous over this key with every weight scaled by the
+    /// health view's speed factor, behind the recent-picks memo
+    /// (least-latency).
+    Scaled(u64),
     /// Lowest priority value, config order on ties (pure).
     First,
     /// Weighted round-robin with the recent-picks memo (stateful).
@@ -114,8 +121,8 @@ enum Mode {
 
 /// An immutable selection snapshot of one edge's destinations as seen from
 /// this node's zone. Built when the destination set changes, shared by all
-/// workers (it is `Send + Sync`); health comes in per call as a predicate,
-/// so a health flip does not need a rebuild.
+/// workers (it is `Send + Sync`); health comes in per call as a
+/// [`HealthLookup`], so a health flip does not need a rebuild.
 ///
 /// # Stateless determinism and its one compromise
 ///
@@ -133,6 +140,13 @@ enum Mode {
 /// would choose, but not necessarily the INVITE's. A retransmitted INVITE
 /// that misses starts a new turn. Deployments that need strict stickiness
 /// across instances should use `random` or a hash algorithm.
+///
+/// `least-latency` is pure for a fixed health view (weighted rendezvous over
+/// the transaction key), but its weights move as latencies are measured, so
+/// between an INVITE and its CANCEL the pure pick may change. It therefore
+/// remembers its picks like weighted round-robin; a follow-up that misses the
+/// memo takes the pure pick under the current scales, which is the INVITE's
+/// unless a scale changed in between.
 #[derive(Clone, Debug)]
 pub struct Selector {
     algorithm: Algorithm,
@@ -154,6 +168,7 @@ impl Selector {
                 id: t.id,
                 id_mix: id_mix(t.id),
                 weight: t.weight.max(1),
+                tier: tier_of(t, node_zone).and_then(|tier| u8::try_from(tier + 1).ok()),
             })
             .collect();
         let equal_weights = entries.windows(2).all(|w| w[0].weight == w[1].weight);
@@ -170,19 +185,30 @@ impl Selector {
         self.algorithm
     }
 
+    /// Destination `i`'s tier for this node: 1 (the node's own zone, or no
+    /// zone on either side), 2 (its `backup_zones` name the node's zone), 3
+    /// (any other zone), or `None` when its `limit_zones` exclude this node
+    /// (or `i` is out of range). Every algorithm uses tier 2 only when tier 1
+    /// has nothing usable, and so on; the value is here for those who show
+    /// or reason about that order (admin API, "is this edge routable").
+    pub fn tier(&self, i: usize) -> Option<u8> {
+        self.entries.get(i).and_then(|e| e.tier)
+    }
+
     /// The destination for this request: an index into the `targets` slice
     /// given to [`Selector::new`], from the first tier with a destination
-    /// `usable` accepts, or `None` if no tier has one. Allocates nothing.
+    /// `health` calls usable, or `None` if no tier has one. Allocates
+    /// nothing.
     pub fn select(
         &self,
         input: &Input<'_>,
         state: &mut WorkerState,
-        usable: &dyn Fn(usize) -> bool,
+        health: &dyn HealthLookup,
     ) -> Option<usize> {
         if self.algorithm == Algorithm::HashAuthUsername {
-            return self.auth_username(input, state, usable);
+            return self.auth_username(input, state, health);
         }
-        self.select_in(self.mode(input), input, state, usable)
+        self.select_in(self.mode(input), input, state, health)
     }
 
     /// hash-auth-username: the CANCEL and the ACK of a non-2xx answer carry
@@ -192,11 +218,11 @@ impl Selector {
         &self,
         input: &Input<'_>,
         state: &mut WorkerState,
-        usable: &dyn Fn(usize) -> bool,
+        health: &dyn HealthLookup,
     ) -> Option<usize> {
         match input.hash_key {
             Some(k) if !input.follow_up => {
-                let picked = self.rendezvous(key_hash(k), usable);
+                let picked = self.rendezvous(key_hash(k), health);
                 if let Some(i) = picked {
                     state
                         .recent
@@ -204,25 +230,30 @@ impl Selector {
                 }
                 picked
             }
-            _ => self.round_robin(input, state, usable),
+            _ => self.round_robin(input, state, health),
         }
     }
 
     /// Destinations in preference order, for serial failover: clears `out`
-    /// and fills it with at most `max` indices, skipping those `accept`
-    /// rejects — tier 1 candidates first, then tier 2, then tier 3.
+    /// and fills it with at most `max` indices, skipping those `health`
+    /// calls unusable — tier 1 candidates first, then tier 2, then tier 3.
     ///
     /// Call it instead of [`Selector::select`], once per request: its first
     /// element, and its effect on `state`, are exactly those of `select`
     /// (one round-robin step, one memo entry). The rest do not advance
-    /// anything: hash algorithms and `random` order by score, `first` by
-    /// priority, round-robin in turn order from the current position.
+    /// anything: hash algorithms, `random` and `least-latency` order by
+    /// score, `first` by priority, round-robin in turn order from the
+    /// current position.
+    ///
+    /// To skip destinations already tried as well, wrap the health view in
+    /// a lookup that forwards its `scale`: a bare predicate has scale 1.0,
+    /// which would rank `least-latency` candidates by weight alone.
     pub fn ranked(
         &self,
         input: &Input<'_>,
         state: &mut WorkerState,
         max: usize,
-        accept: &dyn Fn(usize) -> bool,
+        health: &dyn HealthLookup,
         out: &mut Vec<usize>,
     ) {
         out.clear();
@@ -230,7 +261,7 @@ impl Selector {
             return;
         }
         let mode = self.mode(input);
-        let Some(first) = self.select_in(mode, input, state, accept) else {
+        let Some(first) = self.select_in(mode, input, state, health) else {
             return;
         };
         out.push(first);
@@ -240,14 +271,17 @@ impl Selector {
                 break;
             }
             let room = max - start;
-            let others = |&i: &usize| i != first && accept(i);
+            let others = |&i: &usize| i != first && health.usable(i);
             match mode {
                 Mode::Rendezvous(key) => {
                     out.extend(list.iter().copied().filter(others));
-                    out[start..].sort_unstable_by(|&a, &b| {
-                        self.score_of(key, b)
-                            .total_cmp(&self.score_of(key, a))
-                            .then(a.cmp(&b))
+                    by_descending_score(&mut out[start..], |i| self.score_of(key, i));
+                    out.truncate(max);
+                }
+                Mode::Scaled(key) => {
+                    out.extend(list.iter().copied().filter(others));
+                    by_descending_score(&mut out[start..], |i| {
+                        self.scaled_score_of(key, i, health)
                     });
                     out.truncate(max);
                 }
@@ -280,6 +314,7 @@ impl Selector {
             Algorithm::WeightedRoundRobin => Mode::RoundRobin,
             Algorithm::Random => pure_tx(),
             Algorithm::First => Mode::First,
+            Algorithm::LeastLatency => Mode::Scaled(tx_seed(input.tx_key)),
         }
     }
 
@@ -288,25 +323,34 @@ impl Selector {
         mode: Mode,
         input: &Input<'_>,
         state: &mut WorkerState,
-        usable: &dyn Fn(usize) -> bool,
+        health: &dyn HealthLookup,
     ) -> Option<usize> {
         match mode {
-            Mode::Rendezvous(key) => self.rendezvous(key, usable),
+            Mode::Rendezvous(key) => self.rendezvous(key, health),
+            Mode::Scaled(key) => self.least_latency(key, input, state, health),
             Mode::First => self
                 .tiers
                 .lists
                 .iter()
-                .find_map(|list| list.iter().copied().find(|&i| usable(i))),
-            Mode::RoundRobin => self.round_robin(input, state, usable),
+                .find_map(|list| list.iter().copied().find(|&i| health.usable(i))),
+            Mode::RoundRobin => self.round_robin(input, state, health),
         }
     }
 
-    /// Weighted rendezvous, tier by tier; ties go to the lower index.
-    fn rendezvous(&self, key: u64, usable: &dyn Fn(usize) -> bool) -> Option<usize> {
+    /// Weighted rendezvous with the configured weights, tier by tier.
+    fn rendezvous(&self, key: u64, health: &dyn HealthLookup) -> Option<usize> {
+        self.best(health, |i| self.score_of(key, i))
+    }
+
+    /// The usable target of the first tier that has one with the highest
+    /// `score`; ties go to the lower index. Generic over the score so each
+    /// caller's loop is compiled with its own scoring inlined.
+    #[inline]
+    fn best(&self, health: &dyn HealthLookup, score: impl Fn(usize) -> f64) -> Option<usize> {
         self.tiers.lists.iter().find_map(|list| {
             let mut best: Option<(f64, usize)> = None;
-            for &i in list.iter().filter(|&&i| usable(i)) {
-                let s = self.score_of(key, i);
+            for &i in list.iter().filter(|&&i| health.usable(i)) {
+                let s = score(i);
                 // Strictly greater: on a tie the earlier (lower) index stays.
                 if !matches!(best, Some((b, _)) if s <= b) {
                     best = Some((s, i));
@@ -326,8 +370,57 @@ impl Selector {
         if self.equal_weights {
             (d >> 11) as f64
         } else {
-            score(d, entry.weight)
+            score(d, f64::from(entry.weight))
         }
+    }
+
+    /// Target `i`'s least-latency score for `key`: the weighted score with
+    /// weight `weight × scale(i)`. Always the full score, since the scales
+    /// make the weights unequal whatever the configuration says.
+    #[inline]
+    fn scaled_score_of(&self, key: u64, i: usize, health: &dyn HealthLookup) -> f64 {
+        let entry = &self.entries[i];
+        let weight = f64::from(entry.weight) * sane_scale(health.scale(i));
+        score(draw(key, entry.id_mix), weight)
+    }
+
+    /// The pick remembered for this transaction, if the memo holds one, the
+    /// target at its index is still the one remembered, and it is usable.
+    fn recall(
+        &self,
+        input: &Input<'_>,
+        state: &WorkerState,
+        health: &dyn HealthLookup,
+    ) -> Option<usize> {
+        let recalled = state.recent.get(input.tx_key, input.now_secs)?;
+        let same_target = self
+            .entries
+            .get(recalled.index)
+            .is_some_and(|e| id_check(e.id) == recalled.id_check);
+        (same_target && health.usable(recalled.index)).then_some(recalled.index)
+    }
+
+    /// least-latency: the remembered pick of this transaction, else weighted
+    /// rendezvous over `key` with scaled weights, remembered for the
+    /// transaction's retransmissions and follow-ups (see the type's
+    /// documentation for why).
+    fn least_latency(
+        &self,
+        key: u64,
+        input: &Input<'_>,
+        state: &mut WorkerState,
+        health: &dyn HealthLookup,
+    ) -> Option<usize> {
+        if let Some(i) = self.recall(input, state, health) {
+            return Some(i);
+        }
+        let picked = self.best(health, |i| self.scaled_score_of(key, i, health));
+        if let (Some(i), false) = (picked, input.follow_up) {
+            state
+                .recent
+                .put(input.tx_key, i, self.entries[i].id, input.now_secs);
+        }
+        picked
     }
 
     /// Weighted round-robin behind the recent-picks memo (see the type's
@@ -336,19 +429,13 @@ impl Selector {
         &self,
         input: &Input<'_>,
         state: &mut WorkerState,
-        usable: &dyn Fn(usize) -> bool,
+        health: &dyn HealthLookup,
     ) -> Option<usize> {
-        if let Some(recalled) = state.recent.get(input.tx_key, input.now_secs) {
-            let same_target = self
-                .entries
-                .get(recalled.index)
-                .is_some_and(|e| id_check(e.id) == recalled.id_check);
-            if same_target && usable(recalled.index) {
-                return Some(recalled.index);
-            }
+        if let Some(i) = self.recall(input, state, health) {
+            return Some(i);
         }
         if input.follow_up {
-            return self.rendezvous(tx_seed(input.tx_key), usable);
+            return self.rendezvous(tx_seed(input.tx_key), health);
         }
         let entries = &self.entries;
         let picked = self
@@ -356,12 +443,35 @@ impl Selector {
             .lists
             .iter()
             .zip(state.rr.iter_mut())
-            .find_map(|(list, rr)| rr.pick(list, |i| entries[i].weight, usable));
+            .find_map(|(list, rr)| rr.pick(list, |i| entries[i].weight, health));
         if let Some(i) = picked {
             state
                 .recent
                 .put(input.tx_key, i, entries[i].id, input.now_secs);
         }
         picked
+    }
+}
+
+/// Sorts `candidates` best score first, ties by lower index, so failover
+/// order is deterministic.
+fn by_descending_score(candidates: &mut [usize], score: impl Fn(usize) -> f64) {
+    candidates.sort_unstable_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+}
+
+/// The smallest speed factor least-latency applies: a destination a million
+/// times slower than the fastest still gets a trickle, never exactly none.
+const MIN_SCALE: f64 = 1e-6;
+
+/// A health view's scale made safe to weigh with: the view promises
+/// (0, 1], anything else is clamped into [`MIN_SCALE`, 1] and NaN counts as
+/// 1.0 (unmeasured), so a bad value can neither starve a usable destination
+/// completely nor win every key.
+#[inline]
+fn sane_scale(scale: f64) -> f64 {
+    if scale.is_nan() {
+        1.0
+    } else {
+        scale.clamp(MIN_SCALE, 1.0)
     }
 }

@@ -1,5 +1,6 @@
 //! Unit tests of the dispatch core: consistency, distribution, round-robin
-//! order, determinism of a transaction's messages, zones and the memo bound.
+//! order, least-latency scaling, determinism of a transaction's messages,
+//! zones and the memo bound.
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -223,7 +224,7 @@ fn first_takes_the_lowest_priority_value_in_config_order() {
     }
     let selector = Selector::new(Algorithm::First, &targets, None);
     let mut state = WorkerState::new();
-    let pick = |usable: &dyn Fn(usize) -> bool, state: &mut WorkerState| {
+    let pick = |usable: &dyn HealthLookup, state: &mut WorkerState| {
         selector.select(&new_tx(None, 7), state, usable)
     };
     assert_eq!(pick(&all, &mut state), Some(1));
@@ -345,7 +346,7 @@ fn zones_form_tiers() {
             // Each check a new transaction, so the round-robin memo does not
             // (rightly) send it where an earlier check went.
             let mut tx = n * 10;
-            let mut pick = |usable: &dyn Fn(usize) -> bool| {
+            let mut pick = |usable: &dyn HealthLookup| {
                 tx += 1;
                 selector.select(&new_tx(Some(key.as_bytes()), tx), &mut state, usable)
             };
@@ -461,6 +462,13 @@ fn memo_is_bounded() {
             .0,
         0
     );
+    // least-latency remembers its picks for CANCEL and ACK.
+    assert_eq!(
+        WorkerState::for_algorithm(Algorithm::LeastLatency)
+            .memo_footprint()
+            .0,
+        SLOTS * 24
+    );
 }
 
 #[test]
@@ -494,4 +502,272 @@ fn hash_auth_username_cancel_follows_the_authenticated_invite() {
         disagreements > 50,
         "the test exercises the memo ({disagreements})"
     );
+}
+
+/// A health view for tests: per-destination usability and least-latency
+/// scale.
+struct View {
+    usable: Vec<bool>,
+    scale: Vec<f64>,
+}
+
+impl View {
+    fn scaled(scale: &[f64]) -> View {
+        View {
+            usable: vec![true; scale.len()],
+            scale: scale.to_vec(),
+        }
+    }
+}
+
+impl HealthLookup for View {
+    fn usable(&self, i: usize) -> bool {
+        self.usable.get(i).copied().unwrap_or(false)
+    }
+    fn scale(&self, i: usize) -> f64 {
+        self.scale[i]
+    }
+}
+
+/// How many of `n` new transactions (tx keys 0..n) go to each destination.
+fn shares(selector: &Selector, health: &dyn HealthLookup, targets: usize, n: u64) -> Vec<u32> {
+    let mut counts = vec![0u32; targets];
+    let mut state = WorkerState::for_algorithm(selector.algorithm());
+    for tx in 0..n {
+        let pick = selector.select(&new_tx(None, tx), &mut state, health);
+        counts[pick.expect("a usable destination")] += 1;
+    }
+    counts
+}
+
+fn assert_shares(counts: &[u32], want: &[f64], what: &str) {
+    let total: u32 = counts.iter().sum();
+    println!("{what}: {counts:?}");
+    for (&count, &want) in counts.iter().zip(want) {
+        let share = f64::from(count) / f64::from(total);
+        assert!(
+            (share - want).abs() <= 0.02,
+            "{what}: share {share}, want {want} ({counts:?})"
+        );
+    }
+}
+
+#[test]
+fn least_latency_shares_follow_weight_times_scale() {
+    // Equal weights, the second twice as slow: 2:1.
+    let targets = weighted(&[1, 1]);
+    let selector = Selector::new(Algorithm::LeastLatency, &targets, None);
+    let counts = shares(&selector, &View::scaled(&[1.0, 0.5]), 2, 30_000);
+    assert_shares(&counts, &[2.0 / 3.0, 1.0 / 3.0], "scales 1.0, 0.5");
+
+    // Weight is capacity, scale is speed; the share follows the product:
+    // 1×1.0 : 2×0.25 : 1×0.5 = 2 : 1 : 1.
+    let targets = weighted(&[1, 2, 1]);
+    let selector = Selector::new(Algorithm::LeastLatency, &targets, None);
+    let counts = shares(&selector, &View::scaled(&[1.0, 0.25, 0.5]), 3, 30_000);
+    assert_shares(
+        &counts,
+        &[0.5, 0.25, 0.25],
+        "weights 1,2,1 × scales 1,.25,.5",
+    );
+}
+
+#[test]
+fn least_latency_at_scale_one_is_plain_weighted() {
+    // Unmeasured (or equally fast) destinations: exactly `random`'s picks,
+    // so shares follow the configured weights.
+    let targets = weighted(&[3, 1, 2]);
+    let least = Selector::new(Algorithm::LeastLatency, &targets, None);
+    let random = Selector::new(Algorithm::Random, &targets, None);
+    let ones = View::scaled(&[1.0; 3]);
+    let (mut a, mut b, mut c) = (
+        WorkerState::for_algorithm(Algorithm::LeastLatency),
+        WorkerState::for_algorithm(Algorithm::LeastLatency),
+        WorkerState::for_algorithm(Algorithm::Random),
+    );
+    let mut counts = [0u32; 3];
+    for tx in 0..30_000 {
+        let input = new_tx(None, tx);
+        let pick = least.select(&input, &mut a, &ones).unwrap();
+        // A plain predicate has scale 1.0 everywhere.
+        assert_eq!(least.select(&input, &mut b, &all), Some(pick), "tx {tx}");
+        assert_eq!(random.select(&input, &mut c, &all), Some(pick), "tx {tx}");
+        counts[pick] += 1;
+    }
+    assert_shares(&counts, &[0.5, 1.0 / 6.0, 1.0 / 3.0], "weights 3,1,2");
+
+    // Equal weights with equal scales below 1: still an even spread.
+    let targets = weighted(&[1, 1, 1]);
+    let selector = Selector::new(Algorithm::LeastLatency, &targets, None);
+    let counts = shares(&selector, &View::scaled(&[0.3; 3]), 3, 30_000);
+    assert_shares(&counts, &[1.0 / 3.0; 3], "equal scales 0.3");
+}
+
+#[test]
+fn least_latency_never_picks_an_unusable_destination() {
+    let targets = weighted(&[1, 5, 1]);
+    let selector = Selector::new(Algorithm::LeastLatency, &targets, None);
+    let mut view = View::scaled(&[0.1, 1.0, 0.1]);
+    view.usable[1] = false;
+    let counts = shares(&selector, &view, 3, 10_000);
+    assert_eq!(counts[1], 0, "{counts:?}");
+    assert!(counts[0] > 0 && counts[2] > 0, "{counts:?}");
+
+    // Remembered, then gone down: the CANCEL goes to a usable one.
+    let mut state = WorkerState::for_algorithm(Algorithm::LeastLatency);
+    let mut view = View::scaled(&[1.0; 3]);
+    let invite = new_tx(None, 7);
+    let placed = selector.select(&invite, &mut state, &view).unwrap();
+    view.usable[placed] = false;
+    let cancel = selector.select(&follow_up(invite), &mut state, &view);
+    assert!(cancel.is_some_and(|i| i != placed), "{cancel:?}");
+
+    view.usable = vec![false; 3];
+    assert_eq!(selector.select(&new_tx(None, 8), &mut state, &view), None);
+}
+
+#[test]
+fn least_latency_honours_tiers() {
+    // Node zone "a": 0 is tier 1 however slow, 1 tier 2 (backup for "a"),
+    // 2 tier 3, 3 excluded by its limit_zones however fast.
+    let targets = vec![
+        zoned(0, "a", &[], &[]),
+        zoned(1, "b", &[], &["a"]),
+        zoned(2, "c", &[], &[]),
+        zoned(3, "a", &["b"], &[]),
+    ];
+    let selector = Selector::new(Algorithm::LeastLatency, &targets, Some("a"));
+    let mut view = View::scaled(&[0.001, 1.0, 1.0, 1.0]);
+    let mut state = WorkerState::for_algorithm(Algorithm::LeastLatency);
+    let mut tx = 0;
+    let mut picks = |view: &View| -> Vec<Option<usize>> {
+        (0..200)
+            .map(|_| {
+                tx += 1;
+                selector.select(&new_tx(None, tx), &mut state, view)
+            })
+            .collect()
+    };
+    assert!(picks(&view).iter().all(|&p| p == Some(0)));
+    view.usable[0] = false;
+    assert!(picks(&view).iter().all(|&p| p == Some(1)));
+    view.usable[1] = false;
+    assert!(picks(&view).iter().all(|&p| p == Some(2)));
+    view.usable[2] = false;
+    assert!(picks(&view).iter().all(|&p| p.is_none()), "limited");
+}
+
+#[test]
+fn least_latency_follow_ups_stick_when_scales_change() {
+    let targets = weighted(&[1, 1, 1]);
+    let selector = Selector::new(Algorithm::LeastLatency, &targets, None);
+    let mut state = WorkerState::for_algorithm(Algorithm::LeastLatency);
+    let before = View::scaled(&[1.0, 1.0, 1.0]);
+    let after = View::scaled(&[0.05, 1.0, 0.05]);
+    let mut invites = Vec::new();
+    let mut moved = 0;
+    for tx in 0..300 {
+        let invite = selector.select(&new_tx(None, tx), &mut state, &before);
+        let invite = invite.expect("a usable destination");
+        invites.push(invite);
+        // The latencies were re-measured between the INVITE and what follows.
+        let retransmission = selector.select(&new_tx(None, tx), &mut state, &after);
+        assert_eq!(retransmission, Some(invite), "retransmission, tx {tx}");
+        let cancel = selector.select(&follow_up(new_tx(None, tx)), &mut state, &after);
+        assert_eq!(cancel, Some(invite), "CANCEL, tx {tx}");
+        let ack = selector.select(&follow_up(new_tx(None, tx)), &mut state, &after);
+        assert_eq!(ack, Some(invite), "ACK, tx {tx}");
+        // Without the memo the pick under the new scales, the same on every
+        // worker that never saw the INVITE.
+        let orphan = selector.select(
+            &follow_up(new_tx(None, tx)),
+            &mut WorkerState::new(),
+            &after,
+        );
+        let again = selector.select(
+            &follow_up(new_tx(None, tx)),
+            &mut WorkerState::new(),
+            &after,
+        );
+        assert_eq!(orphan, again, "tx {tx}");
+        moved += u32::from(orphan != Some(invite));
+    }
+    assert!(moved > 50, "the test exercises the memo ({moved})");
+    // A worker without a memo still places follow-ups purely: with the
+    // scales unchanged that is the INVITE's destination.
+    let mut stateless = WorkerState::for_algorithm(Algorithm::HashCallId);
+    for (tx, &invite) in (0..).zip(&invites) {
+        let cancel = selector.select(&follow_up(new_tx(None, tx)), &mut stateless, &before);
+        assert_eq!(cancel, Some(invite), "tx {tx}");
+    }
+}
+
+#[test]
+fn least_latency_tolerates_bad_scales() {
+    let targets = weighted(&[1, 1]);
+    let selector = Selector::new(Algorithm::LeastLatency, &targets, None);
+    let plain = shares(&selector, &View::scaled(&[1.0, 1.0]), 2, 2_000);
+    // NaN counts as unmeasured, above 1 as the fastest.
+    for bad in [f64::NAN, f64::INFINITY, 7.0] {
+        let counts = shares(&selector, &View::scaled(&[bad, 1.0]), 2, 2_000);
+        assert_eq!(counts, plain, "scale {bad}");
+    }
+    // Zero or negative: a trickle at most, but still used when alone.
+    for bad in [0.0, -1.0, f64::NEG_INFINITY] {
+        let counts = shares(&selector, &View::scaled(&[bad, 1.0]), 2, 2_000);
+        assert!(counts[0] <= 1, "scale {bad}: {counts:?}");
+        let mut alone = View::scaled(&[bad, 1.0]);
+        alone.usable[1] = false;
+        let counts = shares(&selector, &alone, 2, 100);
+        assert_eq!(counts, [100, 0], "scale {bad}");
+    }
+}
+
+#[test]
+fn least_latency_ranked_is_the_failover_order() {
+    let targets = weighted(&[1, 2, 3, 4]);
+    let selector = Selector::new(Algorithm::LeastLatency, &targets, None);
+    let mut view = View::scaled(&[1.0, 0.2, 0.7, 0.4]);
+    let mut out = Vec::new();
+    for tx in 0..500 {
+        let input = new_tx(None, tx);
+        let mut state = WorkerState::new();
+        selector.ranked(&input, &mut state, 4, &view, &mut out);
+        assert_eq!(out.len(), 4);
+        for k in 1..out.len() {
+            view.usable = (0..4).map(|j| !out[..k].contains(&j)).collect();
+            let next = selector.select(&input, &mut WorkerState::new(), &view);
+            assert_eq!(next, Some(out[k]), "tx {tx}: {out:?}");
+        }
+        view.usable = vec![true; 4];
+    }
+}
+
+#[test]
+fn tier_reports_each_destination_for_the_node_zone() {
+    let targets = vec![
+        zoned(0, "a", &[], &[]),
+        zoned(1, "b", &[], &["a"]),
+        zoned(2, "c", &[], &[]),
+        zoned(3, "a", &["b"], &[]),
+        dest(4, 1),
+        zoned(5, "c", &["a", "c"], &[]),
+    ];
+    for algorithm in Algorithm::ALL {
+        let selector = Selector::new(algorithm, &targets, Some("a"));
+        let tiers: Vec<Option<u8>> = (0..7).map(|i| selector.tier(i)).collect();
+        assert_eq!(
+            tiers,
+            [Some(1), Some(2), Some(3), None, Some(1), Some(3), None],
+            "{algorithm}"
+        );
+        // A node without a zone: no limited destination, the rest tier 1.
+        let selector = Selector::new(algorithm, &targets, None);
+        let tiers: Vec<Option<u8>> = (0..6).map(|i| selector.tier(i)).collect();
+        assert_eq!(
+            tiers,
+            [Some(1), Some(1), Some(1), None, Some(1), None],
+            "{algorithm}"
+        );
+    }
 }

@@ -17,9 +17,11 @@ pub use addresses::{Destination, Local};
 use crate::branch::BranchKey;
 use crate::config;
 use crate::dispatch::{Selector, Target, WorkerState};
+use crate::health::{Counters, HealthView};
 use crate::stats::{Event, Stats};
 use sip::{HeaderIndex, ParseError, Splicer};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// What the daemon should do with a datagram.
@@ -44,6 +46,7 @@ pub struct Edge {
     locals: Vec<Local>,
     destinations: Vec<Destination>,
     selector: Selector,
+    health: Arc<HealthView>,
     ping_replies: bool,
     key: BranchKey,
 }
@@ -76,9 +79,21 @@ impl Edge {
             locals,
             destinations,
             selector: Selector::new(edge.algorithm, &targets, node.zone.as_deref()),
+            health: Arc::new(HealthView::new(edge.destinations.len())),
             ping_replies: edge.ping_replies,
             key: BranchKey::from_secret(secret),
         }
+    }
+
+    /// The health view the workers dispatch by; the prober writes it.
+    pub fn health(&self) -> &Arc<HealthView> {
+        &self.health
+    }
+
+    /// The tier (1, 2 or 3) of destination `i` as this node's zone sees it,
+    /// or `None` when its `limit_zones` keep this node from using it.
+    pub fn tier(&self, i: usize) -> Option<u8> {
+        self.selector.tier(i)
     }
 
     /// The local addresses, in config order.
@@ -113,6 +128,7 @@ impl Edge {
             splicer: Splicer::new(),
             out: Vec::with_capacity(4096),
             dispatch: WorkerState::for_algorithm(self.selector.algorithm()),
+            counters: self.health.register(),
             stats: Stats {
                 per_destination: vec![0; self.destinations.len()],
                 ..Stats::default()
@@ -128,6 +144,7 @@ pub struct Worker {
     splicer: Splicer,
     out: Vec<u8>,
     dispatch: WorkerState,
+    counters: Arc<Counters>,
     /// What this worker has done.
     pub stats: Stats,
 }
@@ -138,6 +155,7 @@ pub(crate) struct Scratch<'w> {
     pub splicer: &'w mut Splicer,
     pub out: &'w mut Vec<u8>,
     pub dispatch: &'w mut WorkerState,
+    pub counters: &'w Counters,
     pub stats: &'w mut Stats,
 }
 
@@ -157,6 +175,7 @@ impl Worker {
             splicer,
             out,
             dispatch,
+            counters,
             stats,
         } = self;
         out.clear();
@@ -171,6 +190,7 @@ impl Worker {
                     splicer,
                     out,
                     dispatch,
+                    counters,
                     stats,
                 };
                 return reply::malformed(edge, &mut s, datagram, e, src, local);
@@ -180,12 +200,13 @@ impl Worker {
             splicer,
             out,
             dispatch,
+            counters,
             stats,
         };
         let outcome = if msg.is_request() {
             request::handle(edge, &mut s, &msg, src, local, now_secs)
         } else {
-            response::handle(edge, &mut s, &msg, local)
+            response::handle(edge, &mut s, &msg, src, local)
         };
         match outcome {
             Outcome::Drop(e) => s.stats.count(e),

@@ -299,7 +299,7 @@ pub fn handle(
                 follow_up,
                 now_secs: now,
             };
-            match edge.selector.select(&input, s.dispatch, &|_| true) {
+            match edge.selector.select(&input, s.dispatch, &*edge.health) {
                 Some(i) => (edge.destinations[i].addr, Some(i)),
                 None => {
                     s.stats.count(Event::NoDestination);
@@ -364,6 +364,8 @@ pub fn handle(
         if let Some(c) = s.stats.per_destination.get_mut(i) {
             *c += 1;
         }
+        let new_call = method == Method::Invite && !in_dialog;
+        s.counters.forwarded(i, new_call, method != Method::Ack);
     }
     Outcome::Send {
         to,
@@ -425,6 +427,9 @@ fn hash_key<'a>(alg: Algorithm, m: &Message<'a>, facts: &Facts<'a>) -> Option<&'
                 m.first_value(HeaderName::Authorization)
                     .and_then(sip::auth::digest_username)
             }),
-        Algorithm::WeightedRoundRobin | Algorithm::Random | Algorithm::First => None,
+        Algorithm::WeightedRoundRobin
+        | Algorithm::Random
+        | Algorithm::First
+        | Algorithm::LeastLatency => None,
     }
 }

@@ -9,7 +9,13 @@ use sip::{Element, HeaderName, Message, Rport, Via};
 use std::net::{IpAddr, SocketAddr};
 
 /// Handles one parsed response.
-pub fn handle(edge: &Edge, s: &mut Scratch<'_>, m: &Message<'_>, local: usize) -> Outcome {
+pub fn handle(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    src: SocketAddr,
+    local: usize,
+) -> Outcome {
     let mut vias = m.elements(HeaderName::Via);
     let (Some(top), second) = (vias.next(), vias.next()) else {
         return Outcome::Drop(Event::ResponseNotOurs);
@@ -36,6 +42,10 @@ pub fn handle(edge: &Edge, s: &mut Scratch<'_>, m: &Message<'_>, local: usize) -
     };
     if edge.key.tx_mac(&next, call_id, cseq, from_tag) != mac {
         return Outcome::Drop(Event::BadToken);
+    }
+    // A verified answer from a destination: passive health evidence.
+    if let Some(i) = edge.destinations.iter().position(|d| d.addr == src) {
+        s.counters.answered(i, m.status().unwrap_or(0));
     }
     let Some(to) = next_hop(&next) else {
         return Outcome::Drop(Event::ResponseUnroutable);

@@ -436,3 +436,92 @@ fn conformance_corpus_through_the_pipeline() {
     assert!(n >= 69);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The response a destination would send to a forwarded request: its Via,
+/// From, To, Call-ID and CSeq copied, with `code`.
+fn answer(fwd: &[u8], code: u16) -> Vec<u8> {
+    let mut idx = HeaderIndex::new();
+    let m = sip::parse(fwd, &mut idx).unwrap();
+    let mut resp = format!("SIP/2.0 {code} Whatever\r\n").into_bytes();
+    for h in m.headers() {
+        if matches!(
+            h.name,
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+        ) {
+            resp.extend_from_slice(&fwd[h.line.range()]);
+        }
+    }
+    resp.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    resp
+}
+
+#[test]
+fn new_calls_avoid_destinations_the_health_view_marks_unusable() {
+    let e = edge_with("hash-call-id", "");
+    let mut w = e.worker();
+    e.health().set_usable(0, false);
+    for i in 0..50 {
+        let (o, _) = run(
+            &e,
+            &mut w,
+            invite(&format!("h{i}"), "z9hG4bK-h").as_bytes(),
+            CALLER,
+        );
+        assert_eq!(sent_to(o), addr(DEST_B), "call {i} went to the unusable A");
+    }
+    e.health().set_usable(1, false);
+    let (o, out) = run(&e, &mut w, invite("none", "z9hG4bK-n").as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(CALLER));
+    assert_eq!(status(&out), 503, "nothing usable: 503 to the caller");
+    e.health().set_usable(0, true);
+    for i in 0..50 {
+        let (o, _) = run(
+            &e,
+            &mut w,
+            invite(&format!("r{i}"), "z9hG4bK-r").as_bytes(),
+            CALLER,
+        );
+        assert_eq!(sent_to(o), addr(DEST_A), "B is unusable now");
+    }
+}
+
+#[test]
+fn forwarded_requests_and_verified_answers_feed_the_passive_counters() {
+    let e = edge_with("first", "");
+    let mut w = e.worker();
+    let (o, fwd) = run(&e, &mut w, invite("p1", "z9hG4bK-p1").as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(DEST_A));
+    let t = e.health().totals();
+    assert_eq!((t[0].calls, t[0].requests, t[0].expecting), (1, 1, 1));
+    assert_eq!(t[1], Default::default(), "nothing went to B");
+
+    // 100 from A: a reply, not bad; 503 from A: a bad final reply.
+    run(&e, &mut w, &answer(&fwd, 100), DEST_A);
+    run(&e, &mut w, &answer(&fwd, 503), DEST_A);
+    let t = e.health().totals();
+    assert_eq!((t[0].replies, t[0].bad), (2, 1));
+
+    // The same 503 sent from an address that is not A counts for nobody,
+    // and a forged branch is not evidence either.
+    run(&e, &mut w, &answer(&fwd, 503), "127.0.0.1:6999");
+    let text = String::from_utf8(answer(&fwd, 500)).unwrap();
+    let pos = text.find("z9hG4bKsE").unwrap() + 9;
+    let mut forged = text.into_bytes();
+    forged[pos] = if forged[pos] == b'0' { b'1' } else { b'0' };
+    run(&e, &mut w, &forged, DEST_A);
+    let t = e.health().totals();
+    assert_eq!((t[0].replies, t[0].bad), (2, 1));
+
+    // An ACK expects no reply.
+    let ack = invite("p1", "z9hG4bK-p1")
+        .replacen("INVITE sip:", "ACK sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    let (o, _) = run(&e, &mut w, ack.as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(DEST_A));
+    let t = e.health().totals();
+    assert_eq!((t[0].calls, t[0].requests, t[0].expecting), (1, 2, 1));
+}

@@ -1,0 +1,421 @@
+//! What the forwarding workers read about destination health, and what they
+//! count for passive suspicion — shared without locks on the hot path.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use crate::dispatch::HealthLookup;
+
+/// Per-edge health shared by the prober (the one writer) and the workers
+/// (readers): whether each destination may be used and its least-latency
+/// speed factor. Plain relaxed atomics: a worker seeing a change one packet
+/// late is harmless, and reading costs no more than a plain load.
+#[derive(Debug)]
+pub struct HealthView {
+    usable: Box<[AtomicBool]>,
+    /// `f64` bits of the speed factor, in (0, 1].
+    scale: Box<[AtomicU64]>,
+    /// Every worker's counters, summed by [`HealthView::totals`].
+    workers: Mutex<Vec<Arc<Counters>>>,
+}
+
+impl HealthView {
+    /// A view of `destinations` destinations, all usable at scale 1.0: a
+    /// destination is trusted until a probe says otherwise.
+    pub fn new(destinations: usize) -> HealthView {
+        HealthView {
+            usable: (0..destinations).map(|_| AtomicBool::new(true)).collect(),
+            scale: (0..destinations)
+                .map(|_| AtomicU64::new(1.0f64.to_bits()))
+                .collect(),
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether destination `i` may get new requests; `false` for an index
+    /// out of range, so a stale index can never be chosen.
+    #[inline]
+    pub fn usable(&self, i: usize) -> bool {
+        self.usable.get(i).is_some_and(|u| u.load(Relaxed))
+    }
+
+    /// Marks destination `i` usable or not (the prober, after a state change).
+    pub fn set_usable(&self, i: usize, usable: bool) {
+        if let Some(u) = self.usable.get(i) {
+            u.store(usable, Relaxed);
+        }
+    }
+
+    /// Destination `i`'s least-latency speed factor in (0, 1]: 1.0 for the
+    /// fastest destination and for one not measured yet (or out of range).
+    #[inline]
+    pub fn scale(&self, i: usize) -> f64 {
+        self.scale
+            .get(i)
+            .map_or(1.0, |s| f64::from_bits(s.load(Relaxed)))
+    }
+
+    /// Sets destination `i`'s speed factor; a value outside (0, 1] (or not a
+    /// number) is clamped, so a selector never sees a weight of zero or below.
+    pub fn set_scale(&self, i: usize, scale: f64) {
+        let scale = if scale > 0.0 { scale.min(1.0) } else { 1.0 };
+        if let Some(s) = self.scale.get(i) {
+            s.store(scale.to_bits(), Relaxed);
+        }
+    }
+
+    /// Number of destinations the view covers.
+    pub fn len(&self) -> usize {
+        self.usable.len()
+    }
+
+    /// True when the view covers no destination.
+    pub fn is_empty(&self) -> bool {
+        self.usable.is_empty()
+    }
+
+    /// A new set of counters for one worker, summed into [`totals`](Self::totals)
+    /// from now on. Call once per worker when it is created (takes a lock).
+    pub fn register(&self) -> Arc<Counters> {
+        let counters = Arc::new(Counters::new(self.len()));
+        self.lock_workers().push(Arc::clone(&counters));
+        counters
+    }
+
+    /// Per-destination sums over every registered worker, for the passive
+    /// check and the admin API. The sums are taken destination by destination
+    /// while workers keep counting, so they are a close, not an atomic, snapshot.
+    pub fn totals(&self) -> Vec<DestTotals> {
+        let mut totals = vec![DestTotals::default(); self.len()];
+        for w in self.lock_workers().iter() {
+            for (t, c) in totals.iter_mut().zip(w.per_dest.iter()) {
+                t.calls += c.calls.load(Relaxed);
+                t.requests += c.requests.load(Relaxed);
+                t.expecting += c.expecting.load(Relaxed);
+                t.replies += c.replies.load(Relaxed);
+                t.finals += c.finals.load(Relaxed);
+                t.bad += c.bad.load(Relaxed);
+            }
+        }
+        totals
+    }
+
+    /// The worker list; a panic elsewhere while it was held leaves it intact
+    /// (it is only ever pushed to), so a poisoned lock is used as is.
+    fn lock_workers(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Counters>>> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl HealthLookup for HealthView {
+    #[inline]
+    fn usable(&self, i: usize) -> bool {
+        HealthView::usable(self, i)
+    }
+
+    #[inline]
+    fn scale(&self, i: usize) -> f64 {
+        HealthView::scale(self, i)
+    }
+}
+
+/// One worker's counters for one edge.
+///
+/// Each has a single writer, the worker thread that registered it, so an
+/// increment is a relaxed load and store rather than a contended
+/// read-modify-write; each destination's counters fill their own cache line
+/// so workers and readers do not false-share. (Were two threads to write
+/// one, counts could be lost, never corrupted.)
+#[derive(Debug)]
+pub struct Counters {
+    per_dest: Box<[DestCounter]>,
+}
+
+/// The counters of one destination, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct DestCounter {
+    calls: AtomicU64,
+    requests: AtomicU64,
+    expecting: AtomicU64,
+    replies: AtomicU64,
+    finals: AtomicU64,
+    bad: AtomicU64,
+}
+
+/// Adds one to a counter that only this thread writes.
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+impl Counters {
+    /// Zeroed counters for `destinations` destinations.
+    fn new(destinations: usize) -> Counters {
+        Counters {
+            per_dest: (0..destinations).map(|_| DestCounter::default()).collect(),
+        }
+    }
+
+    /// Counts a request sent to destination `i`: `new_call` for an initial
+    /// INVITE, `expects_reply` for anything but ACK (what a reply is owed
+    /// for, so silence can be noticed). An index out of range is ignored.
+    #[inline]
+    pub fn forwarded(&self, i: usize, new_call: bool, expects_reply: bool) {
+        let Some(c) = self.per_dest.get(i) else {
+            return;
+        };
+        bump(&c.requests);
+        if new_call {
+            bump(&c.calls);
+        }
+        if expects_reply {
+            bump(&c.expecting);
+        }
+    }
+
+    /// Counts a response with status `code` received from destination `i`;
+    /// 500, 503 and 408 count as bad (the server is failing, not the call).
+    #[inline]
+    pub fn answered(&self, i: usize, code: u16) {
+        let Some(c) = self.per_dest.get(i) else {
+            return;
+        };
+        bump(&c.replies);
+        if code >= 200 {
+            bump(&c.finals);
+        }
+        if is_bad(code) {
+            bump(&c.bad);
+        }
+    }
+}
+
+/// The final codes that say a server is in trouble rather than the call:
+/// 500 Server Internal Error, 503 Service Unavailable, 408 Request Timeout.
+fn is_bad(code: u16) -> bool {
+    matches!(code, 500 | 503 | 408)
+}
+
+/// One destination's counts summed over every worker since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DestTotals {
+    /// Initial INVITEs dispatched to it.
+    pub calls: u64,
+    /// Every request sent to it.
+    pub requests: u64,
+    /// Requests sent to it that expect a reply (all but ACK).
+    pub expecting: u64,
+    /// Responses received from it, provisional ones included.
+    pub replies: u64,
+    /// Final responses (200..=699) received from it.
+    pub finals: u64,
+    /// Final responses 500, 503 and 408 received from it.
+    pub bad: u64,
+}
+
+impl DestTotals {
+    /// What was counted since `earlier`, field by field; never negative.
+    pub fn since(&self, earlier: &DestTotals) -> DestTotals {
+        DestTotals {
+            calls: self.calls.saturating_sub(earlier.calls),
+            requests: self.requests.saturating_sub(earlier.requests),
+            expecting: self.expecting.saturating_sub(earlier.expecting),
+            replies: self.replies.saturating_sub(earlier.replies),
+            finals: self.finals.saturating_sub(earlier.finals),
+            bad: self.bad.saturating_sub(earlier.bad),
+        }
+    }
+
+    /// Adds `other` to these counts.
+    pub fn add(&mut self, other: &DestTotals) {
+        self.calls += other.calls;
+        self.requests += other.requests;
+        self.expecting += other.expecting;
+        self.replies += other.replies;
+        self.finals += other.finals;
+        self.bad += other.bad;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_view_is_all_usable_at_full_scale() {
+        let v = HealthView::new(3);
+        assert_eq!(v.len(), 3);
+        assert!(!v.is_empty());
+        for i in 0..3 {
+            assert!(v.usable(i));
+            assert_eq!(v.scale(i), 1.0);
+        }
+    }
+
+    #[test]
+    fn out_of_range_is_unusable_and_ignored() {
+        let v = HealthView::new(2);
+        assert!(!v.usable(2));
+        assert!(!v.usable(usize::MAX));
+        assert_eq!(v.scale(2), 1.0);
+        v.set_usable(5, false);
+        v.set_scale(5, 0.5);
+        assert!(HealthView::new(0).is_empty());
+    }
+
+    #[test]
+    fn set_usable_and_scale() {
+        let v = HealthView::new(2);
+        v.set_usable(1, false);
+        v.set_scale(0, 0.25);
+        assert!(v.usable(0));
+        assert!(!v.usable(1));
+        assert_eq!(v.scale(0), 0.25);
+        assert_eq!(v.scale(1), 1.0);
+        v.set_usable(1, true);
+        assert!(v.usable(1));
+    }
+
+    #[test]
+    fn scale_is_clamped_into_zero_one() {
+        let v = HealthView::new(1);
+        for (given, kept) in [
+            (2.0, 1.0),
+            (0.0, 1.0),
+            (-1.0, 1.0),
+            (f64::NAN, 1.0),
+            (f64::INFINITY, 1.0),
+            (1e-9, 1e-9),
+        ] {
+            v.set_scale(0, given);
+            assert_eq!(v.scale(0), kept, "{given}");
+        }
+    }
+
+    #[test]
+    fn view_answers_the_dispatch_lookup() {
+        let v = HealthView::new(2);
+        v.set_usable(0, false);
+        v.set_scale(1, 0.5);
+        let lookup: &dyn HealthLookup = &v;
+        assert!(!lookup.usable(0));
+        assert!(lookup.usable(1));
+        assert_eq!(lookup.scale(1), 0.5);
+    }
+
+    #[test]
+    fn totals_sum_every_registered_worker() {
+        let v = HealthView::new(2);
+        let a = v.register();
+        let b = v.register();
+        a.forwarded(0, true, true); // INVITE
+        a.forwarded(0, false, false); // ACK
+        b.forwarded(0, false, true); // BYE
+        b.forwarded(1, true, true);
+        a.answered(0, 100);
+        a.answered(0, 200);
+        b.answered(0, 503);
+        b.answered(1, 408);
+        b.answered(1, 500);
+        b.answered(1, 486);
+        let t = v.totals();
+        assert_eq!(
+            t[0],
+            DestTotals {
+                calls: 1,
+                requests: 3,
+                expecting: 2,
+                replies: 3,
+                finals: 2,
+                bad: 1,
+            }
+        );
+        assert_eq!(
+            t[1],
+            DestTotals {
+                calls: 1,
+                requests: 1,
+                expecting: 1,
+                replies: 3,
+                finals: 3,
+                bad: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn counters_ignore_out_of_range_destinations() {
+        let v = HealthView::new(1);
+        let c = v.register();
+        c.forwarded(1, true, true);
+        c.answered(7, 503);
+        assert_eq!(v.totals(), [DestTotals::default()]);
+    }
+
+    #[test]
+    fn counters_from_many_threads_add_up() {
+        let v = Arc::new(HealthView::new(1));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let c = v.register();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        c.forwarded(0, false, true);
+                        c.answered(0, 200);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("worker thread");
+        }
+        let t = v.totals()[0];
+        assert_eq!(
+            (t.requests, t.expecting, t.replies, t.finals),
+            (4000, 4000, 4000, 4000)
+        );
+    }
+
+    #[test]
+    fn dest_counter_has_a_cache_line_of_its_own() {
+        assert_eq!(std::mem::align_of::<DestCounter>(), 64);
+        assert_eq!(std::mem::size_of::<DestCounter>(), 64);
+    }
+
+    #[test]
+    fn since_and_add() {
+        let a = DestTotals {
+            calls: 5,
+            requests: 10,
+            expecting: 9,
+            replies: 20,
+            finals: 9,
+            bad: 2,
+        };
+        let b = DestTotals {
+            calls: 7,
+            requests: 10,
+            expecting: 12,
+            replies: 25,
+            finals: 12,
+            bad: 1,
+        };
+        let d = b.since(&a);
+        assert_eq!(
+            d,
+            DestTotals {
+                calls: 2,
+                requests: 0,
+                expecting: 3,
+                replies: 5,
+                finals: 3,
+                bad: 0,
+            }
+        );
+        let mut sum = a;
+        sum.add(&d);
+        assert_eq!(sum.calls, 7);
+        assert_eq!(sum.bad, 2);
+    }
+}
