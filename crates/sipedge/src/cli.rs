@@ -1,4 +1,5 @@
-//! The command line: `sipedge run --config FILE`, `sipedge check --config FILE`.
+//! The command line: `sipedge run --config FILE`, `sipedge check --config
+//! FILE`, `sipedge ctl …`.
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,9 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Ask a running sipedge through its admin API: destinations, set a
+    /// destination's state, health.
+    Ctl(crate::ctl::Ctl),
 }
 
 /// Exit code for a configuration that does not validate.
@@ -55,8 +59,13 @@ pub fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// `sipedge run`: load, bind every socket, announce readiness, serve until
-/// SIGINT or SIGTERM.
+/// `sipedge run`: load, bind every socket (forwarding, probes, admin),
+/// announce readiness, serve until SIGINT or SIGTERM.
+///
+/// The forwarding threads run on their own; the main thread runs one
+/// current-thread runtime with the prober tasks, the admin server and the
+/// signal wait, so neither probing nor the admin API ever waits on the
+/// forwarding path (nor the other way round).
 pub fn run(path: &Path) -> ExitCode {
     let cfg = match edge::config::load(path) {
         Ok(c) => c,
@@ -65,14 +74,33 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if cfg.admin.is_some() {
-        tracing::warn!(
-            "[admin] is accepted but the admin HTTP server is not part of this version yet"
-        );
-    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}: cannot start the runtime: {e}", path.display());
+            return ExitCode::from(EXIT_START);
+        }
+    };
     let secret = crate::secret::cluster_secret(&cfg.node);
-    let running = match crate::workers::start(&cfg, &secret) {
-        Ok(r) => r,
+    let started = rt.block_on(async {
+        // The admin address first: it is the one most likely in use.
+        let admin = match &cfg.admin {
+            Some(a) => Some(crate::admin::bind(a.listen).await?),
+            None => None,
+        };
+        let running = crate::workers::start(&cfg, &secret)?;
+        let health = std::sync::Arc::new(crate::health::start(&cfg, &running.edges).await?);
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(listener) = admin {
+            crate::admin::spawn(listener, health);
+        }
+        Ok::<_, String>((running, admin_addr))
+    });
+    let (running, admin) = match started {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("{}: {e}", path.display());
             return ExitCode::from(EXIT_START);
@@ -82,37 +110,28 @@ pub fn run(path: &Path) -> ExitCode {
         node = %cfg.node.id,
         workers = running.workers,
         sockets = running.sockets,
+        admin = %admin.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         "sipedge ready"
     );
-    wait_for_shutdown();
+    rt.block_on(wait_for_shutdown());
     tracing::info!("shutting down");
     ExitCode::SUCCESS
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_shutdown() {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+/// Completes on SIGINT or SIGTERM; meanwhile the runtime runs the prober
+/// tasks and the admin server.
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
         Err(e) => {
-            tracing::error!("cannot wait for signals: {e}");
-            return;
+            tracing::warn!("cannot watch SIGTERM ({e}); stop with SIGINT");
+            let _ = tokio::signal::ctrl_c().await;
         }
-    };
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    });
+    }
 }

@@ -1,9 +1,13 @@
 //! sipedge: a SIP edge proxy and load balancer.
 //!
 //! This binary is the thin runtime around the sans-IO core in the `edge`
-//! crate: command line, sockets, worker threads, logging.
+//! crate: command line, sockets, worker threads, health probing, the admin
+//! HTTP API and its command-line client, logging.
 
+mod admin;
 mod cli;
+mod ctl;
+mod health;
 mod secret;
 mod udp;
 mod workers;
@@ -25,5 +29,6 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Check { config } => cli::check(&config),
         cli::Command::Run { config } => cli::run(&config),
+        cli::Command::Ctl(ctl) => ctl::run(&ctl),
     }
 }

@@ -3,7 +3,9 @@
 //! loops: receive a batch (blocking until at least one datagram is
 //! queued), run each datagram through the pipeline, send the batch of
 //! answers. Two system calls per batch; nothing shared on the forwarding
-//! path but the immutable edge snapshot: no locks, no atomics.
+//! path but the immutable edge snapshot and its health view, which the
+//! workers only read (relaxed atomic loads) and the prober tasks on the main
+//! thread write: no locks.
 
 use crate::udp::mmsg::{RecvBatch, SendBatch};
 use edge::config::Config;
@@ -19,6 +21,9 @@ pub struct Running {
     pub workers: usize,
     /// Sockets bound (and threads started), over all workers.
     pub sockets: usize,
+    /// The running edges, in config order: their health views are where
+    /// the prober tasks publish what the workers may use.
+    pub edges: Arc<Vec<Edge>>,
 }
 
 /// Binds every socket (so a bind failure is reported before anything
@@ -66,7 +71,11 @@ pub fn start(cfg: &Config, secret: &[u8]) -> Result<Running, String> {
             }
         }
     }
-    Ok(Running { workers, sockets })
+    Ok(Running {
+        workers,
+        sockets,
+        edges,
+    })
 }
 
 /// Receives on `socks[li]` and sends what the pipeline says, forever.

@@ -1,0 +1,228 @@
+//! The JSON bodies of the admin API. Field names are part of the interface
+//! (`sipedge ctl`, scripts and tests read them), so they are spelled out
+//! here rather than derived from internal types.
+
+use crate::health::{DestStatus, EdgeHealth, Health};
+use edge::health::DestTotals;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `GET /health`.
+#[derive(Serialize)]
+pub struct HealthBody<'a> {
+    /// `ok` when at least one edge is routable, else `unavailable`.
+    pub status: &'static str,
+    /// One per edge, in config order.
+    pub edges: Vec<EdgeSummary<'a>>,
+}
+
+/// One edge in `GET /health`.
+#[derive(Serialize)]
+pub struct EdgeSummary<'a> {
+    /// The edge's name.
+    pub name: &'a str,
+    /// At least one destination this node may use is usable.
+    pub routable: bool,
+    /// Usable destinations this node may use (any tier).
+    pub usable: usize,
+    /// Configured destinations.
+    pub destinations: usize,
+}
+
+impl<'a> EdgeSummary<'a> {
+    /// The summary of one edge now.
+    pub fn of(edge: &'a EdgeHealth) -> Self {
+        let usable = edge.usable_count();
+        EdgeSummary {
+            name: &edge.name,
+            routable: usable > 0,
+            usable,
+            destinations: edge.destinations.len(),
+        }
+    }
+}
+
+/// `GET /api/destinations`.
+#[derive(Serialize)]
+pub struct DestinationsBody<'a> {
+    /// `[node] id`.
+    pub node: &'a str,
+    /// `[node] zone`.
+    pub zone: Option<&'a str>,
+    /// One per edge, in config order.
+    pub edges: Vec<EdgeBody<'a>>,
+}
+
+/// One edge in `GET /api/destinations`.
+#[derive(Serialize)]
+pub struct EdgeBody<'a> {
+    /// The edge's name.
+    pub name: &'a str,
+    /// The dispatch algorithm's config name.
+    pub algorithm: &'static str,
+    /// At least one destination this node may use is usable.
+    pub routable: bool,
+    /// In config order; `index` is the position.
+    pub destinations: Vec<DestinationBody<'a>>,
+}
+
+/// One destination, in `GET /api/destinations` and as the answer to a
+/// `POST` that sets its state.
+#[derive(Serialize)]
+pub struct DestinationBody<'a> {
+    /// 0-based position in the edge's config.
+    pub index: usize,
+    /// The URI exactly as configured.
+    pub uri: &'a str,
+    /// Where requests go (resolved at load).
+    pub address: String,
+    /// The destination's zone.
+    pub zone: Option<&'a str>,
+    /// Zone tier for this node (1, 2, 3); `null` when `limit_zones` keep
+    /// this node from using it at all.
+    pub tier: Option<u8>,
+    /// Configured weight.
+    pub weight: u32,
+    /// Configured priority (lower is tried first).
+    pub priority: i32,
+    /// `active`, `inactive` or `probing`.
+    pub state: &'static str,
+    /// Held in this state by the operator.
+    pub manual: bool,
+    /// Why it is in this state.
+    pub reason: String,
+    /// Probe round-trip times; `null` until a probe was answered.
+    pub latency_ms: Option<LatencyMs>,
+    /// The latest finished probe; `null` before the first.
+    pub last_probe: Option<LastProbeBody>,
+    /// Probe counts.
+    pub probes: Probes,
+    /// Initial INVITEs dispatched to it.
+    pub calls_sent: u64,
+    /// Every request sent to it.
+    pub requests_sent: u64,
+    /// Responses received from it.
+    pub replies: u64,
+}
+
+impl<'a> DestinationBody<'a> {
+    /// Destination `index` of `edge`, given its status from the prober and
+    /// its traffic totals from the view.
+    pub fn of(
+        edge: &'a EdgeHealth,
+        index: usize,
+        status: DestStatus,
+        totals: DestTotals,
+    ) -> Option<Self> {
+        let conf = edge.destinations.get(index)?;
+        Some(DestinationBody {
+            index,
+            uri: &conf.uri,
+            address: conf.addr.to_string(),
+            zone: conf.zone.as_deref(),
+            tier: edge.tiers.get(index).copied().flatten(),
+            weight: conf.weight,
+            priority: conf.priority,
+            state: status.state.name(),
+            manual: status.manual,
+            reason: status.reason,
+            latency_ms: status.latency.map(|(last, avg)| LatencyMs {
+                last: millis(last),
+                avg: millis(avg),
+            }),
+            last_probe: status.last_probe.map(|p| LastProbeBody {
+                ago_s: round3(p.ago.as_secs_f64()),
+                result: p.result,
+                ok: p.ok,
+            }),
+            probes: Probes {
+                sent: status.probes_sent,
+                failed: status.probes_failed,
+            },
+            calls_sent: totals.calls,
+            requests_sent: totals.requests,
+            replies: totals.replies,
+        })
+    }
+}
+
+/// Latency in milliseconds, to the microsecond.
+#[derive(Serialize)]
+pub struct LatencyMs {
+    /// The last probe's round trip.
+    pub last: f64,
+    /// Moving average of the round trips.
+    pub avg: f64,
+}
+
+/// The latest finished probe.
+#[derive(Serialize)]
+pub struct LastProbeBody {
+    /// Seconds since it finished.
+    pub ago_s: f64,
+    /// What came of it (`200 OK`, `timeout after 2 s`...).
+    pub result: String,
+    /// Whether it counted as alive.
+    pub ok: bool,
+}
+
+/// Probe counts of a destination.
+#[derive(Serialize)]
+pub struct Probes {
+    /// Sent so far.
+    pub sent: u64,
+    /// Failed so far.
+    pub failed: u64,
+}
+
+/// The body of `POST /api/destinations/{edge}/{dest}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBody {
+    /// `active`, `inactive` or `probing`.
+    pub state: String,
+}
+
+/// Every error answer: `{"error": "..."}`.
+#[derive(Serialize)]
+pub struct ErrorBody {
+    /// What went wrong, for the operator.
+    pub error: String,
+}
+
+/// The whole node: every edge with every destination.
+pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate::health::Stopped> {
+    let mut edges = Vec::with_capacity(health.edges.len());
+    for edge in &health.edges {
+        let statuses = edge.status().await?;
+        let totals = edge.view.totals();
+        let destinations = statuses
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let t = totals.get(i).copied().unwrap_or_default();
+                DestinationBody::of(edge, i, s, t)
+            })
+            .collect();
+        edges.push(EdgeBody {
+            name: &edge.name,
+            algorithm: edge.algorithm.name(),
+            routable: edge.routable(),
+            destinations,
+        });
+    }
+    Ok(DestinationsBody {
+        node: &health.node,
+        zone: health.zone.as_deref(),
+        edges,
+    })
+}
+
+fn millis(d: Duration) -> f64 {
+    round3(d.as_secs_f64() * 1000.0)
+}
+
+/// Three decimals: microseconds for milliseconds, milliseconds for seconds.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

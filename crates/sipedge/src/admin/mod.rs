@@ -1,0 +1,130 @@
+//! The admin HTTP interface (`[admin] listen`): `/health` for a BGP speaker
+//! or load balancer in front of the node, and `/api/destinations` for the
+//! operator (read every destination's state, set one by hand).
+//!
+//! It runs on the main thread's runtime, next to the prober tasks, so it
+//! answers however busy the forwarding threads are.
+
+mod json;
+#[cfg(test)]
+mod tests;
+
+use crate::health::{Health, State};
+use axum::body::Bytes;
+use axum::extract::{Path, State as Shared};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use json::ErrorBody;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Binds the admin address, so that a port in use is a start error rather
+/// than a silent lack of health checks.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("[admin] listen {addr}: {e}"))
+}
+
+/// Serves the admin API on `listener` from a task of the current runtime.
+pub fn spawn(listener: TcpListener, health: Arc<Health>) {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(health)).await {
+            tracing::error!("admin HTTP server stopped: {e}");
+        }
+    });
+}
+
+/// The routes. Any other path is 404 and another method 405, as axum
+/// answers them.
+pub fn router(health: Arc<Health>) -> Router {
+    Router::new()
+        .route("/health", get(node_health))
+        .route("/api/destinations", get(destinations))
+        .route(
+            "/api/destinations/{edge}/{dest}",
+            axum::routing::post(set_destination),
+        )
+        .with_state(health)
+}
+
+/// `GET /health`: 200 when at least one edge can route, else 503.
+async fn node_health(Shared(health): Shared<Arc<Health>>) -> Response {
+    let edges: Vec<_> = health.edges.iter().map(json::EdgeSummary::of).collect();
+    let ok = edges.iter().any(|e| e.routable);
+    let body = json::HealthBody {
+        status: if ok { "ok" } else { "unavailable" },
+        edges,
+    };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+/// `GET /api/destinations`: every destination of every edge.
+async fn destinations(Shared(health): Shared<Arc<Health>>) -> Response {
+    match json::destinations(&health).await {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /api/destinations/{edge}/{dest}` with `{"state": "..."}`: sets the
+/// state by hand and answers with the destination after the change.
+async fn set_destination(
+    Shared(health): Shared<Arc<Health>>,
+    Path((edge_name, dest)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(edge) = health.edge(&edge_name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no edge named {edge_name:?}"),
+        );
+    };
+    let Some(index) = edge.find(&dest) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "edge {edge_name:?} has no destination {dest:?} (give its index, 0 to {}, or its URI as configured)",
+                edge.destinations.len().saturating_sub(1)
+            ),
+        );
+    };
+    let state = match parse_set_body(&body) {
+        Ok(s) => s,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let status = match edge.set_state(index, state).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return error(StatusCode::NOT_FOUND, format!("no destination {index}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let totals = edge.view.totals().get(index).copied().unwrap_or_default();
+    match json::DestinationBody::of(edge, index, status, totals) {
+        Some(body) => Json(body).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no destination {index}")),
+    }
+}
+
+/// The state a `POST` body asks for, or why the body is refused.
+fn parse_set_body(body: &[u8]) -> Result<State, String> {
+    let body: json::SetBody = serde_json::from_slice(body)
+        .map_err(|e| format!("the body must be JSON like {{\"state\": \"inactive\"}}: {e}"))?;
+    body.state.parse::<State>().map_err(|_| {
+        format!(
+            "unknown state {:?}: expected \"active\", \"inactive\" or \"probing\"",
+            body.state
+        )
+    })
+}
+
+fn error(code: StatusCode, error: String) -> Response {
+    (code, Json(ErrorBody { error })).into_response()
+}

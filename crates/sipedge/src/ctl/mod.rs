@@ -1,0 +1,152 @@
+//! `sipedge ctl`: the admin API for the shell, so an operator (or a health
+//! script of a BGP speaker) needs neither curl nor JSON to drain a server or
+//! ask whether the node can serve.
+
+mod http;
+mod table;
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `sipedge ctl` arguments.
+#[derive(Args, Debug)]
+pub struct Ctl {
+    /// The admin HTTP address (`HOST:PORT`); default: `[admin] listen` of `--config`.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub admin: Option<String>,
+    /// A configuration file to read `[admin] listen` from.
+    #[arg(long, short, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the API's JSON as it is instead of a table or a line.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+/// `sipedge ctl` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Action {
+    /// List every destination: state, latency, last probe, calls.
+    Destinations,
+    /// Set a destination active, inactive (held by hand) or probing.
+    Set {
+        /// The edge's name.
+        edge: String,
+        /// The destination's 0-based index or its URI as configured.
+        dest: String,
+        /// `active`, `inactive` or `probing`.
+        state: String,
+    },
+    /// Print the node's health; exit 0 when it can route, 1 when not, 2 when
+    /// the admin server does not answer.
+    Health,
+}
+
+/// Exit code when the server answers with an error (or `/health` says 503).
+const EXIT_REFUSED: u8 = 1;
+/// Exit code when there is no answer (or no address to ask).
+const EXIT_UNREACHABLE: u8 = 2;
+
+/// Runs `sipedge ctl`.
+pub fn run(ctl: &Ctl) -> ExitCode {
+    let admin = match admin_address(ctl) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("sipedge ctl: {e}");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    let (method, path, body) = match &ctl.action {
+        Action::Destinations => ("GET", "/api/destinations".to_owned(), None),
+        Action::Health => ("GET", "/health".to_owned(), None),
+        Action::Set { edge, dest, state } => (
+            "POST",
+            format!(
+                "/api/destinations/{}/{}",
+                http::encode_segment(edge),
+                http::encode_segment(dest)
+            ),
+            Some(serde_json::json!({ "state": state }).to_string()),
+        ),
+    };
+    let response = match http::request(&admin, method, &path, body.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sipedge ctl: {e}");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    if let Action::Health = ctl.action {
+        println!("{}", response.text().trim_end());
+        return match response.status {
+            200 => ExitCode::SUCCESS,
+            _ => ExitCode::from(EXIT_REFUSED),
+        };
+    }
+    if response.status != 200 {
+        eprintln!(
+            "sipedge ctl: {} {}: {}",
+            response.status,
+            response.reason,
+            error_message(&response.body)
+        );
+        return ExitCode::from(EXIT_REFUSED);
+    }
+    if ctl.json {
+        println!("{}", response.text().trim_end());
+        return ExitCode::SUCCESS;
+    }
+    let value: serde_json::Value = match serde_json::from_slice(&response.body) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("sipedge ctl: the answer is not JSON: {e}");
+            return ExitCode::from(EXIT_REFUSED);
+        }
+    };
+    match &ctl.action {
+        Action::Destinations => print!("{}", table::destinations(&value)),
+        Action::Set { edge, .. } => println!("{}", table::set_result(edge, &value)),
+        Action::Health => {}
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--admin`, else `[admin] listen` of `--config` (a wildcard listen
+/// address is asked on loopback).
+fn admin_address(ctl: &Ctl) -> Result<String, String> {
+    if let Some(a) = &ctl.admin {
+        return Ok(a.clone());
+    }
+    let Some(path) = &ctl.config else {
+        return Err(
+            "give the admin address with --admin HOST:PORT, or a config file with --config FILE"
+                .into(),
+        );
+    };
+    let cfg = edge::config::load(path).map_err(|e| e.to_string())?;
+    let Some(admin) = cfg.admin else {
+        return Err(format!(
+            "{} has no [admin] listen: the admin API is off (or give --admin HOST:PORT)",
+            path.display()
+        ));
+    };
+    let mut addr = admin.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(addr.to_string())
+}
+
+/// The `error` of an API error body, else the body as text.
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned())
+}
