@@ -49,6 +49,24 @@ pub fn edge_at(listen: &str, algorithm: &str, destinations: &[(&str, u32)]) -> S
     toml
 }
 
+/// An `[edge.probe]` table for the edge defined last: OPTIONS every
+/// `interval` seconds, `timeout` seconds to answer, `inactive` failed
+/// probes in a row take a destination out, `active` good ones bring it
+/// back. Append it to a config from [`single_edge`] or [`edge_at`].
+///
+/// Tests use sub-second values so that failover happens in about a second.
+pub fn probe(interval: f64, timeout: f64, inactive: u32, active: u32) -> String {
+    format!(
+        "\n[edge.probe]\ninterval = {interval:?}\ntimeout = {timeout:?}\n\
+         inactive_threshold = {inactive}\nactive_threshold = {active}\n"
+    )
+}
+
+/// An `[admin]` table: the admin HTTP API on 127.0.0.1:`port`.
+pub fn admin(port: u16) -> String {
+    format!("\n[admin]\nlisten = \"127.0.0.1:{port}\"\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +94,16 @@ mod tests {
             ),
             single_edge(15060, "first", &[(15070, 3)])
         );
+    }
+
+    #[test]
+    fn probe_and_admin_tables_append_to_an_edge() {
+        let toml =
+            single_edge(15060, "first", &[(15070, 1)]) + &probe(0.5, 0.3, 2, 1) + &admin(18080);
+        assert!(toml.contains("\n[edge.probe]\ninterval = 0.5\ntimeout = 0.3\n"));
+        assert!(toml.contains("inactive_threshold = 2\nactive_threshold = 1\n"));
+        assert!(toml.contains("\n[admin]\nlisten = \"127.0.0.1:18080\"\n"));
+        // Whole seconds stay numbers TOML reads as floats.
+        assert!(probe(10.0, 2.0, 3, 1).contains("interval = 10.0\ntimeout = 2.0\n"));
     }
 }

@@ -13,6 +13,9 @@
 //!   when it says so on stderr, killed on drop.
 //! - [`SippUas`] / [`SippUac`]: SIPp servers of the pool and SIPp callers,
 //!   with every message they received parsed from SIPp's message trace.
+//! - [`AdminApi`] and [`admin::ctl`]: the admin HTTP API and
+//!   `sipedge ctl`, with waits that poll the API until a destination is
+//!   in the state a test expects; [`Json`] reads the answers.
 //! - [`Udp`], [`FakePool`] and [`sip`]: raw sockets (a caller, a pool of
 //!   servers that report which of them got what) and string helpers for
 //!   hand-made messages and the answers to them.
@@ -21,9 +24,11 @@
 //! `/proc/net/udp`), never waited for with a sleep; every wait and loop has
 //! a time bound and panics with the captured output when it runs out.
 
+pub mod admin;
 pub mod config;
 pub mod expect;
 mod fake;
+pub mod json;
 pub mod junk;
 pub mod netns;
 pub mod ports;
@@ -35,7 +40,9 @@ mod tempdir;
 pub mod trace;
 mod udp;
 
+pub use admin::{AdminApi, CtlOutput, HttpResponse};
 pub use fake::{Arrival, FakePool};
+pub use json::Json;
 pub use netns::require_private_netns;
 pub use ports::{free_port, free_port_block, free_ports};
 pub use sipedge::{Sipedge, StartFailure};

@@ -334,6 +334,39 @@ impl SippUas {
         }
     }
 
+    /// How many distinct `method` requests the server has received so far
+    /// (retransmissions folded), read from its trace while it runs.
+    pub fn count_so_far(&self, method: &str) -> usize {
+        distinct_requests(&self.messages_so_far(), method).count()
+    }
+
+    /// Waits at most `limit` until the server has received at least `n`
+    /// distinct `method` requests; returns whether it did.
+    pub fn wait_for_count(&self, method: &str, n: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.count_so_far(method) >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crashed or unplugged
+    /// server: no answer to anything from now on, not even to calls in
+    /// progress. Returns what it had received (its trace is complete; it
+    /// wrote no final statistics, so judge by messages).
+    pub fn kill(mut self) -> UasResult {
+        let mut child = self.child.take().expect("server still running");
+        let status = process::stop(&mut child, libc::SIGKILL, Duration::from_secs(2));
+        let run = self.run.take().expect("server still running");
+        let out = run.outcome(status.and_then(process::exit_code));
+        UasResult { out }
+    }
+
     /// Stops the server and returns what it received and how its calls
     /// went.
     ///

@@ -69,6 +69,23 @@ impl TracedMessage {
         sip::headers(&self.text, name)
     }
 
+    /// Whether this is one of sipedge's own health probes (an OPTIONS it
+    /// originated: a single Via with sipedge's probe branch prefix and a
+    /// `probe.` Call-ID), as opposed to a request it forwarded, which
+    /// carries the sender's Via below sipedge's. Tests that check what
+    /// reached a server leave these out.
+    pub fn is_health_probe(&self) -> bool {
+        let vias: usize = self
+            .headers("Via")
+            .iter()
+            .map(|line| line.split(',').count())
+            .sum();
+        self.method() == Some("OPTIONS")
+            && vias == 1
+            && sip::top_via_branch(&self.text).is_some_and(|b| b.starts_with("z9hG4bKsEp"))
+            && self.call_id().is_some_and(|id| id.starts_with("probe."))
+    }
+
     /// The Call-ID.
     pub fn call_id(&self) -> Option<&str> {
         self.header("Call-ID")
@@ -181,6 +198,28 @@ mod tests {
         assert_eq!(msgs[1].direction, Direction::Sent);
         assert_eq!(msgs[1].status(), Some(200));
         assert_eq!(msgs[1].cseq(), Some((1, "INVITE")));
+    }
+
+    #[test]
+    fn tells_sipedges_probes_from_forwarded_options() {
+        let msg = |text: &str| TracedMessage {
+            direction: Direction::Received,
+            transport: "UDP".into(),
+            text: text.into(),
+        };
+        let probe = "OPTIONS sip:127.0.0.1:5070 SIP/2.0\r\n\
+                     Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKsEp0.1f;rport\r\n\
+                     Call-ID: probe.1f.0.test\r\nCSeq: 31 OPTIONS\r\n\r\n";
+        assert!(msg(probe).is_health_probe());
+        // Forwarded: a second Via (here combined on one line) below sipedge's.
+        let forwarded = probe.replace(
+            ";rport\r\n",
+            ";rport, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\n",
+        );
+        assert!(!msg(&forwarded).is_health_probe());
+        assert!(!msg(&probe.replace("Call-ID: probe.", "Call-ID: other.")).is_health_probe());
+        assert!(!msg(&probe.replace("z9hG4bKsEp", "z9hG4bKxx")).is_health_probe());
+        assert!(!msg(&probe.replace("OPTIONS sip", "INFO sip")).is_health_probe());
     }
 
     #[test]

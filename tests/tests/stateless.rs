@@ -476,6 +476,8 @@ fn stateless_survives_1000_garbage_datagrams() {
         .iter()
         .flat_map(|server| server.received())
         .filter(|m| !(m.is_request() && m.call_id().is_some_and(|id| calls.contains(id))))
+        // sipedge's own health probes are not garbage that got through.
+        .filter(|m| !m.is_health_probe())
         .map(|m| m.text.as_str())
         .collect();
     assert!(
