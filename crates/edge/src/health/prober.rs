@@ -1201,4 +1201,59 @@ mod tests {
         assert_eq!(parse_branch(b"z9hG4bK0.1"), None);
         assert_eq!(parse_branch(b""), None);
     }
+
+    /// Thousands of destinations on one prober (one task, no thread each):
+    /// every live one is probed once per interval, every dead one is out
+    /// within inactive_threshold x timeout of its first probe, and the
+    /// timer heaps stay bounded.
+    #[test]
+    fn five_thousand_destinations_on_one_prober() {
+        const N: usize = 5000;
+        let uris: Vec<String> = (0..N)
+            .map(|i| format!("sip:127.0.{}.{}:5060", i / 250, i % 250 + 1))
+            .collect();
+        let refs: Vec<&str> = uris.iter().map(String::as_str).collect();
+        let t0 = Instant::now();
+        let mut p = prober(defaults(), &refs, t0);
+        let dead = |i: usize| i % 4 == 0;
+        let index_of = |to: SocketAddr| -> usize {
+            let std::net::IpAddr::V4(ip) = to.ip() else {
+                panic!("{to}")
+            };
+            let o = ip.octets();
+            usize::from(o[2]) * 250 + usize::from(o[3]) - 1
+        };
+        let mut probes = vec![0u32; N];
+        let mut now = t0;
+        let end = t0 + Duration::from_secs(35);
+        while now <= end {
+            p.handle_timeout(now);
+            while let Some((to, msg)) = poll(&mut p, now) {
+                let i = index_of(to);
+                probes[i] += 1;
+                if !dead(i) {
+                    p.handle_datagram(&reply(&msg, 200), to, now + ms(1));
+                }
+            }
+            assert!(
+                p.due.len() + p.deadlines.len() <= 3 * N,
+                "timer heaps grow: {} + {}",
+                p.due.len(),
+                p.deadlines.len()
+            );
+            now += ms(10);
+        }
+        for (i, t) in p.trackers().iter().enumerate() {
+            if dead(i) {
+                assert_eq!(t.state(), State::Inactive, "dead destination {i}");
+            } else {
+                assert_eq!(t.state(), State::Active, "live destination {i}");
+                // First probe within the first interval, then every 10 s.
+                assert!((3..=4).contains(&probes[i]), "{i}: {} probes", probes[i]);
+            }
+        }
+        let view = HealthView::new(N);
+        p.apply(&view);
+        assert_eq!((0..N).filter(|&i| view.usable(i)).count(), N - N / 4);
+    }
 }
