@@ -1215,7 +1215,7 @@ mod tests {
         let refs: Vec<&str> = uris.iter().map(String::as_str).collect();
         let t0 = Instant::now();
         let mut p = prober(defaults(), &refs, t0);
-        let dead = |i: usize| i % 4 == 0;
+        let dead = |i: usize| i.is_multiple_of(4);
         let index_of = |to: SocketAddr| -> usize {
             let std::net::IpAddr::V4(ip) = to.ip() else {
                 panic!("{to}")
