@@ -168,23 +168,7 @@ fn response_goes_back_to_the_caller_without_our_via() {
         invite("c1", "z9hG4bK-1").as_bytes(),
         "127.0.0.1:6001",
     );
-    let mut idx = HeaderIndex::new();
-    let m = sip::parse(&fwd, &mut idx).unwrap();
-    let mut resp = b"SIP/2.0 180 Ringing\r\n".to_vec();
-    for h in m.headers() {
-        if matches!(
-            h.name,
-            HeaderName::Via
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::CallId
-                | HeaderName::CSeq
-                | HeaderName::RecordRoute
-        ) {
-            resp.extend_from_slice(&fwd[h.line.range()]);
-        }
-    }
-    resp.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    let resp = answer(&fwd, 180);
     let (o, out) = run(&e, &mut w, &resp, DEST_A);
     assert_eq!(
         sent_to(o),
@@ -438,7 +422,7 @@ fn conformance_corpus_through_the_pipeline() {
 }
 
 /// The response a destination would send to a forwarded request: its Via,
-/// From, To, Call-ID and CSeq copied, with `code`.
+/// From, To, Call-ID, CSeq and Record-Route copied, with `code`.
 fn answer(fwd: &[u8], code: u16) -> Vec<u8> {
     let mut idx = HeaderIndex::new();
     let m = sip::parse(fwd, &mut idx).unwrap();
@@ -451,6 +435,7 @@ fn answer(fwd: &[u8], code: u16) -> Vec<u8> {
                 | HeaderName::To
                 | HeaderName::CallId
                 | HeaderName::CSeq
+                | HeaderName::RecordRoute
         ) {
             resp.extend_from_slice(&fwd[h.line.range()]);
         }
