@@ -8,3 +8,4 @@ pub mod dispatch;
 pub mod health;
 pub mod proxy;
 pub mod stats;
+pub mod transaction;
