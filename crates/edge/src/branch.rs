@@ -1,7 +1,8 @@
 //! Our Via branch: a deterministic, signed token (DESIGN principles 1 and 2).
 //!
 //! `z9hG4bK` + `sE` + 16 hex digits of a keyed MAC + `.` + 8 hex digits of
-//! a loop hash.
+//! a loop hash, and for the second and later destinations a transactional
+//! edge tries for one request, `.` + one hex digit of the attempt number.
 //!
 //! * The MAC covers the previous hop's Via branch and sent-by, the Call-ID
 //!   and the CSeq number: everything that identifies the client transaction
@@ -15,6 +16,11 @@
 //!   (Request-URI, From tag, Call-ID, CSeq number): a request that comes
 //!   back carrying one of our Vias with the same loop hash has looped
 //!   (§16.3 step 4, §16.6 step 8).
+//! * The attempt number tells the client transactions of one request apart
+//!   when a transactional edge fails over (each needs a branch of its own,
+//!   §16.6 step 8). Attempt 0 has no suffix, so the first destination gets
+//!   exactly the branch a stateless instance would give: a CANCEL that
+//!   reaches another instance is forwarded with the branch that cancels it.
 
 use sip::via::MAGIC_COOKIE;
 use sip::{HeaderName, Message, NameAddr, Via};
@@ -25,8 +31,21 @@ use xxhash_rust::xxh3::Xxh3;
 
 /// After the magic cookie: marks a branch as one of ours.
 const OURS: &[u8] = b"sE";
-/// Length of our whole branch value.
+/// Length of our whole branch value for attempt 0.
 pub const BRANCH_LEN: usize = 7 + 2 + 16 + 1 + 8;
+/// Attempts a branch can number: one hex digit.
+pub const MAX_ATTEMPTS: usize = 16;
+
+/// One of our branches, read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Branch {
+    /// The transaction MAC ([`BranchKey::tx_mac`]).
+    pub mac: u64,
+    /// The loop hash ([`loop_hash`]).
+    pub loop_hash: u32,
+    /// Which destination of a transactional failover, 0 for the first.
+    pub attempt: u8,
+}
 
 /// The cluster's key for branch MACs, derived from the node secret.
 #[derive(Clone)]
@@ -131,19 +150,38 @@ fn unhex(s: &[u8]) -> Option<u64> {
 
 /// Writes our branch value for a transaction MAC and loop hash.
 pub fn write_branch(out: &mut Vec<u8>, mac: u64, loop_hash: u32) {
+    write_attempt_branch(out, mac, loop_hash, 0);
+}
+
+/// Writes our branch value for `attempt` (taken modulo [`MAX_ATTEMPTS`]).
+pub fn write_attempt_branch(out: &mut Vec<u8>, mac: u64, loop_hash: u32, attempt: u8) {
     out.extend_from_slice(MAGIC_COOKIE);
     out.extend_from_slice(OURS);
     hex(out, mac, 16);
     out.push(b'.');
     hex(out, u64::from(loop_hash), 8);
+    if attempt > 0 {
+        out.push(b'.');
+        hex(out, u64::from(attempt), 1);
+    }
 }
 
 /// The parts of one of our branches, or None if it is not in our format.
-pub fn parse_branch(b: &[u8]) -> Option<(u64, u32)> {
-    if b.len() != BRANCH_LEN || !b.starts_with(MAGIC_COOKIE) || &b[7..9] != OURS || b[25] != b'.' {
+pub fn parse_branch(b: &[u8]) -> Option<Branch> {
+    let base = b.get(..BRANCH_LEN)?;
+    if !base.starts_with(MAGIC_COOKIE) || &base[7..9] != OURS || base[25] != b'.' {
         return None;
     }
-    Some((unhex(&b[9..25])?, unhex(&b[26..34])? as u32))
+    let attempt = match &b[BRANCH_LEN..] {
+        [] => 0,
+        [b'.', d] => unhex(&[*d]).filter(|&n| n > 0)? as u8,
+        _ => return None,
+    };
+    Some(Branch {
+        mac: unhex(&base[9..25])?,
+        loop_hash: unhex(&base[26..34])? as u32,
+        attempt,
+    })
 }
 
 #[cfg(test)]
@@ -155,11 +193,24 @@ mod tests {
         let mut out = Vec::new();
         write_branch(&mut out, 0x0123_4567_89ab_cdef, 0xdead_beef);
         assert_eq!(out.len(), BRANCH_LEN);
-        assert_eq!(
-            parse_branch(&out),
-            Some((0x0123_4567_89ab_cdef, 0xdead_beef))
-        );
+        let want = Branch {
+            mac: 0x0123_4567_89ab_cdef,
+            loop_hash: 0xdead_beef,
+            attempt: 0,
+        };
+        assert_eq!(parse_branch(&out), Some(want));
         assert_eq!(parse_branch(b"z9hG4bK776asdhds"), None);
+        for attempt in 1..MAX_ATTEMPTS as u8 {
+            let mut a = Vec::new();
+            write_attempt_branch(&mut a, want.mac, want.loop_hash, attempt);
+            assert_eq!(a.len(), BRANCH_LEN + 2);
+            assert_eq!(parse_branch(&a), Some(Branch { attempt, ..want }));
+        }
+        for bad in [".0", ".", ".g", ".10", "x1"] {
+            let mut a = out.clone();
+            a.extend_from_slice(bad.as_bytes());
+            assert_eq!(parse_branch(&a), None, "{bad}");
+        }
         out[20] = b'x';
         assert_eq!(parse_branch(&out), None);
     }

@@ -18,6 +18,6 @@ mod tests;
 pub use error::ConfigError;
 pub use model::{
     Admin, CodeRange, Config, Destination, Edge, HostPort, Insertion, Listen, Node, Probe,
-    Transport,
+    Transaction, Transport,
 };
 pub use parse::{load, parse};

@@ -74,6 +74,9 @@ pub struct Edge {
     pub destinations: Vec<Destination>,
     /// How the destinations are health-checked (`[edge.probe]`).
     pub probe: Probe,
+    /// Timers and failover of the transactional mode (`[edge.transaction]`);
+    /// the defaults on a stateless edge, which never reads them.
+    pub transaction: Transaction,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }
@@ -124,6 +127,52 @@ impl Probe {
     pub fn is_alive(&self, code: u16) -> bool {
         (200..=699).contains(&code)
             && (self.alive_codes.is_empty() || self.alive_codes.iter().any(|r| r.contains(code)))
+    }
+}
+
+/// The transaction-stateful mode's settings (`[edge.transaction]`): RFC 3261
+/// timer bases and when to give up on a destination and try the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    /// T1, T2 and T4 (default 0.5 s, 4 s, 5 s).
+    pub timers: crate::transaction::Timers,
+    /// Final codes on which the next destination is tried (default 408,
+    /// 480, 500, 502, 503, 504). Never 6xx: a global failure ends the
+    /// search (RFC 3261 §16.7), and never 1xx or 2xx.
+    pub failover_codes: Vec<CodeRange>,
+    /// No provisional reply from a destination within this time: give up
+    /// on it and try the next (default 2 s).
+    pub failover_timeout: Duration,
+    /// Timer C (RFC 3261 §16.6 step 11): a ringing INVITE with no final
+    /// answer within this time is cancelled and counts as a 408 (default
+    /// 180 s).
+    pub invite_timeout: Duration,
+    /// Transactions kept at once; beyond this a new request is forwarded
+    /// statelessly (no failover) rather than refused. Bounds the memory.
+    pub max_transactions: usize,
+    /// Line of the `[edge.transaction]` header; 0 when the edge has none.
+    pub line: usize,
+}
+
+impl Default for Transaction {
+    fn default() -> Self {
+        let code = |c| CodeRange { lo: c, hi: c };
+        Transaction {
+            timers: crate::transaction::Timers::default(),
+            failover_codes: [408, 480, 500, 502, 503, 504].map(code).to_vec(),
+            failover_timeout: Duration::from_secs(2),
+            invite_timeout: Duration::from_secs(180),
+            max_transactions: 100_000,
+            line: 0,
+        }
+    }
+}
+
+impl Transaction {
+    /// Whether a final response with status `code` moves the request on to
+    /// the next destination.
+    pub fn fails_over(&self, code: u16) -> bool {
+        self.failover_codes.iter().any(|r| r.contains(code))
     }
 }
 

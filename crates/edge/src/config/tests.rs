@@ -146,6 +146,7 @@ fn example_parses_to_expected_model() {
                 line: 16,
             }],
             probe: Probe::default(),
+            transaction: Transaction::default(),
             line: 9,
         }],
     };
@@ -463,12 +464,10 @@ fn contract_keys_not_supported() {
 }
 
 #[test]
-fn transactional_and_registrations_not_supported() {
-    assert_err(
-        &edge_with("insertion = \"transactional\""),
-        5,
-        "insertion",
-        "transactional: not supported by this version of sipedge",
+fn registrations_not_supported_and_insertion_names_checked() {
+    assert_eq!(
+        ok(&edge_with("insertion = \"transactional\"")).edges[0].insertion,
+        Insertion::Transactional
     );
     assert_err(
         &edge_with("flags = [\"registrations\"]"),
@@ -1052,4 +1051,105 @@ fn is_alive_by_alive_codes() {
         ..Probe::default()
     };
     assert!(!odd.is_alive(180));
+}
+
+/// A transactional MINIMAL with an `[edge.transaction]` table (line 10)
+/// holding `lines` (from line 11).
+fn transaction_with(lines: &str) -> String {
+    format!(
+        "{}[edge.transaction]\n{lines}\n",
+        edge_with("insertion = \"transactional\"")
+    )
+}
+
+#[test]
+fn transaction_defaults_are_rfc_3261s() {
+    let t = &ok(&edge_with("insertion = \"transactional\"")).edges[0].transaction;
+    assert_eq!(t, &Transaction::default());
+    assert_eq!(
+        (t.timers.t1, t.timers.t2, t.timers.t4),
+        (ms(500), ms(4000), ms(5000))
+    );
+    assert_eq!(t.failover_timeout, ms(2000));
+    assert_eq!(t.invite_timeout, ms(180_000));
+    for code in [408, 480, 500, 502, 503, 504] {
+        assert!(t.fails_over(code), "{code}");
+    }
+    for code in [200, 302, 404, 486, 487, 501, 600, 603] {
+        assert!(!t.fails_over(code), "{code}");
+    }
+}
+
+#[test]
+fn transaction_every_key() {
+    let t = ok(&transaction_with(
+        "t1 = 0.05\nt2 = 0.4\nt4 = 0.5\nfailover_codes = [\"5xx\", 408, \"486\"]\n\
+         failover_timeout = 0.3\ninvite_timeout = 60\nmax_transactions = 1000",
+    ))
+    .edges[0]
+        .transaction
+        .clone();
+    assert_eq!(
+        (t.timers.t1, t.timers.t2, t.timers.t4),
+        (ms(50), ms(400), ms(500))
+    );
+    assert!(t.fails_over(500) && t.fails_over(599) && t.fails_over(408) && t.fails_over(486));
+    assert!(!t.fails_over(480) && !t.fails_over(404));
+    assert_eq!(t.failover_timeout, ms(300));
+    assert_eq!(t.invite_timeout, ms(60_000));
+    assert_eq!(t.max_transactions, 1000);
+    assert_eq!(t.line, 10);
+}
+
+#[test]
+fn transaction_errors_name_line_and_key() {
+    assert_err(
+        &transaction_with("failover_codes = [\"603\"]"),
+        11,
+        "transaction.failover_codes",
+        "global failure",
+    );
+    assert_err(
+        &transaction_with("failover_codes = [\"6xx\"]"),
+        11,
+        "transaction.failover_codes",
+        "§16.7",
+    );
+    assert_err(
+        &transaction_with("failover_codes = [200]"),
+        11,
+        "transaction.failover_codes",
+        "not a failure",
+    );
+    assert_err(
+        &transaction_with("t1 = 2\nt2 = 1"),
+        12,
+        "transaction.t2",
+        "must not be shorter than t1",
+    );
+    assert_err(
+        &transaction_with("t1 = 0"),
+        11,
+        "transaction.t1",
+        "from 0.01 to 10",
+    );
+    assert_err(
+        &transaction_with("max_transactions = 0"),
+        11,
+        "transaction.max_transactions",
+        "whole number",
+    );
+    assert_err(
+        &transaction_with("t3 = 1"),
+        11,
+        "transaction.t3",
+        "unknown key",
+    );
+    // The table on a stateless edge would be silently ignored: refused.
+    assert_err(
+        &format!("{MINIMAL}[edge.transaction]\nt1 = 1\n"),
+        9,
+        "transaction",
+        "only used with insertion = \"transactional\"",
+    );
 }

@@ -5,7 +5,7 @@
 //! force when it is not. Implementing a feature means deleting its line in
 //! [`not_supported_yet`] (and, for a key, adding it to the parser's key list).
 
-use super::model::{Insertion, Transport};
+use super::model::Transport;
 
 /// The message every refused feature gets, after its name.
 pub(super) const NOT_SUPPORTED: &str = "not supported by this version of sipedge";
@@ -19,8 +19,6 @@ pub(super) enum Contract<'a> {
     EdgeKey(&'a str),
     /// The transport of a `listen` entry.
     Listen(Transport),
-    /// The value of `insertion`.
-    Insertion(Insertion),
     /// An entry of `flags`.
     Flag(&'a str),
 }
@@ -40,7 +38,6 @@ pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
         Contract::EdgeKey("domain") => true,     // [[edge.domain]]: TLS per SIP domain
         Contract::Listen(Transport::Tcp) => true,
         Contract::Listen(Transport::Tls) => true,
-        Contract::Insertion(Insertion::Transactional) => true,
         Contract::Flag("registrations") => true,
         _ => false,
     }

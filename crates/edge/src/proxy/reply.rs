@@ -1,6 +1,7 @@
 //! Local replies: statelessly built responses to requests we answer
 //! ourselves (errors, OPTIONS pings), RFC 3261 §8.2.6 and §16.3.
 
+use super::request::Origin;
 use super::splices::{fix_top_via, fix_via_at};
 use super::{Edge, Outcome, Scratch};
 use crate::stats::Event;
@@ -28,15 +29,11 @@ fn send(edge: &Edge, s: &mut Scratch<'_>, to: SocketAddr, local: usize) -> Outco
 
 /// Writes a response to `m` into `s.out` and says where to send it.
 /// `extra` header lines are added before Content-Length.
-#[allow(clippy::too_many_arguments)]
-pub fn reply(
+pub(crate) fn reply(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
-    top: &Element<'_>,
-    via: &Via<'_>,
-    src: SocketAddr,
-    local: usize,
+    origin: &Origin<'_>,
     code: u16,
     reason: &str,
     extra: &[(&str, &[u8])],
@@ -45,12 +42,26 @@ pub fn reply(
         // An ACK is never answered (RFC 3261 §17.2.1).
         return Outcome::Drop(Event::AckDropped);
     }
-    write_reply(s, m, top, via, src, code, reason, extra);
-    send(edge, s, reply_address(via, src), local)
+    write_reply(
+        s,
+        m,
+        &origin.top,
+        &origin.via,
+        origin.src,
+        code,
+        reason,
+        extra,
+    );
+    send(
+        edge,
+        s,
+        reply_address(&origin.via, origin.src),
+        origin.local,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
-fn write_reply(
+pub(crate) fn write_reply(
     s: &mut Scratch<'_>,
     m: &Message<'_>,
     top: &Element<'_>,

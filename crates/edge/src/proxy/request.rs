@@ -4,7 +4,7 @@
 use super::reply::reply;
 use super::splices::{add_content_length, fix_top_via, remove_leading};
 use super::{Edge, Outcome, Scratch};
-use crate::branch::{self, loop_hash, parse_branch, write_branch};
+use crate::branch::{self, loop_hash, parse_branch, write_attempt_branch};
 use crate::dispatch::{Algorithm, Input};
 use crate::stats::Event;
 use sip::splice::write_num;
@@ -125,39 +125,87 @@ fn validate<'a>(m: &Message<'a>) -> Result<Facts<'a>, Refusal> {
     })
 }
 
-/// Handles one parsed request.
-pub fn handle(
+/// The request as it came: its top Via and where it came from, which is
+/// what any answer to it needs.
+#[derive(Clone, Copy)]
+pub(crate) struct Origin<'a> {
+    /// The top Via element.
+    pub top: Element<'a>,
+    /// The top Via, parsed.
+    pub via: Via<'a>,
+    /// The source address.
+    pub src: SocketAddr,
+    /// The local address number it arrived on.
+    pub local: usize,
+}
+
+/// A request that passed every check and is to be forwarded, with what the
+/// checks read from it, so no later stage parses a header again.
+pub(crate) struct Checked<'a> {
+    /// Where it came from.
+    pub origin: Origin<'a>,
+    facts: Facts<'a>,
+    /// The Route elements (up to 8) and how many lead with our own address.
+    routes: [Option<Element<'a>>; 8],
+    n_routes: usize,
+    ours: usize,
+    /// Where the route stage says it goes.
+    pub route: Route,
+    /// The transaction MAC of our branch (the same for retransmissions, the
+    /// CANCEL and the non-2xx ACK).
+    pub mac: u64,
+    /// The loop hash of our branch.
+    pub loop_hash: u32,
+    /// The method.
+    pub method: Method,
+    /// It carries a To tag.
+    pub in_dialog: bool,
+}
+
+impl Checked<'_> {
+    /// The CSeq number.
+    pub fn cseq(&self) -> u32 {
+        self.facts.cseq
+    }
+}
+
+/// The request pipeline up to the route stage: validate, local answers,
+/// Max-Forwards, loops, open-relay rules. `Err` carries the outcome of a
+/// request answered (written into `s.out`) or dropped here.
+pub(crate) fn check<'a>(
     edge: &Edge,
     s: &mut Scratch<'_>,
-    m: &Message<'_>,
+    m: &Message<'a>,
     src: SocketAddr,
     local: usize,
-    now: u64,
-) -> Outcome {
+) -> Result<Checked<'a>, Outcome> {
     let (top, via) = match m.top_via() {
         Ok(v) => v,
-        Err(_) => return Outcome::Drop(Event::BadVia),
+        Err(_) => return Err(Outcome::Drop(Event::BadVia)),
+    };
+    let origin = Origin {
+        top,
+        via,
+        src,
+        local,
     };
     let method = m.method();
     let facts = match validate(m) {
         Ok(f) => f,
-        Err((code, reason)) => return reply(edge, s, m, &top, &via, src, local, code, reason, &[]),
+        Err((code, reason)) => return Err(reply(edge, s, m, &origin, code, reason, &[])),
     };
     // Proxy-Require names extensions this proxy must support; we support none
     // (RFC 3261 §16.3 step 5 → 420 with Unsupported).
     if let Some(req) = m.first_value(HeaderName::ProxyRequire) {
-        return reply(
+        return Err(reply(
             edge,
             s,
             m,
-            &top,
-            &via,
-            src,
-            local,
+            &origin,
             420,
             "Bad Extension",
             &[("Unsupported", req)],
-        );
+        ));
     }
 
     let in_dialog = facts.to_tag.is_some();
@@ -188,14 +236,11 @@ pub fn handle(
     // Local stage: OPTIONS pings addressed to the edge itself.
     if edge.ping_replies && method == Method::Options && next == NextHop::Here && !in_dialog {
         let allow: &[u8] = b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER, MESSAGE";
-        return reply(
+        return Err(reply(
             edge,
             s,
             m,
-            &top,
-            &via,
-            src,
-            local,
+            &origin,
             200,
             "OK",
             &[
@@ -203,24 +248,12 @@ pub fn handle(
                 ("Accept", b"application/sdp"),
                 ("Supported", b""),
             ],
-        );
+        ));
     }
 
     // Max-Forwards (RFC 3261 §16.3 step 3).
-    let max_forwards = facts.max_forwards;
-    if max_forwards == Some(0) {
-        return reply(
-            edge,
-            s,
-            m,
-            &top,
-            &via,
-            src,
-            local,
-            483,
-            "Too Many Hops",
-            &[],
-        );
+    if facts.max_forwards == Some(0) {
+        return Err(reply(edge, s, m, &origin, 483, "Too Many Hops", &[]));
     }
 
     // Loop detection (§16.3 step 4): one of our Vias with this request's loop hash.
@@ -236,25 +269,16 @@ pub fn handle(
             if ours
                 && v.branch
                     .and_then(parse_branch)
-                    .is_some_and(|(_, l)| l == lh)
+                    .is_some_and(|b| b.loop_hash == lh)
             {
-                return reply(
-                    edge,
-                    s,
-                    m,
-                    &top,
-                    &via,
-                    src,
-                    local,
-                    482,
-                    "Loop Detected",
-                    &[],
-                );
+                return Err(reply(edge, s, m, &origin, 482, "Loop Detected", &[]));
             }
         }
     }
 
-    let mac = edge.key.tx_mac(&via, facts.call_id, facts.cseq, from_tag);
+    let mac = edge
+        .key
+        .tx_mac(&origin.via, facts.call_id, facts.cseq, from_tag);
 
     // Route stage: where may this request go?
     let from_pool = edge.destinations.iter().position(|d| d.addr == src);
@@ -283,50 +307,127 @@ pub fn handle(
         (None, NextHop::Here) => dispatch_as(false),
         (None, NextHop::Outside(_)) => Route::Refuse(403, "Relaying Denied"),
     };
-    let (to, dest_index) = match route {
-        Route::To(a, i) => (a, i),
-        Route::Refuse(code, reason) => {
-            if code == 403 {
-                s.stats.count(Event::RelayDenied);
-            }
-            return reply(edge, s, m, &top, &via, src, local, code, reason, &[]);
+    if let Route::Refuse(code, reason) = route {
+        if code == 403 {
+            s.stats.count(Event::RelayDenied);
         }
+        return Err(reply(edge, s, m, &origin, code, reason, &[]));
+    }
+    Ok(Checked {
+        origin,
+        facts,
+        routes,
+        n_routes,
+        ours,
+        route,
+        mac,
+        loop_hash: lh,
+        method,
+        in_dialog,
+    })
+}
+
+/// What the dispatch algorithms are asked for this request.
+pub(crate) fn dispatch_input<'a>(
+    edge: &Edge,
+    m: &Message<'a>,
+    c: &Checked<'a>,
+    follow_up: bool,
+    now_secs: u64,
+) -> Input<'a> {
+    Input {
+        hash_key: hash_key(edge.selector.algorithm(), m, &c.facts),
+        tx_key: c.mac,
+        follow_up,
+        now_secs,
+    }
+}
+
+/// Handles one parsed request statelessly.
+pub fn handle(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    src: SocketAddr,
+    local: usize,
+    now: u64,
+) -> Outcome {
+    let c = match check(edge, s, m, src, local) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    handle_checked(edge, s, m, &c, now)
+}
+
+/// The stateless route and send stages for a request that passed [`check`].
+pub(crate) fn handle_checked(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    c: &Checked<'_>,
+    now: u64,
+) -> Outcome {
+    let (to, dest_index) = match c.route {
+        Route::To(a, i) => (a, i),
+        Route::Refuse(code, reason) => return reply(edge, s, m, &c.origin, code, reason, &[]),
         Route::Dispatch { follow_up } => {
-            let hash_key = hash_key(edge.selector.algorithm(), m, &facts);
-            let input = Input {
-                hash_key,
-                tx_key: mac,
-                follow_up,
-                now_secs: now,
-            };
+            let input = dispatch_input(edge, m, c, follow_up, now);
             match edge.selector.select(&input, s.dispatch, &*edge.health) {
                 Some(i) => (edge.destinations[i].addr, Some(i)),
-                None => {
-                    s.stats.count(Event::NoDestination);
-                    return reply(
-                        edge,
-                        s,
-                        m,
-                        &top,
-                        &via,
-                        src,
-                        local,
-                        503,
-                        "No Destination Available",
-                        &[],
-                    );
-                }
+                None => return no_destination(edge, s, m, &c.origin),
             }
         }
     };
-
     // Send from the local address of the next hop's family.
-    let Some(out_local) = edge.local_for(to, local) else {
+    let Some(out_local) = edge.local_for(to, c.origin.local) else {
         return Outcome::Drop(Event::NoSocket);
     };
-    let sent_by = edge.locals[out_local].sent_by.as_bytes();
+    splice(edge, s, m, c, out_local, 0);
+    count_forwarded(s, c, dest_index);
+    Outcome::Send {
+        to,
+        local: out_local,
+    }
+}
 
-    // Splice stage.
+/// The 503 for a request no destination is usable for.
+pub(crate) fn no_destination(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    origin: &Origin<'_>,
+) -> Outcome {
+    s.stats.count(Event::NoDestination);
+    reply(edge, s, m, origin, 503, "No Destination Available", &[])
+}
+
+/// Counts a request sent to `dest_index` (if a destination) in the
+/// worker's statistics and the passive health counters.
+pub(crate) fn count_forwarded(s: &mut Scratch<'_>, c: &Checked<'_>, dest_index: Option<usize>) {
+    s.stats.count(Event::RequestForwarded);
+    if let Some(i) = dest_index {
+        if let Some(n) = s.stats.per_destination.get_mut(i) {
+            *n += 1;
+        }
+        let new_call = c.method == Method::Invite && !c.in_dialog;
+        s.counters.forwarded(i, new_call, c.method != Method::Ack);
+    }
+}
+
+/// The splice stage: writes the request as forwarded from local address
+/// `out_local` into `s.out` — our Via (with the branch of `attempt`),
+/// received/rport in the caller's Via, Max-Forwards decremented,
+/// Record-Route for dialog-creating requests, our own Route entries removed.
+pub(crate) fn splice(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    c: &Checked<'_>,
+    out_local: usize,
+    attempt: u8,
+) {
+    let sent_by = edge.locals[out_local].sent_by.as_bytes();
+    let top = &c.origin.top;
     let sp = &mut *s.splicer;
     sp.clear();
     let first_via = top.header.line.start as usize;
@@ -334,15 +435,15 @@ pub fn handle(
         w.extend_from_slice(b"Via: SIP/2.0/UDP ");
         w.extend_from_slice(sent_by);
         w.extend_from_slice(b";branch=");
-        write_branch(w, mac, lh);
+        write_attempt_branch(w, c.mac, c.loop_hash, attempt);
         w.extend_from_slice(b"\r\n");
     });
-    fix_top_via(sp, &top, &via, src);
-    match (max_forwards, m.first(HeaderName::MaxForwards)) {
+    fix_top_via(sp, top, &c.origin.via, c.origin.src);
+    match (c.facts.max_forwards, m.first(HeaderName::MaxForwards)) {
         (Some(n), Some(h)) => sp.replace_with(h.value.range(), |w| write_num(w, n - 1)),
         _ => sp.insert(first_via, b"Max-Forwards: 70\r\n"),
     }
-    if creates_dialog(method) && !in_dialog {
+    if creates_dialog(c.method) && !c.in_dialog {
         let at = m
             .first(HeaderName::RecordRoute)
             .map_or(first_via, |h| h.line.start as usize);
@@ -352,29 +453,18 @@ pub fn handle(
             w.extend_from_slice(b";lr>\r\n");
         });
     }
-    if ours > 0 {
-        let elems: [Element<'_>; 8] = std::array::from_fn(|i| routes[i].unwrap_or(top));
-        remove_leading(sp, &elems[..n_routes], ours);
+    if c.ours > 0 {
+        let elems: [Element<'_>; 8] = std::array::from_fn(|i| c.routes[i].unwrap_or(*top));
+        remove_leading(sp, &elems[..c.n_routes], c.ours);
     }
     add_content_length(sp, m);
     s.out.clear();
     sp.write(m.buf(), m.end(), s.out);
-    s.stats.count(Event::RequestForwarded);
-    if let Some(i) = dest_index {
-        if let Some(c) = s.stats.per_destination.get_mut(i) {
-            *c += 1;
-        }
-        let new_call = method == Method::Invite && !in_dialog;
-        s.counters.forwarded(i, new_call, method != Method::Ack);
-    }
-    Outcome::Send {
-        to,
-        local: out_local,
-    }
 }
 
 /// What the route stage decided.
-enum Route {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Route {
     /// Forward to an address (and which destination it is, if one).
     To(SocketAddr, Option<usize>),
     /// Choose a destination by the edge's algorithm.

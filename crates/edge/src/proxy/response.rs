@@ -26,7 +26,7 @@ pub fn handle(
     if !edge.locals.iter().any(|l| l.is(&our.host, our.port)) {
         return Outcome::Drop(Event::ResponseNotOurs);
     }
-    let Some((mac, _)) = our.branch.and_then(parse_branch) else {
+    let Some(mac) = our.branch.and_then(parse_branch).map(|b| b.mac) else {
         return Outcome::Drop(Event::ResponseNotOurs);
     };
     let Some(next) = second.and_then(|e| Via::parse(e.text).ok()) else {

@@ -13,10 +13,17 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod codes;
+mod probe;
+mod transaction;
+
+use probe::probe;
+use transaction::transaction;
+
 use super::addr;
 use super::error::ConfigError;
 use super::model::{
-    Admin, CodeRange, Config, Destination, Edge, Insertion, Listen, Node, Probe, Transport,
+    Admin, Config, Destination, Edge, Insertion, Listen, Node, Probe, Transaction, Transport,
 };
 use super::unsupported::{not_supported_yet, Contract, NOT_SUPPORTED};
 use crate::dispatch::Algorithm;
@@ -42,6 +49,7 @@ const EDGE_KEYS: &[&str] = &[
     "secondary_attempts",
     "destination",
     "probe",
+    "transaction",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -51,15 +59,6 @@ const DESTINATION_KEYS: &[&str] = &[
     "zone",
     "limit_zones",
     "backup_zones",
-];
-/// Keys of `[edge.probe]`.
-const PROBE_KEYS: &[&str] = &[
-    "enabled",
-    "interval",
-    "timeout",
-    "inactive_threshold",
-    "active_threshold",
-    "alive_codes",
 ];
 /// Every flag the contract defines, supported or not.
 const FLAGS: &[&str] = &["ping-replies", "registrations"];
@@ -357,13 +356,6 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
                         format!("unknown insertion {s:?} (expected stateless or transactional)"),
                     )
                 })?;
-            if not_supported_yet(Contract::Insertion(insertion)) {
-                return Err(cx.err(
-                    v.span().start,
-                    "insertion",
-                    format!("{insertion}: {NOT_SUPPORTED}"),
-                ));
-            }
             insertion
         }
         None => Insertion::Stateless,
@@ -430,6 +422,25 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         None => Probe::default(),
     };
 
+    let transaction = match t.get("transaction") {
+        Some(v) => {
+            let tx = transaction(&Table {
+                prefix: "transaction.",
+                ..cx.table(v, "transaction", "[edge.transaction]")?
+            })?;
+            if insertion != Insertion::Transactional {
+                return Err(cx.err_line(
+                    tx.line,
+                    "transaction",
+                    "[edge.transaction] is only used with insertion = \"transactional\" \
+                     (this edge is stateless): set insertion or remove the table",
+                ));
+            }
+            tx
+        }
+        None => Transaction::default(),
+    };
+
     Ok(Edge {
         name,
         listen,
@@ -441,150 +452,9 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         secondary_attempts,
         destinations,
         probe,
+        transaction,
         line: cx.line(t.at),
     })
-}
-
-/// Reads `[edge.probe]`; every key is optional and defaults as
-/// [`Probe::default`] says. Errors name the key as `probe.<key>`.
-fn probe(t: &Table<'_, '_>) -> Result<Probe> {
-    let cx = t.cx;
-    t.check_keys(PROBE_KEYS, |_| None)?;
-    let defaults = Probe::default();
-    let enabled = t
-        .get("enabled")
-        .map_or(Ok(defaults.enabled), |v| cx.boolean(v, "probe.enabled"))?;
-    let interval_value = t.get("interval");
-    let interval = interval_value.map_or(Ok(defaults.interval), |v| {
-        cx.seconds(v, "probe.interval", 0.1, 3600.0)
-    })?;
-    let timeout_value = t.get("timeout");
-    let timeout = timeout_value.map_or(Ok(defaults.timeout), |v| {
-        cx.seconds(v, "probe.timeout", 0.05, 60.0)
-    })?;
-    // One probe per destination is outstanding at a time: a timeout longer
-    // than the interval would silently stretch the interval.
-    if timeout > interval {
-        let (i, o) = (secs_text(interval), secs_text(timeout));
-        return Err(match (timeout_value, interval_value) {
-            (Some(v), _) => cx.err(
-                v.span().start,
-                "probe.timeout",
-                format!("{o} s is longer than probe.interval ({i} s); it must not exceed it"),
-            ),
-            (None, Some(v)) => cx.err(
-                v.span().start,
-                "probe.interval",
-                format!(
-                    "{i} s is shorter than probe.timeout ({o} s by default); \
-                     lower probe.timeout as well"
-                ),
-            ),
-            // Unreachable with the defaults; kept so a future default change
-            // still yields an error rather than a panic.
-            (None, None) => cx.err(t.at, "probe.timeout", "must not exceed probe.interval"),
-        });
-    }
-    let threshold = |key: &str, full: &str, default: u32| -> Result<u32> {
-        t.get(key)
-            .map_or(Ok(default), |v| cx.int(v, full, 1, 100).map(|n| n as u32))
-    };
-    let inactive_threshold = threshold(
-        "inactive_threshold",
-        "probe.inactive_threshold",
-        defaults.inactive_threshold,
-    )?;
-    let active_threshold = threshold(
-        "active_threshold",
-        "probe.active_threshold",
-        defaults.active_threshold,
-    )?;
-    let alive_codes = match t.get("alive_codes") {
-        Some(v) => alive_codes(cx, v)?,
-        None => defaults.alive_codes,
-    };
-    Ok(Probe {
-        enabled,
-        interval,
-        timeout,
-        inactive_threshold,
-        active_threshold,
-        alive_codes,
-        line: cx.line(t.at),
-    })
-}
-
-/// Reads `probe.alive_codes`: an array of `"200"`-style codes and
-/// `"2xx"`-style classes (whole numbers such as `200` are taken too).
-fn alive_codes(cx: &Cx<'_>, v: &Value<'_>) -> Result<Vec<CodeRange>> {
-    const KEY: &str = "probe.alive_codes";
-    let DeValue::Array(items) = v.get_ref() else {
-        return Err(cx.err(
-            v.span().start,
-            KEY,
-            format!(
-                "expected an array of status codes such as [\"2xx\", \"404\"], found {}",
-                describe(v.get_ref())
-            ),
-        ));
-    };
-    items
-        .iter()
-        .map(|item| {
-            let at = item.span().start;
-            let range = match item.get_ref() {
-                DeValue::String(s) => code_range(s),
-                DeValue::Integer(i) => code_range(&i.to_string()),
-                other => Err(format!(
-                    "expected a status code such as \"200\" or \"2xx\", found {}",
-                    describe(other)
-                )),
-            };
-            range.map_err(|m| cx.err(at, KEY, m))
-        })
-        .collect()
-}
-
-/// One entry of `alive_codes`: `"404"` (one final code) or `"2xx"` (a class).
-fn code_range(s: &str) -> std::result::Result<CodeRange, String> {
-    let b = s.as_bytes();
-    let class = match b.first() {
-        Some(c) if b.len() == 3 && c.is_ascii_digit() => u16::from(c - b'0'),
-        _ => {
-            return Err(format!(
-                "{s:?} is not a status code: expected a final code such as \"200\" \
-                 or a class such as \"2xx\""
-            ))
-        }
-    };
-    let range = if b[1..].eq_ignore_ascii_case(b"xx") {
-        CodeRange {
-            lo: class * 100,
-            hi: class * 100 + 99,
-        }
-    } else if b[1..].iter().all(u8::is_ascii_digit) {
-        let code = class * 100 + u16::from(b[1] - b'0') * 10 + u16::from(b[2] - b'0');
-        CodeRange { lo: code, hi: code }
-    } else {
-        return Err(format!(
-            "{s:?} is not a status code: expected a final code such as \"200\" \
-             or a class such as \"2xx\""
-        ));
-    };
-    match class {
-        2..=6 => Ok(range),
-        1 => Err(format!(
-            "{s:?} is provisional: a probe waits for a final response (200 to 699)"
-        )),
-        _ => Err(format!(
-            "{s:?} is not a SIP status code (final codes are 200 to 699)"
-        )),
-    }
-}
-
-/// A duration in seconds as an operator writes it: `2`, `0.5`.
-fn secs_text(d: Duration) -> String {
-    d.as_secs_f64().to_string()
 }
 
 /// The flags the contract defines, marking those not implemented yet.
