@@ -67,6 +67,18 @@ pub fn admin(port: u16) -> String {
     format!("\n[admin]\nlisten = \"127.0.0.1:{port}\"\n")
 }
 
+/// Makes the edge defined last in `toml` (from [`single_edge`] or
+/// [`edge_at`]) transactional, with `table` as the lines of its
+/// `[edge.transaction]` (may be empty), and turns its health probes off so
+/// every call meets the failing servers the test set up rather than being
+/// steered around them.
+pub fn transactional(toml: &str, table: &str) -> String {
+    let at = toml.rfind("flags = [").expect("an edge with flags");
+    let mut out = toml.to_owned();
+    out.insert_str(at, "insertion = \"transactional\"\n");
+    out + &format!("\n[edge.transaction]\n{table}\n\n[edge.probe]\nenabled = false\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +106,17 @@ mod tests {
             ),
             single_edge(15060, "first", &[(15070, 3)])
         );
+    }
+
+    #[test]
+    fn transactional_marks_the_last_edge_only() {
+        let two = single_edge(15060, "first", &[(15070, 1)])
+            + &single_edge(15061, "first", &[(15071, 1)]).replace("[node]\nid = \"test\"\n", "");
+        let toml = transactional(&two, "t1 = 0.1");
+        assert_eq!(toml.matches("insertion = \"transactional\"").count(), 1);
+        let second = toml.rfind("[[edge]]").unwrap();
+        assert!(toml[second..].contains("insertion = \"transactional\""));
+        assert!(toml.ends_with("[edge.transaction]\nt1 = 0.1\n\n[edge.probe]\nenabled = false\n"));
     }
 
     #[test]

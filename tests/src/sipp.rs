@@ -249,6 +249,8 @@ pub struct SippUas {
     child: Option<Child>,
     port: u16,
     run: Option<Run>,
+    /// A scenario written for this server alone ([`SippUas::rejecting`]).
+    _scenario: Option<TempDir>,
 }
 
 impl SippUas {
@@ -290,7 +292,32 @@ impl SippUas {
             child: Some(child),
             port,
             run: Some(run),
+            _scenario: None,
         }
+    }
+
+    /// A server that refuses every INVITE with `code reason` (and answers
+    /// probes): `uas-reject.xml` with its `[code]` and `[reason]` filled
+    /// in, since SIPp checks status codes when it loads a scenario.
+    pub fn rejecting(code: u16, reason: &str) -> SippUas {
+        let template =
+            std::fs::read_to_string(scenario_path("uas-reject.xml")).expect("read uas-reject.xml");
+        let dir = TempDir::new(&format!("uas-reject-{code}"));
+        let path = dir.join("uas-reject.xml");
+        std::fs::write(
+            &path,
+            template
+                .replace("[code]", &code.to_string())
+                .replace("[reason]", reason),
+        )
+        .expect("write scenario");
+        let mut uas = SippUas::start(
+            path.to_str().expect("UTF-8 temp path"),
+            crate::free_port(),
+            &[],
+        );
+        uas._scenario = Some(dir);
+        uas
     }
 
     /// The SIP port.

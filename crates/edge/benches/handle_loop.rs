@@ -45,7 +45,13 @@ fn run(kind: &str, n: usize) {
     let mut sent = 0usize;
     for i in 0..n {
         let (msg, src) = msgs[i % RING];
-        if let Outcome::Send { .. } = s.worker.handle(&s.edge, black_box(msg), src, 0, 2) {
+        if let Outcome::Send { .. } = s.worker.handle(
+            &s.edge,
+            black_box(msg),
+            src,
+            0,
+            s.edge.epoch() + std::time::Duration::from_secs(2),
+        ) {
             sent += 1;
         }
     }

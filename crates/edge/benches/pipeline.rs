@@ -34,7 +34,13 @@ fn pipeline(c: &mut Criterion) {
         g.bench_function(format!("invite_sdp/{alg}"), |b| {
             b.iter(|| {
                 i = (i + 1) % RING;
-                black_box(worker.handle(&edge, black_box(&invites[i]), caller, 0, 2))
+                black_box(worker.handle(
+                    &edge,
+                    black_box(&invites[i]),
+                    caller,
+                    0,
+                    edge.epoch() + std::time::Duration::from_secs(2),
+                ))
             })
         });
     }
@@ -50,14 +56,26 @@ fn pipeline(c: &mut Criterion) {
     g.bench_function("bye_in_dialog", |b| {
         b.iter(|| {
             i = (i + 1) % RING;
-            black_box(worker.handle(&edge, black_box(&byes[i]), caller, 0, 2))
+            black_box(worker.handle(
+                &edge,
+                black_box(&byes[i]),
+                caller,
+                0,
+                edge.epoch() + std::time::Duration::from_secs(2),
+            ))
         })
     });
     g.bench_function("ok_200", |b| {
         b.iter(|| {
             i = (i + 1) % RING;
             let (ok, from) = &oks[i];
-            black_box(worker.handle(&edge, black_box(ok), *from, 0, 2))
+            black_box(worker.handle(
+                &edge,
+                black_box(ok),
+                *from,
+                0,
+                edge.epoch() + std::time::Duration::from_secs(2),
+            ))
         })
     });
     g.finish();

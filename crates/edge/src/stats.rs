@@ -31,10 +31,20 @@ pub enum Event {
     NoSocket,
     /// No usable destination for a new request.
     NoDestination,
+    /// A message a transaction answered or swallowed itself: a
+    /// retransmission answered from it, the ACK of our non-2xx final.
+    Absorbed,
+    /// A request that arrived again while its transaction was alive.
+    Retransmission,
+    /// Sent on to the next destination after one failed (transactional).
+    Failover,
+    /// Forwarded statelessly on a transactional edge because its table was
+    /// full (or the request too large to keep).
+    Untracked,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::NoDestination as usize + 1;
+pub const EVENTS: usize = Event::Untracked as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -52,6 +62,10 @@ impl Event {
         Event::RelayDenied,
         Event::NoSocket,
         Event::NoDestination,
+        Event::Absorbed,
+        Event::Retransmission,
+        Event::Failover,
+        Event::Untracked,
     ];
 
     /// A stable name for metrics and logs.
@@ -70,6 +84,10 @@ impl Event {
             Event::RelayDenied => "relay_denied",
             Event::NoSocket => "no_socket",
             Event::NoDestination => "no_destination",
+            Event::Absorbed => "absorbed",
+            Event::Retransmission => "retransmission",
+            Event::Failover => "failover",
+            Event::Untracked => "untracked",
         }
     }
 }

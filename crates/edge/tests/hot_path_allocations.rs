@@ -87,31 +87,62 @@ fn count_for(algorithm: &str) -> (u64, usize) {
     let mut oks = Vec::new();
     for inv in invites.iter().take(20) {
         assert!(matches!(
-            w.handle(&e, inv, caller, 0, 1),
+            w.handle(
+                &e,
+                inv,
+                caller,
+                0,
+                e.epoch() + std::time::Duration::from_secs(1)
+            ),
             Outcome::Send { .. }
         ));
         oks.push(ok_for(w.output()));
     }
     let dest = e.destinations()[0].addr;
     for ok in &oks {
-        w.handle(&e, ok, dest, 0, 1);
+        w.handle(
+            &e,
+            ok,
+            dest,
+            0,
+            e.epoch() + std::time::Duration::from_secs(1),
+        );
     }
     // Responses for the measured INVITEs, built before counting starts.
     let mut responses = Vec::new();
     for inv in &invites {
-        w.handle(&e, inv, caller, 0, 1);
+        w.handle(
+            &e,
+            inv,
+            caller,
+            0,
+            e.epoch() + std::time::Duration::from_secs(1),
+        );
         responses.push(ok_for(w.output()));
     }
     let before = allocations();
     let mut sent = 0;
     for (inv, ok) in invites.iter().zip(&responses) {
-        if let Outcome::Send { .. } = w.handle(&e, inv, caller, 0, 2) {
+        if let Outcome::Send { .. } = w.handle(
+            &e,
+            inv,
+            caller,
+            0,
+            e.epoch() + std::time::Duration::from_secs(2),
+        ) {
             sent += 1;
         }
         // Response handling does not depend on which destination sends it.
-        match w.handle(&e, ok, dest, 0, 2) {
+        match w.handle(
+            &e,
+            ok,
+            dest,
+            0,
+            e.epoch() + std::time::Duration::from_secs(2),
+        ) {
             Outcome::Send { .. } => sent += 1,
             Outcome::Drop(ev) => panic!("{ev:?}: {}", String::from_utf8_lossy(ok)),
+            Outcome::Queued => panic!("a stateless edge queued"),
         }
     }
     (allocations() - before, sent)

@@ -5,7 +5,9 @@
 //! answers. Two system calls per batch; nothing shared on the forwarding
 //! path but the immutable edge snapshot and its health view, which the
 //! workers only read (relaxed atomic loads) and the prober tasks on the main
-//! thread write: no locks.
+//! thread write: no locks. A transactional edge also shares its transaction
+//! table (sharded locks, held for one message) and has one timer thread
+//! that wakes every few milliseconds to run the transaction timers.
 
 use crate::udp::mmsg::{RecvBatch, SendBatch};
 use edge::config::Config;
@@ -57,15 +59,21 @@ pub fn start(cfg: &Config, secret: &[u8]) -> Result<Running, String> {
         }
         bound.push(per_edge);
     }
-    let epoch = Instant::now();
     let mut sockets = 0;
     for (w, per_edge) in bound.into_iter().enumerate() {
         for (ei, socks) in per_edge.into_iter().enumerate() {
+            if w == 0 && edges[ei].stateful().is_some() {
+                let (edges, socks) = (Arc::clone(&edges), Arc::clone(&socks));
+                std::thread::Builder::new()
+                    .name(format!("sipedge-timers-e{ei}"))
+                    .spawn(move || run_timers(&edges[ei], &socks))
+                    .map_err(|e| format!("cannot start timer thread: {e}"))?;
+            }
             for li in 0..socks.len() {
                 let (edges, socks) = (Arc::clone(&edges), Arc::clone(&socks));
                 std::thread::Builder::new()
                     .name(format!("sipedge-w{w}-e{ei}-{li}"))
-                    .spawn(move || serve(&edges[ei], &socks, li, epoch))
+                    .spawn(move || serve(&edges[ei], &socks, li))
                     .map_err(|e| format!("cannot start worker thread: {e}"))?;
                 sockets += 1;
             }
@@ -81,7 +89,7 @@ pub fn start(cfg: &Config, secret: &[u8]) -> Result<Running, String> {
 /// Receives on `socks[li]` and sends what the pipeline says, forever.
 /// Answers may leave from another of the edge's sockets (the one of the
 /// destination's address family).
-fn serve(edge: &Edge, socks: &[UdpSocket], li: usize, epoch: Instant) {
+fn serve(edge: &Edge, socks: &[UdpSocket], li: usize) {
     let mut worker = edge.worker();
     let mut batch = RecvBatch::new();
     let mut out: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new()).collect();
@@ -96,15 +104,54 @@ fn serve(edge: &Edge, socks: &[UdpSocket], li: usize, epoch: Instant) {
                 continue;
             }
         };
-        let now = epoch.elapsed().as_secs();
+        let now = Instant::now();
         for i in 0..n {
             let Some((datagram, src)) = batch.get(i) else {
                 continue;
             };
-            if let Outcome::Send { to, local } = worker.handle(edge, datagram, src, li, now) {
-                if let Some(b) = out.get_mut(local) {
-                    b.push(worker.output(), to);
+            match worker.handle(edge, datagram, src, li, now) {
+                Outcome::Send { to, local } => {
+                    if let Some(b) = out.get_mut(local) {
+                        b.push(worker.output(), to);
+                    }
                 }
+                Outcome::Queued => {
+                    for (bytes, to, local) in worker.sends().iter() {
+                        if let Some(b) = out.get_mut(local) {
+                            b.push(bytes, to);
+                        }
+                    }
+                }
+                Outcome::Drop(_) => {}
+            }
+        }
+        for (b, s) in out.iter_mut().zip(socks) {
+            if !b.is_empty() {
+                b.send(s.as_raw_fd());
+            }
+        }
+    }
+}
+
+/// The timer thread of a transactional edge: every [`tick`] it runs the
+/// transaction timers that are due (retransmissions, failover, timeouts)
+/// and sends what they produced from the edge's sockets.
+///
+/// [`tick`]: edge::proxy::Stateful::tick
+fn run_timers(edge: &Edge, socks: &[UdpSocket]) {
+    let Some(tick) = edge.stateful().map(|s| s.tick()) else {
+        return;
+    };
+    let mut worker = edge.worker();
+    let mut out: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new()).collect();
+    loop {
+        std::thread::sleep(tick);
+        if worker.poll(edge, Instant::now()) == 0 {
+            continue;
+        }
+        for (bytes, to, local) in worker.sends().iter() {
+            if let Some(b) = out.get_mut(local) {
+                b.push(bytes, to);
             }
         }
         for (b, s) in out.iter_mut().zip(socks) {

@@ -161,7 +161,13 @@ pub fn setup(algorithm: &str) -> Setup {
     let mut byes = Vec::new();
     let mut oks = Vec::new();
     for (i, inv) in invites.iter().enumerate() {
-        let Outcome::Send { to, .. } = worker.handle(&edge, inv, caller, 0, 1) else {
+        let Outcome::Send { to, .. } = worker.handle(
+            &edge,
+            inv,
+            caller,
+            0,
+            edge.epoch() + std::time::Duration::from_secs(1),
+        ) else {
             panic!("INVITE {i} not forwarded");
         };
         oks.push((ok_for(worker.output(), i), to));
@@ -169,14 +175,26 @@ pub fn setup(algorithm: &str) -> Setup {
     }
     // Every BYE and 200 OK is forwarded too; this also warms the worker.
     for (i, bye) in byes.iter().enumerate() {
-        let out = worker.handle(&edge, bye, caller, 0, 1);
+        let out = worker.handle(
+            &edge,
+            bye,
+            caller,
+            0,
+            edge.epoch() + std::time::Duration::from_secs(1),
+        );
         assert!(
             matches!(out, Outcome::Send { to, .. } if edge.destinations().iter().any(|d| d.addr == to)),
             "BYE {i}: {out:?}"
         );
     }
     for (i, (ok, from)) in oks.iter().enumerate() {
-        let out = worker.handle(&edge, ok, *from, 0, 1);
+        let out = worker.handle(
+            &edge,
+            ok,
+            *from,
+            0,
+            edge.epoch() + std::time::Duration::from_secs(1),
+        );
         assert_eq!(
             out,
             Outcome::Send {

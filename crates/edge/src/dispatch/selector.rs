@@ -299,6 +299,51 @@ impl Selector {
         }
     }
 
+    /// The destinations a transactional edge tries in turn for one request
+    /// (serial failover), into `out`, at most `max` of them: first up to
+    /// `per_tier[0]` of tier 1 in [`ranked`](Self::ranked) order, then up to
+    /// `per_tier[1]` of tier 2, then tier 3 — and after those, whatever
+    /// usable destinations the limits held back, so a call is never failed
+    /// while a usable destination is left untried. The limits say how many
+    /// are tried *before moving on* to the next tier (DESIGN.md, "Zones":
+    /// `primary_attempts` and `secondary_attempts`), not how many in all.
+    pub fn attempts(
+        &self,
+        input: &Input<'_>,
+        state: &mut WorkerState,
+        per_tier: [usize; 2],
+        max: usize,
+        health: &dyn HealthLookup,
+        out: &mut Vec<usize>,
+    ) {
+        self.ranked(input, state, self.entries.len(), health, out);
+        // Stable partition in place: within the limits first, the held-back
+        // rest after, each in ranked order.
+        let mut taken = [0usize; 2];
+        let mut held_back = Vec::new();
+        let mut kept = 0;
+        for r in 0..out.len() {
+            let i = out[r];
+            let keep = match self.entries[i].tier {
+                Some(t @ (1 | 2)) => {
+                    let t = usize::from(t - 1);
+                    taken[t] += 1;
+                    taken[t] <= per_tier[t]
+                }
+                _ => true,
+            };
+            if keep {
+                out[kept] = i;
+                kept += 1;
+            } else {
+                held_back.push(i);
+            }
+        }
+        out.truncate(kept);
+        out.extend_from_slice(&held_back);
+        out.truncate(max);
+    }
+
     fn mode(&self, input: &Input<'_>) -> Mode {
         let pure_tx = || Mode::Rendezvous(tx_seed(input.tx_key));
         match self.algorithm {

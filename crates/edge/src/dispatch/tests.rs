@@ -771,3 +771,46 @@ fn tier_reports_each_destination_for_the_node_zone() {
         );
     }
 }
+
+#[test]
+fn attempts_try_each_tier_up_to_its_limit_then_the_rest() {
+    // Node zone a: 0, 1, 2 in a (tier 1); 3, 4 back up a (tier 2); 5 in c
+    // (tier 3); 6 limited to zone c (never).
+    let targets = vec![
+        zoned(0, "a", &[], &[]),
+        zoned(1, "a", &[], &[]),
+        zoned(2, "a", &[], &[]),
+        zoned(3, "b", &[], &["a"]),
+        zoned(4, "b", &[], &["a"]),
+        zoned(5, "c", &[], &[]),
+        zoned(6, "c", &["c"], &[]),
+    ];
+    let tier = |i: usize| match i {
+        0..=2 => 1,
+        3 | 4 => 2,
+        _ => 3,
+    };
+    for algorithm in Algorithm::ALL {
+        let selector = Selector::new(algorithm, &targets, Some("a"));
+        let mut state = WorkerState::new();
+        let mut out = Vec::new();
+        for tx in 0..20 {
+            let key = format!("key-{tx}");
+            let input = new_tx(Some(key.as_bytes()), tx);
+            selector.attempts(&input, &mut state, [2, 1], 16, &all, &mut out);
+            let tiers: Vec<u8> = out.iter().map(|&i| tier(i)).collect();
+            // Two of zone a, one backup, the other zone, then the held-back
+            // third of zone a and second backup.
+            assert_eq!(tiers, [1, 1, 2, 3, 1, 2], "{algorithm}: {out:?}");
+            assert!(!out.contains(&6), "{algorithm}: limited to zone c");
+            let mut unique = out.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), 6, "{algorithm}: {out:?}");
+            // Unusable destinations are left out, and `max` caps the list.
+            selector.attempts(&input, &mut state, [2, 1], 3, &|i| i != 3, &mut out);
+            assert_eq!(out.len(), 3);
+            assert!(!out.contains(&3));
+        }
+    }
+}

@@ -191,6 +191,20 @@ impl Counters {
     }
 }
 
+impl Counters {
+    /// Counts a request to destination `i` that got no final response in
+    /// time (a transactional edge gave up on it): a failure like a 408
+    /// from the server itself, but not a reply, so silence is still noticed.
+    #[inline]
+    pub fn timed_out(&self, i: usize) {
+        let Some(c) = self.per_dest.get(i) else {
+            return;
+        };
+        bump(&c.finals);
+        bump(&c.bad);
+    }
+}
+
 /// The final codes that say a server is in trouble rather than the call:
 /// 500 Server Internal Error, 503 Service Unavailable, 408 Request Timeout.
 fn is_bad(code: u16) -> bool {

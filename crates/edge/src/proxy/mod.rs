@@ -1,18 +1,25 @@
-//! The stateless proxy: one edge's request and response pipelines as a
-//! function from (datagram, source, time) to what to send where.
+//! The proxy: one edge's request and response pipelines as a function
+//! from (datagram, source, time) to what to send where — stateless, or
+//! with transactions ([`stateful`]) on a transactional edge.
 //!
-//! [`Edge`] is the immutable snapshot built from one `[[edge]]` of the
-//! config; [`Worker`] is the mutable, per-thread part (parse index, splicer,
-//! output buffer, dispatch counters, statistics). The daemon owns sockets
-//! and calls [`Worker::handle`] for every datagram.
+//! [`Edge`] is the snapshot built from one `[[edge]]` of the config (for a
+//! transactional edge it also holds the shared transaction table);
+//! [`Worker`] is the mutable, per-thread part (parse index, splicer, output
+//! buffers, dispatch counters, statistics). The daemon owns sockets and
+//! calls [`Worker::handle`] for every datagram and, on a transactional
+//! edge, [`Worker::poll`] from a timer thread.
 
 mod addresses;
 mod reply;
 mod request;
 mod response;
+mod sends;
 mod splices;
+mod stateful;
 
 pub use addresses::{Destination, Local};
+pub use sends::Sends;
+pub use stateful::Stateful;
 
 use crate::branch::BranchKey;
 use crate::config;
@@ -22,6 +29,7 @@ use crate::stats::{Event, Stats};
 use sip::{HeaderIndex, ParseError, Splicer};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// What the daemon should do with a datagram.
@@ -34,6 +42,9 @@ pub enum Outcome {
         /// Index into [`Edge::locals`] of the socket to send from.
         local: usize,
     },
+    /// Send everything in [`Worker::sends`] (a transactional edge's step
+    /// may send several datagrams).
+    Queued,
     /// Nothing to send; the event says why (already counted).
     Drop(Event),
 }
@@ -49,6 +60,10 @@ pub struct Edge {
     health: Arc<HealthView>,
     ping_replies: bool,
     key: BranchKey,
+    /// The transactions of a transactional edge; `None` when stateless.
+    stateful: Option<Stateful>,
+    /// The origin of the monotonic seconds the dispatch memo counts in.
+    epoch: Instant,
 }
 
 impl Edge {
@@ -82,7 +97,20 @@ impl Edge {
             health: Arc::new(HealthView::new(edge.destinations.len())),
             ping_replies: edge.ping_replies,
             key: BranchKey::from_secret(secret),
+            stateful: (edge.insertion == config::Insertion::Transactional)
+                .then(|| Stateful::new(edge)),
+            epoch: Instant::now(),
         }
+    }
+
+    /// The transaction state of a transactional edge (`None` when stateless).
+    pub fn stateful(&self) -> Option<&Stateful> {
+        self.stateful.as_ref()
+    }
+
+    /// When this edge was built: [`Worker::handle`]'s times count from here.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
     }
 
     /// The health view the workers dispatch by; the prober writes it.
@@ -125,8 +153,10 @@ impl Edge {
     pub fn worker(&self) -> Worker {
         Worker {
             index: HeaderIndex::new(),
+            spare: HeaderIndex::new(),
             splicer: Splicer::new(),
             out: Vec::with_capacity(4096),
+            sends: Sends::default(),
             dispatch: WorkerState::for_algorithm(self.selector.algorithm()),
             counters: self.health.register(),
             stats: Stats {
@@ -141,8 +171,12 @@ impl Edge {
 #[derive(Debug)]
 pub struct Worker {
     index: HeaderIndex,
+    /// A second index, for re-reading a stored request while a received
+    /// message holds the first (transactional edges).
+    spare: HeaderIndex,
     splicer: Splicer,
     out: Vec<u8>,
+    sends: Sends,
     dispatch: WorkerState,
     counters: Arc<Counters>,
     /// What this worker has done.
@@ -154,65 +188,95 @@ pub struct Worker {
 pub(crate) struct Scratch<'w> {
     pub splicer: &'w mut Splicer,
     pub out: &'w mut Vec<u8>,
+    pub spare: &'w mut HeaderIndex,
+    pub sends: &'w mut Sends,
     pub dispatch: &'w mut WorkerState,
     pub counters: &'w Counters,
     pub stats: &'w mut Stats,
 }
 
 impl Worker {
-    /// Handles one datagram received on `edge.locals()[local]` from `src`.
-    /// `now_secs` is a monotonic clock in seconds.
+    /// Handles one datagram received on `edge.locals()[local]` from `src`
+    /// at `now`.
     pub fn handle(
         &mut self,
         edge: &Edge,
         datagram: &[u8],
         src: SocketAddr,
         local: usize,
-        now_secs: u64,
+        now: Instant,
     ) -> Outcome {
+        let (index, mut s) = self.split();
+        s.out.clear();
+        let msg = match sip::parse(datagram, index) {
+            Ok(m) => m,
+            Err(ParseError::Empty) => {
+                s.stats.count(Event::KeepAlive);
+                return Outcome::Drop(Event::KeepAlive);
+            }
+            Err(e) => return reply::malformed(edge, &mut s, datagram, e, src, local),
+        };
+        let now_secs = now.saturating_duration_since(edge.epoch).as_secs();
+        let outcome = match (&edge.stateful, msg.is_request()) {
+            (None, true) => request::handle(edge, &mut s, &msg, src, local, now_secs),
+            (None, false) => response::handle(edge, &mut s, &msg, src, local),
+            (Some(st), true) => {
+                stateful::request(edge, st, &mut s, &msg, src, local, now, now_secs)
+            }
+            (Some(st), false) => match stateful::response(edge, st, &mut s, &msg, src, now) {
+                Some(o) => o,
+                None => response::handle(edge, &mut s, &msg, src, local),
+            },
+        };
+        match outcome {
+            Outcome::Drop(e) => s.stats.count(e),
+            Outcome::Send { .. } | Outcome::Queued => {}
+        }
+        outcome
+    }
+
+    /// Runs the transaction timers of a transactional edge due at `now`
+    /// (the daemon's timer thread calls it every [`Stateful::tick`]); what
+    /// to send is left in [`sends`](Self::sends). Does nothing on a
+    /// stateless edge.
+    pub fn poll(&mut self, edge: &Edge, now: Instant) -> usize {
+        let Some(st) = &edge.stateful else {
+            return 0;
+        };
+        let (_, mut s) = self.split();
+        stateful::poll(edge, st, &mut s, now)
+    }
+
+    /// The parse index, and everything else borrowed apart for the
+    /// pipelines (the parsed message borrows the index), with the send
+    /// queue emptied for a new step.
+    fn split(&mut self) -> (&mut HeaderIndex, Scratch<'_>) {
         let Worker {
             index,
+            spare,
             splicer,
             out,
+            sends,
             dispatch,
             counters,
             stats,
         } = self;
-        out.clear();
-        let msg = match sip::parse(datagram, index) {
-            Ok(m) => m,
-            Err(ParseError::Empty) => {
-                stats.count(Event::KeepAlive);
-                return Outcome::Drop(Event::KeepAlive);
-            }
-            Err(e) => {
-                let mut s = Scratch {
-                    splicer,
-                    out,
-                    dispatch,
-                    counters,
-                    stats,
-                };
-                return reply::malformed(edge, &mut s, datagram, e, src, local);
-            }
-        };
-        let mut s = Scratch {
+        sends.clear();
+        let s = Scratch {
             splicer,
             out,
+            spare,
+            sends,
             dispatch,
             counters,
             stats,
         };
-        let outcome = if msg.is_request() {
-            request::handle(edge, &mut s, &msg, src, local, now_secs)
-        } else {
-            response::handle(edge, &mut s, &msg, src, local)
-        };
-        match outcome {
-            Outcome::Drop(e) => s.stats.count(e),
-            Outcome::Send { .. } => {}
-        }
-        outcome
+        (index, s)
+    }
+
+    /// The datagrams to send after [`Outcome::Queued`] or [`Worker::poll`].
+    pub fn sends(&self) -> &Sends {
+        &self.sends
     }
 
     /// The bytes to send after [`Outcome::Send`].

@@ -163,9 +163,10 @@ pub(crate) struct Checked<'a> {
 }
 
 impl Checked<'_> {
-    /// The CSeq number.
-    pub fn cseq(&self) -> u32 {
-        self.facts.cseq
+    /// How many leading Route entries named this edge (and are not
+    /// forwarded).
+    pub fn ours(&self) -> usize {
+        self.ours
     }
 }
 

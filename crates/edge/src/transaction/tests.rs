@@ -8,31 +8,33 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Fires every timer of `tx` up to `until`, returning when each fired and
-/// what it said (the caller's timer loop, in miniature).
-fn run_client(
-    tx: &mut ClientTx,
-    t: &Timers,
-    start: Instant,
-    until: Duration,
-) -> Vec<(u64, OnTimer)> {
-    let mut out = Vec::new();
-    while let Some(at) = tx.next_deadline() {
-        if at > start + until {
-            break;
-        }
-        let r = tx.on_timer(t, at);
-        out.push(((at - start).as_millis() as u64, r));
-    }
-    out
+/// What the timer loop below needs of a transaction of either side.
+trait Timed {
+    fn next_deadline(&self) -> Option<Instant>;
+    fn on_timer(&mut self, t: &Timers, now: Instant) -> OnTimer;
 }
 
-fn run_server(
-    tx: &mut ServerTx,
-    t: &Timers,
-    start: Instant,
-    until: Duration,
-) -> Vec<(u64, OnTimer)> {
+impl Timed for ClientTx {
+    fn next_deadline(&self) -> Option<Instant> {
+        ClientTx::next_deadline(self)
+    }
+    fn on_timer(&mut self, t: &Timers, now: Instant) -> OnTimer {
+        ClientTx::on_timer(self, t, now)
+    }
+}
+
+impl Timed for ServerTx {
+    fn next_deadline(&self) -> Option<Instant> {
+        ServerTx::next_deadline(self)
+    }
+    fn on_timer(&mut self, t: &Timers, now: Instant) -> OnTimer {
+        ServerTx::on_timer(self, t, now)
+    }
+}
+
+/// Fires every timer of `tx` up to `until`, returning when each fired (in
+/// ms from `start`) and what it said: the caller's timer loop in miniature.
+fn run(tx: &mut impl Timed, t: &Timers, start: Instant, until: Duration) -> Vec<(u64, OnTimer)> {
     let mut out = Vec::new();
     while let Some(at) = tx.next_deadline() {
         if at > start + until {
@@ -57,7 +59,7 @@ fn timer_a_doubles_and_timer_b_gives_up_after_64_t1() {
     let t = Timers::default();
     let t0 = Instant::now();
     let mut tx = ClientTx::start(Kind::Invite, &t, t0);
-    let ev = run_client(&mut tx, &t, t0, Duration::from_secs(60));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
     // A at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s; B at 32 s.
     assert_eq!(retransmits(&ev), vec![500, 1500, 3500, 7500, 15500, 31500]);
     assert_eq!(ev.last(), Some(&(32_000, OnTimer::TimedOut)));
@@ -110,7 +112,7 @@ fn a_final_straight_from_calling_also_gets_its_ack() {
         OnResponse::PassUpAndAck
     );
     // No more retransmissions of the INVITE.
-    let ev = run_client(&mut tx, &t, t0, Duration::from_secs(60));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
     assert_eq!(ev, vec![(32_005, OnTimer::Terminated)]);
 }
 
@@ -131,7 +133,7 @@ fn timer_e_doubles_to_t2_and_timer_f_gives_up() {
     let t = Timers::default();
     let t0 = Instant::now();
     let mut tx = ClientTx::start(Kind::NonInvite, &t, t0);
-    let ev = run_client(&mut tx, &t, t0, Duration::from_secs(60));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
     // E at 0.5, 1.5, 3.5, 7.5, then every 4 s; F at 32 s.
     assert_eq!(
         retransmits(&ev),
@@ -147,7 +149,7 @@ fn timer_e_runs_at_t2_once_proceeding() {
     let mut tx = ClientTx::start(Kind::NonInvite, &t, t0);
     assert_eq!(tx.on_response(100, &t, t0 + ms(100)), OnResponse::PassUp);
     assert_eq!(tx.state(), ClientState::Proceeding);
-    let ev = run_client(&mut tx, &t, t0, Duration::from_secs(10));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(10));
     // The first E (0.5 s) was set before the 100; after it, every T2.
     assert_eq!(retransmits(&ev), vec![500, 4500, 8500]);
 }
@@ -160,7 +162,7 @@ fn timer_k_absorbs_final_retransmissions_for_t4() {
     assert_eq!(tx.on_response(200, &t, t0 + ms(30)), OnResponse::PassUp);
     assert_eq!(tx.state(), ClientState::Completed);
     assert_eq!(tx.on_response(200, &t, t0 + ms(530)), OnResponse::Absorb);
-    let ev = run_client(&mut tx, &t, t0, Duration::from_secs(60));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
     assert_eq!(ev, vec![(5030, OnTimer::Terminated)]);
 }
 
@@ -184,7 +186,7 @@ fn invite_server_resends_the_last_provisional_then_timer_g_and_h() {
     tx.sent_final(486, &t, t0);
     assert_eq!(tx.state(), ServerState::Completed);
     assert_eq!(tx.on_retransmission(), OnRequest::Resend);
-    let ev = run_server(&mut tx, &t, t0, Duration::from_secs(60));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
     // G at 0.5, 1.5, 3.5, 7.5, then every T2; H at 32 s with no ACK.
     assert_eq!(
         retransmits(&ev),
@@ -204,7 +206,7 @@ fn the_ack_confirms_and_timer_i_ends_the_invite_server() {
     // No more retransmissions of the 404; more ACKs are absorbed.
     assert!(tx.on_ack(&t, t0 + ms(60)));
     assert_eq!(tx.on_retransmission(), OnRequest::Absorb);
-    let ev = run_server(&mut tx, &t, t0, Duration::from_secs(60));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
     assert_eq!(ev, vec![(5050, OnTimer::Terminated)]);
 }
 
@@ -218,7 +220,7 @@ fn timer_l_absorbs_invite_retransmissions_after_a_2xx() {
     assert_eq!(tx.on_retransmission(), OnRequest::Absorb);
     // The ACK of a 2xx is end to end: not ours to absorb.
     assert!(!tx.on_ack(&t, t0 + ms(10)));
-    let ev = run_server(&mut tx, &t, t0, Duration::from_secs(60));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
     assert_eq!(ev, vec![(32_000, OnTimer::Terminated)]);
 }
 
@@ -236,7 +238,7 @@ fn non_invite_server_absorbs_until_it_answers_then_timer_j() {
     assert_eq!(tx.on_retransmission(), OnRequest::Resend);
     // A second final is ignored: the first one stands.
     tx.sent_final(500, &t, t0 + ms(1));
-    let ev = run_server(&mut tx, &t, t0, Duration::from_secs(60));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
     assert_eq!(ev, vec![(32_000, OnTimer::Terminated)]);
     assert!(tx.is_terminated());
 }
@@ -250,7 +252,7 @@ fn configured_timers_scale_every_interval() {
     };
     let t0 = Instant::now();
     let mut tx = ClientTx::start(Kind::NonInvite, &t, t0);
-    let ev = run_client(&mut tx, &t, t0, Duration::from_secs(10));
+    let ev = run(&mut tx, &t, t0, Duration::from_secs(10));
     assert_eq!(&retransmits(&ev)[..5], &[50, 150, 350, 750, 1150]);
     assert_eq!(ev.last(), Some(&(3200, OnTimer::TimedOut)));
 }

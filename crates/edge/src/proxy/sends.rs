@@ -1,0 +1,58 @@
+//! Several datagrams out of one step: a transactional edge answers the
+//! caller (100 Trying, 200 to a CANCEL) and sends downstream in the same
+//! step, and a timer may retransmit many messages at once.
+
+use std::net::SocketAddr;
+
+/// Datagrams to send, queued in one reused buffer: no allocation per
+/// message once it has grown to the usual size.
+#[derive(Debug, Default)]
+pub struct Sends {
+    buf: Vec<u8>,
+    items: Vec<Item>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    start: usize,
+    end: usize,
+    to: SocketAddr,
+    local: usize,
+}
+
+impl Sends {
+    /// Queues a copy of `bytes` for `to`, from the edge's local address number `local`.
+    pub fn push(&mut self, bytes: &[u8], to: SocketAddr, local: usize) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        self.items.push(Item {
+            start,
+            end: self.buf.len(),
+            to,
+            local,
+        });
+    }
+
+    /// Forgets everything queued.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.items.clear();
+    }
+
+    /// How many datagrams are queued.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The queued datagrams in order: bytes, destination, local address number.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr, usize)> + '_ {
+        self.items
+            .iter()
+            .map(|i| (&self.buf[i.start..i.end], i.to, i.local))
+    }
+}

@@ -1,0 +1,108 @@
+//! The messages a transactional edge writes itself: the ACK of a non-2xx
+//! final response (RFC 3261 §17.1.1.3), CANCEL (§9.1), and a response
+//! relayed upstream without our Via.
+
+use crate::branch::write_attempt_branch;
+use crate::proxy::splices::remove_leading;
+use sip::splice::write_num;
+use sip::{Element, HeaderName, Message, Splicer, Writer};
+
+/// Which request of a client transaction's branch to write.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct OurVia<'a> {
+    /// Our sent-by on the local address the branch uses.
+    pub sent_by: &'a [u8],
+    /// The transaction MAC, loop hash and attempt of the branch.
+    pub mac: u64,
+    pub loop_hash: u32,
+    pub attempt: u8,
+}
+
+impl OurVia<'_> {
+    fn write(&self, w: &mut Writer<'_>) {
+        w.header_with(b"Via", |o| {
+            o.extend_from_slice(b"SIP/2.0/UDP ");
+            o.extend_from_slice(self.sent_by);
+            o.extend_from_slice(b";branch=");
+            write_attempt_branch(o, self.mac, self.loop_hash, self.attempt);
+        });
+    }
+}
+
+/// Writes a request for the same transaction as the INVITE `req` (as it
+/// was received; `ours` of its leading Route entries were ours and are not
+/// copied): Request-URI, Route, From, Call-ID and CSeq number of the
+/// INVITE, the To of `to_from` (the final response for an ACK, the INVITE
+/// itself for a CANCEL), and only our Via (§17.1.1.3, §9.1).
+fn write_same_transaction(
+    out: &mut Vec<u8>,
+    method: &[u8],
+    req: &Message<'_>,
+    ours: usize,
+    to_from: &Message<'_>,
+    via: &OurVia<'_>,
+) {
+    out.clear();
+    let mut w = Writer::request(out, method, req.uri());
+    via.write(&mut w);
+    w.header(b"Max-Forwards", b"70");
+    for e in req.elements(HeaderName::Route).skip(ours) {
+        w.header(b"Route", e.text);
+    }
+    for (m, name) in [
+        (req, HeaderName::From),
+        (to_from, HeaderName::To),
+        (req, HeaderName::CallId),
+    ] {
+        if let Some(h) = m.first(name) {
+            w.raw_line(&m.buf()[h.line.range()]);
+        }
+    }
+    let cseq = req.cseq().map(|c| c.number).unwrap_or(0);
+    w.header_with(b"CSeq", |o| {
+        write_num(o, cseq);
+        o.push(b' ');
+        o.extend_from_slice(method);
+    });
+    w.finish(b"");
+}
+
+/// The ACK for the non-2xx final response `resp` to the INVITE `req`.
+pub(super) fn ack(
+    out: &mut Vec<u8>,
+    req: &Message<'_>,
+    ours: usize,
+    resp: &Message<'_>,
+    via: &OurVia<'_>,
+) {
+    write_same_transaction(out, b"ACK", req, ours, resp, via);
+}
+
+/// The CANCEL of the INVITE `req` as sent on one branch.
+pub(super) fn cancel(out: &mut Vec<u8>, req: &Message<'_>, ours: usize, via: &OurVia<'_>) {
+    write_same_transaction(out, b"CANCEL", req, ours, req, via);
+}
+
+/// Writes response `m` without its top Via (ours) into `out`, with its
+/// status line replaced by `status` when given. `false` when it has no
+/// second Via to go to.
+pub(super) fn relay(
+    sp: &mut Splicer,
+    out: &mut Vec<u8>,
+    m: &Message<'_>,
+    status: Option<&[u8]>,
+) -> bool {
+    let mut vias = m.elements(HeaderName::Via);
+    let (Some(top), Some(second)) = (vias.next(), vias.next()) else {
+        return false;
+    };
+    sp.clear();
+    let elems: [Element<'_>; 2] = [top, second];
+    remove_leading(sp, &elems, 1);
+    if let Some(line) = status {
+        sp.replace(m.start_line_span().range(), line);
+    }
+    out.clear();
+    sp.write(m.buf(), m.end(), out);
+    true
+}

@@ -1,0 +1,277 @@
+//! The transactional edge (`insertion = "transactional"`): it keeps each
+//! request's transactions for their few seconds of life so it can answer
+//! retransmissions itself, try the next destination when one fails or does
+//! not answer (serial failover, RFC 3261 §16.6–§16.7), and handle CANCEL
+//! (§16.10).
+//!
+//! Statelessness is kept wherever no transaction is needed: an ACK of a
+//! 2xx, a response or CANCEL that matches nothing here (it belongs to a
+//! transaction another instance of an anycast cluster holds, or one that
+//! has ended) take the stateless path — signed branch, pure dispatch — so
+//! they still reach the right place.
+//!
+//! Entry points: [`request`] and [`response`] for the worker that received
+//! a message, [`poll`] for the timer thread. All of them write what to send
+//! into the worker's [`Sends`](super::Sends).
+
+mod best;
+mod context;
+mod messages;
+mod table;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use self::context::{Context, Hop};
+use self::table::{key, Table};
+use super::reply;
+use super::request::{self, check, dispatch_input, no_destination, Route};
+use super::{Edge, Outcome, Scratch};
+use crate::branch::{parse_branch, MAX_ATTEMPTS};
+use crate::config;
+use crate::stats::Event;
+use sip::{HeaderName, Message, Method, Via};
+
+/// The largest request kept for a transaction: bigger ones are forwarded
+/// statelessly, which bounds the memory of a full table.
+const MAX_STORED: usize = 16 * 1024;
+
+/// The transactional part of one edge, shared by its workers and its timer
+/// thread.
+pub struct Stateful {
+    table: Table,
+    cfg: config::Transaction,
+    /// Destinations tried before moving on, per tier (1 and 2).
+    per_tier: [usize; 2],
+}
+
+impl std::fmt::Debug for Stateful {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stateful")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stateful {
+    /// The state of a transactional `[[edge]]`.
+    pub fn new(edge: &config::Edge) -> Stateful {
+        Stateful {
+            table: Table::new(edge.transaction.max_transactions),
+            cfg: edge.transaction.clone(),
+            per_tier: [
+                edge.primary_attempts as usize,
+                edge.secondary_attempts as usize,
+            ],
+        }
+    }
+
+    /// Transactions held now.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// True when no transaction is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How long the timer thread may sleep: its resolution. A fiftieth of
+    /// T1 (10 ms at the default), never under 1 ms.
+    pub fn tick(&self) -> std::time::Duration {
+        (self.cfg.timers.t1 / 50).max(std::time::Duration::from_millis(1))
+    }
+}
+
+/// What a context's handlers work with.
+pub(super) struct Env<'e, 's, 'w> {
+    pub edge: &'e Edge,
+    pub cfg: &'e config::Transaction,
+    pub s: &'s mut Scratch<'w>,
+    pub now: Instant,
+}
+
+/// The outcome of a step that queued its sends (or had none).
+fn queued(s: &Scratch<'_>) -> Outcome {
+    if s.sends.is_empty() {
+        Outcome::Drop(Event::Absorbed)
+    } else {
+        Outcome::Queued
+    }
+}
+
+/// Moves a single-datagram outcome (a local reply) into the send queue.
+fn enqueue(s: &mut Scratch<'_>, o: Outcome) -> Outcome {
+    match o {
+        Outcome::Send { to, local } => {
+            s.sends.push(s.out, to, local);
+            Outcome::Queued
+        }
+        other => other,
+    }
+}
+
+/// Handles one parsed request on a transactional edge.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn request(
+    edge: &Edge,
+    st: &Stateful,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    src: SocketAddr,
+    local: usize,
+    now: Instant,
+    now_secs: u64,
+) -> Outcome {
+    let c = match check(edge, s, m, src, local) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let mut env = Env {
+        edge,
+        cfg: &st.cfg,
+        s,
+        now,
+    };
+    match c.method {
+        Method::Ack | Method::Cancel => {
+            let k = key(c.mac, true);
+            let mut shard = st.table.shard(k);
+            if let Some(ctx) = shard.get_mut(k, c.mac) {
+                if c.method == Method::Ack {
+                    if ctx.on_ack(&env) {
+                        shard.settle(k);
+                        return Outcome::Drop(Event::Absorbed);
+                    }
+                } else {
+                    // §16.10: a matching CANCEL is answered 200 at once and
+                    // cancels the pending branches.
+                    let ok = reply::reply(edge, env.s, m, &c.origin, 200, "OK", &[]);
+                    enqueue(env.s, ok);
+                    ctx.on_cancel(&mut env);
+                    shard.settle(k);
+                    return queued(env.s);
+                }
+            }
+            drop(shard);
+            // The ACK of a 2xx, or an ACK/CANCEL of a transaction this
+            // instance does not hold: forwarded statelessly (§16.10: "MUST
+            // statelessly forward the CANCEL").
+            return request::handle_checked(edge, env.s, m, &c, now_secs);
+        }
+        _ => {}
+    }
+    let k = key(c.mac, c.method == Method::Invite);
+    let mut shard = st.table.shard(k);
+    if let Some(ctx) = shard.get_mut(k, c.mac) {
+        ctx.on_retransmission(&mut env);
+        shard.settle(k);
+        env.s.stats.count(Event::Retransmission);
+        return queued(env.s);
+    }
+    if !st.table.has_room(&shard) || m.end() > MAX_STORED {
+        drop(shard);
+        env.s.stats.count(Event::Untracked);
+        return request::handle_checked(edge, env.s, m, &c, now_secs);
+    }
+    let plan: Vec<Hop> = match c.route {
+        Route::To(to, dest) => vec![Hop { to, dest }],
+        Route::Dispatch { follow_up } => {
+            let input = dispatch_input(edge, m, &c, follow_up, now_secs);
+            let mut picks = Vec::new();
+            edge.selector.attempts(
+                &input,
+                env.s.dispatch,
+                st.per_tier,
+                MAX_ATTEMPTS,
+                &*edge.health,
+                &mut picks,
+            );
+            picks
+                .into_iter()
+                .map(|i| Hop {
+                    to: edge.destinations[i].addr,
+                    dest: Some(i),
+                })
+                .collect()
+        }
+        Route::Refuse(code, reason) => {
+            return reply::reply(edge, env.s, m, &c.origin, code, reason, &[]);
+        }
+    };
+    if plan.is_empty() {
+        return no_destination(edge, env.s, m, &c.origin);
+    }
+    let ctx = Context::start(&mut env, m, &c, plan);
+    shard.insert(k, ctx);
+    queued(env.s)
+}
+
+/// Handles one parsed response on a transactional edge; `None` when no
+/// transaction here matches it (the caller then forwards it statelessly).
+pub(super) fn response(
+    edge: &Edge,
+    st: &Stateful,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    src: SocketAddr,
+    now: Instant,
+) -> Option<Outcome> {
+    let top = m.elements(HeaderName::Via).next()?;
+    let via = Via::parse(top.text).ok()?;
+    if !edge.locals.iter().any(|l| l.is(&via.host, via.port)) {
+        return None;
+    }
+    let branch = via.branch.and_then(parse_branch)?;
+    let cseq = m.cseq().ok()?;
+    let method = Method::from_bytes(cseq.method);
+    let to_cancel = method == Method::Cancel;
+    let k = key(
+        branch.mac,
+        matches!(method, Method::Invite | Method::Cancel),
+    );
+    let mut shard = st.table.shard(k);
+    let ctx = shard.get_mut(k, branch.mac)?;
+    let mut env = Env {
+        edge,
+        cfg: &st.cfg,
+        s,
+        now,
+    };
+    if !ctx.on_response(&mut env, usize::from(branch.attempt), m, to_cancel, src) {
+        return None;
+    }
+    shard.settle(k);
+    Some(queued(env.s))
+}
+
+/// Runs every transaction timer due at `now`; returns how many contexts
+/// had work.
+pub(super) fn poll(edge: &Edge, st: &Stateful, s: &mut Scratch<'_>, now: Instant) -> usize {
+    let mut env = Env {
+        edge,
+        cfg: &st.cfg,
+        s,
+        now,
+    };
+    let mut n = 0;
+    for i in 0..st.table.shard_count() {
+        let mut shard = st.table.shard_at(i);
+        if shard.next_due().is_none_or(|t| t > now) {
+            continue;
+        }
+        while let Some(k) = shard.pop_due(now) {
+            if let Some(ctx) = shard.by_key(k) {
+                if ctx.next_deadline().is_some_and(|t| t <= now) {
+                    ctx.on_timer(&mut env);
+                    n += 1;
+                }
+            }
+            shard.settle(k);
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests;
