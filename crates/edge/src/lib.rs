@@ -6,6 +6,8 @@ pub mod branch;
 pub mod config;
 pub mod dispatch;
 pub mod health;
+pub mod keyhash;
+pub mod limits;
 pub mod proxy;
 pub mod stats;
 pub mod transaction;

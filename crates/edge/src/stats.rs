@@ -41,10 +41,14 @@ pub enum Event {
     /// Forwarded statelessly on a transactional edge because its table was
     /// full (or the request too large to keep).
     Untracked,
+    /// A new call beyond capacity redirected to another node (302).
+    CapacityRedirected,
+    /// A new call beyond capacity refused (503 with Retry-After).
+    CapacityRefused,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::Untracked as usize + 1;
+pub const EVENTS: usize = Event::CapacityRefused as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -66,6 +70,8 @@ impl Event {
         Event::Retransmission,
         Event::Failover,
         Event::Untracked,
+        Event::CapacityRedirected,
+        Event::CapacityRefused,
     ];
 
     /// A stable name for metrics and logs.
@@ -88,6 +94,8 @@ impl Event {
             Event::Retransmission => "retransmission",
             Event::Failover => "failover",
             Event::Untracked => "untracked",
+            Event::CapacityRedirected => "capacity_redirected",
+            Event::CapacityRefused => "capacity_refused",
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct Edge {
     /// Timers and failover of the transactional mode (`[edge.transaction]`);
     /// the defaults on a stateless edge, which never reads them.
     pub transaction: Transaction,
+    /// This edge's capacity on this node and what a call beyond it gets.
+    pub capacity: Capacity,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }
@@ -127,6 +129,35 @@ impl Probe {
     pub fn is_alive(&self, code: u16) -> bool {
         (200..=699).contains(&code)
             && (self.alive_codes.is_empty() || self.alive_codes.iter().any(|r| r.contains(code)))
+    }
+}
+
+/// How many new calls an edge takes on this node (`cps`, `channels`), and
+/// where a call beyond that goes (`capacity_failover`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capacity {
+    /// New calls (initial INVITEs) per second, with a burst of one second's
+    /// worth; `None`: no limit.
+    pub cps: Option<u32>,
+    /// Calls in progress (answered, not yet ended by a BYE); `None`: no limit.
+    pub channels: Option<u32>,
+    /// Other nodes' SIP URIs for this edge: a call beyond capacity (of the
+    /// edge, or of every destination) is redirected to one of them with a
+    /// 302 instead of refused with 503 (the seeds' "Capacity Failover").
+    pub failover: Vec<String>,
+    /// A call whose BYE never passed this node is forgotten this long
+    /// after its answer (default 4 h).
+    pub max_call_duration: Duration,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            cps: None,
+            channels: None,
+            failover: Vec::new(),
+            max_call_duration: Duration::from_secs(4 * 3600),
+        }
     }
 }
 
@@ -329,6 +360,11 @@ pub struct Destination {
     pub limit_zones: Vec<String>,
     /// Node zones that use this destination as their tier 2 (backup).
     pub backup_zones: Vec<String>,
+    /// New calls per second this server takes from this node; beyond it
+    /// the next destination gets the call. `None`: no limit.
+    pub cps: Option<u32>,
+    /// Calls in progress this server takes from this node. `None`: no limit.
+    pub channels: Option<u32>,
     /// Line of the `[[edge.destination]]` header, for messages about it.
     pub line: usize,
 }

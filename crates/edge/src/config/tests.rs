@@ -143,10 +143,13 @@ fn example_parses_to_expected_model() {
                 zone: Some("lon".into()),
                 limit_zones: vec!["lon".into(), "ams".into()],
                 backup_zones: vec!["ams".into()],
+                cps: None,
+                channels: None,
                 line: 16,
             }],
             probe: Probe::default(),
             transaction: Transaction::default(),
+            capacity: Capacity::default(),
             line: 9,
         }],
     };
@@ -304,7 +307,8 @@ fn unknown_key_in_destination() {
         &destination_with("wieght = 3"),
         8,
         "wieght",
-        "unknown key (expected one of: uri, weight, priority, zone, limit_zones, backup_zones)",
+        "unknown key (expected one of: uri, weight, priority, zone, limit_zones, backup_zones, cps, \
+         channels)",
     );
 }
 
@@ -443,7 +447,6 @@ fn tcp_and_tls_listen_not_supported() {
 #[test]
 fn contract_keys_not_supported() {
     for key in [
-        "cps = 10",
         "validate = \"strict\"",
         "on_invalid = \"reject\"",
         "nat_test = 19",
@@ -1151,5 +1154,45 @@ fn transaction_errors_name_line_and_key() {
         9,
         "transaction",
         "only used with insertion = \"transactional\"",
+    );
+}
+
+#[test]
+fn capacity_keys() {
+    let c = ok(&edge_with(
+        "cps = 100\nchannels = 500\ncapacity_failover = [\"sip:10.0.0.2:5060\", \"sips:node3.example.com\"]\n\
+         max_call_duration = 7200",
+    ));
+    let cap = &c.edges[0].capacity;
+    assert_eq!((cap.cps, cap.channels), (Some(100), Some(500)));
+    assert_eq!(
+        cap.failover,
+        ["sip:10.0.0.2:5060", "sips:node3.example.com"]
+    );
+    assert_eq!(cap.max_call_duration, Duration::from_secs(7200));
+    assert_eq!(ok(MINIMAL).edges[0].capacity, Capacity::default());
+    let d = &ok(&destination_with("cps = 10\nchannels = 20")).edges[0].destinations[0];
+    assert_eq!((d.cps, d.channels), (Some(10), Some(20)));
+
+    assert_err(&edge_with("cps = 0"), 5, "cps", "whole number from 1");
+    assert_err(&edge_with("cps = 2.5"), 5, "cps", "whole number");
+    assert_err(&edge_with("channels = -1"), 5, "channels", "whole number");
+    assert_err(
+        &edge_with("capacity_failover = [\"10.0.0.2\"]"),
+        5,
+        "capacity_failover",
+        "another node's SIP URI",
+    );
+    assert_err(
+        &edge_with("max_call_duration = 10"),
+        5,
+        "max_call_duration",
+        "from 60",
+    );
+    assert_err(
+        &destination_with("channels = 0"),
+        8,
+        "channels",
+        "whole number",
     );
 }

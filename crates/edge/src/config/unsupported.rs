@@ -29,7 +29,6 @@ pub(super) enum Contract<'a> {
 pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
     match item {
         Contract::TopKey("cluster") => true,     // shared state in Redis
-        Contract::EdgeKey("cps") => true,        // calls-per-second limit
         Contract::EdgeKey("validate") => true,   // message validation rules
         Contract::EdgeKey("on_invalid") => true, // what to do with invalid messages
         Contract::EdgeKey("nat_test") => true,   // NAT detection

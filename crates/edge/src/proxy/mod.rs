@@ -10,6 +10,7 @@
 //! edge, [`Worker::poll`] from a timer thread.
 
 mod addresses;
+mod capacity;
 mod reply;
 mod request;
 mod response;
@@ -18,6 +19,7 @@ mod splices;
 mod stateful;
 
 pub use addresses::{Destination, Local};
+pub use capacity::Peer;
 pub use sends::Sends;
 pub use stateful::Stateful;
 
@@ -25,6 +27,7 @@ use crate::branch::BranchKey;
 use crate::config;
 use crate::dispatch::{Selector, Target, WorkerState};
 use crate::health::{Counters, HealthView};
+use crate::limits::Limits;
 use crate::stats::{Event, Stats};
 use sip::{HeaderIndex, ParseError, Splicer};
 use std::net::SocketAddr;
@@ -62,6 +65,10 @@ pub struct Edge {
     key: BranchKey,
     /// The transactions of a transactional edge; `None` when stateless.
     stateful: Option<Stateful>,
+    /// Calls per second and channels of the edge and its destinations.
+    limits: Limits,
+    /// Where calls beyond capacity are redirected (`capacity_failover`).
+    capacity_failover: Vec<Peer>,
     /// The origin of the monotonic seconds the dispatch memo counts in.
     epoch: Instant,
 }
@@ -89,6 +96,7 @@ impl Edge {
                 backup_zones: d.backup_zones.clone(),
             })
             .collect();
+        let epoch = Instant::now();
         Edge {
             name: edge.name.clone(),
             locals,
@@ -99,7 +107,14 @@ impl Edge {
             key: BranchKey::from_secret(secret),
             stateful: (edge.insertion == config::Insertion::Transactional)
                 .then(|| Stateful::new(edge)),
-            epoch: Instant::now(),
+            limits: Limits::new(edge, epoch),
+            capacity_failover: edge
+                .capacity
+                .failover
+                .iter()
+                .map(|u| Peer::new(u))
+                .collect(),
+            epoch,
         }
     }
 
@@ -108,9 +123,20 @@ impl Edge {
         self.stateful.as_ref()
     }
 
+    /// The capacity state (calls per second, channels).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// When this edge was built: [`Worker::handle`]'s times count from here.
     pub fn epoch(&self) -> Instant {
         self.epoch
+    }
+
+    /// `now` in whole seconds since [`epoch`](Self::epoch), the clock of the
+    /// dispatch memo.
+    pub(crate) fn secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs()
     }
 
     /// The health view the workers dispatch by; the prober writes it.
@@ -216,16 +242,13 @@ impl Worker {
             }
             Err(e) => return reply::malformed(edge, &mut s, datagram, e, src, local),
         };
-        let now_secs = now.saturating_duration_since(edge.epoch).as_secs();
         let outcome = match (&edge.stateful, msg.is_request()) {
-            (None, true) => request::handle(edge, &mut s, &msg, src, local, now_secs),
-            (None, false) => response::handle(edge, &mut s, &msg, src, local),
-            (Some(st), true) => {
-                stateful::request(edge, st, &mut s, &msg, src, local, now, now_secs)
-            }
+            (None, true) => request::handle(edge, &mut s, &msg, src, local, now),
+            (None, false) => response::handle(edge, &mut s, &msg, src, local, now),
+            (Some(st), true) => stateful::request(edge, st, &mut s, &msg, src, local, now),
             (Some(st), false) => match stateful::response(edge, st, &mut s, &msg, src, now) {
                 Some(o) => o,
-                None => response::handle(edge, &mut s, &msg, src, local),
+                None => response::handle(edge, &mut s, &msg, src, local, now),
             },
         };
         match outcome {

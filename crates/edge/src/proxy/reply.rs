@@ -117,7 +117,9 @@ pub(crate) fn write_reply(
 }
 
 /// A To tag for local replies: the same for a retransmitted request, so the
-/// caller sees one dialog-less answer, not several.
+/// caller sees one dialog-less answer, not several — and for its ACK, which
+/// is how an ACK of our own answer is recognised ([`is_local_tag`]) on any
+/// instance, with no state.
 fn local_tag(m: &Message<'_>) -> [u8; 16] {
     let mut h = xxh3_64(m.call_id().unwrap_or_default());
     h ^= xxh3_64(crate::branch::from_tag(m)).rotate_left(17);
@@ -127,6 +129,12 @@ fn local_tag(m: &Message<'_>) -> [u8; 16] {
         *o = b"0123456789abcdef"[((h >> (60 - i * 4)) & 0xf) as usize];
     }
     out
+}
+
+/// Whether `tag` is the To tag this edge gives its local replies to the
+/// transaction of `m` (an ACK of one of them carries it).
+pub(crate) fn is_local_tag(m: &Message<'_>, tag: &[u8]) -> bool {
+    tag == local_tag(m)
 }
 
 /// A message that failed to parse: a request whose Via, From, To, Call-ID

@@ -1,15 +1,18 @@
 //! The request pipeline of a stateless edge, stage by stage:
 //! parse (done) → validate → local → Max-Forwards / loop → route → splice.
 
-use super::reply::reply;
+use super::capacity;
+use super::reply::{is_local_tag, reply};
 use super::splices::{add_content_length, fix_top_via, remove_leading};
 use super::{Edge, Outcome, Scratch};
 use crate::branch::{self, loop_hash, parse_branch, write_attempt_branch};
 use crate::dispatch::{Algorithm, Input};
+use crate::limits::Full;
 use crate::stats::Event;
 use sip::splice::write_num;
 use sip::{Element, HeaderName, Host, Message, Method, NameAddr, Scheme, Uri, Via};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// The methods whose out-of-dialog requests create a dialog we must stay in.
 fn creates_dialog(m: Method) -> bool {
@@ -162,11 +165,21 @@ pub(crate) struct Checked<'a> {
     pub in_dialog: bool,
 }
 
-impl Checked<'_> {
+impl<'a> Checked<'a> {
     /// How many leading Route entries named this edge (and are not
     /// forwarded).
     pub fn ours(&self) -> usize {
         self.ours
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> &'a [u8] {
+        self.facts.call_id
+    }
+
+    /// The Request-URI, parsed.
+    pub fn request_uri(&self) -> &Uri<'a> {
+        &self.facts.uri
     }
 }
 
@@ -210,6 +223,12 @@ pub(crate) fn check<'a>(
     }
 
     let in_dialog = facts.to_tag.is_some();
+
+    // The ACK of an answer this edge gave itself (a 503, 302, 403...) ends
+    // here: the pool never saw its INVITE (RFC 3261 §17.2.1).
+    if method == Method::Ack && facts.to_tag.is_some_and(|t| is_local_tag(m, t)) {
+        return Err(Outcome::Drop(Event::Absorbed));
+    }
 
     // Our own Route entries lead the list when the previous hop followed our
     // Record-Route; they are consumed here (RFC 3261 §16.4).
@@ -351,29 +370,59 @@ pub fn handle(
     m: &Message<'_>,
     src: SocketAddr,
     local: usize,
-    now: u64,
+    now: Instant,
 ) -> Outcome {
     let c = match check(edge, s, m, src, local) {
         Ok(c) => c,
         Err(o) => return o,
     };
+    if c.method == Method::Bye {
+        edge.limits.call_ended(c.call_id(), now);
+    }
+    if capacity::is_new_call(&c) {
+        if let Err(o) = capacity::admit(edge, s, m, &c, now) {
+            return o;
+        }
+    }
     handle_checked(edge, s, m, &c, now)
 }
 
-/// The stateless route and send stages for a request that passed [`check`].
+/// The stateless route and send stages for a request that passed [`check`]
+/// (and the limits stage).
 pub(crate) fn handle_checked(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
     c: &Checked<'_>,
-    now: u64,
+    now: Instant,
 ) -> Outcome {
     let (to, dest_index) = match c.route {
         Route::To(a, i) => (a, i),
         Route::Refuse(code, reason) => return reply(edge, s, m, &c.origin, code, reason, &[]),
         Route::Dispatch { follow_up } => {
-            let input = dispatch_input(edge, m, c, follow_up, now);
-            match edge.selector.select(&input, s.dispatch, &*edge.health) {
+            let input = dispatch_input(edge, m, c, follow_up, edge.secs(now));
+            let new_call = capacity::is_new_call(c) && edge.limits.limits_destinations();
+            let picked = if new_call {
+                let room = capacity::WithRoom { edge, now };
+                match edge.selector.select(&input, s.dispatch, &room) {
+                    Some(i) => {
+                        edge.limits.dest_take(i, now);
+                        Some(i)
+                    }
+                    // Usable destinations, all full: capacity, not health.
+                    None if edge
+                        .selector
+                        .select(&input, s.dispatch, &*edge.health)
+                        .is_some() =>
+                    {
+                        return capacity::beyond(edge, s, m, c, Full::Destinations);
+                    }
+                    None => None,
+                }
+            } else {
+                edge.selector.select(&input, s.dispatch, &*edge.health)
+            };
+            match picked {
                 Some(i) => (edge.destinations[i].addr, Some(i)),
                 None => return no_destination(edge, s, m, &c.origin),
             }

@@ -7,6 +7,7 @@ use crate::branch::{self, parse_branch};
 use crate::stats::Event;
 use sip::{Element, HeaderName, Message, Rport, Via};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 /// Handles one parsed response.
 pub fn handle(
@@ -15,6 +16,7 @@ pub fn handle(
     m: &Message<'_>,
     src: SocketAddr,
     local: usize,
+    now: Instant,
 ) -> Outcome {
     let mut vias = m.elements(HeaderName::Via);
     let (Some(top), second) = (vias.next(), vias.next()) else {
@@ -43,9 +45,17 @@ pub fn handle(
     if edge.key.tx_mac(&next, call_id, cseq, from_tag) != mac {
         return Outcome::Drop(Event::BadToken);
     }
-    // A verified answer from a destination: passive health evidence.
+    // A verified answer from a destination: passive health evidence, and
+    // a 2xx to an INVITE is a call in progress for the channel limits.
     if let Some(i) = edge.destinations.iter().position(|d| d.addr == src) {
-        s.counters.answered(i, m.status().unwrap_or(0));
+        let code = m.status().unwrap_or(0);
+        s.counters.answered(i, code);
+        if (200..300).contains(&code) && edge.limits.counts_channels() {
+            let invite = m.cseq().is_ok_and(|c| c.method == b"INVITE");
+            if invite {
+                edge.limits.call_answered(call_id, i, now);
+            }
+        }
     }
     let Some(to) = next_hop(&next) else {
         return Outcome::Drop(Event::ResponseUnroutable);

@@ -13,10 +13,12 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod capacity;
 mod codes;
 mod probe;
 mod transaction;
 
+use capacity::{capacity, limit};
 use probe::probe;
 use transaction::transaction;
 
@@ -50,6 +52,10 @@ const EDGE_KEYS: &[&str] = &[
     "destination",
     "probe",
     "transaction",
+    "cps",
+    "channels",
+    "capacity_failover",
+    "max_call_duration",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -59,6 +65,8 @@ const DESTINATION_KEYS: &[&str] = &[
     "zone",
     "limit_zones",
     "backup_zones",
+    "cps",
+    "channels",
 ];
 /// Every flag the contract defines, supported or not.
 const FLAGS: &[&str] = &["ping-replies", "registrations"];
@@ -422,6 +430,8 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         None => Probe::default(),
     };
 
+    let capacity = capacity(t)?;
+
     let transaction = match t.get("transaction") {
         Some(v) => {
             let tx = transaction(&Table {
@@ -453,6 +463,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         destinations,
         probe,
         transaction,
+        capacity,
         line: cx.line(t.at),
     })
 }
@@ -527,6 +538,8 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
         zone,
         limit_zones,
         backup_zones,
+        cps: limit(t, "cps")?,
+        channels: limit(t, "channels")?,
         line: cx.line(t.at),
     })
 }

@@ -39,6 +39,9 @@ struct Stored {
     upstream: SocketAddr,
     /// The destinations to try, in order.
     plan: Vec<Hop>,
+    /// A new call: each destination tried counts it against its limits,
+    /// and its 2xx opens a channel.
+    new_call: bool,
 }
 
 /// One destination tried: a client transaction and its proxy timers.
@@ -115,6 +118,7 @@ impl Context {
         m: &Message<'_>,
         c: &Checked<'_>,
         plan: Vec<Hop>,
+        new_call: bool,
     ) -> Context {
         let kind = if c.method == sip::Method::Invite {
             Kind::Invite
@@ -132,6 +136,7 @@ impl Context {
                 kind,
                 upstream: reply_address(&origin.via, origin.src),
                 plan,
+                new_call,
             },
             st: State {
                 server: ServerTx::start(kind),
@@ -337,9 +342,12 @@ impl State {
                 break;
             }
             // The first hop was just chosen among usable ones; later ones
-            // may have gone down since (or gone down because of this call).
-            if !self.branches.is_empty() && hop.dest.is_some_and(|i| !env.edge.health.usable(i)) {
-                continue;
+            // may have gone down (or filled up) since.
+            if let (false, Some(i)) = (self.branches.is_empty(), hop.dest) {
+                let room = !req.new_call || env.edge.limits().dest_has_room(i, env.now);
+                if !env.edge.health.usable(i) || !room {
+                    continue;
+                }
             }
             let Some(out_local) = env.edge.local_for(hop.to, req.local) else {
                 continue;
@@ -348,6 +356,9 @@ impl State {
             splice(env.edge, env.s, m, c, out_local, attempt);
             env.s.sends.push(env.s.out, hop.to, out_local);
             count_forwarded(env.s, c, hop.dest);
+            if let (true, Some(i)) = (req.new_call, hop.dest) {
+                env.edge.limits().dest_take(i, env.now);
+            }
             if attempt > 0 {
                 env.s.stats.count(Event::Failover);
             }
@@ -437,12 +448,10 @@ impl State {
                 && !self.server.is_final()
                 && messages::relay(env.s.splicer, env.s.out, m, None)
             {
-                {
-                    self.last.clone_from(env.s.out);
-                    env.s.sends.push(env.s.out, req.upstream, req.local);
-                    env.s.stats.count(Event::ResponseForwarded);
-                    self.server.sent_provisional();
-                }
+                self.last.clone_from(env.s.out);
+                env.s.sends.push(env.s.out, req.upstream, req.local);
+                env.s.stats.count(Event::ResponseForwarded);
+                self.server.sent_provisional();
             }
             return;
         }
@@ -453,6 +462,12 @@ impl State {
             // final (§16.7 step 10): the caller's UA sorts out extra
             // dialogs. A non-INVITE has one final answer.
             let wanted = req.kind == Kind::Invite || !self.server.is_final();
+            if let (Kind::Invite, Some(i)) = (req.kind, b.hop.dest) {
+                // A call in progress, for the channel limits.
+                env.edge
+                    .limits()
+                    .call_answered(m.call_id().unwrap_or_default(), i, env.now);
+            }
             if wanted && messages::relay(env.s.splicer, env.s.out, m, None) {
                 env.s.sends.push(env.s.out, req.upstream, req.local);
                 env.s.stats.count(Event::ResponseForwarded);

@@ -24,11 +24,14 @@ use std::time::Instant;
 
 use self::context::{Context, Hop};
 use self::table::{key, Table};
+use super::capacity;
 use super::reply;
 use super::request::{self, check, dispatch_input, no_destination, Route};
 use super::{Edge, Outcome, Scratch};
 use crate::branch::{parse_branch, MAX_ATTEMPTS};
 use crate::config;
+use crate::dispatch::HealthLookup;
+use crate::limits::Full;
 use crate::stats::Event;
 use sip::{HeaderName, Message, Method, Via};
 
@@ -112,7 +115,6 @@ fn enqueue(s: &mut Scratch<'_>, o: Outcome) -> Outcome {
 }
 
 /// Handles one parsed request on a transactional edge.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn request(
     edge: &Edge,
     st: &Stateful,
@@ -121,12 +123,14 @@ pub(super) fn request(
     src: SocketAddr,
     local: usize,
     now: Instant,
-    now_secs: u64,
 ) -> Outcome {
     let c = match check(edge, s, m, src, local) {
         Ok(c) => c,
         Err(o) => return o,
     };
+    if c.method == Method::Bye {
+        edge.limits.call_ended(c.call_id(), now);
+    }
     let mut env = Env {
         edge,
         cfg: &st.cfg,
@@ -157,7 +161,7 @@ pub(super) fn request(
             // The ACK of a 2xx, or an ACK/CANCEL of a transaction this
             // instance does not hold: forwarded statelessly (§16.10: "MUST
             // statelessly forward the CANCEL").
-            return request::handle_checked(edge, env.s, m, &c, now_secs);
+            return request::handle_checked(edge, env.s, m, &c, now);
         }
         _ => {}
     }
@@ -169,24 +173,44 @@ pub(super) fn request(
         env.s.stats.count(Event::Retransmission);
         return queued(env.s);
     }
+    let new_call = capacity::is_new_call(&c);
+    if new_call {
+        // The limits stage, after the retransmission check so that a
+        // retransmitted INVITE is not counted twice.
+        if let Err(o) = capacity::admit(edge, env.s, m, &c, now) {
+            return o;
+        }
+    }
     if !st.table.has_room(&shard) || m.end() > MAX_STORED {
         drop(shard);
         env.s.stats.count(Event::Untracked);
-        return request::handle_checked(edge, env.s, m, &c, now_secs);
+        return request::handle_checked(edge, env.s, m, &c, now);
     }
     let plan: Vec<Hop> = match c.route {
         Route::To(to, dest) => vec![Hop { to, dest }],
         Route::Dispatch { follow_up } => {
-            let input = dispatch_input(edge, m, &c, follow_up, now_secs);
+            let input = dispatch_input(edge, m, &c, follow_up, edge.secs(now));
             let mut picks = Vec::new();
+            let room = capacity::WithRoom { edge, now };
+            let limited = new_call && edge.limits.limits_destinations();
+            let health: &dyn HealthLookup = if limited { &room } else { &*edge.health };
             edge.selector.attempts(
                 &input,
                 env.s.dispatch,
                 st.per_tier,
                 MAX_ATTEMPTS,
-                &*edge.health,
+                health,
                 &mut picks,
             );
+            if picks.is_empty()
+                && limited
+                && edge
+                    .selector
+                    .select(&input, env.s.dispatch, &*edge.health)
+                    .is_some()
+            {
+                return capacity::beyond(edge, env.s, m, &c, Full::Destinations);
+            }
             picks
                 .into_iter()
                 .map(|i| Hop {
@@ -202,7 +226,7 @@ pub(super) fn request(
     if plan.is_empty() {
         return no_destination(edge, env.s, m, &c.origin);
     }
-    let ctx = Context::start(&mut env, m, &c, plan);
+    let ctx = Context::start(&mut env, m, &c, plan, new_call);
     shard.insert(k, ctx);
     queued(env.s)
 }

@@ -4,11 +4,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::context::Context;
+use crate::keyhash::KeyHasher;
 
 /// Shards per table: enough that workers on a few dozen cores rarely wait
 /// for each other.
@@ -22,29 +23,10 @@ pub(super) fn key(mac: u64, invite: bool) -> u64 {
     (mac & !1) | u64::from(invite)
 }
 
-/// The MAC is a keyed hash: already uniform and not choosable by an
-/// attacker, so it is its own hash.
-#[derive(Default)]
-pub(super) struct MacHasher(u64);
-
-impl Hasher for MacHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// One shard: its contexts and when each is next due.
 #[derive(Default)]
 pub(super) struct Shard {
-    map: HashMap<u64, Context, BuildHasherDefault<MacHasher>>,
+    map: HashMap<u64, Context, BuildHasherDefault<KeyHasher>>,
     /// (deadline, key); entries made stale by a later change stay until
     /// they come up and are then skipped.
     due: BinaryHeap<Reverse<(Instant, u64)>>,

@@ -618,3 +618,49 @@ fn the_first_attempt_carries_the_stateless_branch() {
     assert_eq!(fwd.top_branch(), inv_a.top_branch());
     assert!(inv_a.first_line().starts_with("INVITE "));
 }
+
+#[test]
+fn a_retransmitted_invite_is_one_call_for_the_cps_limit() {
+    let mut sim = Sim::with("first", "cps = 1", "");
+    let out = sim.recv(&invite("c25"), CALLER);
+    assert_eq!(to(&out, A).len(), 1);
+    // The same INVITE again is absorbed, not refused for capacity.
+    let out = sim.recv(&invite("c25"), CALLER);
+    assert_eq!(only(&out, CALLER).status(), Some(100));
+    // A second call in the same second is refused with Retry-After.
+    let out = sim.recv(&request("INVITE", "c26", "z9hG4bKc26", ""), CALLER);
+    let refused = only(&out, CALLER);
+    assert_eq!(refused.status(), Some(503));
+    assert_eq!(refused.header(HeaderName::RetryAfter).as_deref(), Some("1"));
+    assert_eq!(sim.event(Event::CapacityRefused), 1);
+}
+
+#[test]
+fn failover_skips_a_destination_at_its_capacity() {
+    // B takes one call per second; A answers 503, so the second call that
+    // fails over in the same second skips B for C.
+    let text = format!(
+        "[node]\nid = \"t\"\nsecret = \"unit-test-secret-0123456789\"\n[[edge]]\n\
+         listen = [\"udp:{EDGE}\"]\nalgorithm = \"first\"\ninsertion = \"transactional\"\n\
+         [[edge.destination]]\nuri = \"sip:{A}\"\npriority = 1\n\
+         [[edge.destination]]\nuri = \"sip:{B}\"\npriority = 2\ncps = 1\n\
+         [[edge.destination]]\nuri = \"sip:{C}\"\npriority = 3\n"
+    );
+    let cfg = config::parse(&text, "t.toml").unwrap();
+    let edge = Edge::new(&cfg.edges[0], &cfg.node, b"unit-test-secret-0123456789");
+    let mut sim = Sim {
+        worker: edge.worker(),
+        timers: edge.worker(),
+        now: edge.epoch() + Duration::from_secs(1),
+        edge,
+    };
+    let inv_a = only(&sim.recv(&invite("c27"), CALLER), A);
+    assert_eq!(to(&sim.recv(&inv_a.answer(503), A), B).len(), 1);
+    let inv_a = only(
+        &sim.recv(&request("INVITE", "c28", "z9hG4bKc28", ""), CALLER),
+        A,
+    );
+    let out = sim.recv(&inv_a.answer(503), A);
+    assert!(to(&out, B).is_empty(), "{out:#?}");
+    assert_eq!(only(&out, C).method(), Some(Method::Invite));
+}

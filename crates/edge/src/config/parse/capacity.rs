@@ -1,0 +1,50 @@
+//! The capacity keys of an `[[edge]]` (`cps`, `channels`,
+//! `capacity_failover`, `max_call_duration`) and of a destination (`cps`,
+//! `channels`).
+
+use super::{Result, Table};
+use crate::config::addr;
+use crate::config::model::Capacity;
+
+/// The highest `cps` or `channels` accepted: far beyond one node, low
+/// enough that no arithmetic on it overflows.
+const MOST: i64 = 10_000_000;
+
+/// A whole-number limit, or `None` when the key is absent.
+pub(super) fn limit(t: &Table<'_, '_>, key: &str) -> Result<Option<u32>> {
+    t.get(key)
+        .map(|v| t.cx.int(v, key, 1, MOST).map(|n| n as u32))
+        .transpose()
+}
+
+/// Reads an edge's capacity keys; every one is optional.
+pub(super) fn capacity(t: &Table<'_, '_>) -> Result<Capacity> {
+    let cx = t.cx;
+    let d = Capacity::default();
+    let mut failover = Vec::new();
+    if let Some(v) = t.get("capacity_failover") {
+        for (uri, at) in cx.string_array(v, "capacity_failover")? {
+            addr::sip_uri(uri).map_err(|m| {
+                cx.err(
+                    at,
+                    "capacity_failover",
+                    format!(
+                        "{m} (expected another node's SIP URI, e.g. \"sip:198.51.100.2:5060\")"
+                    ),
+                )
+            })?;
+            failover.push(uri.to_owned());
+        }
+    }
+    let max_call_duration = t
+        .get("max_call_duration")
+        .map_or(Ok(d.max_call_duration), |v| {
+            cx.seconds(v, "max_call_duration", 60.0, 7.0 * 86_400.0)
+        })?;
+    Ok(Capacity {
+        cps: limit(t, "cps")?,
+        channels: limit(t, "channels")?,
+        failover,
+        max_call_duration,
+    })
+}
