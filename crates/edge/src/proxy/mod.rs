@@ -246,7 +246,7 @@ impl Worker {
             (None, true) => request::handle(edge, &mut s, &msg, src, local, now),
             (None, false) => response::handle(edge, &mut s, &msg, src, local, now),
             (Some(st), true) => stateful::request(edge, st, &mut s, &msg, src, local, now),
-            (Some(st), false) => match stateful::response(edge, st, &mut s, &msg, src, now) {
+            (Some(st), false) => match stateful::response(edge, st, &mut s, &msg, now) {
                 Some(o) => o,
                 None => response::handle(edge, &mut s, &msg, src, local, now),
             },

@@ -39,6 +39,10 @@ struct Stored {
     upstream: SocketAddr,
     /// The destinations to try, in order.
     plan: Vec<Hop>,
+    /// The one next hop the request's Route or Request-URI names (an
+    /// in-dialog request, one from the pool going out): nothing to fail
+    /// over to, so it waits for Timer B or F rather than the failover timer.
+    fixed: bool,
     /// A new call: each destination tried counts it against its limits,
     /// and its 2xx opens a channel.
     new_call: bool,
@@ -118,6 +122,7 @@ impl Context {
         m: &Message<'_>,
         c: &Checked<'_>,
         plan: Vec<Hop>,
+        fixed: bool,
         new_call: bool,
     ) -> Context {
         let kind = if c.method == sip::Method::Invite {
@@ -136,6 +141,7 @@ impl Context {
                 kind,
                 upstream: reply_address(&origin.via, origin.src),
                 plan,
+                fixed,
                 new_call,
             },
             st: State {
@@ -221,14 +227,15 @@ impl Context {
     }
 
     /// A response matched branch `attempt` (a response to its CANCEL when
-    /// `to_cancel`). `src` must be the branch's destination.
+    /// `to_cancel`). Matched by branch and CSeq method alone (RFC 3261
+    /// §17.1.3), not by source address: a server may answer from another
+    /// socket, and the branch, a keyed MAC, cannot be guessed.
     pub fn on_response(
         &mut self,
         env: &mut Env<'_, '_, '_>,
         attempt: usize,
         m: &Message<'_>,
         to_cancel: bool,
-        src: SocketAddr,
     ) -> bool {
         let Some(code) = m.status() else {
             return false;
@@ -237,9 +244,6 @@ impl Context {
         let Some(b) = st.branches.get_mut(attempt) else {
             return false;
         };
-        if b.hop.to != src {
-            return false;
-        }
         if to_cancel {
             if let Some(c) = &mut b.cancel {
                 c.on_response(code, &env.cfg.timers, env.now);
@@ -367,7 +371,7 @@ impl State {
                 out_local,
                 client: ClientTx::start(req.kind, &env.cfg.timers, env.now),
                 provisional: false,
-                failover_at: Some(env.now + env.cfg.failover_timeout),
+                failover_at: (!req.fixed).then(|| env.now + env.cfg.failover_timeout),
                 timer_c: None,
                 abandoned: false,
                 cancel_wanted: false,

@@ -226,7 +226,8 @@ pub(super) fn request(
     if plan.is_empty() {
         return no_destination(edge, env.s, m, &c.origin);
     }
-    let ctx = Context::start(&mut env, m, &c, plan, new_call);
+    let fixed = matches!(c.route, Route::To(..));
+    let ctx = Context::start(&mut env, m, &c, plan, fixed, new_call);
     shard.insert(k, ctx);
     queued(env.s)
 }
@@ -238,7 +239,6 @@ pub(super) fn response(
     st: &Stateful,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
-    src: SocketAddr,
     now: Instant,
 ) -> Option<Outcome> {
     let top = m.elements(HeaderName::Via).next()?;
@@ -262,7 +262,7 @@ pub(super) fn response(
         s,
         now,
     };
-    if !ctx.on_response(&mut env, usize::from(branch.attempt), m, to_cancel, src) {
+    if !ctx.on_response(&mut env, usize::from(branch.attempt), m, to_cancel) {
         return None;
     }
     shard.settle(k);

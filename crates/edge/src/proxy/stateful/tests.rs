@@ -664,3 +664,32 @@ fn failover_skips_a_destination_at_its_capacity() {
     assert!(to(&out, B).is_empty(), "{out:#?}");
     assert_eq!(only(&out, C).method(), Some(Method::Invite));
 }
+
+#[test]
+fn an_in_dialog_request_waits_for_timer_f_not_the_failover_timer() {
+    let mut sim = Sim::new("failover_timeout = 1");
+    let bye = format!(
+        "BYE sip:bob@{A} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\n\
+         To: <sip:bob@example.com>;tag=b1\r\nCall-ID: c29\r\nCSeq: 2 BYE\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let fwd = only(&sim.recv(bye.as_bytes(), CALLER), A);
+    // Nothing to fail over to: no 408 after the failover timer, only
+    // Timer E retransmissions to the one next hop.
+    let out = sim.advance(ms(5000));
+    assert!(to(&out, CALLER).is_empty(), "{out:#?}");
+    assert!(to(&out, A).iter().all(|o| o.bytes == fwd.bytes));
+    assert!(to(&out, B).is_empty());
+    // Timer F (32 s) ends it with a 408.
+    let out = sim.advance(Duration::from_secs(28));
+    assert_eq!(only(&out, CALLER).status(), Some(408));
+}
+
+#[test]
+fn a_response_from_another_port_of_the_server_still_matches() {
+    let mut sim = Sim::new("");
+    let inv_a = only(&sim.recv(&invite("c30"), CALLER), A);
+    let out = sim.recv(&inv_a.answer(503), "127.0.0.1:5999");
+    assert_eq!(only(&out, B).method(), Some(Method::Invite));
+}
