@@ -62,6 +62,13 @@ pub struct EdgeBody<'a> {
     pub algorithm: &'static str,
     /// At least one destination this node may use is usable.
     pub routable: bool,
+    /// `stateless` or `transactional`.
+    pub insertion: &'static str,
+    /// Transactions held now (transactional edges; `null` otherwise).
+    pub transactions: Option<usize>,
+    /// Calls in progress through this edge on this node, counted when a
+    /// channel limit is configured (0 otherwise).
+    pub channels_in_use: u32,
     /// In config order; `index` is the position.
     pub destinations: Vec<DestinationBody<'a>>,
 }
@@ -103,6 +110,9 @@ pub struct DestinationBody<'a> {
     pub requests_sent: u64,
     /// Responses received from it.
     pub replies: u64,
+    /// Calls in progress on it through this node, counted when a channel
+    /// limit is configured (0 otherwise).
+    pub channels_in_use: u32,
 }
 
 impl<'a> DestinationBody<'a> {
@@ -142,6 +152,14 @@ impl<'a> DestinationBody<'a> {
             calls_sent: totals.calls,
             requests_sent: totals.requests,
             replies: totals.replies,
+            channels_in_use: edge.proxy().map_or(0, |p| {
+                p.limits()
+                    .channels_in_use()
+                    .1
+                    .get(index)
+                    .copied()
+                    .unwrap_or(0)
+            }),
         })
     }
 }
@@ -204,10 +222,19 @@ pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate
                 DestinationBody::of(edge, i, s, t)
             })
             .collect();
+        let proxy = edge.proxy();
+        let stateful = proxy.and_then(|p| p.stateful());
         edges.push(EdgeBody {
             name: &edge.name,
             algorithm: edge.algorithm.name(),
             routable: edge.routable(),
+            insertion: if stateful.is_some() {
+                "transactional"
+            } else {
+                "stateless"
+            },
+            transactions: stateful.map(|s| s.len()),
+            channels_in_use: proxy.map_or(0, |p| p.limits().channels_in_use().0),
             destinations,
         });
     }

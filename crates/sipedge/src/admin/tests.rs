@@ -35,11 +35,12 @@ async fn health() -> Arc<Health> {
         Ok(c) => c,
         Err(e) => panic!("test config: {e}"),
     };
-    let edges: Vec<edge::proxy::Edge> = cfg
-        .edges
-        .iter()
-        .map(|e| edge::proxy::Edge::new(e, &cfg.node, b"a-test-secret-of-some-length"))
-        .collect();
+    let edges: Arc<Vec<edge::proxy::Edge>> = Arc::new(
+        cfg.edges
+            .iter()
+            .map(|e| edge::proxy::Edge::new(e, &cfg.node, b"a-test-secret-of-some-length"))
+            .collect(),
+    );
     match crate::health::start(&cfg, &edges).await {
         Ok(h) => Arc::new(h),
         Err(e) => panic!("health::start: {e}"),
@@ -104,7 +105,11 @@ async fn destinations_lists_config_and_state() {
     assert!(d["reason"].is_string());
     assert_eq!(d["latency_ms"], Value::Null);
     assert_eq!(d["calls_sent"], 0);
+    assert_eq!(d["channels_in_use"], 0);
     assert_eq!(edge["destinations"][0]["tier"], 1);
+    assert_eq!(edge["insertion"], "stateless");
+    assert_eq!(edge["transactions"], Value::Null);
+    assert_eq!(edge["channels_in_use"], 0);
 }
 
 #[tokio::test]

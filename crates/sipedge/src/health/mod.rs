@@ -96,10 +96,19 @@ pub struct EdgeHealth {
     pub tiers: Vec<Option<u8>>,
     /// What the forwarding threads read: usable flags and traffic totals.
     pub view: Arc<HealthView>,
+    /// The running edges (this one is `edges[index]`): its transactions
+    /// and calls in progress, for the API.
+    running: Arc<Vec<Edge>>,
+    index: usize,
     commands: mpsc::Sender<Command>,
 }
 
 impl EdgeHealth {
+    /// The running edge the forwarding threads use.
+    pub fn proxy(&self) -> Option<&Edge> {
+        self.running.get(self.index)
+    }
+
     /// Destinations this node may use (any tier) that are usable now.
     pub fn usable_count(&self) -> usize {
         self.tiers
@@ -177,9 +186,9 @@ impl Health {
 /// current runtime. A socket that cannot be bound is a start error, like a
 /// listen address that cannot be bound. `edges` are the running edges built
 /// from `cfg.edges`, in the same order.
-pub async fn start(cfg: &Config, edges: &[Edge]) -> Result<Health, String> {
+pub async fn start(cfg: &Config, edges: &Arc<Vec<Edge>>) -> Result<Health, String> {
     let mut out = Vec::with_capacity(edges.len());
-    for (conf, edge) in cfg.edges.iter().zip(edges) {
+    for (index, (conf, edge)) in cfg.edges.iter().zip(edges.iter()).enumerate() {
         let sockets = socket::Sockets::bind(conf, &cfg.node)
             .await
             .map_err(|e| format!("line {}: edge {}: probe socket: {e}", conf.line, conf.name))?;
@@ -192,6 +201,8 @@ pub async fn start(cfg: &Config, edges: &[Edge]) -> Result<Health, String> {
             destinations: conf.destinations.clone(),
             tiers: (0..conf.destinations.len()).map(|i| edge.tier(i)).collect(),
             view,
+            running: Arc::clone(edges),
+            index,
             commands,
         });
     }
