@@ -121,9 +121,19 @@ pub(crate) fn write_reply(
 /// is how an ACK of our own answer is recognised ([`is_local_tag`]) on any
 /// instance, with no state.
 fn local_tag(m: &Message<'_>) -> [u8; 16] {
-    let mut h = xxh3_64(m.call_id().unwrap_or_default());
-    h ^= xxh3_64(crate::branch::from_tag(m)).rotate_left(17);
-    h ^= u64::from(m.cseq().map(|c| c.number).unwrap_or(0)).rotate_left(41);
+    let cseq = m.cseq().map(|c| c.number).unwrap_or(0);
+    tag_of(
+        m.call_id().unwrap_or_default(),
+        crate::branch::from_tag(m),
+        cseq,
+    )
+}
+
+/// The local To tag of the transaction (Call-ID, From tag, CSeq number).
+fn tag_of(call_id: &[u8], from_tag: &[u8], cseq: u32) -> [u8; 16] {
+    let mut h = xxh3_64(call_id);
+    h ^= xxh3_64(from_tag).rotate_left(17);
+    h ^= u64::from(cseq).rotate_left(41);
     let mut out = [0u8; 16];
     for (i, o) in out.iter_mut().enumerate() {
         *o = b"0123456789abcdef"[((h >> (60 - i * 4)) & 0xf) as usize];
@@ -132,9 +142,12 @@ fn local_tag(m: &Message<'_>) -> [u8; 16] {
 }
 
 /// Whether `tag` is the To tag this edge gives its local replies to the
-/// transaction of `m` (an ACK of one of them carries it).
-pub(crate) fn is_local_tag(m: &Message<'_>, tag: &[u8]) -> bool {
-    tag == local_tag(m)
+/// transaction (Call-ID, From tag, CSeq number): an ACK of one of them
+/// carries it. Tags of another shape are ruled out before any hashing.
+pub(crate) fn is_local_tag(call_id: &[u8], from_tag: &[u8], cseq: u32, tag: &[u8]) -> bool {
+    tag.len() == 16
+        && tag.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        && tag == tag_of(call_id, from_tag, cseq)
 }
 
 /// A message that failed to parse: a request whose Via, From, To, Call-ID

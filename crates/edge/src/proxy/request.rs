@@ -226,7 +226,9 @@ pub(crate) fn check<'a>(
 
     // The ACK of an answer this edge gave itself (a 503, 302, 403...) ends
     // here: the pool never saw its INVITE (RFC 3261 §17.2.1).
-    if method == Method::Ack && facts.to_tag.is_some_and(|t| is_local_tag(m, t)) {
+    let from_tag = facts.from.tag().unwrap_or_default();
+    let own_answer = |t| is_local_tag(facts.call_id, from_tag, facts.cseq, t);
+    if method == Method::Ack && facts.to_tag.is_some_and(own_answer) {
         return Err(Outcome::Drop(Event::Absorbed));
     }
 
@@ -277,7 +279,6 @@ pub(crate) fn check<'a>(
     }
 
     // Loop detection (§16.3 step 4): one of our Vias with this request's loop hash.
-    let from_tag = facts.from.tag().unwrap_or_default();
     let lh = loop_hash(m.uri(), facts.call_id, from_tag, facts.cseq);
     for e in m.elements(HeaderName::Via) {
         // Only a Via carrying one of our branches can be ours: skip the parse otherwise.
