@@ -140,6 +140,14 @@ impl ServerTx {
         }
     }
 
+    /// Ends the transaction at once, answered or not: for a request the
+    /// transaction user can no longer answer, so it does not linger.
+    pub fn abandon(&mut self) {
+        self.state = ServerState::Terminated;
+        self.retransmit_at = None;
+        self.end_at = None;
+    }
+
     /// Runs what is due at `now`: at most one step, the end timer first.
     pub fn on_timer(&mut self, timers: &Timers, now: Instant) -> OnTimer {
         if self.end_at.is_some_and(|t| t <= now) {

@@ -554,6 +554,9 @@ impl State {
                     (408, "Request Timeout")
                 };
                 let Some((m, c)) = request else {
+                    // The stored request no longer reads (it always does:
+                    // it was checked on arrival). Nothing can answer it.
+                    self.server.abandon();
                     return;
                 };
                 let o = &c.origin;
