@@ -272,3 +272,34 @@ fn transactional_and_stateless_edges_side_by_side() {
     );
     assert_eq!(results[3].count("INVITE"), 10);
 }
+
+/// A full transaction table (`max_transactions`) degrades to stateless
+/// forwarding: every call still completes, the admin API counts the
+/// requests not kept and the log says failover is off for them.
+#[test]
+fn transactional_full_table_forwards_statelessly_and_says_so() {
+    require_private_netns();
+    let good = SippUas::start("uas.xml", free_port(), &[]);
+    let (listen, admin) = (free_port(), free_port());
+    let config = transactional(
+        &single_edge(listen, "first", &[(good.port(), 1)]),
+        // One transaction per shard: far fewer than 200 calls need.
+        "max_transactions = 1",
+    ) + &e2e::config::admin(admin);
+    let edge = Sipedge::start(&config);
+    let calls = 200;
+    let uac = SippUac::run("uac.xml", &target(listen), calls, 200, &[]);
+    uac.assert_all_successful();
+    let api = e2e::AdminApi::local(admin).destinations();
+    let e = &api["edges"][0];
+    assert_eq!(e["insertion"].as_str(), Some("transactional"));
+    let untracked = e["untracked"].as_u64().unwrap_or(0);
+    assert!(untracked > 0, "nothing forwarded statelessly: {api}");
+    assert!(
+        edge.wait_for_stderr("transaction table full", Duration::from_secs(5)),
+        "no warning in:\n{}",
+        edge.stderr_text()
+    );
+    let good = good.stop();
+    assert_eq!(good.count("INVITE"), calls as usize);
+}

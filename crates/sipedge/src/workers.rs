@@ -144,9 +144,12 @@ fn run_timers(edge: &Edge, socks: &[UdpSocket]) {
     };
     let mut worker = edge.worker();
     let mut out: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new()).collect();
+    let mut untracked = Untracked::default();
     loop {
         std::thread::sleep(tick);
-        if worker.poll(edge, Instant::now()) == 0 {
+        let now = Instant::now();
+        untracked.check(edge, now);
+        if worker.poll(edge, now) == 0 {
             continue;
         }
         for (bytes, to, local) in worker.sends().iter() {
@@ -158,6 +161,36 @@ fn run_timers(edge: &Edge, socks: &[UdpSocket]) {
             if !b.is_empty() {
                 b.send(s.as_raw_fd());
             }
+        }
+    }
+}
+
+/// Warns, at most every 10 s, while a transactional edge forwards requests
+/// statelessly for want of room: failover silently off is what an operator
+/// must hear about.
+#[derive(Default)]
+struct Untracked {
+    seen: u64,
+    warned_at: Option<Instant>,
+}
+
+impl Untracked {
+    fn check(&mut self, edge: &Edge, now: Instant) {
+        let Some(total) = edge.stateful().map(|s| s.untracked()) else {
+            return;
+        };
+        let recent = self
+            .warned_at
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(10));
+        if total > self.seen && !recent {
+            tracing::warn!(
+                edge = %edge.name,
+                requests = total - self.seen,
+                "transaction table full (max_transactions): requests forwarded statelessly, \
+                 without failover"
+            );
+            self.seen = total;
+            self.warned_at = Some(now);
         }
     }
 }

@@ -165,7 +165,8 @@ impl Default for Capacity {
 /// timer bases and when to give up on a destination and try the next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
-    /// T1, T2 and T4 (default 0.5 s, 4 s, 5 s).
+    /// T1, T2 and T4 (default 0.5 s, 4 s, 5 s), and how long a finished
+    /// transaction lingers (default 5 s).
     pub timers: crate::transaction::Timers,
     /// Final codes on which the next destination is tried (default 408,
     /// 480, 500, 502, 503, 504). Never 6xx: a global failure ends the

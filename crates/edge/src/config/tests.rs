@@ -1086,7 +1086,7 @@ fn transaction_defaults_are_rfc_3261s() {
 #[test]
 fn transaction_every_key() {
     let t = ok(&transaction_with(
-        "t1 = 0.05\nt2 = 0.4\nt4 = 0.5\nfailover_codes = [\"5xx\", 408, \"486\"]\n\
+        "t1 = 0.05\nt2 = 0.4\nt4 = 0.5\nlinger = 32\nfailover_codes = [\"5xx\", 408, \"486\"]\n\
          failover_timeout = 0.3\ninvite_timeout = 60\nmax_transactions = 1000",
     ))
     .edges[0]

@@ -119,13 +119,13 @@ impl ClientTx {
             (Kind::Invite, Calling | Proceeding) if success => {
                 self.state = Accepted;
                 self.retransmit_at = None;
-                self.end_at = Some(now + timers.long());
+                self.end_at = Some(now + timers.linger); // Timer M
                 OnResponse::PassUp
             }
             (Kind::Invite, Calling | Proceeding) => {
                 self.state = Completed;
                 self.retransmit_at = None;
-                self.end_at = Some(now + timers.long()); // Timer D
+                self.end_at = Some(now + timers.linger); // Timer D
                 OnResponse::PassUpAndAck
             }
             (Kind::Invite, Completed) if code >= 300 => OnResponse::Ack,

@@ -9,9 +9,10 @@
 //! of §17 is a deterministic unit test without sleeping.
 //!
 //! Timers follow §17.1.1.2, §17.1.2.2, §17.2.1, §17.2.2 and RFC 6026 (the
-//! Accepted states, Timers L and M). For UDP, Timers D, H, J, L and M all
-//! last 64×T1 (32 s with the default T1, which is what §17.1.1.2 asks of
-//! Timer D as its minimum).
+//! Accepted states, Timers L and M). Timers B, F and H last 64×T1; D, J, L
+//! and M — how long a finished transaction absorbs retransmissions — last
+//! [`Timers::linger`] (5 s by default, like Kamailio's tm; the RFCs' 32 s
+//! when set so).
 
 mod client;
 mod server;

@@ -125,7 +125,7 @@ impl ServerTx {
         match self.kind {
             Kind::Invite if (200..300).contains(&code) => {
                 self.state = ServerState::Accepted;
-                self.end_at = Some(now + timers.long()); // Timer L
+                self.end_at = Some(now + timers.linger); // Timer L
             }
             Kind::Invite => {
                 self.state = ServerState::Completed;
@@ -135,7 +135,7 @@ impl ServerTx {
             }
             Kind::NonInvite => {
                 self.state = ServerState::Completed;
-                self.end_at = Some(now + timers.long()); // Timer J
+                self.end_at = Some(now + timers.linger); // Timer J
             }
         }
     }

@@ -96,9 +96,9 @@ fn a_non_2xx_final_is_acked_once_passed_up_and_its_retransmissions_acked_again()
     // A late provisional or 2xx changes nothing.
     assert_eq!(tx.on_response(180, &t, t0 + ms(600)), OnResponse::Absorb);
     assert_eq!(tx.on_response(200, &t, t0 + ms(600)), OnResponse::Absorb);
-    // Timer D: 64×T1 after the final, then terminated (not a timeout).
-    assert_eq!(tx.next_deadline(), Some(t0 + ms(10) + t.long()));
-    assert_eq!(tx.on_timer(&t, t0 + ms(10) + t.long()), OnTimer::Terminated);
+    // Timer D: `linger` after the final, then terminated (not a timeout).
+    assert_eq!(tx.next_deadline(), Some(t0 + ms(10) + t.linger));
+    assert_eq!(tx.on_timer(&t, t0 + ms(10) + t.linger), OnTimer::Terminated);
     assert_eq!(tx.on_response(486, &t, t0 + ms(40_000)), OnResponse::Absorb);
 }
 
@@ -113,7 +113,7 @@ fn a_final_straight_from_calling_also_gets_its_ack() {
     );
     // No more retransmissions of the INVITE.
     let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
-    assert_eq!(ev, vec![(32_005, OnTimer::Terminated)]);
+    assert_eq!(ev, vec![(5_005, OnTimer::Terminated)]);
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn timer_m_keeps_passing_2xx_up_after_the_first() {
     assert_eq!(tx.state(), ClientState::Accepted);
     assert_eq!(tx.on_response(200, &t, t0 + ms(520)), OnResponse::PassUp);
     assert_eq!(tx.on_response(486, &t, t0 + ms(600)), OnResponse::Absorb);
-    assert_eq!(tx.on_timer(&t, t0 + ms(20) + t.long()), OnTimer::Terminated);
+    assert_eq!(tx.on_timer(&t, t0 + ms(20) + t.linger), OnTimer::Terminated);
 }
 
 #[test]
@@ -221,7 +221,7 @@ fn timer_l_absorbs_invite_retransmissions_after_a_2xx() {
     // The ACK of a 2xx is end to end: not ours to absorb.
     assert!(!tx.on_ack(&t, t0 + ms(10)));
     let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
-    assert_eq!(ev, vec![(32_000, OnTimer::Terminated)]);
+    assert_eq!(ev, vec![(5_000, OnTimer::Terminated)]);
 }
 
 #[test]
@@ -239,7 +239,7 @@ fn non_invite_server_absorbs_until_it_answers_then_timer_j() {
     // A second final is ignored: the first one stands.
     tx.sent_final(500, &t, t0 + ms(1));
     let ev = run(&mut tx, &t, t0, Duration::from_secs(60));
-    assert_eq!(ev, vec![(32_000, OnTimer::Terminated)]);
+    assert_eq!(ev, vec![(5_000, OnTimer::Terminated)]);
     assert!(tx.is_terminated());
 }
 
@@ -249,10 +249,32 @@ fn configured_timers_scale_every_interval() {
         t1: ms(50),
         t2: ms(400),
         t4: ms(500),
+        linger: ms(700),
     };
     let t0 = Instant::now();
     let mut tx = ClientTx::start(Kind::NonInvite, &t, t0);
     let ev = run(&mut tx, &t, t0, Duration::from_secs(10));
     assert_eq!(&retransmits(&ev)[..5], &[50, 150, 350, 750, 1150]);
     assert_eq!(ev.last(), Some(&(3200, OnTimer::TimedOut)));
+}
+
+#[test]
+fn linger_set_to_64_t1_gives_the_rfc_timers() {
+    let t = Timers {
+        linger: Timers::default().long(),
+        ..Timers::default()
+    };
+    let t0 = Instant::now();
+    let mut server = ServerTx::start(Kind::NonInvite);
+    server.sent_final(200, &t, t0);
+    assert_eq!(
+        run(&mut server, &t, t0, Duration::from_secs(60)),
+        vec![(32_000, OnTimer::Terminated)]
+    );
+    let mut client = ClientTx::start(Kind::Invite, &t, t0);
+    client.on_response(200, &t, t0);
+    assert_eq!(
+        run(&mut client, &t, t0, Duration::from_secs(60)),
+        vec![(32_000, OnTimer::Terminated)]
+    );
 }

@@ -66,6 +66,9 @@ pub struct EdgeBody<'a> {
     pub insertion: &'static str,
     /// Transactions held now (transactional edges; `null` otherwise).
     pub transactions: Option<usize>,
+    /// Requests forwarded statelessly since start because no transaction
+    /// could be kept (`max_transactions` reached; transactional edges).
+    pub untracked: Option<u64>,
     /// Calls in progress through this edge on this node, counted when a
     /// channel limit is configured (0 otherwise).
     pub channels_in_use: u32,
@@ -234,6 +237,7 @@ pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate
                 "stateless"
             },
             transactions: stateful.map(|s| s.len()),
+            untracked: stateful.map(|s| s.untracked()),
             channels_in_use: proxy.map_or(0, |p| p.limits().channels_in_use().0),
             destinations,
         });

@@ -11,6 +11,7 @@ const TRANSACTION_KEYS: &[&str] = &[
     "t1",
     "t2",
     "t4",
+    "linger",
     "failover_codes",
     "failover_timeout",
     "invite_timeout",
@@ -30,6 +31,7 @@ pub(super) fn transaction(t: &Table<'_, '_>) -> Result<Transaction> {
     let t1 = secs("t1", "transaction.t1", d.timers.t1, 0.01, 10.0)?;
     let t2 = secs("t2", "transaction.t2", d.timers.t2, 0.01, 60.0)?;
     let t4 = secs("t4", "transaction.t4", d.timers.t4, 0.01, 60.0)?;
+    let linger = secs("linger", "transaction.linger", d.timers.linger, 0.0, 120.0)?;
     // Timer E and G back off from T1 up to T2: a T2 below T1 would make
     // them shrink.
     if t2 < t1 {
@@ -73,7 +75,7 @@ pub(super) fn transaction(t: &Table<'_, '_>) -> Result<Transaction> {
                 .map(|n| n as usize)
         })?;
     Ok(Transaction {
-        timers: Timers { t1, t2, t4 },
+        timers: Timers { t1, t2, t4, linger },
         failover_codes,
         failover_timeout,
         invite_timeout,

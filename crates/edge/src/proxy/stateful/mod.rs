@@ -20,6 +20,7 @@ mod messages;
 mod table;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use self::context::{Context, Hop};
@@ -43,6 +44,10 @@ const MAX_STORED: usize = 16 * 1024;
 /// thread.
 pub struct Stateful {
     table: Table,
+    /// Requests forwarded statelessly for want of room (table full, or too
+    /// large to keep): the one sign that the edge is not as transactional
+    /// as configured. Touched only on that path.
+    untracked: AtomicU64,
     cfg: config::Transaction,
     /// Destinations tried before moving on, per tier (1 and 2).
     per_tier: [usize; 2],
@@ -61,6 +66,7 @@ impl Stateful {
     pub fn new(edge: &config::Edge) -> Stateful {
         Stateful {
             table: Table::new(edge.transaction.max_transactions),
+            untracked: AtomicU64::new(0),
             cfg: edge.transaction.clone(),
             per_tier: [
                 edge.primary_attempts as usize,
@@ -72,6 +78,12 @@ impl Stateful {
     /// Transactions held now.
     pub fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// Requests forwarded statelessly so far because no transaction could
+    /// be kept for them (`max_transactions` reached, or over 16 KiB).
+    pub fn untracked(&self) -> u64 {
+        self.untracked.load(Ordering::Relaxed)
     }
 
     /// True when no transaction is held.
@@ -184,6 +196,7 @@ pub(super) fn request(
     if !st.table.has_room(&shard) || m.end() > MAX_STORED {
         drop(shard);
         env.s.stats.count(Event::Untracked);
+        st.untracked.fetch_add(1, Ordering::Relaxed);
         return request::handle_checked(edge, env.s, m, &c, now);
     }
     let plan: Vec<Hop> = match c.route {

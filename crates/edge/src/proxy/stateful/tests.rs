@@ -530,6 +530,8 @@ fn a_full_table_forwards_statelessly() {
     }
     assert!(sim.held() <= 64, "{}", sim.held());
     assert!(sim.event(Event::Untracked) >= 200 - 64);
+    let untracked = sim.edge.stateful().map_or(0, |s| s.untracked());
+    assert_eq!(untracked, sim.event(Event::Untracked));
 }
 
 #[test]
