@@ -357,6 +357,7 @@ fn health_probe_latency_is_measured() {
     let fields = [
         "address",
         "calls_sent",
+        "channels_in_use",
         "index",
         "last_probe",
         "latency_ms",
