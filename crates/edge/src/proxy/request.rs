@@ -39,6 +39,8 @@ type Refusal = (u16, &'static str);
 /// What validation read from the request, kept so that no later stage
 /// parses the same header again.
 struct Facts<'a> {
+    /// The first Route URIs, parsed once while validating.
+    route_uris: [Option<Uri<'a>>; 8],
     call_id: &'a [u8],
     cseq: u32,
     from: NameAddr<'a>,
@@ -113,12 +115,17 @@ fn validate<'a>(m: &Message<'a>) -> Result<Facts<'a>, Refusal> {
             NameAddr::parse(e.text).map_err(|_| (400, "Bad Contact"))?;
         }
     }
-    for e in m.elements(HeaderName::Route) {
-        NameAddr::parse(e.text)
+    let mut route_uris: [Option<Uri<'a>>; 8] = [None; 8];
+    for (k, e) in m.elements(HeaderName::Route).enumerate() {
+        let u = NameAddr::parse(e.text)
             .and_then(|n| n.parse_uri())
             .map_err(|_| (400, "Bad Route"))?;
+        if let Some(slot) = route_uris.get_mut(k) {
+            *slot = Some(u);
+        }
     }
     Ok(Facts {
+        route_uris,
         call_id: m.call_id().unwrap_or_default(),
         cseq: cseq.number,
         from,
@@ -238,7 +245,8 @@ pub(crate) fn check<'a>(
     let mut n_routes = 0;
     let mut ours = 0;
     for e in m.elements(HeaderName::Route).take(routes.len()) {
-        let is_ours = n_routes == ours && uri_of(e.text).is_some_and(|u| is_here(edge, &u));
+        let uri = facts.route_uris[n_routes].as_ref();
+        let is_ours = n_routes == ours && uri.is_some_and(|u| is_here(edge, u));
         if is_ours {
             ours += 1;
         }
@@ -247,7 +255,7 @@ pub(crate) fn check<'a>(
     }
     let next_route = routes.get(ours).copied().flatten();
     let target_uri = match next_route {
-        Some(e) => uri_of(e.text),
+        Some(_) => facts.route_uris.get(ours).copied().flatten(),
         None => Some(facts.uri),
     };
     let next = match &target_uri {
@@ -522,11 +530,6 @@ pub(crate) enum Route {
     Dispatch { follow_up: bool },
     /// Answer with this code.
     Refuse(u16, &'static str),
-}
-
-/// The URI of a Route / Record-Route element.
-fn uri_of(e: &[u8]) -> Option<Uri<'_>> {
-    NameAddr::parse(e).ok()?.parse_uri().ok()
 }
 
 fn is_here(edge: &Edge, u: &Uri<'_>) -> bool {
