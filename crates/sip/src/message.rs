@@ -437,6 +437,11 @@ impl<'a> Message<'a> {
         self.all(name).flat_map(move |h| Elements::new(buf, h))
     }
 
+    /// The comma-separated values of one header line.
+    pub fn elements_of(&self, h: &'a Header) -> impl Iterator<Item = Element<'a>> + 'a {
+        Elements::new(self.buf, h)
+    }
+
     /// The body (Content-Length octets, or the rest of the datagram).
     pub fn body(&self) -> &'a [u8] {
         &self.buf[self.body.range()]

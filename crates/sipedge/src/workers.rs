@@ -92,6 +92,7 @@ pub fn start(cfg: &Config, secret: &[u8]) -> Result<Running, String> {
 fn serve(edge: &Edge, socks: &[UdpSocket], li: usize) {
     let mut worker = edge.worker();
     let mut batch = RecvBatch::new();
+    let mut handoff = Vec::new();
     let mut out: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new()).collect();
     let fd = socks[li].as_raw_fd();
     loop {
@@ -112,7 +113,10 @@ fn serve(edge: &Edge, socks: &[UdpSocket], li: usize) {
             match worker.handle(edge, datagram, src, li, now) {
                 Outcome::Send { to, local } => {
                     if let Some(b) = out.get_mut(local) {
-                        b.push(worker.output(), to);
+                        // The output buffer itself goes into the batch,
+                        // the worker gets an empty one: no copy.
+                        worker.swap_output(&mut handoff);
+                        b.push_swap(&mut handoff, to);
                     }
                 }
                 Outcome::Queued => {

@@ -302,6 +302,14 @@ impl Worker {
         &self.sends
     }
 
+    /// Hands the bytes to send after [`Outcome::Send`] over to the caller by
+    /// swapping them into `buf` (whose old contents are dropped and whose
+    /// allocation the worker reuses): the send path copies nothing.
+    pub fn swap_output(&mut self, buf: &mut Vec<u8>) {
+        buf.clear();
+        std::mem::swap(&mut self.out, buf);
+    }
+
     /// The bytes to send after [`Outcome::Send`].
     pub fn output(&self) -> &[u8] {
         &self.out

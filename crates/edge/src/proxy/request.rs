@@ -288,8 +288,12 @@ pub(crate) fn check<'a>(
 
     // Loop detection (§16.3 step 4): one of our Vias with this request's loop hash.
     let lh = loop_hash(m.uri(), facts.call_id, from_tag, facts.cseq);
-    for e in m.elements(HeaderName::Via) {
-        // Only a Via carrying one of our branches can be ours: skip the parse otherwise.
+    // Only a Via line carrying one of our branches can hold our Via: most
+    // requests have none, and are not even split into their Via values.
+    let our_lines = m
+        .all(HeaderName::Via)
+        .filter(|h| memchr::memmem::find(m.value(h), branch::PREFIX).is_some());
+    for e in our_lines.flat_map(|h| m.elements_of(h)) {
         if memchr::memmem::find(e.text, branch::PREFIX).is_none() {
             continue;
         }

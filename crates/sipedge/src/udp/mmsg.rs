@@ -113,9 +113,14 @@ impl Default for RecvBatch {
 }
 
 /// Send side: datagrams queued with their destinations, sent in one call.
+///
+/// Each datagram is a buffer of its own, so that a worker's output buffer
+/// can be handed over by swapping ([`SendBatch::push_swap`]) instead of
+/// copied; sent buffers are kept (emptied) for the next batch, so nothing
+/// is allocated once the batch has grown to its usual size.
 pub struct SendBatch {
-    data: Vec<u8>,
-    spans: Vec<(usize, usize)>,
+    bufs: Vec<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
     addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
@@ -125,12 +130,15 @@ pub struct SendBatch {
 // point into the batch's own vectors.
 unsafe impl Send for SendBatch {}
 
+/// Room a fresh datagram buffer starts with.
+const BUF: usize = 2048;
+
 impl SendBatch {
     /// An empty batch with room for [`BATCH`] datagrams.
     pub fn new() -> SendBatch {
         SendBatch {
-            data: Vec::with_capacity(BATCH * 1500),
-            spans: Vec::with_capacity(BATCH),
+            bufs: Vec::with_capacity(BATCH),
+            spare: Vec::with_capacity(BATCH),
             addrs: Vec::with_capacity(BATCH),
             iovs: Vec::with_capacity(BATCH),
             hdrs: Vec::with_capacity(BATCH),
@@ -139,14 +147,27 @@ impl SendBatch {
 
     /// True when nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.bufs.is_empty()
+    }
+
+    fn spare_buf(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_else(|| Vec::with_capacity(BUF))
     }
 
     /// Queues a copy of `bytes` for `to`.
     pub fn push(&mut self, bytes: &[u8], to: SocketAddr) {
-        let start = self.data.len();
-        self.data.extend_from_slice(bytes);
-        self.spans.push((start, self.data.len()));
+        let mut b = self.spare_buf();
+        b.extend_from_slice(bytes);
+        self.bufs.push(b);
+        self.addrs.push(from_socket_addr(to));
+    }
+
+    /// Queues the contents of `buf` for `to` without copying them: `buf` is
+    /// swapped for an empty buffer of the batch's.
+    pub fn push_swap(&mut self, buf: &mut Vec<u8>, to: SocketAddr) {
+        let mut b = self.spare_buf();
+        std::mem::swap(&mut b, buf);
+        self.bufs.push(b);
         self.addrs.push(from_socket_addr(to));
     }
 
@@ -155,15 +176,13 @@ impl SendBatch {
     /// wrong family) is skipped and counted in the return value's second
     /// half; the rest still go.
     pub fn send(&mut self, fd: RawFd) -> (usize, usize) {
-        let n = self.spans.len();
+        let n = self.bufs.len();
         self.iovs.clear();
         self.hdrs.clear();
-        let base = self.data.as_mut_ptr();
-        for &(s, e) in &self.spans {
+        for b in &mut self.bufs {
             self.iovs.push(libc::iovec {
-                // SAFETY: s <= e <= data.len().
-                iov_base: unsafe { base.add(s) }.cast(),
-                iov_len: e - s,
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
             });
         }
         for i in 0..n {
@@ -204,8 +223,10 @@ impl SendBatch {
                 at += 1;
             }
         }
-        self.data.clear();
-        self.spans.clear();
+        for mut b in self.bufs.drain(..) {
+            b.clear();
+            self.spare.push(b);
+        }
         self.addrs.clear();
         (sent, failed)
     }
@@ -303,6 +324,27 @@ mod tests {
             }
         }
         assert!(batch.get(got).is_none());
+    }
+
+    #[test]
+    fn swapped_buffers_are_sent_and_reused() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = b.local_addr().unwrap();
+        let mut out = SendBatch::new();
+        let mut mine = b"swapped".to_vec();
+        out.push_swap(&mut mine, to);
+        assert!(mine.is_empty(), "the caller gets an empty buffer back");
+        out.push(b"copied", to);
+        assert_eq!(out.send(a.as_raw_fd()), (2, 0));
+        // The sent buffers wait, emptied, for the next batch.
+        assert_eq!(out.spare.len(), 2);
+        assert!(out.spare.iter().all(Vec::is_empty));
+        let mut buf = [0u8; 64];
+        let (n, _) = b.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"swapped");
+        let (n, _) = b.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"copied");
     }
 
     #[test]
