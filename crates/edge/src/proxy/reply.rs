@@ -192,6 +192,12 @@ pub fn malformed(
             w.finish(b"");
             s.stats.count(Event::Malformed);
             let _ = edge;
+            // The lines were copied by name only: if one of them is itself
+            // broken (a stray CR, a NUL), the answer would be too. Send
+            // only what parses; otherwise the request is just dropped.
+            if sip::parse(s.out, s.spare).is_err() {
+                return Outcome::Drop(Event::Malformed);
+            }
             Outcome::Send {
                 to: reply_address(&via, src),
                 local,
