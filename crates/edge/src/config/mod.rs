@@ -17,7 +17,7 @@ mod tests;
 
 pub use error::ConfigError;
 pub use model::{
-    Admin, Capacity, CodeRange, Config, Destination, Edge, HostPort, Insertion, Listen, Node,
-    Probe, Transaction, Transport,
+    Admin, BodyCoding, Capacity, CodeRange, Coding, Config, Destination, Edge, HostPort, Insertion,
+    Listen, Node, Probe, Transaction, Transport,
 };
 pub use parse::{load, parse};

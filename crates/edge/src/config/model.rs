@@ -79,6 +79,13 @@ pub struct Edge {
     pub transaction: Transaction,
     /// This edge's capacity on this node and what a call beyond it gets.
     pub capacity: Capacity,
+    /// What is done to messages sent toward the destinations (`compress_in`).
+    pub compress_in: Coding,
+    /// What is done to messages sent anywhere else (`compress_out`).
+    pub compress_out: Coding,
+    /// Headers never compacted (`compact_keep`), for a peer that reads only
+    /// the full names of some.
+    pub compact_keep: Vec<sip::HeaderName>,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }
@@ -129,6 +136,51 @@ impl Probe {
     pub fn is_alive(&self, code: u16) -> bool {
         (200..=699).contains(&code)
             && (self.alive_codes.is_empty() || self.alive_codes.iter().any(|r| r.contains(code)))
+    }
+}
+
+/// What an edge does to the messages it sends in one direction: the seeds'
+/// "Compaction and Compression", against UDP fragmentation (RFC 3261
+/// §18.1.1) and for bandwidth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Coding {
+    /// Header names rewritten to their compact forms (RFC 3261 §7.3.3).
+    pub compact: bool,
+    /// What happens to message bodies.
+    pub body: BodyCoding,
+}
+
+impl Coding {
+    /// True when the direction changes nothing.
+    pub fn is_identity(&self) -> bool {
+        !self.compact && self.body == BodyCoding::Keep
+    }
+}
+
+/// What a direction does to message bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyCoding {
+    /// Bodies pass as they are.
+    #[default]
+    Keep,
+    /// Bodies are compressed (zlib format, `Content-Encoding: deflate`).
+    Deflate,
+    /// Bodies are compressed (`Content-Encoding: gzip`).
+    Gzip,
+    /// A deflate or gzip body is decompressed and its Content-Encoding
+    /// removed, for a peer that does not read compressed bodies.
+    Decompress,
+}
+
+impl BodyCoding {
+    /// The name used in config files (and as the Content-Encoding token).
+    pub fn name(self) -> &'static str {
+        match self {
+            BodyCoding::Keep => "keep",
+            BodyCoding::Deflate => "deflate",
+            BodyCoding::Gzip => "gzip",
+            BodyCoding::Decompress => "decompress",
+        }
     }
 }
 

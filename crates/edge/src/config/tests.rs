@@ -150,6 +150,9 @@ fn example_parses_to_expected_model() {
             probe: Probe::default(),
             transaction: Transaction::default(),
             capacity: Capacity::default(),
+            compress_in: Coding::default(),
+            compress_out: Coding::default(),
+            compact_keep: Vec::new(),
             line: 9,
         }],
     };
@@ -450,8 +453,6 @@ fn contract_keys_not_supported() {
         "validate = \"strict\"",
         "on_invalid = \"reject\"",
         "nat_test = 19",
-        "compress_in = true",
-        "compress_out = true",
     ] {
         let name = key.split(' ').next().unwrap();
         let e = err(&edge_with(key));
@@ -1194,5 +1195,51 @@ fn capacity_keys() {
         8,
         "channels",
         "whole number",
+    );
+}
+
+#[test]
+fn compression_keys() {
+    let c = ok(&edge_with(
+        "compress_in = [\"compact\", \"deflate\"]\ncompress_out = [\"decompress\"]\n\
+         compact_keep = [\"Call-ID\", \"via\"]",
+    ));
+    let e = &c.edges[0];
+    assert_eq!(
+        e.compress_in,
+        Coding {
+            compact: true,
+            body: BodyCoding::Deflate
+        }
+    );
+    assert_eq!(
+        e.compress_out,
+        Coding {
+            compact: false,
+            body: BodyCoding::Decompress
+        }
+    );
+    assert_eq!(
+        e.compact_keep,
+        [sip::HeaderName::CallId, sip::HeaderName::Via]
+    );
+    assert!(ok(MINIMAL).edges[0].compress_in.is_identity());
+    assert_err(
+        &edge_with("compress_in = [\"zip\"]"),
+        5,
+        "compress_in",
+        "expected any of: compact, deflate, gzip, decompress",
+    );
+    assert_err(
+        &edge_with("compress_out = [\"gzip\", \"decompress\"]"),
+        5,
+        "compress_out",
+        "either compresses",
+    );
+    assert_err(
+        &edge_with("compact_keep = [\"Max-Forwards\"]"),
+        5,
+        "compact_keep",
+        "has no compact form",
     );
 }

@@ -32,8 +32,6 @@ pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
         Contract::EdgeKey("validate") => true,   // message validation rules
         Contract::EdgeKey("on_invalid") => true, // what to do with invalid messages
         Contract::EdgeKey("nat_test") => true,   // NAT detection
-        Contract::EdgeKey("compress_in") => true, // compact forms inbound
-        Contract::EdgeKey("compress_out") => true, // compact forms outbound
         Contract::EdgeKey("domain") => true,     // [[edge.domain]]: TLS per SIP domain
         Contract::Listen(Transport::Tcp) => true,
         Contract::Listen(Transport::Tls) => true,

@@ -11,6 +11,7 @@
 
 mod addresses;
 mod capacity;
+mod encoding;
 mod reply;
 mod request;
 mod response;
@@ -20,6 +21,7 @@ mod stateful;
 
 pub use addresses::{Destination, Local};
 pub use capacity::Peer;
+pub use encoding::{Direction, Encoder};
 pub use sends::Sends;
 pub use stateful::Stateful;
 
@@ -69,6 +71,10 @@ pub struct Edge {
     limits: Limits,
     /// Where calls beyond capacity are redirected (`capacity_failover`).
     capacity_failover: Vec<Peer>,
+    /// What is done to messages sent toward the destinations (`compress_in`).
+    toward_pool: Direction,
+    /// What is done to messages sent anywhere else (`compress_out`).
+    toward_outside: Direction,
     /// The origin of the monotonic seconds the dispatch memo counts in.
     epoch: Instant,
 }
@@ -114,6 +120,8 @@ impl Edge {
                 .iter()
                 .map(|u| Peer::new(u))
                 .collect(),
+            toward_pool: Direction::new(edge.compress_in, &edge.compact_keep),
+            toward_outside: Direction::new(edge.compress_out, &edge.compact_keep),
             epoch,
         }
     }
@@ -121,6 +129,21 @@ impl Edge {
     /// The transaction state of a transactional edge (`None` when stateless).
     pub fn stateful(&self) -> Option<&Stateful> {
         self.stateful.as_ref()
+    }
+
+    /// What the compact/compress stage does to a message sent to `to`:
+    /// `compress_in` toward a destination, `compress_out` toward anyone else.
+    fn direction(&self, to: SocketAddr) -> &Direction {
+        if self.destinations.iter().any(|d| d.addr == to) {
+            &self.toward_pool
+        } else {
+            &self.toward_outside
+        }
+    }
+
+    /// True when neither direction changes anything (the stage is skipped).
+    fn codes_nothing(&self) -> bool {
+        self.toward_pool.is_identity() && self.toward_outside.is_identity()
     }
 
     /// The capacity state (calls per second, channels).
@@ -180,6 +203,7 @@ impl Edge {
         Worker {
             index: HeaderIndex::new(),
             spare: HeaderIndex::new(),
+            encoder: Encoder::default(),
             splicer: Splicer::new(),
             out: Vec::with_capacity(4096),
             sends: Sends::default(),
@@ -200,6 +224,7 @@ pub struct Worker {
     /// A second index, for re-reading a stored request while a received
     /// message holds the first (transactional edges).
     spare: HeaderIndex,
+    encoder: Encoder,
     splicer: Splicer,
     out: Vec<u8>,
     sends: Sends,
@@ -255,7 +280,26 @@ impl Worker {
             Outcome::Drop(e) => s.stats.count(e),
             Outcome::Send { .. } | Outcome::Queued => {}
         }
+        self.encode(edge, outcome);
         outcome
+    }
+
+    /// The compact/compress stage over what a step is about to send.
+    fn encode(&mut self, edge: &Edge, outcome: Outcome) {
+        if edge.codes_nothing() {
+            return;
+        }
+        match outcome {
+            Outcome::Send { to, .. } => {
+                self.encoder.apply(edge.direction(to), &mut self.out);
+            }
+            Outcome::Queued => {
+                let encoder = &mut self.encoder;
+                self.sends
+                    .rewrite(|bytes, to| encoder.apply(edge.direction(to), bytes));
+            }
+            Outcome::Drop(_) => {}
+        }
     }
 
     /// Runs the transaction timers of a transactional edge due at `now`
@@ -267,7 +311,11 @@ impl Worker {
             return 0;
         };
         let (_, mut s) = self.split();
-        stateful::poll(edge, st, &mut s, now)
+        let n = stateful::poll(edge, st, &mut s, now);
+        if !self.sends.is_empty() {
+            self.encode(edge, Outcome::Queued);
+        }
+        n
     }
 
     /// The parse index, and everything else borrowed apart for the
@@ -277,6 +325,7 @@ impl Worker {
         let Worker {
             index,
             spare,
+            encoder: _,
             splicer,
             out,
             sends,

@@ -49,6 +49,23 @@ impl Sends {
         self.items.is_empty()
     }
 
+    /// Lets `f` rewrite every queued datagram in place (the compact/compress
+    /// stage); `f` says whether it changed anything.
+    pub(crate) fn rewrite(&mut self, mut f: impl FnMut(&mut Vec<u8>, SocketAddr) -> bool) {
+        let mut buf = Vec::with_capacity(self.buf.len());
+        let mut one = Vec::new();
+        for item in &mut self.items {
+            one.clear();
+            one.extend_from_slice(&self.buf[item.start..item.end]);
+            f(&mut one, item.to);
+            let start = buf.len();
+            buf.extend_from_slice(&one);
+            item.start = start;
+            item.end = buf.len();
+        }
+        self.buf = buf;
+    }
+
     /// The queued datagrams in order: bytes, destination, local address number.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr, usize)> + '_ {
         self.items

@@ -15,10 +15,12 @@ use toml::Spanned;
 
 mod capacity;
 mod codes;
+mod coding;
 mod probe;
 mod transaction;
 
 use capacity::{capacity, limit};
+use coding::{coding, compact_keep};
 use probe::probe;
 use transaction::transaction;
 
@@ -56,6 +58,9 @@ const EDGE_KEYS: &[&str] = &[
     "channels",
     "capacity_failover",
     "max_call_duration",
+    "compress_in",
+    "compress_out",
+    "compact_keep",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -464,6 +469,9 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         probe,
         transaction,
         capacity,
+        compress_in: coding(t, "compress_in")?,
+        compress_out: coding(t, "compress_out")?,
+        compact_keep: compact_keep(t)?,
         line: cx.line(t.at),
     })
 }
