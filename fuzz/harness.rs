@@ -79,6 +79,9 @@ algorithm = "hash-call-id"
 flags = ["ping-replies"]
 cps = 1000
 capacity_failover = ["sip:127.0.0.1:5160"]
+compress_in = ["compact", "deflate"]
+compress_out = ["decompress"]
+compact_keep = ["Call-ID"]
 [[edge.destination]]
 uri = "sip:127.0.0.1:5070"
 channels = 10
@@ -90,6 +93,7 @@ name = "transactional"
 listen = ["udp:127.0.0.1:5062"]
 algorithm = "weighted-round-robin"
 insertion = "transactional"
+compress_out = ["compact", "gzip"]
 [edge.transaction]
 t1 = 0.05
 failover_timeout = 0.1
