@@ -11,3 +11,4 @@ pub mod limits;
 pub mod proxy;
 pub mod stats;
 pub mod transaction;
+pub mod validate;

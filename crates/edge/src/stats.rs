@@ -45,10 +45,12 @@ pub enum Event {
     CapacityRedirected,
     /// A new call beyond capacity refused (503 with Retry-After).
     CapacityRefused,
+    /// A response or ACK that failed validation, dropped.
+    Invalid,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::CapacityRefused as usize + 1;
+pub const EVENTS: usize = Event::Invalid as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -72,6 +74,7 @@ impl Event {
         Event::Untracked,
         Event::CapacityRedirected,
         Event::CapacityRefused,
+        Event::Invalid,
     ];
 
     /// A stable name for metrics and logs.
@@ -96,6 +99,7 @@ impl Event {
             Event::Untracked => "untracked",
             Event::CapacityRedirected => "capacity_redirected",
             Event::CapacityRefused => "capacity_refused",
+            Event::Invalid => "invalid",
         }
     }
 }

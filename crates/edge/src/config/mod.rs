@@ -18,6 +18,6 @@ mod tests;
 pub use error::ConfigError;
 pub use model::{
     Admin, BodyCoding, Capacity, CodeRange, Coding, Config, Destination, Edge, HostPort, Insertion,
-    Listen, Node, Probe, Transaction, Transport,
+    Listen, Node, OnInvalid, Probe, Transaction, Transport,
 };
 pub use parse::{load, parse};

@@ -86,6 +86,10 @@ pub struct Edge {
     /// Headers never compacted (`compact_keep`), for a peer that reads only
     /// the full names of some.
     pub compact_keep: Vec<sip::HeaderName>,
+    /// The packet validation checks this edge runs (`validate`).
+    pub validate: Vec<crate::validate::Check>,
+    /// What happens to a message that fails them (`on_invalid`).
+    pub on_invalid: OnInvalid,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }
@@ -137,6 +141,18 @@ impl Probe {
         (200..=699).contains(&code)
             && (self.alive_codes.is_empty() || self.alive_codes.iter().any(|r| r.contains(code)))
     }
+}
+
+/// What an edge does with a message that fails its `validate` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnInvalid {
+    /// A request gets 400 with the failed check as reason phrase; a
+    /// response or an ACK is dropped (they are never answered).
+    #[default]
+    Reject,
+    /// The message goes on with an `X-Validate-Fail: <check>` header, for
+    /// a server that decides itself.
+    Tag,
 }
 
 /// What an edge does to the messages it sends in one direction: the seeds'

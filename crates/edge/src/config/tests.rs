@@ -153,6 +153,8 @@ fn example_parses_to_expected_model() {
             compress_in: Coding::default(),
             compress_out: Coding::default(),
             compact_keep: Vec::new(),
+            validate: Vec::new(),
+            on_invalid: OnInvalid::Reject,
             line: 9,
         }],
     };
@@ -449,18 +451,11 @@ fn tcp_and_tls_listen_not_supported() {
 
 #[test]
 fn contract_keys_not_supported() {
-    for key in [
-        "validate = \"strict\"",
-        "on_invalid = \"reject\"",
-        "nat_test = 19",
-    ] {
-        let name = key.split(' ').next().unwrap();
-        let e = err(&edge_with(key));
-        assert_eq!(
-            e.to_string(),
-            format!("test.toml:5: {name}: not supported by this version of sipedge")
-        );
-    }
+    let e = err(&edge_with("nat_test = 19"));
+    assert_eq!(
+        e.to_string(),
+        "test.toml:5: nat_test: not supported by this version of sipedge"
+    );
     let domain = format!("{MINIMAL}[[edge.domain]]\nname = \"example.com\"\n");
     assert_err(&domain, 9, "domain", "not supported by this version");
     let cluster = format!("{MINIMAL}[cluster]\nredis = \"redis://127.0.0.1\"\n");
@@ -1241,5 +1236,30 @@ fn compression_keys() {
         5,
         "compact_keep",
         "has no compact form",
+    );
+}
+
+#[test]
+fn validation_keys() {
+    use crate::validate::Check;
+    let c = ok(&edge_with(
+        "validate = [\"basic\", \"sdp\", \"no-max-forwards\"]\non_invalid = \"tag\"",
+    ));
+    assert_eq!(
+        c.edges[0].validate,
+        [Check::Basic, Check::Sdp, Check::NoMaxForwards]
+    );
+    assert_eq!(c.edges[0].on_invalid, OnInvalid::Tag);
+    assert_err(
+        &edge_with("validate = [\"strict\"]"),
+        5,
+        "validate",
+        "unknown check \"strict\"",
+    );
+    assert_err(
+        &edge_with("on_invalid = \"drop\""),
+        5,
+        "on_invalid",
+        "reject or tag",
     );
 }

@@ -28,11 +28,9 @@ pub(super) enum Contract<'a> {
 /// The single list of what is missing: lift a feature by deleting its line.
 pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
     match item {
-        Contract::TopKey("cluster") => true,     // shared state in Redis
-        Contract::EdgeKey("validate") => true,   // message validation rules
-        Contract::EdgeKey("on_invalid") => true, // what to do with invalid messages
-        Contract::EdgeKey("nat_test") => true,   // NAT detection
-        Contract::EdgeKey("domain") => true,     // [[edge.domain]]: TLS per SIP domain
+        Contract::TopKey("cluster") => true,   // shared state in Redis
+        Contract::EdgeKey("nat_test") => true, // NAT detection
+        Contract::EdgeKey("domain") => true,   // [[edge.domain]]: TLS per SIP domain
         Contract::Listen(Transport::Tcp) => true,
         Contract::Listen(Transport::Tls) => true,
         Contract::Flag("registrations") => true,

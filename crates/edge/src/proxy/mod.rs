@@ -31,8 +31,10 @@ use crate::dispatch::{Selector, Target, WorkerState};
 use crate::health::{Counters, HealthView};
 use crate::limits::Limits;
 use crate::stats::{Event, Stats};
+use crate::validate;
 use sip::{HeaderIndex, ParseError, Splicer};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use xxhash_rust::xxh3::xxh3_64;
@@ -71,6 +73,13 @@ pub struct Edge {
     limits: Limits,
     /// Where calls beyond capacity are redirected (`capacity_failover`).
     capacity_failover: Vec<Peer>,
+    /// The operator's validation checks (`validate`) and what a failure
+    /// gets (`on_invalid`).
+    rules: validate::Rules,
+    on_invalid: config::OnInvalid,
+    /// Failures per reason (indexed like [`validate::Failure::ALL`]): a
+    /// rare path, so shared atomics.
+    invalid: Box<[AtomicU64]>,
     /// What is done to messages sent toward the destinations (`compress_in`).
     toward_pool: Direction,
     /// What is done to messages sent anywhere else (`compress_out`).
@@ -122,6 +131,12 @@ impl Edge {
                 .collect(),
             toward_pool: Direction::new(edge.compress_in, &edge.compact_keep),
             toward_outside: Direction::new(edge.compress_out, &edge.compact_keep),
+            rules: validate::Rules::new(&edge.validate),
+            on_invalid: edge.on_invalid,
+            invalid: validate::Failure::ALL
+                .iter()
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             epoch,
         }
     }
@@ -144,6 +159,23 @@ impl Edge {
     /// True when neither direction changes anything (the stage is skipped).
     fn codes_nothing(&self) -> bool {
         self.toward_pool.is_identity() && self.toward_outside.is_identity()
+    }
+
+    fn count_invalid(&self, f: validate::Failure) {
+        if let Some(i) = validate::Failure::ALL.iter().position(|&x| x == f) {
+            self.invalid[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages that failed validation since start, per reason (only the
+    /// reasons seen).
+    pub fn invalid_counts(&self) -> Vec<(validate::Failure, u64)> {
+        validate::Failure::ALL
+            .iter()
+            .zip(self.invalid.iter())
+            .map(|(&f, n)| (f, n.load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
     }
 
     /// The capacity state (calls per second, channels).
@@ -267,6 +299,24 @@ impl Worker {
             }
             Err(e) => return reply::malformed(edge, &mut s, datagram, e, src, local),
         };
+        // The validate stage: the operator's checks (`validate`).
+        let mut tag = None;
+        if !edge.rules.is_empty() {
+            if let Err(f) = validate::check(&msg, edge.rules, config::Transport::Udp) {
+                edge.count_invalid(f);
+                match edge.on_invalid {
+                    config::OnInvalid::Reject => {
+                        let outcome = reply::invalid(edge, &mut s, &msg, src, local, f);
+                        if let Outcome::Drop(e) = outcome {
+                            s.stats.count(e);
+                        }
+                        return outcome;
+                    }
+                    config::OnInvalid::Tag => tag = Some(f),
+                }
+            }
+        }
+        let is_request = msg.is_request();
         let outcome = match (&edge.stateful, msg.is_request()) {
             (None, true) => request::handle(edge, &mut s, &msg, src, local, now),
             (None, false) => response::handle(edge, &mut s, &msg, src, local, now),
@@ -280,8 +330,33 @@ impl Worker {
             Outcome::Drop(e) => s.stats.count(e),
             Outcome::Send { .. } | Outcome::Queued => {}
         }
+        if let Some(f) = tag {
+            self.tag(outcome, is_request, f);
+        }
         self.encode(edge, outcome);
         outcome
+    }
+
+    /// `on_invalid = "tag"`: what goes on carries `X-Validate-Fail` with the
+    /// failed check — the forwarded message only (a request's outgoing
+    /// requests, a response's outgoing responses), not the answers sipedge
+    /// writes itself on the way.
+    fn tag(&mut self, outcome: Outcome, request: bool, f: validate::Failure) {
+        let same_kind = |b: &[u8]| b.starts_with(b"SIP/2.0 ") != request;
+        let insert = |b: &mut Vec<u8>| {
+            if let Some(eol) = memchr::memchr(b'\n', b) {
+                let line = format!("X-Validate-Fail: {}\r\n", f.token());
+                b.splice(eol + 1..eol + 1, line.bytes());
+            }
+            true
+        };
+        match outcome {
+            Outcome::Send { .. } if same_kind(&self.out) => {
+                insert(&mut self.out);
+            }
+            Outcome::Queued => self.sends.rewrite(|b, _| same_kind(b) && insert(b)),
+            _ => {}
+        }
     }
 
     /// The compact/compress stage over what a step is about to send.

@@ -150,6 +150,33 @@ pub(crate) fn is_local_tag(call_id: &[u8], from_tag: &[u8], cseq: u32, tag: &[u8
         && tag == tag_of(call_id, from_tag, cseq)
 }
 
+/// A message that failed the operator's validation with `on_invalid =
+/// "reject"`: a request gets 400 with the failed check as reason phrase; a
+/// response or an ACK is dropped (they are never answered), and so is a
+/// request without a Via to answer to.
+pub(crate) fn invalid(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    src: SocketAddr,
+    local: usize,
+    f: crate::validate::Failure,
+) -> Outcome {
+    if !m.is_request() || m.method() == sip::Method::Ack {
+        return Outcome::Drop(Event::Invalid);
+    }
+    let Ok((top, via)) = m.top_via() else {
+        return Outcome::Drop(Event::Invalid);
+    };
+    let origin = Origin {
+        top,
+        via,
+        src,
+        local,
+    };
+    reply(edge, s, m, &origin, 400, f.reason(), &[])
+}
+
 /// A message that failed to parse: a request whose Via, From, To, Call-ID
 /// and CSeq can still be found gets a 400 naming the problem (505 for a
 /// version we do not speak); anything else is dropped.

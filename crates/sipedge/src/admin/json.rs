@@ -72,6 +72,9 @@ pub struct EdgeBody<'a> {
     /// Calls in progress through this edge on this node, counted when a
     /// channel limit is configured (0 otherwise).
     pub channels_in_use: u32,
+    /// Messages that failed the edge's `validate` checks since start, by
+    /// reason token (`no-max-forwards`: 3); reasons never seen are left out.
+    pub validation_failures: std::collections::BTreeMap<&'static str, u64>,
     /// In config order; `index` is the position.
     pub destinations: Vec<DestinationBody<'a>>,
 }
@@ -239,6 +242,14 @@ pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate
             transactions: stateful.map(|s| s.len()),
             untracked: stateful.map(|s| s.untracked()),
             channels_in_use: proxy.map_or(0, |p| p.limits().channels_in_use().0),
+            validation_failures: proxy
+                .map(|p| {
+                    p.invalid_counts()
+                        .into_iter()
+                        .map(|(f, n)| (f.token(), n))
+                        .collect()
+                })
+                .unwrap_or_default(),
             destinations,
         });
     }

@@ -110,6 +110,7 @@ async fn destinations_lists_config_and_state() {
     assert_eq!(edge["insertion"], "stateless");
     assert_eq!(edge["transactions"], Value::Null);
     assert_eq!(edge["channels_in_use"], 0);
+    assert_eq!(edge["validation_failures"], serde_json::json!({}));
 }
 
 #[tokio::test]

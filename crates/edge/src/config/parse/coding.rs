@@ -78,3 +78,44 @@ pub(super) fn compact_keep(t: &Table<'_, '_>) -> Result<Vec<HeaderName>> {
         })
         .collect()
 }
+
+/// Reads `validate` (check names) and `on_invalid` (`reject` or `tag`).
+pub(super) fn validation(
+    t: &Table<'_, '_>,
+) -> Result<(Vec<crate::validate::Check>, crate::config::model::OnInvalid)> {
+    use crate::config::model::OnInvalid;
+    use crate::validate::Check;
+    let cx = t.cx;
+    let mut checks = Vec::new();
+    if let Some(v) = t.get("validate") {
+        for (word, at) in cx.string_array(v, "validate")? {
+            let c = Check::from_name(word).ok_or_else(|| {
+                let names: Vec<&str> = Check::ALL.iter().map(|c| c.name()).collect();
+                cx.err(
+                    at,
+                    "validate",
+                    format!(
+                        "unknown check {word:?} (expected any of: {})",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            checks.push(c);
+        }
+    }
+    let on_invalid = match t.get("on_invalid") {
+        Some(v) => match cx.string(v, "on_invalid")? {
+            "reject" => OnInvalid::Reject,
+            "tag" => OnInvalid::Tag,
+            other => {
+                return Err(cx.err(
+                    v.span().start,
+                    "on_invalid",
+                    format!("unknown {other:?} (expected reject or tag)"),
+                ))
+            }
+        },
+        None => OnInvalid::Reject,
+    };
+    Ok((checks, on_invalid))
+}

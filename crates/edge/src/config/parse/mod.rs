@@ -20,7 +20,7 @@ mod probe;
 mod transaction;
 
 use capacity::{capacity, limit};
-use coding::{coding, compact_keep};
+use coding::{coding, compact_keep, validation};
 use probe::probe;
 use transaction::transaction;
 
@@ -61,6 +61,8 @@ const EDGE_KEYS: &[&str] = &[
     "compress_in",
     "compress_out",
     "compact_keep",
+    "validate",
+    "on_invalid",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -436,6 +438,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
     };
 
     let capacity = capacity(t)?;
+    let (validate, on_invalid) = validation(t)?;
 
     let transaction = match t.get("transaction") {
         Some(v) => {
@@ -472,6 +475,8 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         compress_in: coding(t, "compress_in")?,
         compress_out: coding(t, "compress_out")?,
         compact_keep: compact_keep(t)?,
+        validate,
+        on_invalid,
         line: cx.line(t.at),
     })
 }
