@@ -194,20 +194,17 @@ pub fn malformed(
     };
     match salvage(datagram) {
         Some(h) if h.is_request && !h.is_ack => {
-            let via = match Via::parse(h.top_via) {
-                Ok(v) => v,
-                Err(_) => {
-                    s.stats.count(Event::Malformed);
-                    return Outcome::Drop(Event::Malformed);
-                }
-            };
+            // A Via that does not parse (RFC 4475 §3.1.2.16: SIP/7.0 in
+            // it too) is copied as it is, and the answer goes back to the
+            // source address: the sender still learns why.
+            let via = Via::parse(h.top_via).ok();
             s.out.clear();
             let mut w = Writer::response(s.out, code, reason.as_bytes());
             let via_at = (h.top_via.as_ptr() as usize).saturating_sub(datagram.as_ptr() as usize);
             for (k, line) in h.copy.iter().take(h.copied).enumerate() {
-                if k == h.top_via_line {
+                if let (true, Some(via)) = (k == h.top_via_line, &via) {
                     s.splicer.clear();
-                    fix_via_at(s.splicer, via_at, via_at + h.top_via.len(), &via, src);
+                    fix_via_at(s.splicer, via_at, via_at + h.top_via.len(), via, src);
                     let mut fixed = Vec::new();
                     s.splicer.write_range(datagram, line.clone(), &mut fixed);
                     w.raw_line(&fixed);
@@ -226,7 +223,7 @@ pub fn malformed(
                 return Outcome::Drop(Event::Malformed);
             }
             Outcome::Send {
-                to: reply_address(&via, src),
+                to: via.map_or(src, |v| reply_address(&v, src)),
                 local,
             }
         }
@@ -235,6 +232,42 @@ pub fn malformed(
             Outcome::Drop(Event::Malformed)
         }
     }
+}
+
+/// A request whose top Via does not parse (RFC 4475 §3.1.2.1: stray `;`
+/// and `,` in it): 400 to the source address, the headers copied as they
+/// are — if the answer parses; an ACK, or a request without Via, is dropped.
+pub(crate) fn bad_via(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    src: SocketAddr,
+    local: usize,
+) -> Outcome {
+    if m.method() == sip::Method::Ack || m.first(HeaderName::Via).is_none() {
+        return Outcome::Drop(Event::BadVia);
+    }
+    let buf = m.buf();
+    s.out.clear();
+    let mut w = Writer::response(s.out, 400, b"Bad Via");
+    for h in m.headers() {
+        if matches!(
+            h.name,
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+        ) {
+            w.raw_line(&buf[h.line.range()]);
+        }
+    }
+    w.header(b"Server", b"sipedge");
+    w.finish(b"");
+    if sip::parse(s.out, s.spare).is_err() {
+        return Outcome::Drop(Event::BadVia);
+    }
+    send(edge, s, src, local)
 }
 
 /// What can be recovered from an unparseable request to answer it.

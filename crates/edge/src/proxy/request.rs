@@ -99,6 +99,11 @@ fn validate<'a>(m: &Message<'a>) -> Result<Facts<'a>, Refusal> {
         .map_err(|_| (400, "Bad From"))?;
     let to = NameAddr::parse(m.first_value(HeaderName::To).unwrap_or_default())
         .map_err(|_| (400, "Bad To"))?;
+    // RFC 4475 §3.1.2.7: a Request-URI in <> is malformed (400), not an
+    // unknown scheme (416).
+    if m.uri().first() == Some(&b'<') {
+        return Err((400, "Bad Request-URI"));
+    }
     let uri = match Scheme::of(m.uri()) {
         Scheme::Other => return Err((416, "Unsupported URI Scheme")),
         _ => {
@@ -202,7 +207,7 @@ pub(crate) fn check<'a>(
 ) -> Result<Checked<'a>, Outcome> {
     let (top, via) = match m.top_via() {
         Ok(v) => v,
-        Err(_) => return Err(Outcome::Drop(Event::BadVia)),
+        Err(_) => return Err(super::reply::bad_via(edge, s, m, src, local)),
     };
     let origin = Origin {
         top,
