@@ -182,5 +182,54 @@ fn accessors(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, parse_and_read, accessors);
+/// A header section of `size` bytes at most: 200 long headers (some with
+/// comma lists, some folded), under the parser's 256-header cap.
+fn big_headers(size: usize) -> Vec<u8> {
+    let mut out =
+        b"OPTIONS sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+        From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\n\
+        CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            .to_vec();
+    let per = (size.saturating_sub(out.len() + 32)) / 200;
+    for i in 0..200 {
+        let name = format!("X-Filler-{i}: ");
+        out.extend_from_slice(name.as_bytes());
+        let mut value = Vec::new();
+        while value.len() + name.len() + 4 < per {
+            value.extend_from_slice(if i % 3 == 0 { b"a, " } else { b"abcd" });
+            if i % 5 == 0 && value.len() % 64 == 0 {
+                value.extend_from_slice(b"\r\n ");
+            }
+        }
+        out.extend_from_slice(&value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    out
+}
+
+/// Linear time: the same throughput (bytes per second) for 16, 32 and 64
+/// KB of headers, parsing and reading every comma-separated value.
+fn parse_large(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parse_large");
+    for kb in [16usize, 32, 64] {
+        let msg = big_headers(kb * 1024 - 1);
+        assert!(msg.len() <= sip::message::MAX_MESSAGE, "{}", msg.len());
+        let mut idx = HeaderIndex::new();
+        sip::parse(&msg, &mut idx).expect("parses");
+        g.throughput(Throughput::Bytes(msg.len() as u64));
+        g.bench_function(format!("{kb}k"), |b| {
+            b.iter(|| {
+                let m = sip::parse(black_box(&msg), &mut idx).expect("parses");
+                m.headers()
+                    .iter()
+                    .map(|h| m.elements_of(h).count())
+                    .sum::<usize>()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse, parse_and_read, accessors, parse_large);
 criterion_main!(benches);
