@@ -82,6 +82,7 @@ capacity_failover = ["sip:127.0.0.1:5160"]
 compress_in = ["compact", "deflate"]
 compress_out = ["decompress"]
 compact_keep = ["Call-ID"]
+validate = ["basic", "sdp", "request-uri", "from", "to", "contact", "no-max-forwards"]
 [[edge.destination]]
 uri = "sip:127.0.0.1:5070"
 channels = 10
@@ -94,6 +95,8 @@ listen = ["udp:127.0.0.1:5062"]
 algorithm = "weighted-round-robin"
 insertion = "transactional"
 compress_out = ["compact", "gzip"]
+validate = ["basic", "headers", "sdp"]
+on_invalid = "tag"
 [edge.transaction]
 t1 = 0.05
 failover_timeout = 0.1
