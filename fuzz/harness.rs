@@ -96,6 +96,7 @@ algorithm = "weighted-round-robin"
 insertion = "transactional"
 compress_out = ["compact", "gzip"]
 validate = ["basic", "headers", "sdp"]
+foreign_next_hop = "refuse"
 on_invalid = "tag"
 [edge.transaction]
 t1 = 0.05

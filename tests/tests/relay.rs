@@ -45,147 +45,222 @@ fn assert_refused(outsider: &Udp, listen: u16, req: &Request, what: &str) {
     assert_eq!(from, edge_addr(listen), "{what}: 403 not from the listener");
 }
 
-/// From outside the pool, toward a host that is not a destination (a raw
-/// socket on loopback): new requests and CANCELs are dispatched to the pool
-/// whatever their Request-URI says; in-dialog requests whose next hop (the
-/// first Route after sipedge's own, else the Request-URI) is foreign get
-/// 403, and an ACK is dropped; the foreign host receives nothing at all.
-#[test]
-fn relay_requests_from_outside_never_reach_a_foreign_host() {
-    require_private_netns();
-    let pool = FakePool::start(2);
-    let ports = pool.ports();
-    let listen = free_port();
-    let _edge = Sipedge::start(&single_edge(
-        listen,
-        "first",
-        &[(ports[0], 1), (ports[1], 1)],
-    ));
-    let outsider = Udp::bind();
-    let foreign = Udp::bind();
-    let foreign_uri = format!("sip:victim@127.0.0.1:{}", foreign.port());
-    let own_route = format!("<sip:127.0.0.1:{listen};lr>");
-    let foreign_route = format!("<sip:127.0.0.1:{};lr>", foreign.port());
-    let dest1_uri = format!("sip:bob@127.0.0.1:{}", ports[1]);
-    let me = outsider.local_addr();
+/// Two pool servers, an outsider and a foreign host (raw sockets on
+/// loopback, none of them a destination), and the requests that try to
+/// reach the foreign host through sipedge.
+struct RelayScene {
+    pool: FakePool,
+    listen: u16,
+    _edge: Sipedge,
+    outsider: Udp,
+    foreign: Udp,
+    foreign_uri: String,
+    own_route: String,
+    foreign_route: String,
+    dest1_uri: String,
+}
 
-    // Out of dialog, addressed to the foreign host: dispatched to the pool
-    // (`first`: server 0) instead, Request-URI untouched.
-    let invite = Request::new("INVITE", &foreign_uri, me);
-    outsider.send_to(invite.build(), edge_addr(listen));
-    let got = next_arrival(&pool, "INVITE", invite.get("Call-ID").expect("Call-ID"));
-    assert_eq!(got.server, 0, "{}", got.text);
-    assert_eq!(sip::request_uri(&got.text), Some(foreign_uri.as_str()));
-
-    // A CANCEL naming the foreign host follows dispatch too.
-    let cancel = Request::new("CANCEL", &foreign_uri, me)
-        .set("Via", invite.get("Via").expect("Via"))
-        .set("From", invite.get("From").expect("From"))
-        .set("Call-ID", invite.get("Call-ID").expect("Call-ID"))
-        .set("CSeq", "1 CANCEL");
-    outsider.send_to(cancel.build(), edge_addr(listen));
-    let got = next_arrival(&pool, "CANCEL", cancel.get("Call-ID").expect("Call-ID"));
-    assert_eq!(got.server, 0, "{}", got.text);
-
-    // In dialog, Request-URI naming the foreign host, no Route: 403.
-    let bye = in_dialog("BYE", &foreign_uri, me, &[]);
-    assert_refused(&outsider, listen, &bye, "BYE to a foreign Request-URI");
-
-    // In dialog, sipedge's own Route, then one naming the foreign host;
-    // the Request-URI names a destination, but the Route decides: 403.
-    let bye = in_dialog(
-        "BYE",
-        &dest1_uri,
-        me,
-        &[own_route.clone(), foreign_route.clone()],
-    );
-    assert_refused(
-        &outsider,
-        listen,
-        &bye,
-        "BYE with a foreign Route after sipedge's",
-    );
-
-    // The same in one comma-separated Route header.
-    let bye = in_dialog(
-        "INFO",
-        &dest1_uri,
-        me,
-        &[format!("{own_route}, {foreign_route}")],
-    );
-    assert_refused(
-        &outsider,
-        listen,
-        &bye,
-        "INFO with a foreign Route in a combined line",
-    );
-
-    // A foreign Route with no Route of sipedge's before it: 403 as well.
-    let bye = in_dialog("BYE", &dest1_uri, me, std::slice::from_ref(&foreign_route));
-    assert_refused(&outsider, listen, &bye, "BYE with a foreign first Route");
-
-    // An ACK with a foreign Route is dropped: never answered (RFC 3261
-    // §17), never forwarded.
-    let ack = in_dialog("ACK", &dest1_uri, me, &[own_route.clone(), foreign_route]);
-    outsider.send_to(ack.build(), edge_addr(listen));
-    // An ACK with a foreign Request-URI and no Route may follow its INVITE
-    // into the pool (the ACK of a non-2xx), never to the foreign host.
-    let ack2 = in_dialog("ACK", &foreign_uri, me, &[]);
-    outsider.send_to(ack2.build(), edge_addr(listen));
-
-    // A legitimate in-dialog request through sipedge's Route to a
-    // destination still passes, with sipedge's Route entry removed.
-    let ok = in_dialog(
-        "BYE",
-        &format!("sip:bob@127.0.0.1:{}", ports[0]),
-        me,
-        &[own_route, format!("<sip:127.0.0.1:{};lr>", ports[1])],
-    );
-    let ok_id = ok.get("Call-ID").expect("Call-ID").to_string();
-    outsider.send_to(ok.build(), edge_addr(listen));
-
-    // What the pool got: the BYE, and perhaps the Request-URI-only ACK;
-    // nothing else. Bounded: a few arrivals, each waited for at most ANSWER,
-    // then what trickles in within SILENCE.
-    let mut arrivals = Vec::new();
-    for _ in 0..3 {
-        let Some(a) = pool.recv(ANSWER) else { break };
-        let done = sip::header(&a.text, "Call-ID") == Some(ok_id.as_str());
-        arrivals.push(a);
-        if done {
-            break;
+impl RelayScene {
+    /// sipedge with `first` over two servers and `lines` added to the edge.
+    fn start(lines: &str) -> RelayScene {
+        let pool = FakePool::start(2);
+        let ports = pool.ports();
+        let listen = free_port();
+        let config = single_edge(listen, "first", &[(ports[0], 1), (ports[1], 1)])
+            .replace("flags = ", &format!("{lines}\nflags = "));
+        let edge = Sipedge::start(&config);
+        let foreign = Udp::bind();
+        RelayScene {
+            foreign_uri: format!("sip:victim@127.0.0.1:{}", foreign.port()),
+            own_route: format!("<sip:127.0.0.1:{listen};lr>"),
+            foreign_route: format!("<sip:127.0.0.1:{};lr>", foreign.port()),
+            dest1_uri: format!("sip:bob@127.0.0.1:{}", ports[1]),
+            pool,
+            listen,
+            _edge: edge,
+            outsider: Udp::bind(),
+            foreign,
         }
     }
-    arrivals.extend(std::iter::from_fn(|| pool.recv(SILENCE)).take(10));
-    let (byes, others): (Vec<_>, Vec<_>) = arrivals
-        .into_iter()
-        .partition(|a| sip::header(&a.text, "Call-ID") == Some(ok_id.as_str()));
-    for a in &others {
+
+    /// Out of dialog, addressed to the foreign host: an INVITE and its
+    /// CANCEL are dispatched to the pool (`first`: server 0) instead,
+    /// Request-URI untouched, whatever `foreign_next_hop` says.
+    fn new_requests_are_dispatched(&self) {
+        let me = self.outsider.local_addr();
+        let invite = Request::new("INVITE", &self.foreign_uri, me);
+        self.outsider
+            .send_to(invite.build(), edge_addr(self.listen));
+        let got = next_arrival(
+            &self.pool,
+            "INVITE",
+            invite.get("Call-ID").expect("Call-ID"),
+        );
+        assert_eq!(got.server, 0, "{}", got.text);
+        assert_eq!(sip::request_uri(&got.text), Some(self.foreign_uri.as_str()));
+
+        let cancel = Request::new("CANCEL", &self.foreign_uri, me)
+            .set("Via", invite.get("Via").expect("Via"))
+            .set("From", invite.get("From").expect("From"))
+            .set("Call-ID", invite.get("Call-ID").expect("Call-ID"))
+            .set("CSeq", "1 CANCEL");
+        self.outsider
+            .send_to(cancel.build(), edge_addr(self.listen));
+        let got = next_arrival(
+            &self.pool,
+            "CANCEL",
+            cancel.get("Call-ID").expect("Call-ID"),
+        );
+        assert_eq!(got.server, 0, "{}", got.text);
+    }
+
+    /// In-dialog requests whose next hop (the first Route after sipedge's
+    /// own, else the Request-URI) is the foreign host, each with what it
+    /// shows.
+    fn in_dialog_attempts(&self) -> Vec<(&'static str, Request)> {
+        let me = self.outsider.local_addr();
+        let (own, foreign) = (&self.own_route, &self.foreign_route);
+        vec![
+            (
+                "BYE to a foreign Request-URI",
+                in_dialog("BYE", &self.foreign_uri, me, &[]),
+            ),
+            (
+                "BYE with a foreign Route after sipedge's",
+                in_dialog("BYE", &self.dest1_uri, me, &[own.clone(), foreign.clone()]),
+            ),
+            (
+                "INFO with a foreign Route in a combined line",
+                in_dialog("INFO", &self.dest1_uri, me, &[format!("{own}, {foreign}")]),
+            ),
+            (
+                "BYE with a foreign first Route",
+                in_dialog("BYE", &self.dest1_uri, me, std::slice::from_ref(foreign)),
+            ),
+        ]
+    }
+
+    /// Checks that nothing more arrives: at the pool (`pool_what` says
+    /// what that would mean), at the foreign host, or back at the outsider
+    /// (an answer to an ACK, say).
+    fn nothing_else(&self, pool_what: &str) {
+        pool_silent(&self.pool, pool_what);
+        silent(
+            &self.foreign,
+            "the foreign host received a request via sipedge",
+        );
+        silent(&self.outsider, "an unexpected answer (e.g. to an ACK)");
+    }
+
+    /// ACKs whose next hop is the foreign host: by a Route after sipedge's,
+    /// and by the Request-URI alone.
+    fn foreign_acks(&self) -> [Request; 2] {
+        let me = self.outsider.local_addr();
+        let routes = [self.own_route.clone(), self.foreign_route.clone()];
+        [
+            in_dialog("ACK", &self.dest1_uri, me, &routes),
+            in_dialog("ACK", &self.foreign_uri, me, &[]),
+        ]
+    }
+
+    /// A legitimate in-dialog request through sipedge's Route to server 1
+    /// still goes there, with sipedge's Route entry removed.
+    fn routed_request_passes(&self) {
+        let ports = self.pool.ports();
+        let ok = in_dialog(
+            "BYE",
+            &format!("sip:bob@127.0.0.1:{}", ports[0]),
+            self.outsider.local_addr(),
+            &[
+                self.own_route.clone(),
+                format!("<sip:127.0.0.1:{};lr>", ports[1]),
+            ],
+        );
+        self.outsider.send_to(ok.build(), edge_addr(self.listen));
+        let got = next_arrival(&self.pool, "BYE", ok.get("Call-ID").expect("Call-ID"));
+        assert_eq!(got.server, 1, "BYE not sent along its Route:\n{}", got.text);
+        let routes = sip::headers(&got.text, "Route").join(",");
         assert!(
-            sip::method(&a.text) == Some("ACK")
-                && sip::header(&a.text, "Call-ID") == ack2.get("Call-ID"),
-            "a refused request reached server {}:\n{}",
-            a.server,
-            a.text
+            !routes.contains(&format!("127.0.0.1:{}", self.listen)),
+            "sipedge's own Route entry not removed:\n{}",
+            got.text
+        );
+        assert!(
+            routes.contains(&format!("127.0.0.1:{}", ports[1])),
+            "{}",
+            got.text
         );
     }
-    assert_eq!(byes.len(), 1, "the routed BYE arrived {} times", byes.len());
-    let got = &byes[0];
-    assert_eq!(got.server, 1, "BYE not sent along its Route:\n{}", got.text);
-    let routes = sip::headers(&got.text, "Route").join(",");
-    assert!(
-        !routes.contains(&format!("127.0.0.1:{listen}")),
-        "sipedge's own Route entry not removed:\n{}",
-        got.text
-    );
-    assert!(
-        routes.contains(&format!("127.0.0.1:{}", ports[1])),
-        "{}",
-        got.text
-    );
+}
 
-    silent(&foreign, "the foreign host received a request via sipedge");
-    silent(&outsider, "an unexpected answer (e.g. to an ACK)");
+/// By default (`foreign_next_hop = "dispatch"`) an in-dialog request from
+/// outside whose next hop is foreign goes into the pool, whose servers own
+/// the dialog, never to that host: new requests, CANCELs, in-dialog
+/// requests and ACKs alike. Nothing is answered at the edge.
+#[test]
+fn relay_requests_from_outside_go_into_the_pool_never_to_a_foreign_host() {
+    require_private_netns();
+    let scene = RelayScene::start("");
+    scene.new_requests_are_dispatched();
+
+    for (what, req) in scene.in_dialog_attempts() {
+        let sent = req.build();
+        let method = sip::method(&sent).expect("request").to_string();
+        scene
+            .outsider
+            .send_to(sent.clone(), edge_addr(scene.listen));
+        let got = next_arrival(&scene.pool, &method, req.get("Call-ID").expect("Call-ID"));
+        assert_eq!(
+            got.server, 0,
+            "{what}: not dispatched by `first`:\n{}",
+            got.text
+        );
+        assert_eq!(
+            sip::request_uri(&got.text),
+            sip::request_uri(&sent),
+            "{what}: Request-URI changed"
+        );
+        assert!(
+            !sip::headers(&got.text, "Route")
+                .join(",")
+                .contains(&scene.own_route),
+            "{what}: sipedge's own Route entry not removed:\n{}",
+            got.text
+        );
+    }
+
+    // ACKs too, with a foreign Route or a foreign Request-URI.
+    for ack in scene.foreign_acks() {
+        scene.outsider.send_to(ack.build(), edge_addr(scene.listen));
+        let got = next_arrival(&scene.pool, "ACK", ack.get("Call-ID").expect("Call-ID"));
+        assert_eq!(got.server, 0, "{}", got.text);
+    }
+
+    scene.routed_request_passes();
+    scene.nothing_else("a request reached the pool twice");
+}
+
+/// With `foreign_next_hop = "refuse"` the same in-dialog requests get 403
+/// and an ACK is dropped; new requests and CANCELs are still dispatched,
+/// and the foreign host receives nothing at all.
+#[test]
+fn relay_requests_from_outside_are_refused_with_foreign_next_hop_refuse() {
+    require_private_netns();
+    let scene = RelayScene::start("foreign_next_hop = \"refuse\"");
+    scene.new_requests_are_dispatched();
+
+    for (what, req) in scene.in_dialog_attempts() {
+        assert_refused(&scene.outsider, scene.listen, &req, what);
+    }
+    // An ACK with a foreign Route or Request-URI is dropped: never
+    // answered (RFC 3261 §17), never forwarded.
+    for ack in scene.foreign_acks() {
+        scene.outsider.send_to(ack.build(), edge_addr(scene.listen));
+    }
+
+    // Only the legitimate BYE reaches the pool, after the ACKs were sent.
+    scene.routed_request_passes();
+    scene.nothing_else("a refused request reached the pool");
 }
 
 /// From a destination, outward: an in-dialog BYE that follows sipedge's

@@ -25,7 +25,8 @@ pub enum Event {
     ResponseUnroutable,
     /// An ACK that could not be forwarded (ACKs are never answered).
     AckDropped,
-    /// Refused as an open-relay attempt.
+    /// An in-dialog request from outside toward a foreign next hop: refused,
+    /// or sent into the pool instead (`foreign_next_hop`).
     RelayDenied,
     /// No socket of the right address family to send from.
     NoSocket,

@@ -90,6 +90,9 @@ pub struct Edge {
     pub validate: Vec<crate::validate::Check>,
     /// What happens to a message that fails them (`on_invalid`).
     pub on_invalid: OnInvalid,
+    /// What an in-dialog request from outside the pool gets when its next
+    /// hop is neither this edge nor a destination (`foreign_next_hop`).
+    pub foreign_next_hop: ForeignNextHop,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }
@@ -153,6 +156,23 @@ pub enum OnInvalid {
     /// The message goes on with an `X-Validate-Fail: <check>` header, for
     /// a server that decides itself.
     Tag,
+}
+
+/// What an edge does with an in-dialog request from outside the pool
+/// whose next hop (the Route after the edge's own, else the Request-URI)
+/// names a host that is neither the edge nor a destination. Either way it
+/// never reaches that host: the edge is not an open relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForeignNextHop {
+    /// Into the pool by the edge's algorithm, which owns the dialog: a
+    /// server whose Contact is not its configured address (a public IP,
+    /// another port) still gets its BYEs, and the RFC 4475/5118 requests
+    /// that a proxy must forward are forwarded.
+    #[default]
+    Dispatch,
+    /// 403 Relaying Denied (an ACK is dropped): for operators who want a
+    /// stray in-dialog request answered at the edge.
+    Refuse,
 }
 
 /// What an edge does to the messages it sends in one direction: the seeds'

@@ -155,6 +155,7 @@ fn example_parses_to_expected_model() {
             compact_keep: Vec::new(),
             validate: Vec::new(),
             on_invalid: OnInvalid::Reject,
+            foreign_next_hop: ForeignNextHop::Dispatch,
             line: 9,
         }],
     };
@@ -1261,5 +1262,23 @@ fn validation_keys() {
         5,
         "on_invalid",
         "reject or tag",
+    );
+}
+
+#[test]
+fn foreign_next_hop_dispatches_by_default_or_refuses() {
+    assert_eq!(
+        ok(&edge_with("")).edges[0].foreign_next_hop,
+        ForeignNextHop::Dispatch
+    );
+    assert_eq!(
+        ok(&edge_with("foreign_next_hop = \"refuse\"")).edges[0].foreign_next_hop,
+        ForeignNextHop::Refuse
+    );
+    assert_err(
+        &edge_with("foreign_next_hop = \"relay\""),
+        5,
+        "foreign_next_hop",
+        "dispatch or refuse",
     );
 }

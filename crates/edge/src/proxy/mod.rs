@@ -77,6 +77,9 @@ pub struct Edge {
     /// gets (`on_invalid`).
     rules: validate::Rules,
     on_invalid: config::OnInvalid,
+    /// In-dialog requests from outside toward a foreign next hop
+    /// (`foreign_next_hop`).
+    foreign_next_hop: config::ForeignNextHop,
     /// Failures per reason (indexed like [`validate::Failure::ALL`]): a
     /// rare path, so shared atomics.
     invalid: Box<[AtomicU64]>,
@@ -133,6 +136,7 @@ impl Edge {
             toward_outside: Direction::new(edge.compress_out, &edge.compact_keep),
             rules: validate::Rules::new(&edge.validate),
             on_invalid: edge.on_invalid,
+            foreign_next_hop: edge.foreign_next_hop,
             invalid: validate::Failure::ALL
                 .iter()
                 .map(|_| AtomicU64::new(0))

@@ -6,6 +6,7 @@ use super::reply::{is_local_tag, reply};
 use super::splices::{add_content_length, fix_top_via, remove_leading};
 use super::{Edge, Outcome, Scratch};
 use crate::branch::{self, loop_hash, parse_branch, write_attempt_branch};
+use crate::config::ForeignNextHop;
 use crate::dispatch::{Algorithm, Input};
 use crate::limits::Full;
 use crate::stats::Event;
@@ -332,23 +333,25 @@ pub(crate) fn check<'a>(
         (None, _) if !in_dialog => dispatch_as(false),
         // In dialog: only toward a destination of the pool.
         (None, NextHop::Destination(i)) => Route::To(edge.destinations[i].addr, Some(i)),
-        // An ACK naming no destination is the ACK of a non-2xx answer: it
-        // follows its INVITE (RFC 3261 §17.1.1.3) — unless it carries a
-        // foreign Route, which is a relay attempt.
-        (None, _) if method == Method::Ack => {
-            if next_route.is_some() && next != NextHop::Here {
-                Route::Refuse(403, "Forbidden")
-            } else {
-                dispatch_as(true)
-            }
+        // A foreign next hop is never relayed to: the request goes into the
+        // pool, whose servers own the dialog, or is refused.
+        (None, NextHop::Outside(_)) if edge.foreign_next_hop == ForeignNextHop::Refuse => {
+            s.stats.count(Event::RelayDenied);
+            Route::Refuse(403, "Relaying Denied")
         }
-        (None, NextHop::Here) => dispatch_as(false),
-        (None, NextHop::Outside(_)) => Route::Refuse(403, "Relaying Denied"),
+        // An ACK naming no destination is mostly the ACK of a non-2xx
+        // answer: it follows its INVITE (RFC 3261 §17.1.1.3).
+        (None, NextHop::Outside(_)) if method == Method::Ack => {
+            s.stats.count(Event::RelayDenied);
+            dispatch_as(true)
+        }
+        (None, NextHop::Outside(_)) => {
+            s.stats.count(Event::RelayDenied);
+            dispatch_as(false)
+        }
+        (None, NextHop::Here) => dispatch_as(method == Method::Ack),
     };
     if let Route::Refuse(code, reason) = route {
-        if code == 403 {
-            s.stats.count(Event::RelayDenied);
-        }
         return Err(reply(edge, s, m, &origin, code, reason, &[]));
     }
     Ok(Checked {

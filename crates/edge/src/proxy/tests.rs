@@ -13,6 +13,11 @@ const CALLER: &str = "127.0.0.1:6000";
 const SECRET: &[u8] = b"unit-test-secret-0123456789";
 
 fn edge_with(algorithm: &str, flags: &str) -> Edge {
+    edge_with_keys(algorithm, flags, "")
+}
+
+/// An edge with further `[[edge]]` keys (`extra`, whole lines).
+fn edge_with_keys(algorithm: &str, flags: &str, extra: &str) -> Edge {
     let text = format!(
         r#"
 [node]
@@ -22,6 +27,7 @@ secret = "unit-test-secret-0123456789"
 listen = ["udp:{EDGE}"]
 algorithm = "{algorithm}"
 flags = [{flags}]
+{extra}
 [[edge.destination]]
 uri = "sip:{DEST_A}"
 [[edge.destination]]
@@ -226,11 +232,22 @@ fn in_dialog_requests_route_by_route_and_request_uri() {
         "our Route entry is consumed"
     );
 
-    // The same BYE naming a foreign host is an open-relay attempt.
+    // The same BYE naming a foreign host never goes there: it is
+    // dispatched into the pool, which owns the dialog...
     let relay = bye.replace(&format!("sip:bob@{DEST_B}"), "sip:bob@127.0.0.1:9999");
-    let (o, out) = run(&e, &mut w, relay.as_bytes(), CALLER);
+    let (o, _) = run(&e, &mut w, relay.as_bytes(), CALLER);
+    let to = sent_to(o);
+    assert!(to == addr(DEST_A) || to == addr(DEST_B), "{to}");
+    assert_eq!(w.stats.get(Event::RelayDenied), 1);
+    // ...or, with foreign_next_hop = "refuse", answered 403 (an ACK dropped).
+    let strict = edge_with_keys("weighted-round-robin", "", "foreign_next_hop = \"refuse\"");
+    let mut sw = strict.worker();
+    let (o, out) = run(&strict, &mut sw, relay.as_bytes(), CALLER);
     assert_eq!(sent_to(o), addr(CALLER));
     assert_eq!(status(&out), 403);
+    let ack = relay.replace("BYE", "ACK");
+    let (o, _) = run(&strict, &mut sw, ack.as_bytes(), CALLER);
+    assert!(matches!(o, Outcome::Drop(_)), "{o:?}");
 
     // From a destination, the BYE goes out to the caller's Contact.
     let outward = bye
@@ -369,13 +386,6 @@ fn hash_call_id_sticks_and_first_takes_the_first() {
     }
 }
 
-/// In-dialog requests of the corpus that name a host outside the pool.
-const RELAY_REFUSED: &[&str] = &[
-    "wsinv.sip",
-    "via-received-param-with-delim.sip",
-    "mult-ip-in-header.sip",
-];
-
 /// Every message of the shared corpus, as MANIFEST.tsv says a proxy must
 /// handle it: forwarded to the pool, rejected, or absorbed.
 #[test]
@@ -419,13 +429,7 @@ fn conformance_corpus_through_the_pipeline() {
                 "absorb" => got.starts_with("drop"),
                 _ => false,
             };
-            // Issue 2's open-relay rule: an in-dialog request from outside
-            // that names neither this edge nor a destination is refused with
-            // 403, where the corpus (written for a dispatcher that sends
-            // everything to its sink) expects it forwarded.
-            let relay_rule =
-                expect == "forward" && got == "reject 403" && RELAY_REFUSED.contains(&file);
-            let ok = meets(expect) || (also != "-" && meets(also)) || relay_rule;
+            let ok = meets(expect) || (also != "-" && meets(also));
             if !ok {
                 failures.push(format!("{file}: expected {expect}, got {got}"));
             }

@@ -27,7 +27,8 @@ use transaction::transaction;
 use super::addr;
 use super::error::ConfigError;
 use super::model::{
-    Admin, Config, Destination, Edge, Insertion, Listen, Node, Probe, Transaction, Transport,
+    Admin, Config, Destination, Edge, ForeignNextHop, Insertion, Listen, Node, Probe, Transaction,
+    Transport,
 };
 use super::unsupported::{not_supported_yet, Contract, NOT_SUPPORTED};
 use crate::dispatch::Algorithm;
@@ -63,6 +64,7 @@ const EDGE_KEYS: &[&str] = &[
     "compact_keep",
     "validate",
     "on_invalid",
+    "foreign_next_hop",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -477,8 +479,26 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         compact_keep: compact_keep(t)?,
         validate,
         on_invalid,
+        foreign_next_hop: foreign_next_hop(t)?,
         line: cx.line(t.at),
     })
+}
+
+/// Reads `foreign_next_hop` (`dispatch` or `refuse`).
+fn foreign_next_hop(t: &Table<'_, '_>) -> Result<ForeignNextHop> {
+    let cx = t.cx;
+    match t.get("foreign_next_hop") {
+        Some(v) => match cx.string(v, "foreign_next_hop")? {
+            "dispatch" => Ok(ForeignNextHop::Dispatch),
+            "refuse" => Ok(ForeignNextHop::Refuse),
+            other => Err(cx.err(
+                v.span().start,
+                "foreign_next_hop",
+                format!("unknown {other:?} (expected dispatch or refuse)"),
+            )),
+        },
+        None => Ok(ForeignNextHop::Dispatch),
+    }
 }
 
 /// The flags the contract defines, marking those not implemented yet.
