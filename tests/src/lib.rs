@@ -26,10 +26,12 @@
 
 pub mod admin;
 pub mod config;
+pub mod corpus;
 pub mod expect;
 mod fake;
 pub mod json;
 pub mod junk;
+pub mod kamailio;
 pub mod netns;
 pub mod ports;
 mod process;

@@ -231,7 +231,7 @@ pub struct StartFailure {
 /// Where the sipedge binary is: `$SIPEDGE_BIN`, else next to the directory
 /// of the test executable (`target/<profile>/deps/<test>` →
 /// `target/<profile>/sipedge`), which is where `cargo build` puts it for the
-/// same profile.
+/// same profile, or beside a tool of this crate (`target/<profile>/<bin>`).
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("SIPEDGE_BIN") {
         let path = PathBuf::from(path);
@@ -247,7 +247,12 @@ pub fn binary() -> PathBuf {
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test executable lives in target/<profile>/deps");
-    let path = profile_dir.join("sipedge");
+    let beside = exe.with_file_name("sipedge");
+    let path = if beside.is_file() {
+        beside
+    } else {
+        profile_dir.join("sipedge")
+    };
     assert!(
         path.is_file(),
         "no sipedge binary at {}: run `cargo build -p sipedge` first (same profile as the tests), \

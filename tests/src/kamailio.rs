@@ -1,0 +1,102 @@
+//! Kamailio, the dispatcher operators run today, as a peer for comparisons
+//! (`bench/corpus`): started on one of the benchmark's configs, killed
+//! when dropped.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::netns::require_private_netns;
+use crate::process::{self, Lines};
+use crate::tempdir::TempDir;
+use crate::{sip, Udp};
+
+/// How long Kamailio may take to fork its workers and answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running `kamailio -DD -E -f CFG`, its dispatcher set 1 from a list
+/// written here.
+pub struct Kamailio {
+    child: Child,
+    stderr: Lines,
+    _dir: TempDir,
+}
+
+impl Kamailio {
+    /// Starts Kamailio on `cfg` (one of `bench/kamailio/*.cfg`, which take
+    /// `DS_LIST` and `LISTEN` as defines) listening on 127.0.0.1:`port`,
+    /// with dispatcher set 1 = `destinations` (ports on 127.0.0.1).
+    /// Returns once it answers: an OPTIONS with Max-Forwards 0 gets its
+    /// 483.
+    pub fn start(cfg: &Path, port: u16, destinations: &[u16]) -> Kamailio {
+        require_private_netns();
+        let dir = TempDir::new("kamailio");
+        let list: String = destinations
+            .iter()
+            .map(|p| format!("1 sip:127.0.0.1:{p} 0 0 weight=1\n"))
+            .collect();
+        let ds_list = dir.join("dispatcher.list");
+        std::fs::write(&ds_list, list).expect("write dispatcher.list");
+        let mut child = Command::new("kamailio")
+            .arg("-DD")
+            .arg("-E")
+            .arg("-f")
+            .arg(cfg)
+            .arg("-Y")
+            .arg(dir.path())
+            .arg("-P")
+            .arg(dir.join("kamailio.pid"))
+            .arg("-w")
+            .arg(dir.path())
+            .arg("-A")
+            .arg(format!("DS_LIST=\"{}\"", ds_list.display()))
+            .arg("-A")
+            .arg(format!("LISTEN=udp:127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start kamailio (apt-get install kamailio): {e}"));
+        let stderr = Lines::collect(child.stderr.take().expect("piped stderr"), None);
+        let kamailio = Kamailio {
+            child,
+            stderr,
+            _dir: dir,
+        };
+        kamailio.wait_ready(port);
+        kamailio
+    }
+
+    /// Polls with an OPTIONS that must be answered 483 (Max-Forwards 0)
+    /// until the SIP worker answers.
+    fn wait_ready(&self, port: u16) {
+        let probe = Udp::bind();
+        let ping = sip::Request::new(
+            "OPTIONS",
+            &format!("sip:127.0.0.1:{port}"),
+            probe.local_addr(),
+        )
+        .set("Max-Forwards", "0")
+        .build();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            probe.send_to(&ping, ("127.0.0.1", port));
+            if let Some((text, _)) = probe.recv_text_timeout(Duration::from_millis(100)) {
+                if sip::status_code(&text) == Some(483) {
+                    return;
+                }
+            }
+        }
+        panic!(
+            "kamailio did not answer on port {port} within {READY_TIMEOUT:?}\n{}",
+            self.stderr.text()
+        );
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        // SIGTERM: the main process stops its forked workers too.
+        process::stop(&mut self.child, libc::SIGTERM, Duration::from_secs(5));
+    }
+}
