@@ -51,7 +51,7 @@ mod tests {
         let mut sp = Splicer::new();
         let n = compact_names(&m, &mut sp, |h| keep.contains(&h));
         let mut out = Vec::new();
-        sp.write(m.buf(), m.end(), &mut out);
+        sp.write_message(&m, &mut out);
         (n, out)
     }
 

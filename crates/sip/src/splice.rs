@@ -82,6 +82,14 @@ impl Splicer {
         self.write_range(orig, 0..end, out);
     }
 
+    /// Writes message `m` with the edits applied into `out` (appending):
+    /// from its start line to the end of its body, so that blank lines
+    /// before the start line (RFC 3261 §7.5) and octets after the body are
+    /// never passed on.
+    pub fn write_message(&mut self, m: &crate::Message<'_>, out: &mut Vec<u8>) {
+        self.write_range(m.buf(), m.start_line_span().start as usize..m.end(), out);
+    }
+
     /// Writes `orig[range]` with the edits that fall inside it applied.
     pub fn write_range(&mut self, orig: &[u8], range: Range<usize>, out: &mut Vec<u8>) {
         let end = range.end.min(orig.len());

@@ -136,7 +136,7 @@ impl Encoder {
             return false;
         }
         out.clear();
-        splicer.write(m.buf(), m.end(), out);
+        splicer.write_message(&m, out);
         std::mem::swap(msg, out);
         true
     }

@@ -530,7 +530,7 @@ pub(crate) fn splice(
     }
     add_content_length(sp, m);
     s.out.clear();
-    sp.write(m.buf(), m.end(), s.out);
+    sp.write_message(m, s.out);
 }
 
 /// What the route stage decided.

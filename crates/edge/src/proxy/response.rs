@@ -68,7 +68,7 @@ pub fn handle(
     let elems: [Element<'_>; 2] = [top, second.unwrap_or(top)];
     remove_leading(sp, &elems, 1);
     s.out.clear();
-    sp.write(m.buf(), m.end(), s.out);
+    sp.write_message(m, s.out);
     s.stats.count(Event::ResponseForwarded);
     Outcome::Send {
         to,

@@ -260,6 +260,40 @@ fn in_dialog_requests_route_by_route_and_request_uri() {
     assert_eq!(sent_to(o), addr(CALLER));
 }
 
+/// Blank lines before the start line are tolerated (RFC 3261 §7.5) but
+/// never passed on: what is forwarded starts with the start line, also
+/// when `on_invalid = "tag"` adds its header after it.
+#[test]
+fn blank_lines_before_the_start_line_are_not_forwarded() {
+    let tagging = edge_with_keys(
+        "weighted-round-robin",
+        "",
+        "validate = [\"basic\"]\non_invalid = \"tag\"",
+    );
+    for (e, tagged) in [(edge(), false), (tagging, true)] {
+        let mut w = e.worker();
+        let msg = format!("\r\n\n\r\n{}", invite("blank", "z9hG4bK-blank"))
+            .replace("Max-Forwards: 70\r\n", "");
+        let (o, out) = run(&e, &mut w, msg.as_bytes(), CALLER);
+        sent_to(o);
+        assert!(
+            out.starts_with(b"INVITE sip:"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        let tags = out
+            .windows(18)
+            .filter(|w| w == b"\nX-Validate-Fail: ")
+            .count();
+        assert_eq!(
+            tags,
+            usize::from(tagged),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+}
+
 #[test]
 fn new_requests_are_dispatched_whatever_they_name() {
     let e = edge();

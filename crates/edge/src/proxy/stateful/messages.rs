@@ -103,6 +103,6 @@ pub(super) fn relay(
         sp.replace(m.start_line_span().range(), line);
     }
     out.clear();
-    sp.write(m.buf(), m.end(), out);
+    sp.write_message(m, out);
     true
 }
