@@ -25,7 +25,9 @@ pub mod writer;
 pub use cseq::CSeq;
 pub use error::ParseError;
 pub use host::Host;
-pub use message::{parse, Element, Header, HeaderIndex, Message, Method, Span, StartLine};
+pub use message::{
+    parse, Element, Header, HeaderIndex, Message, Method, Span, StartLine, MAX_HEADERS,
+};
 pub use name::HeaderName;
 pub use name_addr::NameAddr;
 pub use params::Params;

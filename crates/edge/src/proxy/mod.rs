@@ -39,6 +39,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use xxhash_rust::xxh3::xxh3_64;
 
+/// The most header lines sipedge adds to a message it forwards: Via,
+/// Record-Route, Max-Forwards, Content-Length, Content-Encoding,
+/// X-Validate-Fail, with room to spare.
+const ADDED_HEADERS: usize = 8;
+
 /// What the daemon should do with a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -296,6 +301,18 @@ impl Worker {
         let (index, mut s) = self.split();
         s.out.clear();
         let msg = match sip::parse(datagram, index) {
+            // Room for the headers sipedge adds, so that what it forwards
+            // always parses again (at the next sipedge, say).
+            Ok(m) if m.headers().len() > sip::MAX_HEADERS - ADDED_HEADERS => {
+                return reply::malformed(
+                    edge,
+                    &mut s,
+                    datagram,
+                    ParseError::TooManyHeaders,
+                    src,
+                    local,
+                )
+            }
             Ok(m) => m,
             Err(ParseError::Empty) => {
                 s.stats.count(Event::KeepAlive);

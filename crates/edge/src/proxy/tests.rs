@@ -294,6 +294,35 @@ fn blank_lines_before_the_start_line_are_not_forwarded() {
     }
 }
 
+/// What sipedge forwards always parses again: a request so close to the
+/// parser's header limit that sipedge's own headers would cross it gets
+/// 400 instead; one with room is forwarded.
+#[test]
+fn requests_near_the_header_limit_are_refused_not_forwarded_unparseable() {
+    let e = edge();
+    let mut w = e.worker();
+    let with_extra = |n: usize| {
+        let extra = "X-Pad: 1\r\n".repeat(n);
+        invite(&format!("pad{n}"), &format!("z9hG4bK-pad{n}")).replacen(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\n{extra}"),
+            1,
+        )
+    };
+    // invite() has 9 header lines.
+    let full = with_extra(sip::MAX_HEADERS - 9 - 1);
+    let (o, out) = run(&e, &mut w, full.as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(CALLER));
+    assert_eq!(status(&out), 400);
+    assert!(out.starts_with(b"SIP/2.0 400 Too Many Headers\r\n"));
+
+    let roomy = with_extra(sip::MAX_HEADERS - 9 - 16);
+    let (o, out) = run(&e, &mut w, roomy.as_bytes(), CALLER);
+    assert!(sent_to(o) == addr(DEST_A) || sent_to(o) == addr(DEST_B));
+    let mut idx = HeaderIndex::new();
+    assert!(sip::parse(&out, &mut idx).is_ok());
+}
+
 #[test]
 fn new_requests_are_dispatched_whatever_they_name() {
     let e = edge();
