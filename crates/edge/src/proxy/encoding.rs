@@ -16,11 +16,6 @@ use sip::compact::compact_names;
 use sip::splice::write_num;
 use sip::{HeaderIndex, HeaderName, Splicer};
 
-/// The largest body decompression produces: a UDP datagram's worth. A
-/// body that would inflate to more is passed on compressed (a zip bomb
-/// costs this much and no more).
-const MAX_INFLATED: usize = 65_535;
-
 /// One direction's settings, with the header names it keeps long.
 #[derive(Clone, Debug, Default)]
 pub struct Direction {
@@ -93,8 +88,10 @@ impl Encoder {
                     _ => None,
                 };
                 body.clear();
+                // What fits in one datagram beside the rest of the message.
+                let room = super::MAX_DATAGRAM.saturating_sub(m.end() - m.body().len() + 16);
                 match gzip {
-                    Some(gzip) if inflate(m.body(), gzip, body) => Some(&body[..]),
+                    Some(gzip) if inflate(m.body(), gzip, body, room) => Some(&body[..]),
                     _ => None,
                 }
             }
@@ -164,9 +161,12 @@ fn compress(input: &[u8], gzip: bool, out: &mut Vec<u8>) -> bool {
 }
 
 /// Decompresses `input` into `out`; `false` when it is not valid data of
-/// that coding or would inflate beyond [`MAX_INFLATED`].
-fn inflate(input: &[u8], gzip: bool, out: &mut Vec<u8>) -> bool {
-    let limit = MAX_INFLATED as u64 + 1;
+/// that coding or would inflate beyond `room` bytes. The caller passes
+/// what fits in one datagram beside the rest of the message: a body that
+/// would inflate to more is passed on compressed, and a zip bomb costs
+/// this much work and no more.
+fn inflate(input: &[u8], gzip: bool, out: &mut Vec<u8>, room: usize) -> bool {
+    let limit = room as u64 + 1;
     let read = if gzip {
         flate2::read::GzDecoder::new(input)
             .take(limit)
@@ -176,7 +176,7 @@ fn inflate(input: &[u8], gzip: bool, out: &mut Vec<u8>) -> bool {
             .take(limit)
             .read_to_end(out)
     };
-    read.is_ok() && out.len() <= MAX_INFLATED
+    read.is_ok() && out.len() <= room
 }
 
 #[cfg(test)]
@@ -277,25 +277,42 @@ mod tests {
         assert_eq!(encoded, before);
     }
 
-    #[test]
-    fn a_zip_bomb_is_not_inflated() {
+    /// An INVITE whose body is `n` bytes of `a`, deflated (raw bytes, not
+    /// UTF-8), with Content-Encoding and Content-Length.
+    fn deflated_invite(n: usize) -> Vec<u8> {
         let mut big = Vec::new();
         let mut e = flate2::write::ZlibEncoder::new(&mut big, flate2::Compression::best());
-        e.write_all(&vec![b'a'; 1 << 20]).unwrap();
+        e.write_all(&vec![b'a'; n]).unwrap();
         e.finish().unwrap();
-        let body = String::from_utf8_lossy(&big).into_owned();
-        let mut msg = invite("", "Content-Encoding: deflate\r\n");
-        // Put the raw compressed bytes as the body (they need not be UTF-8).
-        let at = msg.len();
-        msg.extend_from_slice(&big);
+        let head = invite("", "Content-Encoding: deflate\r\n");
         let cl = format!("Content-Length: {}", big.len());
-        let text = String::from_utf8_lossy(&msg[..at]).replace("Content-Length: 0", &cl);
-        let mut msg = text.into_bytes();
+        let mut msg = String::from_utf8_lossy(&head)
+            .replace("Content-Length: 0", &cl)
+            .into_bytes();
         msg.extend_from_slice(&big);
+        msg
+    }
+
+    #[test]
+    fn a_zip_bomb_is_not_inflated() {
+        let mut msg = deflated_invite(1 << 20);
         let before = msg.clone();
-        let _ = body;
         let mut enc = Encoder::default();
         assert!(!enc.apply(&dir(false, BodyCoding::Decompress), &mut msg));
         assert_eq!(msg, before);
+    }
+
+    #[test]
+    fn a_body_is_inflated_only_when_the_message_still_fits_a_datagram() {
+        let mut enc = Encoder::default();
+        let mut fits = deflated_invite(60_000);
+        assert!(enc.apply(&dir(false, BodyCoding::Decompress), &mut fits));
+        assert!(fits.len() <= super::super::MAX_DATAGRAM);
+        // 65,400 bytes of body alone fit a datagram; with the headers they
+        // do not, so the body goes on compressed.
+        let mut too_big = deflated_invite(65_400);
+        let before = too_big.clone();
+        assert!(!enc.apply(&dir(false, BodyCoding::Decompress), &mut too_big));
+        assert_eq!(too_big, before);
     }
 }

@@ -44,6 +44,14 @@ use xxhash_rust::xxh3::xxh3_64;
 /// X-Validate-Fail, with room to spare.
 const ADDED_HEADERS: usize = 8;
 
+/// The most bytes sipedge adds to a message it forwards (those lines and
+/// `received`/`rport`), with room to spare.
+const ADDED_BYTES: usize = 512;
+
+/// The largest UDP payload over IPv4 (65,535 − 20 − 8): nothing larger can
+/// be sent.
+pub(crate) const MAX_DATAGRAM: usize = 65_507;
+
 /// What the daemon should do with a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -304,14 +312,13 @@ impl Worker {
             // Room for the headers sipedge adds, so that what it forwards
             // always parses again (at the next sipedge, say).
             Ok(m) if m.headers().len() > sip::MAX_HEADERS - ADDED_HEADERS => {
-                return reply::malformed(
-                    edge,
-                    &mut s,
-                    datagram,
-                    ParseError::TooManyHeaders,
-                    src,
-                    local,
-                )
+                let e = ParseError::TooManyHeaders;
+                return reply::malformed(edge, &mut s, datagram, e, src, local);
+            }
+            // And room for the bytes it adds within one datagram.
+            Ok(_) if datagram.len() > MAX_DATAGRAM - ADDED_BYTES => {
+                let e = ParseError::TooLarge;
+                return reply::malformed(edge, &mut s, datagram, e, src, local);
             }
             Ok(m) => m,
             Err(ParseError::Empty) => {

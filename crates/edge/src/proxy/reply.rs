@@ -190,6 +190,8 @@ pub fn malformed(
 ) -> Outcome {
     let (code, reason) = match err {
         ParseError::VersionNotSupported => (505, "Version Not Supported"),
+        // RFC 3261 §21.5.11: too long to be forwarded.
+        ParseError::TooLarge => (513, "Message Too Large"),
         e => (400, e.reason()),
     };
     match salvage(datagram) {

@@ -323,6 +323,22 @@ fn requests_near_the_header_limit_are_refused_not_forwarded_unparseable() {
     assert!(sip::parse(&out, &mut idx).is_ok());
 }
 
+/// A request too long to go on in one datagram once sipedge's headers are
+/// added gets 513 (RFC 3261 §21.5.11) instead of being lost in sendmsg.
+#[test]
+fn requests_that_would_not_fit_a_datagram_get_513() {
+    let e = edge();
+    let mut w = e.worker();
+    let body = "a".repeat(65_200);
+    let big = invite("huge", "z9hG4bK-huge").replace(
+        "Content-Length: 4\r\n\r\nv=0\r",
+        &format!("Content-Length: {}\r\n\r\n{body}", body.len()),
+    );
+    let (o, out) = run(&e, &mut w, big.as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(CALLER));
+    assert!(out.starts_with(b"SIP/2.0 513 Message Too Large\r\n"));
+}
+
 #[test]
 fn new_requests_are_dispatched_whatever_they_name() {
     let e = edge();
