@@ -132,9 +132,14 @@ fn state() -> &'static Mutex<State> {
     })
 }
 
-/// Everything the proxy sends must parse: it never forwards a message it
-/// could not read back.
+/// Everything the proxy sends must parse and fit one UDP datagram: it
+/// never forwards a message it could not read back, or not send at all.
 fn check(bytes: &[u8]) {
+    assert!(
+        bytes.len() <= 65_507,
+        "sent {} bytes, more than a UDP datagram holds",
+        bytes.len()
+    );
     let mut index = sip::HeaderIndex::new();
     if let Err(e) = sip::parse(bytes, &mut index) {
         panic!(
