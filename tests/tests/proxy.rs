@@ -288,6 +288,37 @@ fn proxy_replies_to_options_ping() {
     );
 }
 
+/// A request that would no longer fit one datagram once sipedge's Via and
+/// Record-Route are added gets 513 Message Too Large (RFC 3261 §21.5.11)
+/// from the edge, and nothing reaches the pool; one a little smaller is
+/// forwarded whole.
+#[test]
+fn proxy_answers_513_to_a_request_too_large_to_forward() {
+    require_private_netns();
+    let pool = FakePool::start(1);
+    let listen = free_port();
+    let _edge = Sipedge::start(&single_edge(listen, "first", &[(pool.ports()[0], 1)]));
+    let caller = Udp::bind();
+    let uri = format!("sip:svc@127.0.0.1:{listen}");
+    let huge =
+        Request::new("MESSAGE", &uri, caller.local_addr()).body("text/plain", &"a".repeat(65_000));
+    caller.send_to(huge.build(), ("127.0.0.1", listen));
+    let (answer, _) = caller
+        .recv_matching(ANSWER, |t| sip::status_code(t).is_some_and(|c| c >= 200))
+        .expect("no answer to an oversized MESSAGE");
+    assert_eq!(sip::status_code(&answer), Some(513), "{answer}");
+    assert_eq!(sip::header(&answer, "Call-ID"), huge.get("Call-ID"));
+
+    let large =
+        Request::new("MESSAGE", &uri, caller.local_addr()).body("text/plain", &"a".repeat(60_000));
+    caller.send_to(large.build(), ("127.0.0.1", listen));
+    let got = pool
+        .recv(ANSWER)
+        .expect("a 60 KB MESSAGE was not forwarded");
+    assert_eq!(sip::header(&got.text, "Call-ID"), large.get("Call-ID"));
+    assert_eq!(sip::body(&got.text).len(), 60_000);
+}
+
 #[test]
 fn proxy_routes_in_dialog_request_to_a_destination() {
     require_private_netns();
