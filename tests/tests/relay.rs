@@ -241,8 +241,9 @@ fn relay_requests_from_outside_go_into_the_pool_never_to_a_foreign_host() {
 }
 
 /// With `foreign_next_hop = "refuse"` the same in-dialog requests get 403
-/// and an ACK is dropped; new requests and CANCELs are still dispatched,
-/// and the foreign host receives nothing at all.
+/// and an ACK with a foreign Route is dropped; new requests, CANCELs and
+/// the ACK of a non-2xx answer are still dispatched, and the foreign host
+/// receives nothing at all.
 #[test]
 fn relay_requests_from_outside_are_refused_with_foreign_next_hop_refuse() {
     require_private_netns();
@@ -252,13 +253,21 @@ fn relay_requests_from_outside_are_refused_with_foreign_next_hop_refuse() {
     for (what, req) in scene.in_dialog_attempts() {
         assert_refused(&scene.outsider, scene.listen, &req, what);
     }
-    // An ACK with a foreign Route or Request-URI is dropped: never
-    // answered (RFC 3261 §17), never forwarded.
-    for ack in scene.foreign_acks() {
-        scene.outsider.send_to(ack.build(), edge_addr(scene.listen));
-    }
+    // An ACK with a foreign Route is dropped: never answered (RFC 3261
+    // §17), never forwarded. One with a foreign Request-URI alone is what
+    // the ACK of a non-2xx answer looks like: it follows its INVITE into
+    // the pool, in this mode too.
+    let [routed, by_uri] = scene.foreign_acks();
+    scene
+        .outsider
+        .send_to(routed.build(), edge_addr(scene.listen));
+    scene
+        .outsider
+        .send_to(by_uri.build(), edge_addr(scene.listen));
+    let got = next_arrival(&scene.pool, "ACK", by_uri.get("Call-ID").expect("Call-ID"));
+    assert_eq!(got.server, 0, "{}", got.text);
 
-    // Only the legitimate BYE reaches the pool, after the ACKs were sent.
+    // Only the legitimate BYE reaches the pool after that.
     scene.routed_request_passes();
     scene.nothing_else("a refused request reached the pool");
 }

@@ -25,8 +25,8 @@ pub enum Event {
     ResponseUnroutable,
     /// An ACK that could not be forwarded (ACKs are never answered).
     AckDropped,
-    /// An in-dialog request from outside toward a foreign next hop: refused,
-    /// or sent into the pool instead (`foreign_next_hop`).
+    /// An in-dialog request from outside toward a foreign next hop, refused
+    /// (`foreign_next_hop = "refuse"`).
     RelayDenied,
     /// No socket of the right address family to send from.
     NoSocket,
@@ -46,6 +46,12 @@ pub enum Event {
     CapacityRedirected,
     /// A new call beyond capacity refused (503 with Retry-After).
     CapacityRefused,
+    /// An in-dialog request from outside toward a foreign next hop, sent
+    /// into the pool instead (`foreign_next_hop = "dispatch"`).
+    ForeignDispatched,
+    /// A message too large to forward with sipedge's own headers added:
+    /// answered 400/513, or dropped.
+    Oversized,
     /// A response or ACK that failed validation, dropped.
     Invalid,
 }
@@ -75,6 +81,8 @@ impl Event {
         Event::Untracked,
         Event::CapacityRedirected,
         Event::CapacityRefused,
+        Event::ForeignDispatched,
+        Event::Oversized,
         Event::Invalid,
     ];
 
@@ -100,6 +108,8 @@ impl Event {
             Event::Untracked => "untracked",
             Event::CapacityRedirected => "capacity_redirected",
             Event::CapacityRefused => "capacity_refused",
+            Event::ForeignDispatched => "foreign_dispatched",
+            Event::Oversized => "oversized",
             Event::Invalid => "invalid",
         }
     }

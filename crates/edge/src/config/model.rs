@@ -160,18 +160,21 @@ pub enum OnInvalid {
 
 /// What an edge does with an in-dialog request from outside the pool
 /// whose next hop (the Route after the edge's own, else the Request-URI)
-/// names a host that is neither the edge nor a destination. Either way it
-/// never reaches that host: the edge is not an open relay.
+/// names a host that is neither the edge nor a destination. Either way the
+/// edge never sends it to that host: it is not an open relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ForeignNextHop {
-    /// Into the pool by the edge's algorithm, which owns the dialog: a
-    /// server whose Contact is not its configured address (a public IP,
-    /// another port) still gets its BYEs, and the RFC 4475/5118 requests
-    /// that a proxy must forward are forwarded.
+    /// Into the pool by the edge's algorithm, whose servers own the
+    /// dialog: a server whose Contact or Record-Route is not its configured
+    /// address (a public IP, another port) still gets its BYEs, and the
+    /// RFC 4475/5118 requests that a proxy must forward are forwarded. The
+    /// request goes as it is, Route entries included, and the server
+    /// decides, as it does for a new request naming a foreign host.
     #[default]
     Dispatch,
-    /// 403 Relaying Denied (an ACK is dropped): for operators who want a
-    /// stray in-dialog request answered at the edge.
+    /// 403 Relaying Denied (an ACK with a foreign Route is dropped; the
+    /// ACK of a non-2xx answer still follows its INVITE): for operators who
+    /// want a stray in-dialog request stopped at the edge.
     Refuse,
 }
 

@@ -44,9 +44,11 @@ use xxhash_rust::xxh3::xxh3_64;
 /// X-Validate-Fail, with room to spare.
 const ADDED_HEADERS: usize = 8;
 
-/// The most bytes sipedge adds to a message it forwards (those lines and
-/// `received`/`rport`), with room to spare.
-const ADDED_BYTES: usize = 512;
+/// The most bytes sipedge adds to a message it forwards, besides its
+/// sent-by twice (in Via and Record-Route): the rest of those two lines,
+/// `received`/`rport`, Max-Forwards, Content-Length, Content-Encoding and
+/// X-Validate-Fail come to about 270; with room to spare.
+const ADDED_BYTES: usize = 320;
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8): nothing larger can
 /// be sent.
@@ -102,17 +104,22 @@ pub struct Edge {
     toward_outside: Direction,
     /// The origin of the monotonic seconds the dispatch memo counts in.
     epoch: Instant,
+    /// The longest message this edge forwards: one datagram less what it
+    /// may add.
+    room: usize,
 }
 
 impl Edge {
     /// Builds the snapshot of one configured edge. `secret` is the
     /// cluster's shared secret (it keys the Via branch MAC).
     pub fn new(edge: &config::Edge, node: &config::Node, secret: &[u8]) -> Edge {
-        let locals = edge
+        let locals: Vec<Local> = edge
             .listen
             .iter()
             .map(|l| Local::new(l.addr, edge.advertise.as_ref()))
             .collect();
+        let longest_sent_by = locals.iter().map(|l| l.sent_by.len()).max().unwrap_or(0);
+        let room = MAX_DATAGRAM.saturating_sub(2 * longest_sent_by + ADDED_BYTES);
         let destinations: Vec<Destination> =
             edge.destinations.iter().map(Destination::new).collect();
         let targets: Vec<Target> = edge
@@ -155,6 +162,7 @@ impl Edge {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             epoch,
+            room,
         }
     }
 
@@ -309,17 +317,6 @@ impl Worker {
         let (index, mut s) = self.split();
         s.out.clear();
         let msg = match sip::parse(datagram, index) {
-            // Room for the headers sipedge adds, so that what it forwards
-            // always parses again (at the next sipedge, say).
-            Ok(m) if m.headers().len() > sip::MAX_HEADERS - ADDED_HEADERS => {
-                let e = ParseError::TooManyHeaders;
-                return reply::malformed(edge, &mut s, datagram, e, src, local);
-            }
-            // And room for the bytes it adds within one datagram.
-            Ok(_) if datagram.len() > MAX_DATAGRAM - ADDED_BYTES => {
-                let e = ParseError::TooLarge;
-                return reply::malformed(edge, &mut s, datagram, e, src, local);
-            }
             Ok(m) => m,
             Err(ParseError::Empty) => {
                 s.stats.count(Event::KeepAlive);
@@ -327,6 +324,22 @@ impl Worker {
             }
             Err(e) => return reply::malformed(edge, &mut s, datagram, e, src, local),
         };
+        // Room for what sipedge adds, so that what it forwards always
+        // parses again (at the next sipedge, say) and fits one datagram
+        // (RFC 3261 §21.5.11).
+        let too_big = if msg.headers().len() > sip::MAX_HEADERS - ADDED_HEADERS {
+            Some((400, ParseError::TooManyHeaders.reason()))
+        } else if datagram.len() > edge.room {
+            Some((513, "Message Too Large"))
+        } else {
+            None
+        };
+        if let Some((code, reason)) = too_big {
+            // Counted once, answered (a request) or dropped.
+            s.stats.count(Event::Oversized);
+            let event = Event::Oversized;
+            return reply::refuse(edge, &mut s, &msg, src, local, code, reason, event);
+        }
         // The validate stage: the operator's checks (`validate`).
         let mut tag = None;
         if !edge.rules.is_empty() {
@@ -362,6 +375,25 @@ impl Worker {
             self.tag(outcome, is_request, f);
         }
         self.encode(edge, outcome);
+        self.fits(outcome)
+    }
+
+    /// The last guard before sending: a datagram larger than UDP carries
+    /// (which the room kept in [`Edge::room`] should never let through) is
+    /// dropped, not handed to a sendmsg that would fail.
+    fn fits(&mut self, outcome: Outcome) -> Outcome {
+        let too_big = |b: &[u8]| b.len() > MAX_DATAGRAM;
+        let dropped = match outcome {
+            Outcome::Send { .. } if too_big(&self.out) => {
+                self.stats.count(Event::Oversized);
+                return Outcome::Drop(Event::Oversized);
+            }
+            Outcome::Queued => self.sends.retain(|b| !too_big(b)),
+            _ => 0,
+        };
+        for _ in 0..dropped {
+            self.stats.count(Event::Oversized);
+        }
         outcome
     }
 

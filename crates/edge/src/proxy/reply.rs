@@ -162,11 +162,28 @@ pub(crate) fn invalid(
     local: usize,
     f: crate::validate::Failure,
 ) -> Outcome {
+    refuse(edge, s, m, src, local, 400, f.reason(), Event::Invalid)
+}
+
+/// A parsed message that is not to go on: a request gets `code` and
+/// `reason`; a response or an ACK is dropped as `event` (they are never
+/// answered), and so is a request without a Via to answer to.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn refuse(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    src: SocketAddr,
+    local: usize,
+    code: u16,
+    reason: &str,
+    event: Event,
+) -> Outcome {
     if !m.is_request() || m.method() == sip::Method::Ack {
-        return Outcome::Drop(Event::Invalid);
+        return Outcome::Drop(event);
     }
     let Ok((top, via)) = m.top_via() else {
-        return Outcome::Drop(Event::Invalid);
+        return Outcome::Drop(event);
     };
     let origin = Origin {
         top,
@@ -174,7 +191,7 @@ pub(crate) fn invalid(
         src,
         local,
     };
-    reply(edge, s, m, &origin, 400, f.reason(), &[])
+    reply(edge, s, m, &origin, code, reason, &[])
 }
 
 /// A message that failed to parse: a request whose Via, From, To, Call-ID
@@ -190,8 +207,6 @@ pub fn malformed(
 ) -> Outcome {
     let (code, reason) = match err {
         ParseError::VersionNotSupported => (505, "Version Not Supported"),
-        // RFC 3261 §21.5.11: too long to be forwarded.
-        ParseError::TooLarge => (513, "Message Too Large"),
         e => (400, e.reason()),
     };
     match salvage(datagram) {

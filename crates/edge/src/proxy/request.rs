@@ -331,25 +331,33 @@ pub(crate) fn check<'a>(
         // From outside: new requests and CANCELs by dispatch, whatever they name.
         (None, _) if method == Method::Cancel => dispatch_as(true),
         (None, _) if !in_dialog => dispatch_as(false),
-        // In dialog: only toward a destination of the pool.
+        // In dialog: toward a destination of the pool, or into the pool.
         (None, NextHop::Destination(i)) => Route::To(edge.destinations[i].addr, Some(i)),
-        // A foreign next hop is never relayed to: the request goes into the
-        // pool, whose servers own the dialog, or is refused.
-        (None, NextHop::Outside(_)) if edge.foreign_next_hop == ForeignNextHop::Refuse => {
-            s.stats.count(Event::RelayDenied);
-            Route::Refuse(403, "Relaying Denied")
-        }
-        // An ACK naming no destination is mostly the ACK of a non-2xx
-        // answer: it follows its INVITE (RFC 3261 §17.1.1.3).
-        (None, NextHop::Outside(_)) if method == Method::Ack => {
-            s.stats.count(Event::RelayDenied);
-            dispatch_as(true)
-        }
-        (None, NextHop::Outside(_)) => {
-            s.stats.count(Event::RelayDenied);
-            dispatch_as(false)
-        }
         (None, NextHop::Here) => dispatch_as(method == Method::Ack),
+        // An ACK naming no destination is mostly the ACK of a non-2xx
+        // answer, with its INVITE's Request-URI: it follows its INVITE
+        // (RFC 3261 §17.1.1.3). One that carries a foreign Route is refused
+        // (dropped: ACKs are never answered) where the edge refuses those.
+        (None, NextHop::Outside(_)) if method == Method::Ack => {
+            if next_route.is_some() && edge.foreign_next_hop == ForeignNextHop::Refuse {
+                s.stats.count(Event::RelayDenied);
+                Route::Refuse(403, "Relaying Denied")
+            } else {
+                dispatch_as(true)
+            }
+        }
+        // Any other request is never sent to a foreign next hop: it goes
+        // into the pool, whose servers own the dialog, or is refused.
+        (None, NextHop::Outside(_)) => match edge.foreign_next_hop {
+            ForeignNextHop::Refuse => {
+                s.stats.count(Event::RelayDenied);
+                Route::Refuse(403, "Relaying Denied")
+            }
+            ForeignNextHop::Dispatch => {
+                s.stats.count(Event::ForeignDispatched);
+                dispatch_as(false)
+            }
+        },
     };
     if let Route::Refuse(code, reason) = route {
         return Err(reply(edge, s, m, &origin, code, reason, &[]));

@@ -66,6 +66,15 @@ impl Sends {
         self.buf = buf;
     }
 
+    /// Drops the queued datagrams for which `keep` says no; returns how
+    /// many were dropped.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) -> usize {
+        let before = self.items.len();
+        let buf = &self.buf;
+        self.items.retain(|i| keep(&buf[i.start..i.end]));
+        before - self.items.len()
+    }
+
     /// The queued datagrams in order: bytes, destination, local address number.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr, usize)> + '_ {
         self.items

@@ -238,16 +238,33 @@ fn in_dialog_requests_route_by_route_and_request_uri() {
     let (o, _) = run(&e, &mut w, relay.as_bytes(), CALLER);
     let to = sent_to(o);
     assert!(to == addr(DEST_A) || to == addr(DEST_B), "{to}");
-    assert_eq!(w.stats.get(Event::RelayDenied), 1);
-    // ...or, with foreign_next_hop = "refuse", answered 403 (an ACK dropped).
+    assert_eq!(w.stats.get(Event::ForeignDispatched), 1);
+    assert_eq!(w.stats.get(Event::RelayDenied), 0);
+    // ...or, with foreign_next_hop = "refuse", answered 403.
     let strict = edge_with_keys("weighted-round-robin", "", "foreign_next_hop = \"refuse\"");
     let mut sw = strict.worker();
     let (o, out) = run(&strict, &mut sw, relay.as_bytes(), CALLER);
     assert_eq!(sent_to(o), addr(CALLER));
     assert_eq!(status(&out), 403);
+    assert_eq!(sw.stats.get(Event::RelayDenied), 1);
+    // The ACK of a non-2xx answer names its INVITE's Request-URI, foreign
+    // or not: it follows its INVITE into the pool in either mode...
     let ack = relay.replace("BYE", "ACK");
-    let (o, _) = run(&strict, &mut sw, ack.as_bytes(), CALLER);
+    for (edge, worker) in [(&e, &mut w), (&strict, &mut sw)] {
+        let (o, _) = run(edge, worker, ack.as_bytes(), CALLER);
+        let to = sent_to(o);
+        assert!(to == addr(DEST_A) || to == addr(DEST_B), "{to}");
+    }
+    // ...but one with a foreign Route is dropped where those are refused.
+    let routed_ack = ack.replace(
+        &format!("Route: <sip:{EDGE};lr>"),
+        &format!("Route: <sip:{EDGE};lr>, <sip:127.0.0.1:9999;lr>"),
+    );
+    let (o, _) = run(&strict, &mut sw, routed_ack.as_bytes(), CALLER);
     assert!(matches!(o, Outcome::Drop(_)), "{o:?}");
+    let (o, _) = run(&e, &mut w, routed_ack.as_bytes(), CALLER);
+    let to = sent_to(o);
+    assert!(to == addr(DEST_A) || to == addr(DEST_B), "{to}");
 
     // From a destination, the BYE goes out to the caller's Contact.
     let outward = bye
@@ -309,34 +326,47 @@ fn requests_near_the_header_limit_are_refused_not_forwarded_unparseable() {
             1,
         )
     };
-    // invite() has 9 header lines.
-    let full = with_extra(sip::MAX_HEADERS - 9 - 1);
-    let (o, out) = run(&e, &mut w, full.as_bytes(), CALLER);
-    assert_eq!(sent_to(o), addr(CALLER));
-    assert_eq!(status(&out), 400);
-    assert!(out.starts_with(b"SIP/2.0 400 Too Many Headers\r\n"));
-
-    let roomy = with_extra(sip::MAX_HEADERS - 9 - 16);
-    let (o, out) = run(&e, &mut w, roomy.as_bytes(), CALLER);
+    // invite() has 9 header lines: 248 in all are forwarded, 249 are not.
+    let most = sip::MAX_HEADERS - 8;
+    let (o, out) = run(&e, &mut w, with_extra(most - 9).as_bytes(), CALLER);
     assert!(sent_to(o) == addr(DEST_A) || sent_to(o) == addr(DEST_B));
     let mut idx = HeaderIndex::new();
     assert!(sip::parse(&out, &mut idx).is_ok());
+
+    let (o, out) = run(&e, &mut w, with_extra(most - 9 + 1).as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(CALLER));
+    assert!(out.starts_with(b"SIP/2.0 400 Too Many Headers\r\n"));
 }
 
 /// A request too long to go on in one datagram once sipedge's headers are
-/// added gets 513 (RFC 3261 §21.5.11) instead of being lost in sendmsg.
+/// added gets 513 (RFC 3261 §21.5.11) instead of being lost in sendmsg;
+/// an ACK or a response that long is dropped, never answered.
 #[test]
-fn requests_that_would_not_fit_a_datagram_get_513() {
+fn messages_that_would_not_fit_a_datagram_get_513_or_are_dropped() {
     let e = edge();
     let mut w = e.worker();
-    let body = "a".repeat(65_200);
-    let big = invite("huge", "z9hG4bK-huge").replace(
-        "Content-Length: 4\r\n\r\nv=0\r",
-        &format!("Content-Length: {}\r\n\r\n{body}", body.len()),
-    );
-    let (o, out) = run(&e, &mut w, big.as_bytes(), CALLER);
+    // A request of exactly `len` bytes.
+    let sized = |method: &str, len: usize| {
+        let head = invite("huge", "z9hG4bK-huge")
+            .replace("INVITE", method)
+            .replace("Content-Length: 4\r\n\r\nv=0\r", "Content-Length: ");
+        let digits = 5;
+        let body = "a".repeat(len - head.len() - digits - 4);
+        format!("{head}{:05}\r\n\r\n{body}", body.len())
+    };
+    let fits = sized("INVITE", e.room);
+    assert_eq!(fits.len(), e.room);
+    let (o, out) = run(&e, &mut w, fits.as_bytes(), CALLER);
+    assert!(sent_to(o) == addr(DEST_A) || sent_to(o) == addr(DEST_B));
+    assert!(out.len() <= super::MAX_DATAGRAM, "{}", out.len());
+
+    let (o, out) = run(&e, &mut w, sized("INVITE", e.room + 1).as_bytes(), CALLER);
     assert_eq!(sent_to(o), addr(CALLER));
     assert!(out.starts_with(b"SIP/2.0 513 Message Too Large\r\n"));
+
+    let (o, _) = run(&e, &mut w, sized("ACK", e.room + 1).as_bytes(), CALLER);
+    assert_eq!(o, Outcome::Drop(Event::Oversized));
+    assert_eq!(w.stats.get(Event::Oversized), 2);
 }
 
 #[test]

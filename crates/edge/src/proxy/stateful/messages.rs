@@ -46,8 +46,18 @@ fn write_same_transaction(
     let mut w = Writer::request(out, method, req.uri());
     via.write(&mut w);
     w.header(b"Max-Forwards", b"70");
-    for e in req.elements(HeaderName::Route).skip(ours) {
-        w.header(b"Route", e.text);
+    // The route set in one line: as many lines as the INVITE had at most,
+    // so the ACK or CANCEL parses wherever the INVITE did.
+    let mut routes = req.elements(HeaderName::Route).skip(ours).peekable();
+    if routes.peek().is_some() {
+        w.header_with(b"Route", |o| {
+            for (i, e) in routes.enumerate() {
+                if i > 0 {
+                    o.extend_from_slice(b", ");
+                }
+                o.extend_from_slice(e.text);
+            }
+        });
     }
     for (m, name) in [
         (req, HeaderName::From),

@@ -695,3 +695,30 @@ fn a_response_from_another_port_of_the_server_still_matches() {
     let out = sim.recv(&inv_a.answer(503), "127.0.0.1:5999");
     assert_eq!(only(&out, B).method(), Some(Method::Invite));
 }
+
+#[test]
+fn the_hop_by_hop_ack_keeps_a_long_route_set_in_one_line() {
+    let mut sim = Sim::new("");
+    // One Route line of 301 entries, sipedge's own first: the INVITE is
+    // well within the header limit, and so must its ACK be.
+    let others: Vec<String> = (0..300)
+        .map(|i| format!("<sip:p{i}.example.com;lr>"))
+        .collect();
+    let route = format!("Route: <sip:{EDGE};lr>, {}\r\n", others.join(", "));
+    let text = String::from_utf8(invite("c-routes")).expect("utf-8");
+    let inv = text.replacen(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\n{route}"),
+        1,
+    );
+    let inv_a = only(&sim.recv(inv.as_bytes(), CALLER), A);
+    let out = sim.recv(&inv_a.answer(486), A);
+    let ack = only(&out, A);
+    assert_eq!(ack.method(), Some(Method::Ack), "{}", ack.text());
+    let routes = ack.header(HeaderName::Route).unwrap_or_default();
+    assert!(
+        routes.starts_with("<sip:p0.example.com;lr>, <sip:p1."),
+        "{routes}"
+    );
+    assert!(routes.ends_with("<sip:p299.example.com;lr>"), "{routes}");
+}
