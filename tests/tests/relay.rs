@@ -152,15 +152,20 @@ impl RelayScene {
         silent(&self.outsider, "an unexpected answer (e.g. to an ACK)");
     }
 
-    /// ACKs whose next hop is the foreign host: by a Route after sipedge's,
-    /// and by the Request-URI alone.
-    fn foreign_acks(&self) -> [Request; 2] {
+    /// ACKs whose next hop is the foreign host, by a Route after sipedge's
+    /// and by the Request-URI alone, reach the pool (`first`: server 0) as
+    /// the ACK of a non-2xx answer follows its INVITE.
+    fn acks_follow_their_invite(&self) {
         let me = self.outsider.local_addr();
         let routes = [self.own_route.clone(), self.foreign_route.clone()];
-        [
+        for ack in [
             in_dialog("ACK", &self.dest1_uri, me, &routes),
             in_dialog("ACK", &self.foreign_uri, me, &[]),
-        ]
+        ] {
+            self.outsider.send_to(ack.build(), edge_addr(self.listen));
+            let got = next_arrival(&self.pool, "ACK", ack.get("Call-ID").expect("Call-ID"));
+            assert_eq!(got.server, 0, "{}", got.text);
+        }
     }
 
     /// A legitimate in-dialog request through sipedge's Route to server 1
@@ -230,20 +235,15 @@ fn relay_requests_from_outside_go_into_the_pool_never_to_a_foreign_host() {
     }
 
     // ACKs too, with a foreign Route or a foreign Request-URI.
-    for ack in scene.foreign_acks() {
-        scene.outsider.send_to(ack.build(), edge_addr(scene.listen));
-        let got = next_arrival(&scene.pool, "ACK", ack.get("Call-ID").expect("Call-ID"));
-        assert_eq!(got.server, 0, "{}", got.text);
-    }
+    scene.acks_follow_their_invite();
 
     scene.routed_request_passes();
     scene.nothing_else("a request reached the pool twice");
 }
 
-/// With `foreign_next_hop = "refuse"` the same in-dialog requests get 403
-/// and an ACK with a foreign Route is dropped; new requests, CANCELs and
-/// the ACK of a non-2xx answer are still dispatched, and the foreign host
-/// receives nothing at all.
+/// With `foreign_next_hop = "refuse"` the same in-dialog requests get 403;
+/// new requests, CANCELs and ACKs are still dispatched, and the foreign
+/// host receives nothing at all.
 #[test]
 fn relay_requests_from_outside_are_refused_with_foreign_next_hop_refuse() {
     require_private_netns();
@@ -253,19 +253,10 @@ fn relay_requests_from_outside_are_refused_with_foreign_next_hop_refuse() {
     for (what, req) in scene.in_dialog_attempts() {
         assert_refused(&scene.outsider, scene.listen, &req, what);
     }
-    // An ACK with a foreign Route is dropped: never answered (RFC 3261
-    // §17), never forwarded. One with a foreign Request-URI alone is what
-    // the ACK of a non-2xx answer looks like: it follows its INVITE into
-    // the pool, in this mode too.
-    let [routed, by_uri] = scene.foreign_acks();
-    scene
-        .outsider
-        .send_to(routed.build(), edge_addr(scene.listen));
-    scene
-        .outsider
-        .send_to(by_uri.build(), edge_addr(scene.listen));
-    let got = next_arrival(&scene.pool, "ACK", by_uri.get("Call-ID").expect("Call-ID"));
-    assert_eq!(got.server, 0, "{}", got.text);
+    // ACKs are never answered (RFC 3261 §17): the ACK of a non-2xx answer
+    // repeats its INVITE's Request-URI and Route, so it follows its INVITE
+    // into the pool, in this mode too.
+    scene.acks_follow_their_invite();
 
     // Only the legitimate BYE reaches the pool after that.
     scene.routed_request_passes();

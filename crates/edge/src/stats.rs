@@ -47,7 +47,8 @@ pub enum Event {
     /// A new call beyond capacity refused (503 with Retry-After).
     CapacityRefused,
     /// An in-dialog request from outside toward a foreign next hop, sent
-    /// into the pool instead (`foreign_next_hop = "dispatch"`).
+    /// into the pool instead (`foreign_next_hop = "dispatch"`); ACKs and
+    /// CANCELs, which follow their INVITE there in any case, not counted.
     ForeignDispatched,
     /// A message too large to forward with sipedge's own headers added:
     /// answered 400/513, or dropped.

@@ -172,9 +172,10 @@ pub enum ForeignNextHop {
     /// decides, as it does for a new request naming a foreign host.
     #[default]
     Dispatch,
-    /// 403 Relaying Denied (an ACK with a foreign Route is dropped; the
-    /// ACK of a non-2xx answer still follows its INVITE): for operators who
-    /// want a stray in-dialog request stopped at the edge.
+    /// 403 Relaying Denied (an ACK, never answered, still follows its
+    /// INVITE into the pool: the ACK of a non-2xx answer repeats the
+    /// INVITE's Request-URI and Route): for operators who want a stray
+    /// in-dialog request stopped at the edge.
     Refuse,
 }
 

@@ -314,6 +314,19 @@ impl Worker {
         local: usize,
         now: Instant,
     ) -> Outcome {
+        let outcome = self.step(edge, datagram, src, local, now);
+        self.fits(outcome)
+    }
+
+    /// [`Worker::handle`] but for the last guard.
+    fn step(
+        &mut self,
+        edge: &Edge,
+        datagram: &[u8],
+        src: SocketAddr,
+        local: usize,
+        now: Instant,
+    ) -> Outcome {
         let (index, mut s) = self.split();
         s.out.clear();
         let msg = match sip::parse(datagram, index) {
@@ -327,16 +340,23 @@ impl Worker {
         // Room for what sipedge adds, so that what it forwards always
         // parses again (at the next sipedge, say) and fits one datagram
         // (RFC 3261 §21.5.11).
+        // (A response only loses sipedge's Via: the last guard suffices.)
         let too_big = if msg.headers().len() > sip::MAX_HEADERS - ADDED_HEADERS {
-            Some((400, ParseError::TooManyHeaders.reason()))
-        } else if datagram.len() > edge.room {
-            Some((513, "Message Too Large"))
+            // The 400 copies every Via line: with nearly all lines Vias it
+            // would cross the limit itself, and is not sent.
+            let vias = msg.all(sip::HeaderName::Via).count();
+            let answerable = vias < sip::MAX_HEADERS - ADDED_HEADERS;
+            Some((400, ParseError::TooManyHeaders.reason(), answerable))
+        } else if msg.is_request() && datagram.len() > edge.room {
+            Some((513, "Message Too Large", true))
         } else {
             None
         };
-        if let Some((code, reason)) = too_big {
-            // Counted once, answered (a request) or dropped.
+        if let Some((code, reason, answerable)) = too_big {
             s.stats.count(Event::Oversized);
+            if !answerable {
+                return Outcome::Drop(Event::Oversized);
+            }
             let event = Event::Oversized;
             return reply::refuse(edge, &mut s, &msg, src, local, code, reason, event);
         }
@@ -375,12 +395,13 @@ impl Worker {
             self.tag(outcome, is_request, f);
         }
         self.encode(edge, outcome);
-        self.fits(outcome)
+        outcome
     }
 
     /// The last guard before sending: a datagram larger than UDP carries
-    /// (which the room kept in [`Edge::room`] should never let through) is
-    /// dropped, not handed to a sendmsg that would fail.
+    /// over IPv4 (which the room kept in `Edge::room` should never let
+    /// through) is dropped and counted as oversized, not handed to a
+    /// sendmsg that would fail.
     fn fits(&mut self, outcome: Outcome) -> Outcome {
         let too_big = |b: &[u8]| b.len() > MAX_DATAGRAM;
         let dropped = match outcome {
@@ -449,6 +470,7 @@ impl Worker {
         let n = stateful::poll(edge, st, &mut s, now);
         if !self.sends.is_empty() {
             self.encode(edge, Outcome::Queued);
+            self.fits(Outcome::Queued);
         }
         n
     }

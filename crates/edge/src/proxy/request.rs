@@ -176,6 +176,10 @@ pub(crate) struct Checked<'a> {
     pub method: Method,
     /// It carries a To tag.
     pub in_dialog: bool,
+    /// An in-dialog request from outside (not an ACK or CANCEL) whose next
+    /// hop is foreign, dispatched into the pool: counted where it arrives,
+    /// not each time a transaction checks its stored request again.
+    pub foreign_hop: bool,
 }
 
 impl<'a> Checked<'a> {
@@ -335,17 +339,9 @@ pub(crate) fn check<'a>(
         (None, NextHop::Destination(i)) => Route::To(edge.destinations[i].addr, Some(i)),
         (None, NextHop::Here) => dispatch_as(method == Method::Ack),
         // An ACK naming no destination is mostly the ACK of a non-2xx
-        // answer, with its INVITE's Request-URI: it follows its INVITE
-        // (RFC 3261 §17.1.1.3). One that carries a foreign Route is refused
-        // (dropped: ACKs are never answered) where the edge refuses those.
-        (None, NextHop::Outside(_)) if method == Method::Ack => {
-            if next_route.is_some() && edge.foreign_next_hop == ForeignNextHop::Refuse {
-                s.stats.count(Event::RelayDenied);
-                Route::Refuse(403, "Relaying Denied")
-            } else {
-                dispatch_as(true)
-            }
-        }
+        // answer, with its INVITE's Request-URI and Route (RFC 3261
+        // §17.1.1.3): it follows its INVITE into the pool, in either mode.
+        (None, NextHop::Outside(_)) if method == Method::Ack => dispatch_as(true),
         // Any other request is never sent to a foreign next hop: it goes
         // into the pool, whose servers own the dialog, or is refused.
         (None, NextHop::Outside(_)) => match edge.foreign_next_hop {
@@ -353,16 +349,18 @@ pub(crate) fn check<'a>(
                 s.stats.count(Event::RelayDenied);
                 Route::Refuse(403, "Relaying Denied")
             }
-            ForeignNextHop::Dispatch => {
-                s.stats.count(Event::ForeignDispatched);
-                dispatch_as(false)
-            }
+            ForeignNextHop::Dispatch => dispatch_as(false),
         },
     };
     if let Route::Refuse(code, reason) = route {
         return Err(reply(edge, s, m, &origin, code, reason, &[]));
     }
+    let foreign_hop = from_pool.is_none()
+        && in_dialog
+        && !matches!(method, Method::Ack | Method::Cancel)
+        && matches!(next, NextHop::Outside(_));
     Ok(Checked {
+        foreign_hop,
         origin,
         facts,
         routes,
@@ -401,19 +399,37 @@ pub fn handle(
     local: usize,
     now: Instant,
 ) -> Outcome {
-    let c = match check(edge, s, m, src, local) {
+    let c = match arrive(edge, s, m, src, local, now) {
         Ok(c) => c,
         Err(o) => return o,
     };
-    if c.method == Method::Bye {
-        edge.limits.call_ended(c.call_id(), now);
-    }
     if capacity::is_new_call(&c) {
         if let Err(o) = capacity::admit(edge, s, m, &c, now) {
             return o;
         }
     }
     handle_checked(edge, s, m, &c, now)
+}
+
+/// [`check`] for a request as it arrives (not a stored one checked
+/// again): what it says is counted, and a BYE ends its call for the
+/// channel count.
+pub(crate) fn arrive<'a>(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'a>,
+    src: SocketAddr,
+    local: usize,
+    now: Instant,
+) -> Result<Checked<'a>, Outcome> {
+    let c = check(edge, s, m, src, local)?;
+    if c.foreign_hop {
+        s.stats.count(Event::ForeignDispatched);
+    }
+    if c.method == Method::Bye {
+        edge.limits.call_ended(c.call_id(), now);
+    }
+    Ok(c)
 }
 
 /// The stateless route and send stages for a request that passed [`check`]

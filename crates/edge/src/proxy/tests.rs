@@ -247,24 +247,23 @@ fn in_dialog_requests_route_by_route_and_request_uri() {
     assert_eq!(sent_to(o), addr(CALLER));
     assert_eq!(status(&out), 403);
     assert_eq!(sw.stats.get(Event::RelayDenied), 1);
-    // The ACK of a non-2xx answer names its INVITE's Request-URI, foreign
-    // or not: it follows its INVITE into the pool in either mode...
+    // The ACK of a non-2xx answer repeats its INVITE's Request-URI and
+    // Route, foreign or not (RFC 3261 §17.1.1.3): it follows its INVITE
+    // into the pool in either mode, and is counted as neither.
     let ack = relay.replace("BYE", "ACK");
-    for (edge, worker) in [(&e, &mut w), (&strict, &mut sw)] {
-        let (o, _) = run(edge, worker, ack.as_bytes(), CALLER);
-        let to = sent_to(o);
-        assert!(to == addr(DEST_A) || to == addr(DEST_B), "{to}");
-    }
-    // ...but one with a foreign Route is dropped where those are refused.
     let routed_ack = ack.replace(
         &format!("Route: <sip:{EDGE};lr>"),
         &format!("Route: <sip:{EDGE};lr>, <sip:127.0.0.1:9999;lr>"),
     );
-    let (o, _) = run(&strict, &mut sw, routed_ack.as_bytes(), CALLER);
-    assert!(matches!(o, Outcome::Drop(_)), "{o:?}");
-    let (o, _) = run(&e, &mut w, routed_ack.as_bytes(), CALLER);
-    let to = sent_to(o);
-    assert!(to == addr(DEST_A) || to == addr(DEST_B), "{to}");
+    for (edge, worker) in [(&e, &mut w), (&strict, &mut sw)] {
+        for a in [&ack, &routed_ack] {
+            let (o, _) = run(edge, worker, a.as_bytes(), CALLER);
+            let to = sent_to(o);
+            assert!(to == addr(DEST_A) || to == addr(DEST_B), "{to}");
+        }
+    }
+    assert_eq!(w.stats.get(Event::ForeignDispatched), 1);
+    assert_eq!(sw.stats.get(Event::RelayDenied), 1);
 
     // From a destination, the BYE goes out to the caller's Contact.
     let outward = bye
@@ -367,6 +366,35 @@ fn messages_that_would_not_fit_a_datagram_get_513_or_are_dropped() {
     let (o, _) = run(&e, &mut w, sized("ACK", e.room + 1).as_bytes(), CALLER);
     assert_eq!(o, Outcome::Drop(Event::Oversized));
     assert_eq!(w.stats.get(Event::Oversized), 2);
+
+    // A 513 that would itself be too large (the request's bulk in a Via
+    // line, which the answer copies) is not sent either.
+    let bare = |pad: &str| {
+        format!(
+            "MESSAGE sip:a@{EDGE} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-fat;x={pad}\r\n\
+             From: <sip:b@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\n\
+             Call-ID: fat\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let fat = bare(&"v".repeat(super::MAX_DATAGRAM - bare("").len()));
+    assert_eq!(fat.len(), super::MAX_DATAGRAM);
+    let (o, _) = run(&e, &mut w, fat.as_bytes(), CALLER);
+    assert_eq!(o, Outcome::Drop(Event::Oversized));
+}
+
+/// A request over the header limit whose lines are nearly all Vias cannot
+/// be answered within the limit either (the answer copies every Via): it
+/// is dropped.
+#[test]
+fn a_request_of_nothing_but_vias_is_dropped_not_answered() {
+    let e = edge();
+    let mut w = e.worker();
+    let via = format!("Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-v\r\n");
+    let vias = via.repeat(sip::MAX_HEADERS - 8);
+    let msg = invite("vias", "z9hG4bK-vias").replacen("Max-Forwards: 70\r\n", &vias, 1);
+    let (o, _) = run(&e, &mut w, msg.as_bytes(), CALLER);
+    assert_eq!(o, Outcome::Drop(Event::Oversized));
 }
 
 #[test]

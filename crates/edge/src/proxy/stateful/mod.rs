@@ -27,7 +27,7 @@ use self::context::{Context, Hop};
 use self::table::{key, Table};
 use super::capacity;
 use super::reply;
-use super::request::{self, check, dispatch_input, no_destination, Route};
+use super::request::{self, arrive, dispatch_input, no_destination, Route};
 use super::{Edge, Outcome, Scratch};
 use crate::branch::{parse_branch, MAX_ATTEMPTS};
 use crate::config;
@@ -136,13 +136,10 @@ pub(super) fn request(
     local: usize,
     now: Instant,
 ) -> Outcome {
-    let c = match check(edge, s, m, src, local) {
+    let c = match arrive(edge, s, m, src, local, now) {
         Ok(c) => c,
         Err(o) => return o,
     };
-    if c.method == Method::Bye {
-        edge.limits.call_ended(c.call_id(), now);
-    }
     let mut env = Env {
         edge,
         cfg: &st.cfg,
