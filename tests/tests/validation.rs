@@ -25,6 +25,14 @@ fn config(listen: u16, pool: u16, lines: &str, api: u16) -> String {
         + &admin(api)
 }
 
+/// sipedge with one edge in front of `pool`'s server and `lines` added;
+/// returns its listen port, its admin API port and the process.
+fn start_edge(pool: &FakePool, lines: &str) -> (u16, u16, Sipedge) {
+    let (listen, api) = (free_port(), free_port());
+    let edge = Sipedge::start(&config(listen, pool.ports()[0], lines, api));
+    (listen, api, edge)
+}
+
 /// A valid INVITE with SDP from `caller` to the edge on `listen`.
 fn invite(caller: &Udp, listen: u16) -> Request {
     Request::new(
@@ -48,13 +56,10 @@ fn answer(caller: &Udp) -> String {
 fn validation_rejects_each_failure_with_a_400_naming_it() {
     require_private_netns();
     let pool = FakePool::start(1);
-    let (listen, api) = (free_port(), free_port());
-    let _edge = Sipedge::start(&config(
-        listen,
-        pool.ports()[0],
+    let (listen, api, _edge) = start_edge(
+        &pool,
         "validate = [\"basic\", \"sdp\", \"request-uri\", \"from\", \"to\", \"contact\"]",
-        api,
-    ));
+    );
     let caller = Udp::bind();
     let cases: Vec<(Request, &str)> = vec![
         (
@@ -148,13 +153,7 @@ fn validation_rejects_each_failure_with_a_400_naming_it() {
 fn validation_header_grammar_and_a_request_without_via() {
     require_private_netns();
     let pool = FakePool::start(1);
-    let (listen, api) = (free_port(), free_port());
-    let _edge = Sipedge::start(&config(
-        listen,
-        pool.ports()[0],
-        "validate = [\"basic\", \"headers\"]",
-        api,
-    ));
+    let (listen, api, _edge) = start_edge(&pool, "validate = [\"basic\", \"headers\"]");
     let caller = Udp::bind();
     let bad = invite(&caller, listen).add("Supported", "timer,,100rel");
     caller.send_to(bad.build(), edge_addr(listen));
@@ -181,13 +180,8 @@ fn validation_header_grammar_and_a_request_without_via() {
 fn validation_tag_mode_and_replies() {
     require_private_netns();
     let pool = FakePool::start(1);
-    let (reject, tag, api_r, api_t) = (free_port(), free_port(), free_port(), free_port());
-    let _r = Sipedge::start(&config(
-        reject,
-        pool.ports()[0],
-        "validate = [\"basic\"]",
-        api_r,
-    ));
+    let (reject, api_r, _r) = start_edge(&pool, "validate = [\"basic\"]");
+    let (tag, api_t) = (free_port(), free_port());
     let tagging = config(
         tag,
         pool.ports()[0],

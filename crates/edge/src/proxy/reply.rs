@@ -99,11 +99,7 @@ pub(crate) fn write_reply(
                     w.raw_line(&line);
                 }
             }
-            HeaderName::Via
-            | HeaderName::From
-            | HeaderName::To
-            | HeaderName::CallId
-            | HeaderName::CSeq => {
+            name if copied_into_answer(name) => {
                 w.raw_line(&buf[h.line.range()]);
             }
             _ => {}
@@ -114,6 +110,14 @@ pub(crate) fn write_reply(
     }
     w.header(b"Server", b"sipedge");
     w.finish(b"");
+}
+
+/// The header lines a response copies from its request (RFC 3261 §8.2.6.2).
+fn copied_into_answer(name: HeaderName) -> bool {
+    matches!(
+        name,
+        HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+    )
 }
 
 /// A To tag for local replies: the same for a retransmitted request, so the
@@ -267,17 +271,8 @@ pub(crate) fn bad_via(
     let buf = m.buf();
     s.out.clear();
     let mut w = Writer::response(s.out, 400, b"Bad Via");
-    for h in m.headers() {
-        if matches!(
-            h.name,
-            HeaderName::Via
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::CallId
-                | HeaderName::CSeq
-        ) {
-            w.raw_line(&buf[h.line.range()]);
-        }
+    for h in m.headers().iter().filter(|h| copied_into_answer(h.name)) {
+        w.raw_line(&buf[h.line.range()]);
     }
     w.header(b"Server", b"sipedge");
     w.finish(b"");

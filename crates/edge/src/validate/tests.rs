@@ -339,15 +339,22 @@ mod in_the_pipeline {
         s.parse().unwrap()
     }
 
+    /// Hands the request without Max-Forwards from the caller to `e` and
+    /// checks that something is sent to `to`.
+    #[track_caller]
+    fn assert_sent_to(e: &Edge, w: &mut crate::proxy::Worker, to: &str) {
+        let o = w.handle(e, &no_max_forwards(), addr(CALLER), 0, e.epoch());
+        assert!(
+            matches!(o, Outcome::Send { to: got, .. } if got == addr(to)),
+            "{o:?}"
+        );
+    }
+
     #[test]
     fn reject_answers_400_naming_the_check_and_counts_it() {
         let e = edge("validate = [\"basic\"]");
         let mut w = e.worker();
-        let o = w.handle(&e, &no_max_forwards(), addr(CALLER), 0, e.epoch());
-        assert!(
-            matches!(o, Outcome::Send { to, .. } if to == addr(CALLER)),
-            "{o:?}"
-        );
+        assert_sent_to(&e, &mut w, CALLER);
         let out = String::from_utf8_lossy(w.output()).into_owned();
         assert!(
             out.starts_with("SIP/2.0 400 No Max-Forwards Header\r\n"),
@@ -357,11 +364,7 @@ mod in_the_pipeline {
         // Without the check, the same request goes on.
         let e = edge("validate = [\"basic\", \"no-max-forwards\"]");
         let mut w = e.worker();
-        let o = w.handle(&e, &no_max_forwards(), addr(CALLER), 0, e.epoch());
-        assert!(
-            matches!(o, Outcome::Send { to, .. } if to == addr(DEST)),
-            "{o:?}"
-        );
+        assert_sent_to(&e, &mut w, DEST);
     }
 
     #[test]
@@ -386,11 +389,7 @@ mod in_the_pipeline {
     fn tag_forwards_with_x_validate_fail() {
         let e = edge("validate = [\"basic\"]\non_invalid = \"tag\"");
         let mut w = e.worker();
-        let o = w.handle(&e, &no_max_forwards(), addr(CALLER), 0, e.epoch());
-        assert!(
-            matches!(o, Outcome::Send { to, .. } if to == addr(DEST)),
-            "{o:?}"
-        );
+        assert_sent_to(&e, &mut w, DEST);
         let out = String::from_utf8_lossy(w.output()).into_owned();
         assert!(
             out.contains("\r\nX-Validate-Fail: no-max-forwards\r\n"),
