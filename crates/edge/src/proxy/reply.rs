@@ -294,10 +294,15 @@ struct Salvaged<'a> {
 
 /// Scans header lines by name only (no value parsing), for a 400.
 fn salvage(d: &[u8]) -> Option<Salvaged<'_>> {
-    let start = d.iter().position(|&c| !matches!(c, b'\r' | b'\n'))?;
+    // Leading blank space does not make a response a request or an ACK
+    // something to answer; "SIP" is case-insensitive (RFC 3261 §7.1), a
+    // method is not.
+    let start = d.iter().position(|c| !c.is_ascii_whitespace())?;
     let first_end = d[start..].iter().position(|&c| c == b'\n')? + start;
     let first = &d[start..first_end];
-    let is_request = !first.starts_with(b"SIP/");
+    let is_request = !first
+        .get(..4)
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"));
     let is_ack = first.starts_with(b"ACK ");
     let mut out = Salvaged {
         is_request,

@@ -491,6 +491,28 @@ fn garbage_is_dropped_and_broken_requests_get_400() {
 }
 
 #[test]
+fn unparseable_acks_and_responses_are_never_answered() {
+    let e = edge();
+    let mut w = e.worker();
+    let bad = invite("c2", "z9hG4bK-2").replace("Content-Length: 4", "Content-Length: 400");
+    let rest = &bad[bad.find("\r\n").unwrap()..];
+    // Blank space before the start line hides neither the ACK nor the
+    // response; "SIP" in a status line may be in any case.
+    for junk in [
+        format!(" \t\r\n{}", bad.replacen("INVITE ", "ACK ", 1)),
+        format!("sip/2.0 200 OK{rest}"),
+        format!("  SIP/2.0 200 OK{rest}"),
+    ] {
+        let (o, _) = run(&e, &mut w, junk.as_bytes(), CALLER);
+        assert!(matches!(o, Outcome::Drop(_)), "{junk:?}");
+    }
+    // A broken request behind blank space is still answered.
+    let (o, out) = run(&e, &mut w, format!("  {bad}").as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(CALLER));
+    assert_eq!(&out[8..12], b"400 ");
+}
+
+#[test]
 fn hash_call_id_sticks_and_first_takes_the_first() {
     let e = edge_with("hash-call-id", "");
     let mut w = e.worker();
