@@ -167,6 +167,15 @@ fn line_at(buf: &[u8], at: usize) -> Option<(usize, usize)> {
     Some((end, nl + 1))
 }
 
+/// Where a message's start line begins: after the blank lines, spaces and
+/// NULs a sender or a keep-alive may put first. None: nothing but those.
+/// Shared with anyone who must read the start line of a message that does
+/// not parse, so both agree on what the message is.
+pub fn start_of(buf: &[u8]) -> Option<usize> {
+    buf.iter()
+        .position(|&c| !matches!(c, b'\r' | b'\n' | b' ' | b'\t' | 0))
+}
+
 /// Parses `buf` into a message, filling `index` with its header lines.
 ///
 /// Framing follows RFC 3261 §18.3 for datagrams: the body is Content-Length
@@ -178,10 +187,7 @@ pub fn parse<'a>(buf: &'a [u8], index: &'a mut HeaderIndex) -> Result<Message<'a
     if buf.len() > MAX_MESSAGE {
         return Err(ParseError::TooLarge);
     }
-    let first = buf
-        .iter()
-        .position(|&c| !matches!(c, b'\r' | b'\n' | b' ' | b'\t' | 0))
-        .ok_or(ParseError::Empty)?;
+    let first = start_of(buf).ok_or(ParseError::Empty)?;
     let (sl_end, mut at) = line_at(buf, first).ok_or(ParseError::Truncated)?;
     let start = parse_start_line(buf, first, sl_end)?;
     let start_line = Span::new(first, sl_end);

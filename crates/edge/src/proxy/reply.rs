@@ -294,10 +294,9 @@ struct Salvaged<'a> {
 
 /// Scans header lines by name only (no value parsing), for a 400.
 fn salvage(d: &[u8]) -> Option<Salvaged<'_>> {
-    // Leading blank space does not make a response a request or an ACK
-    // something to answer; "SIP" is case-insensitive (RFC 3261 §7.1), a
-    // method is not.
-    let start = d.iter().position(|c| !c.is_ascii_whitespace())?;
+    // The start line begins where the parser says, whatever precedes it;
+    // "SIP" is case-insensitive (RFC 3261 §7.1), a method is not.
+    let start = sip::message::start_of(d)?;
     let first_end = d[start..].iter().position(|&c| c == b'\n')? + start;
     let first = &d[start..first_end];
     let is_request = !first
