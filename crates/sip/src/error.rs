@@ -23,6 +23,9 @@ pub enum ParseError {
     TooManyHeaders,
     /// The header section never ends.
     Truncated,
+    /// A CR or LF in the start line or header section that is not part of
+    /// a CRLF line end (see `message::parse`).
+    BareLineEnd,
     /// Content-Length is not a number.
     BadContentLength,
     /// More than one Content-Length value.
@@ -60,6 +63,7 @@ impl ParseError {
             ParseError::BadHeaderLine => "Bad Header Line",
             ParseError::TooManyHeaders => "Too Many Headers",
             ParseError::Truncated => "Truncated Message",
+            ParseError::BareLineEnd => "Line End Not CRLF",
             ParseError::BadContentLength => "Bad Content-Length",
             ParseError::MultipleContentLength => "Multiple Content-Length",
             ParseError::ContentLengthTooLarge => "Content-Length Larger Than Message",

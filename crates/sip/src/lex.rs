@@ -33,6 +33,14 @@ pub(crate) fn is_lws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// Control characters (RFC 3261 §25.1 excludes them from every token,
+/// word, quoted string and URI) other than white space: in a parsed value,
+/// CR and LF only ever appear as folding (CRLF then SP or HT).
+#[inline]
+pub(crate) fn is_ctl(c: u8) -> bool {
+    (c < 0x20 && !matches!(c, b'\t' | b'\r' | b'\n')) || c == 0x7f
+}
+
 /// The slice without leading and trailing linear white space.
 pub(crate) fn trim(s: &[u8]) -> &[u8] {
     trim_end(trim_start(s))

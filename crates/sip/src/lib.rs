@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod call_id;
 pub mod compact;
 pub mod cseq;
 pub mod error;

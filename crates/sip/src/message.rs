@@ -156,15 +156,44 @@ pub struct Message<'a> {
     content_length: Option<usize>,
 }
 
-/// Returns (end of line content, start of next line), or None if no LF.
-fn line_at(buf: &[u8], at: usize) -> Option<(usize, usize)> {
-    let nl = memchr::memchr(b'\n', &buf[at..])? + at;
-    let end = if nl > at && buf[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
-    Some((end, nl + 1))
+/// Why a line of the start line or header section did not end well.
+enum LineEnd {
+    /// The buffer ends before the line does.
+    Missing,
+    /// A CR not followed by LF, or an LF not preceded by CR.
+    Bare,
+}
+
+/// Returns (end of line content, start of next line) for the line at `at`.
+///
+/// Only CRLF ends a line (RFC 3261 §7: "each line ... terminated by a
+/// carriage-return line-feed sequence"), and a CR or LF anywhere else in the
+/// start line or header section makes the message malformed: sipedge
+/// refuses it (400) rather than normalising it. The servers behind an edge
+/// read such lines in different ways — some end a line at a bare LF or
+/// CR, some take it as part of the value — so `Subject: a\nRoute: <…>` is
+/// one header to one of them and two to another, and no rewriting by the
+/// edge can know which meaning the sender wanted the server to see. Only a
+/// message with none of them means the same to every reader, and senders
+/// that use bare LF are rare enough that refusing them costs less than the
+/// smuggling it prevents. Bodies are not lines: they are framed by
+/// Content-Length and passed on as they are.
+fn line_at(buf: &[u8], at: usize) -> Result<(usize, usize), LineEnd> {
+    let i = memchr::memchr2(b'\r', b'\n', &buf[at..]).ok_or(LineEnd::Missing)? + at;
+    match (buf[i], buf.get(i + 1)) {
+        (b'\r', Some(b'\n')) => Ok((i, i + 2)),
+        (b'\r', None) => Err(LineEnd::Missing),
+        _ => Err(LineEnd::Bare),
+    }
+}
+
+impl From<LineEnd> for ParseError {
+    fn from(e: LineEnd) -> ParseError {
+        match e {
+            LineEnd::Missing => ParseError::Truncated,
+            LineEnd::Bare => ParseError::BareLineEnd,
+        }
+    }
 }
 
 /// Where a message's start line begins: after the blank lines, spaces and
@@ -176,19 +205,36 @@ pub fn start_of(buf: &[u8]) -> Option<usize> {
         .position(|&c| !matches!(c, b'\r' | b'\n' | b' ' | b'\t' | 0))
 }
 
+/// True when `line` (a start line without its line end) is recognisably a
+/// request line, even one too broken to parse: a method token, a space,
+/// and a last word naming a SIP version (any version, any case, RFC 3261
+/// §7.1). A status line is not, nor are bytes that merely end like one
+/// (`\xff\xfe 200 OK`): whoever answers what does not parse must be sure it
+/// is not answering a garbled response.
+pub fn is_request_line(line: &[u8]) -> bool {
+    let line = line.trim_ascii_end();
+    let Some(sp) = memchr::memchr(b' ', line) else {
+        return false;
+    };
+    let last = line.rsplit(|&c| c == b' ').next().unwrap_or_default();
+    lex::all_token(&line[..sp]) && last.len() > 4 && last[..4].eq_ignore_ascii_case(b"SIP/")
+}
+
 /// Parses `buf` into a message, filling `index` with its header lines.
 ///
 /// Framing follows RFC 3261 §18.3 for datagrams: the body is Content-Length
 /// octets after the empty line (octets beyond it are ignored, RFC 4475
 /// §3.1.1.8), or the rest of the datagram when there is no Content-Length.
-/// Leading CRLFs are skipped (§7.5).
+/// Leading CRLFs are skipped (§7.5). Every line of the start line and the
+/// header section must end in CRLF, with no other CR or LF in it
+/// ([`ParseError::BareLineEnd`]; why: `line_at`).
 pub fn parse<'a>(buf: &'a [u8], index: &'a mut HeaderIndex) -> Result<Message<'a>, ParseError> {
     index.entries.clear();
     if buf.len() > MAX_MESSAGE {
         return Err(ParseError::TooLarge);
     }
     let first = start_of(buf).ok_or(ParseError::Empty)?;
-    let (sl_end, mut at) = line_at(buf, first).ok_or(ParseError::Truncated)?;
+    let (sl_end, mut at) = line_at(buf, first)?;
     let start = parse_start_line(buf, first, sl_end)?;
     let start_line = Span::new(first, sl_end);
 
@@ -203,7 +249,7 @@ pub fn parse<'a>(buf: &'a [u8], index: &'a mut HeaderIndex) -> Result<Message<'a
         if at >= buf.len() {
             return Err(ParseError::Truncated);
         }
-        let (le, next) = line_at(buf, at).ok_or(ParseError::Truncated)?;
+        let (le, next) = line_at(buf, at)?;
         if le == at {
             headers_end = at;
             body_start = next;
@@ -567,5 +613,78 @@ impl<'a> Iterator for Elements<'a> {
             text,
             alone,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &[u8]) -> Result<Vec<(HeaderName, Vec<u8>)>, ParseError> {
+        let mut index = HeaderIndex::new();
+        let m = parse(text, &mut index)?;
+        Ok(m.headers()
+            .iter()
+            .map(|h| (h.name, m.value(h).to_vec()))
+            .collect())
+    }
+
+    #[test]
+    fn request_lines_are_recognised_even_broken() {
+        for yes in [
+            &b"INVITE sip:a@b SIP/2.0"[..],
+            b"OPTIONS sip:a@b sip/7.0",
+            b"INVITE  sip:a@b ; lr  SIP/2.0  ",
+            b"NEWMETHOD <sip:a@b> SIP/2.0",
+        ] {
+            assert!(is_request_line(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &b"\xff\xfe 200 OK"[..],
+            b"SIP/2.0 200 OK",
+            b"200 OK",
+            b"XIP/2.0 200 OK",
+            b"INVITE",
+            b"INVITE sip:a@b SIP/",
+            b"IN\x01VITE sip:a@b SIP/2.0",
+            b"",
+        ] {
+            assert!(!is_request_line(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
+
+    #[test]
+    fn only_crlf_ends_a_line() {
+        let ok = b"OPTIONS sip:a@b SIP/2.0\r\nSubject: a\r\nCall-ID: x\r\n\r\n";
+        assert_eq!(parsed(ok).map(|h| h.len()), Ok(2));
+        // A server reading bare LF as a line end would see a Route here, one
+        // reading only CRLF a single Subject: neither may be forwarded.
+        for smuggled in [
+            &b"OPTIONS sip:a@b SIP/2.0\r\nSubject: a\nRoute: <sip:evil;lr>\r\n\r\n"[..],
+            b"OPTIONS sip:a@b SIP/2.0\r\nSubject: a\rRoute: <sip:evil;lr>\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\nCall-ID: x\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\n\r\n\r\n",
+            b"SIP/2.0 200 OK\rVia: SIP/2.0/UDP h\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\tfolded\n\r\n",
+        ] {
+            assert_eq!(
+                parsed(smuggled),
+                Err(ParseError::BareLineEnd),
+                "{}",
+                String::from_utf8_lossy(smuggled)
+            );
+        }
+        // Folding is CRLF followed by white space; the body is not lines.
+        let folded = b"OPTIONS sip:a@b SIP/2.0\r\nSubject: a\r\n b\r\n\r\nx\ny\rz";
+        assert_eq!(parsed(folded).map(|h| h.len()), Ok(1));
+        // Blank lines before the start line (RFC 3261 §7.5) are not lines
+        // of the message, whatever ends them.
+        let lead = b"\n\r\n\rOPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n";
+        assert_eq!(parsed(lead).map(|h| h.len()), Ok(1));
+        // Cut short: truncated, not bare.
+        let cut = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r";
+        assert_eq!(parsed(cut), Err(ParseError::Truncated));
     }
 }

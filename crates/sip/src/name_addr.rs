@@ -55,7 +55,7 @@ impl<'a> NameAddr<'a> {
                     .ok_or(ParseError::BadNameAddr)?
                     + lt;
                 let uri = &v[lt + 1..gt];
-                if uri.is_empty() || uri.iter().any(|&c| lex::is_lws(c)) {
+                if uri.is_empty() || uri.iter().any(|&c| lex::is_lws(c) || lex::is_ctl(c)) {
                     return Err(ParseError::BadNameAddr);
                 }
                 (uri, &v[gt + 1..], true)
@@ -65,14 +65,22 @@ impl<'a> NameAddr<'a> {
                 let uri = lex::trim_end(&v[..semi]);
                 if uri
                     .iter()
-                    .any(|&c| lex::is_lws(c) || matches!(c, b'?' | b',' | b'"'))
+                    .any(|&c| lex::is_lws(c) || lex::is_ctl(c) || matches!(c, b'?' | b',' | b'"'))
                 {
                     return Err(ParseError::BadNameAddr);
                 }
                 (uri, &v[semi..], false)
             }
         };
-        Params::validate(rest).map_err(|_| ParseError::BadNameAddr)?;
+        // The tag is what dialogs match on (RFC 3261 §19.3): a token.
+        for p in Params::new(rest) {
+            let p = p.map_err(|_| ParseError::BadNameAddr)?;
+            let bad_tag =
+                p.name.eq_ignore_ascii_case(b"tag") && !p.value.is_some_and(lex::all_token);
+            if bad_tag {
+                return Err(ParseError::BadNameAddr);
+            }
+        }
         Ok(NameAddr {
             display,
             uri,
@@ -132,5 +140,11 @@ mod tests {
         assert!(NameAddr::parse(b"sip:user@example.com?Route=%3Csip:sip.example.com%3E").is_err());
         assert!(NameAddr::parse(b"\"Joe\" <sip:joe@example.org>;;;;").is_err());
         assert!(NameAddr::parse(b"").is_err());
+        // Control bytes in the URI, a tag that is not a token.
+        assert!(NameAddr::parse(b"<sip:a\x0fb@example.com>;tag=1").is_err());
+        assert!(NameAddr::parse(b"sip:a\x7f@example.com;tag=1").is_err());
+        assert!(NameAddr::parse(b"<sip:a@example.com>;tag=a\x01").is_err());
+        assert!(NameAddr::parse(b"<sip:a@example.com>;tag=\"a\"").is_err());
+        assert!(NameAddr::parse(b"<sip:a@example.com>;tag").is_err());
     }
 }

@@ -74,23 +74,29 @@ impl<'a> Params<'a> {
         let j = lex::skip_lws(s, i);
         if j < s.len() && s[j] == b'=' {
             let vs = lex::skip_lws(s, j + 1);
-            let ve = if vs < s.len() && s[vs] == b'"' {
-                lex::closing_quote(s, vs).ok_or(ParseError::BadParam)? + 1
+            // gen-value = token / host / quoted-string (RFC 3261 §25.1),
+            // read leniently (any visible ASCII unquoted, as peers send)
+            // but never with a control byte or a raw non-ASCII byte, which
+            // no form allows outside quotes.
+            let (ve, fits): (usize, fn(u8) -> bool) = if vs < s.len() && s[vs] == b'"' {
+                let close = lex::closing_quote(s, vs).ok_or(ParseError::BadParam)?;
+                (close + 1, |c| !lex::is_ctl(c))
             } else if vs < s.len() && s[vs] == b'[' {
-                s[vs..]
+                let close = s[vs..]
                     .iter()
                     .position(|&c| c == b']')
-                    .ok_or(ParseError::BadParam)?
-                    + vs
-                    + 1
+                    .ok_or(ParseError::BadParam)?;
+                (vs + close + 1, |c| {
+                    c.is_ascii_hexdigit() || matches!(c, b'[' | b']' | b':' | b'.')
+                })
             } else {
                 let mut k = vs;
                 while k < s.len() && !lex::is_lws(s[k]) && !matches!(s[k], b';' | b',' | b'"') {
                     k += 1;
                 }
-                k
+                (k, |c: u8| c.is_ascii_graphic())
             };
-            if ve == vs {
+            if ve == vs || !s[vs..ve].iter().all(|&c| fits(c)) {
                 return Err(ParseError::BadParam);
             }
             value = Some(&s[vs..ve]);

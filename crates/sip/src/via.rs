@@ -121,7 +121,10 @@ impl<'a> Via<'a> {
             let at = (i + p.start, i + p.end);
             let name = p.name;
             if name.eq_ignore_ascii_case(b"branch") {
-                via.branch = Some(p.value.ok_or(ParseError::BadVia)?);
+                // The branch is what transactions match on (RFC 3261
+                // §17.2.3): a token, nothing else.
+                let b = p.value.filter(|b| lex::all_token(b));
+                via.branch = Some(b.ok_or(ParseError::BadVia)?);
             } else if name.eq_ignore_ascii_case(b"received") {
                 via.received = Some(p.value.ok_or(ParseError::BadVia)?);
                 via.received_at = Some(at);
@@ -207,5 +210,13 @@ mod tests {
         assert!(Via::parse(b"SIP/2.0/UDP host:99999").is_err());
         assert!(Via::parse(b"SIP/2.0/UDP host;ttl=300").is_err());
         assert!(Via::parse(b"").is_err());
+        // A control byte or a non-token in the branch, or a control byte
+        // in any parameter, is not a Via a proxy may match or forward on.
+        assert!(Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bK\x0fab").is_err());
+        assert!(Via::parse(b"SIP/2.0/UDP h;branch=\"z9hG4bKab\"").is_err());
+        assert!(Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bKab;x=a\x01b").is_err());
+        assert!(Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bKab;x=\"a\x01b\"").is_err());
+        assert!(Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bKab;x=\xc3\xa9").is_err());
+        assert!(Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bKab;received=[::1\x01]").is_err());
     }
 }
