@@ -55,10 +55,19 @@ pub enum Event {
     Oversized,
     /// A response or ACK that failed validation, dropped.
     Invalid,
+    /// A response whose fields the proxy reads are not fit to act on (a
+    /// singleton header twice, a Call-ID or CSeq that does not parse),
+    /// dropped.
+    BadResponse,
+    /// A request whose top Via, or whose answer's address, is this edge
+    /// itself: dropped, since any answer would come back to the edge as a
+    /// response of its own (a garbled response, a forged Via, a pool
+    /// server sending the edge its own request back).
+    OwnVia,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::Invalid as usize + 1;
+pub const EVENTS: usize = Event::OwnVia as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -85,6 +94,8 @@ impl Event {
         Event::ForeignDispatched,
         Event::Oversized,
         Event::Invalid,
+        Event::BadResponse,
+        Event::OwnVia,
     ];
 
     /// A stable name for metrics and logs.
@@ -112,6 +123,8 @@ impl Event {
             Event::ForeignDispatched => "foreign_dispatched",
             Event::Oversized => "oversized",
             Event::Invalid => "invalid",
+            Event::BadResponse => "bad_response",
+            Event::OwnVia => "own_via",
         }
     }
 }

@@ -181,6 +181,19 @@ impl Edge {
         }
     }
 
+    /// True when an answer to a request whose top Via is `via`, sent to
+    /// `to`, would reach this edge itself: the Via names one of its
+    /// addresses, or `to` is one of its sockets. sipedge never sends such
+    /// an answer — it would come back as a response carrying the edge's own
+    /// Via, and (from a destination sharing the edge's address, say) be
+    /// relayed to the caller as the final answer of a call it has nothing
+    /// to do with.
+    pub(crate) fn answers_itself(&self, via: Option<&sip::Via<'_>>, to: SocketAddr) -> bool {
+        self.locals
+            .iter()
+            .any(|l| l.addr == to || via.is_some_and(|v| l.is(&v.host, v.port)))
+    }
+
     /// True when neither direction changes anything (the stage is skipped).
     fn codes_nothing(&self) -> bool {
         self.toward_pool.is_identity() && self.toward_outside.is_identity()
@@ -358,7 +371,15 @@ impl Worker {
                 return Outcome::Drop(Event::Oversized);
             }
             let event = Event::Oversized;
-            return reply::refuse(edge, &mut s, &msg, src, local, code, reason, event);
+            let outcome = reply::refuse(edge, &mut s, &msg, src, local, code, reason, event);
+            if outcome == Outcome::Drop(Event::OwnVia) {
+                s.stats.count(Event::OwnVia);
+            }
+            return outcome;
+        }
+        if !msg.is_request() && !response::sane(&msg) {
+            s.stats.count(Event::BadResponse);
+            return Outcome::Drop(Event::BadResponse);
         }
         // The validate stage: the operator's checks (`validate`).
         let mut tag = None;

@@ -42,6 +42,10 @@ pub(crate) fn reply(
         // An ACK is never answered (RFC 3261 §17.2.1).
         return Outcome::Drop(Event::AckDropped);
     }
+    let to = reply_address(&origin.via, origin.src);
+    if edge.answers_itself(Some(&origin.via), to) {
+        return Outcome::Drop(Event::OwnVia);
+    }
     write_reply(
         s,
         m,
@@ -52,12 +56,7 @@ pub(crate) fn reply(
         reason,
         extra,
     );
-    send(
-        edge,
-        s,
-        reply_address(&origin.via, origin.src),
-        origin.local,
-    )
+    send(edge, s, to, origin.local)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -200,7 +199,9 @@ pub(crate) fn refuse(
 
 /// A message that failed to parse: a request whose Via, From, To, Call-ID
 /// and CSeq can still be found gets a 400 naming the problem (505 for a
-/// version we do not speak); anything else is dropped.
+/// version we do not speak); anything else is dropped — above all
+/// anything that is not recognisably a request, which may be a garbled
+/// response: a proxy never answers a response.
 pub fn malformed(
     edge: &Edge,
     s: &mut Scratch<'_>,
@@ -213,46 +214,43 @@ pub fn malformed(
         ParseError::VersionNotSupported => (505, "Version Not Supported"),
         e => (400, e.reason()),
     };
-    match salvage(datagram) {
-        Some(h) if h.is_request && !h.is_ack => {
-            // A Via that does not parse (RFC 4475 §3.1.2.16: SIP/7.0 in
-            // it too) is copied as it is, and the answer goes back to the
-            // source address: the sender still learns why.
-            let via = Via::parse(h.top_via).ok();
-            s.out.clear();
-            let mut w = Writer::response(s.out, code, reason.as_bytes());
-            let via_at = (h.top_via.as_ptr() as usize).saturating_sub(datagram.as_ptr() as usize);
-            for (k, line) in h.copy.iter().take(h.copied).enumerate() {
-                if let (true, Some(via)) = (k == h.top_via_line, &via) {
-                    s.splicer.clear();
-                    fix_via_at(s.splicer, via_at, via_at + h.top_via.len(), via, src);
-                    let mut fixed = Vec::new();
-                    s.splicer.write_range(datagram, line.clone(), &mut fixed);
-                    w.raw_line(&fixed);
-                } else {
-                    w.raw_line(&datagram[line.clone()]);
-                }
-            }
-            w.header(b"Server", b"sipedge");
-            w.finish(b"");
-            s.stats.count(Event::Malformed);
-            let _ = edge;
-            // The lines were copied by name only: if one of them is itself
-            // broken (a stray CR, a NUL), the answer would be too. Send
-            // only what parses; otherwise the request is just dropped.
-            if sip::parse(s.out, s.spare).is_err() {
-                return Outcome::Drop(Event::Malformed);
-            }
-            Outcome::Send {
-                to: via.map_or(src, |v| reply_address(&v, src)),
-                local,
-            }
-        }
-        _ => {
-            s.stats.count(Event::Malformed);
-            Outcome::Drop(Event::Malformed)
+    let Some(h) = salvage(datagram) else {
+        s.stats.count(Event::Malformed);
+        return Outcome::Drop(Event::Malformed);
+    };
+    // A Via that does not parse (RFC 4475 §3.1.2.16: SIP/7.0 in it too) is
+    // copied as it is, and the answer goes back to the source address: the
+    // sender still learns why.
+    let via = Via::parse(h.top_via).ok();
+    let to = via.as_ref().map_or(src, |v| reply_address(v, src));
+    if edge.answers_itself(via.as_ref(), to) {
+        s.stats.count(Event::OwnVia);
+        return Outcome::Drop(Event::OwnVia);
+    }
+    s.out.clear();
+    let mut w = Writer::response(s.out, code, reason.as_bytes());
+    let via_at = (h.top_via.as_ptr() as usize).saturating_sub(datagram.as_ptr() as usize);
+    for (k, line) in h.copy.iter().take(h.copied).enumerate() {
+        if let (true, Some(via)) = (k == h.top_via_line, &via) {
+            s.splicer.clear();
+            fix_via_at(s.splicer, via_at, via_at + h.top_via.len(), via, src);
+            let mut fixed = Vec::new();
+            s.splicer.write_range(datagram, line.clone(), &mut fixed);
+            w.raw_line(&fixed);
+        } else {
+            w.raw_line(&datagram[line.clone()]);
         }
     }
+    w.header(b"Server", b"sipedge");
+    w.finish(b"");
+    s.stats.count(Event::Malformed);
+    // The lines were copied by name only: if one of them is itself broken
+    // (a NUL, a control byte in a Via), the answer would be too. Send only
+    // what parses; otherwise the request is just dropped.
+    if sip::parse(s.out, s.spare).is_err() {
+        return Outcome::Drop(Event::Malformed);
+    }
+    Outcome::Send { to, local }
 }
 
 /// A request whose top Via does not parse (RFC 4475 §3.1.2.1: stray `;`
@@ -284,69 +282,68 @@ pub(crate) fn bad_via(
 
 /// What can be recovered from an unparseable request to answer it.
 struct Salvaged<'a> {
-    is_request: bool,
-    is_ack: bool,
     top_via: &'a [u8],
     top_via_line: usize,
+    /// The lines to copy, without their line ends (the answer ends each
+    /// with CRLF: it never repeats a bare LF).
     copy: [std::ops::Range<usize>; 8],
     copied: usize,
 }
 
-/// Scans header lines by name only (no value parsing), for a 400.
+/// Scans header lines by name only (no value parsing), for a 400 to a
+/// recognisable request that is not an ACK (an ACK is never answered).
+/// Lines end at LF here, with or without CR; a line with a CR anywhere
+/// else is not copied.
 fn salvage(d: &[u8]) -> Option<Salvaged<'_>> {
-    // The start line begins where the parser says, whatever precedes it;
-    // "SIP" is case-insensitive (RFC 3261 §7.1), a method is not.
+    // The start line begins where the parser says, whatever precedes it.
     let start = sip::message::start_of(d)?;
-    let first_end = d[start..].iter().position(|&c| c == b'\n')? + start;
-    let first = &d[start..first_end];
-    let is_request = !first
-        .get(..4)
-        .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"));
-    let is_ack = first.starts_with(b"ACK ");
+    let lines = d[start..].split(|&c| c == b'\n');
+    let mut at = start;
     let mut out = Salvaged {
-        is_request,
-        is_ack,
         top_via: b"",
         top_via_line: usize::MAX,
         copy: Default::default(),
         copied: 0,
     };
     let mut need = [false; 5]; // Via, From, To, Call-ID, CSeq
-    let mut at = first_end + 1;
-    while at < d.len() && out.copied < out.copy.len() {
-        let end = d[at..]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map_or(d.len(), |p| p + at + 1);
-        let line = &d[at..end];
-        if line == b"\r\n" || line == b"\n" {
+    for (n, raw) in lines.enumerate() {
+        let begin = at;
+        at += raw.len() + 1;
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if n == 0 {
+            if !sip::message::is_request_line(line) || line.starts_with(b"ACK ") {
+                return None;
+            }
+            continue;
+        }
+        if line.is_empty() || out.copied == out.copy.len() {
             break;
         }
-        if let Some(colon) = line.iter().position(|&c| c == b':') {
-            let name = HeaderName::lookup(line[..colon].trim_ascii());
-            let slot = match name {
-                HeaderName::Via => Some(0),
-                HeaderName::From => Some(1),
-                HeaderName::To => Some(2),
-                HeaderName::CallId => Some(3),
-                HeaderName::CSeq => Some(4),
-                _ => None,
-            };
-            if let Some(k) = slot {
-                if k == 0 && !need[0] {
-                    let v = line[colon + 1..].trim_ascii();
-                    let comma = v.iter().position(|&c| c == b',').unwrap_or(v.len());
-                    out.top_via = v[..comma].trim_ascii();
-                    out.top_via_line = out.copied;
-                }
-                if k == 0 || !need[k] {
-                    need[k] = true;
-                    out.copy[out.copied] = at..end;
-                    out.copied += 1;
-                }
-            }
+        if line.contains(&b'\r') {
+            continue;
         }
-        at = end;
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        let slot = match HeaderName::lookup(line[..colon].trim_ascii()) {
+            HeaderName::Via => 0,
+            HeaderName::From => 1,
+            HeaderName::To => 2,
+            HeaderName::CallId => 3,
+            HeaderName::CSeq => 4,
+            _ => continue,
+        };
+        if slot == 0 && !need[0] {
+            let v = line[colon + 1..].trim_ascii();
+            let comma = v.iter().position(|&c| c == b',').unwrap_or(v.len());
+            out.top_via = v[..comma].trim_ascii();
+            out.top_via_line = out.copied;
+        }
+        if slot == 0 || !need[slot] {
+            need[slot] = true;
+            out.copy[out.copied] = begin..begin + line.len();
+            out.copied += 1;
+        }
     }
     (need.iter().all(|&n| n) && !out.top_via.is_empty()).then_some(out)
 }

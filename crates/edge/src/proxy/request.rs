@@ -5,7 +5,7 @@ use super::capacity;
 use super::reply::{is_local_tag, reply};
 use super::splices::{add_content_length, fix_top_via, remove_leading};
 use super::{Edge, Outcome, Scratch};
-use crate::branch::{self, loop_hash, parse_branch, write_attempt_branch};
+use crate::branch::{self, loop_hash, parse_branch, write_attempt_branch, Side};
 use crate::config::ForeignNextHop;
 use crate::dispatch::{Algorithm, Input};
 use crate::limits::Full;
@@ -86,6 +86,10 @@ fn validate<'a>(m: &Message<'a>) -> Result<Facts<'a>, Refusal> {
             return Err((400, DUPLICATE[i]));
         }
     }
+    let call_id = m.call_id().unwrap_or_default();
+    if !sip::call_id::is_valid(call_id) {
+        return Err((400, "Bad Call-ID"));
+    }
     let cseq = m.cseq().map_err(|_| (400, "Bad CSeq"))?;
     if cseq.method != m.method_bytes() {
         // RFC 4475 §3.1.2.18: an unknown method is better answered 501.
@@ -132,7 +136,7 @@ fn validate<'a>(m: &Message<'a>) -> Result<Facts<'a>, Refusal> {
     }
     Ok(Facts {
         route_uris,
-        call_id: m.call_id().unwrap_or_default(),
+        call_id,
         cseq: cseq.number,
         from,
         to_tag: to.tag(),
@@ -198,6 +202,12 @@ impl<'a> Checked<'a> {
     pub fn request_uri(&self) -> &Uri<'a> {
         &self.facts.uri
     }
+
+    /// The MAC our branch carries toward destination number `attempt`
+    /// of this request (see [`crate::branch`]).
+    pub fn branch_mac(&self, edge: &Edge, attempt: u8) -> u64 {
+        edge.key.branch_mac(self.mac, self.loop_hash, attempt)
+    }
 }
 
 /// The request pipeline up to the route stage: validate, local answers,
@@ -214,6 +224,12 @@ pub(crate) fn check<'a>(
         Ok(v) => v,
         Err(_) => return Err(super::reply::bad_via(edge, s, m, src, local)),
     };
+    // A request carrying the edge's own Via on top came from the edge
+    // itself (or says it did): anything done with it, an answer above all,
+    // would come back here.
+    if edge.answers_itself(Some(&via), super::reply::reply_address(&via, src)) {
+        return Err(Outcome::Drop(Event::OwnVia));
+    }
     let origin = Origin {
         top,
         via,
@@ -296,8 +312,23 @@ pub(crate) fn check<'a>(
         return Err(reply(edge, s, m, &origin, 483, "Too Many Hops", &[]));
     }
 
-    // Loop detection (§16.3 step 4): one of our Vias with this request's loop hash.
-    let lh = loop_hash(m.uri(), facts.call_id, from_tag, facts.cseq);
+    // Loop detection (§16.3 step 4): one of our Vias with this request's
+    // loop hash, which covers the side it came from and its Route set.
+    let from_pool = edge.destinations.iter().position(|d| d.addr == src);
+    let side = if from_pool.is_some() {
+        Side::Pool
+    } else {
+        Side::Outside
+    };
+    let route_values = m.all(HeaderName::Route).map(|h| m.value(h));
+    let lh = loop_hash(
+        m.uri(),
+        facts.call_id,
+        from_tag,
+        facts.cseq,
+        route_values,
+        side,
+    );
     // Only a Via line carrying one of our branches can hold our Via: most
     // requests have none, and are not even split into their Via values.
     let our_lines = m
@@ -321,10 +352,9 @@ pub(crate) fn check<'a>(
 
     let mac = edge
         .key
-        .tx_mac(&origin.via, facts.call_id, facts.cseq, from_tag);
+        .tx_mac(&origin.via, facts.call_id, facts.cseq, from_tag, lh);
 
     // Route stage: where may this request go?
-    let from_pool = edge.destinations.iter().position(|d| d.addr == src);
     let dispatch_as = |follow_up: bool| Route::Dispatch { follow_up };
     let route = match (from_pool, next) {
         // From the pool: outward along its Route / Request-URI.
@@ -530,7 +560,7 @@ pub(crate) fn splice(
         w.extend_from_slice(b"Via: SIP/2.0/UDP ");
         w.extend_from_slice(sent_by);
         w.extend_from_slice(b";branch=");
-        write_attempt_branch(w, c.mac, c.loop_hash, attempt);
+        write_attempt_branch(w, c.branch_mac(edge, attempt), c.loop_hash, attempt);
         w.extend_from_slice(b"\r\n");
     });
     fix_top_via(sp, top, &c.origin.via, c.origin.src);

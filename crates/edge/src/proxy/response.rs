@@ -9,6 +9,32 @@ use sip::{Element, HeaderName, Message, Rport, Via};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+/// The proxy's own check of a response before anything reads it, whatever
+/// `validate` says: each singleton header a proxy or UA matches on
+/// (Call-ID, CSeq, From, To, Max-Forwards, Content-Length) at most once —
+/// with two CSeqs, sipedge and the caller could each read a different one
+/// — and the Call-ID and CSeq well-formed. A request with the same faults
+/// gets a 400; a response is never answered, so it is dropped.
+pub(super) fn sane(m: &Message<'_>) -> bool {
+    let mut seen = [0u8; 6];
+    for h in m.headers() {
+        let slot = match h.name {
+            HeaderName::CallId => 0,
+            HeaderName::CSeq => 1,
+            HeaderName::From => 2,
+            HeaderName::To => 3,
+            HeaderName::MaxForwards => 4,
+            HeaderName::ContentLength => 5,
+            _ => continue,
+        };
+        seen[slot] += 1;
+        if seen[slot] > 1 {
+            return false;
+        }
+    }
+    m.call_id().is_some_and(sip::call_id::is_valid) && m.cseq().is_ok()
+}
+
 /// Handles one parsed response.
 pub fn handle(
     edge: &Edge,
@@ -28,7 +54,7 @@ pub fn handle(
     if !edge.locals.iter().any(|l| l.is(&our.host, our.port)) {
         return Outcome::Drop(Event::ResponseNotOurs);
     }
-    let Some(mac) = our.branch.and_then(parse_branch).map(|b| b.mac) else {
+    let Some(branch) = our.branch.and_then(parse_branch) else {
         return Outcome::Drop(Event::ResponseNotOurs);
     };
     let Some(next) = second.and_then(|e| Via::parse(e.text).ok()) else {
@@ -42,7 +68,10 @@ pub fn handle(
     } else {
         branch::from_tag(m)
     };
-    if edge.key.tx_mac(&next, call_id, cseq, from_tag) != mac {
+    let mac = edge
+        .key
+        .tx_mac(&next, call_id, cseq, from_tag, branch.loop_hash);
+    if mac != edge.key.tx_mac_of(&branch) {
         return Outcome::Drop(Event::BadToken);
     }
     // A verified answer from a destination: passive health evidence, and

@@ -410,6 +410,24 @@ fn new_requests_are_dispatched_whatever_they_name() {
     assert!(to == addr(DEST_A) || to == addr(DEST_B));
 }
 
+/// What a pool server acting as a proxy (not a B2BUA) sends back through
+/// the edge: `msg` with its own Via on top and, if given, a Route to the
+/// edge; the Request-URI unchanged.
+fn proxied_back(msg: &[u8], via_branch: &str, route: Option<&str>) -> Vec<u8> {
+    proxied_by(DEST_A, msg, via_branch, route)
+}
+
+/// [`proxied_back`] by the proxy at `who`.
+fn proxied_by(who: &str, msg: &[u8], via_branch: &str, route: Option<&str>) -> Vec<u8> {
+    let text = String::from_utf8(msg.to_vec()).unwrap();
+    let eol = text.find("\r\n").unwrap() + 2;
+    let mut added = format!("Via: SIP/2.0/UDP {who};branch={via_branch}\r\n");
+    if let Some(r) = route {
+        added.push_str(&format!("Route: {r}\r\n"));
+    }
+    format!("{}{added}{}", &text[..eol], &text[eol..]).into_bytes()
+}
+
 #[test]
 fn max_forwards_zero_is_483_and_loops_are_482() {
     let e = edge();
@@ -419,15 +437,86 @@ fn max_forwards_zero_is_483_and_loops_are_482() {
     assert_eq!(sent_to(o), addr(CALLER));
     assert_eq!(status(&out), 483);
 
-    // Send an INVITE, then feed what we forwarded back in from a destination.
+    // The INVITE names the edge: into the pool it goes. A pool server
+    // that proxies it back unchanged is routed again (from the pool the
+    // Request-URI naming the edge means the pool: a spiral)...
     let (_, fwd) = run(&e, &mut w, invite("c2", "z9hG4bK-2").as_bytes(), CALLER);
-    let (o, out) = run(&e, &mut w, &fwd, DEST_A);
+    let (o, again) = run(&e, &mut w, &proxied_back(&fwd, "z9hG4bKp1", None), DEST_A);
+    assert!(matches!(o, Outcome::Send { .. }), "{o:?}");
+    assert_eq!(status_or_method(&again), "INVITE");
+    // ...but the same request from the same side a second time has
+    // looped: 482, to the pool server that sent it.
+    let (o, out) = run(&e, &mut w, &proxied_back(&again, "z9hG4bKp2", None), DEST_A);
     assert_eq!(status(&out), 482);
-    // The 482 goes where the top Via says: ourselves, whence it returns to the caller.
-    assert_eq!(sent_to(o), addr(EDGE));
-    let (o, out2) = run(&e, &mut w, &out, EDGE);
-    assert_eq!(sent_to(o), addr(CALLER));
-    assert_eq!(status(&out2), 482);
+    assert_eq!(sent_to(o), addr(DEST_A));
+}
+
+/// The status code or method of a message sipedge sent.
+fn status_or_method(msg: &[u8]) -> String {
+    let mut idx = HeaderIndex::new();
+    let m = sip::parse(msg, &mut idx).expect("output parses");
+    m.status().map_or_else(
+        || String::from_utf8_lossy(m.method_bytes()).into_owned(),
+        |c| c.to_string(),
+    )
+}
+
+#[test]
+fn a_pool_server_proxying_a_call_back_out_is_a_spiral_not_a_loop() {
+    // Carrier -> edge -> routing proxy (a pool server) -> edge -> carrier,
+    // with the Request-URI naming the far carrier throughout (RFC 3261
+    // §16.3 step 4: a spiral is routed again; only a loop gets 482).
+    let e = edge();
+    let mut w = e.worker();
+    let far = "127.0.0.1:7000";
+    let inv = invite("spiral", "z9hG4bK-s").replace(
+        &format!("INVITE sip:service@{EDGE}"),
+        &format!("INVITE sip:bob@{far}"),
+    );
+    let (o, fwd) = run(&e, &mut w, inv.as_bytes(), CALLER);
+    let pool = sent_to(o);
+    assert!(pool == addr(DEST_A) || pool == addr(DEST_B));
+    for (k, route) in [None, Some(format!("<sip:{EDGE};lr>"))].iter().enumerate() {
+        let back = proxied_back(&fwd, &format!("z9hG4bKr{k}"), route.as_deref());
+        let (o, out) = run(&e, &mut w, &back, DEST_A);
+        assert_eq!(sent_to(o), addr(far), "route {route:?}");
+        assert_eq!(status_or_method(&out), "INVITE");
+        // Out it goes with both of the edge's Vias and the pool's.
+        let mut idx = HeaderIndex::new();
+        let vias = header(&out, HeaderName::Via, &mut idx);
+        assert_eq!(vias.len(), 4, "{vias:?}");
+        assert!(vias[0].contains(EDGE) && vias[2].contains(EDGE), "{vias:?}");
+        // A real loop: the far side hands the same request straight back
+        // from outside, as the edge sent it — 482 after that one pass.
+        let looped = proxied_by(far, &out, "z9hG4bKfar", None);
+        let (o, looped) = run(&e, &mut w, &looped, far);
+        assert_eq!(status(&looped), 482, "route {route:?}");
+        assert_eq!(sent_to(o), addr(far));
+    }
+}
+
+#[test]
+fn a_request_carrying_the_edges_own_via_on_top_is_never_answered() {
+    // Fed back exactly as forwarded (a destination sharing the edge's
+    // address that returns the request, a forged Via): an answer would go
+    // to the edge itself and come back as a response of its own.
+    let e = edge();
+    let mut w = e.worker();
+    let (_, fwd) = run(&e, &mut w, invite("own", "z9hG4bK-own").as_bytes(), CALLER);
+    let (o, _) = run(&e, &mut w, &fwd, DEST_A);
+    assert_eq!(o, Outcome::Drop(Event::OwnVia));
+    // Even one that would be refused (Max-Forwards 0, a bad CSeq).
+    for edit in [
+        ("Max-Forwards: 69", "Max-Forwards: 0"),
+        ("CSeq: 1 INVITE", "CSeq: x"),
+    ] {
+        let text = String::from_utf8(fwd.clone())
+            .unwrap()
+            .replace(edit.0, edit.1);
+        let (o, _) = run(&e, &mut w, text.as_bytes(), DEST_A);
+        assert_eq!(o, Outcome::Drop(Event::OwnVia), "{edit:?}");
+    }
+    assert_eq!(w.stats.get(Event::OwnVia), 3);
 }
 
 #[test]
@@ -510,6 +599,179 @@ fn unparseable_acks_and_responses_are_never_answered() {
     let (o, out) = run(&e, &mut w, format!("  {bad}").as_bytes(), CALLER);
     assert_eq!(sent_to(o), addr(CALLER));
     assert_eq!(&out[8..12], b"400 ");
+}
+
+#[test]
+fn bare_line_ends_are_refused_and_never_copied_into_the_400() {
+    let e = edge();
+    let mut w = e.worker();
+    // sipedge would read a Route where a strict server reads one Subject
+    // line: neither reading may reach the pool.
+    let smuggle = invite("lf", "z9hG4bK-lf").replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nSubject: a\nRoute: <sip:127.0.0.1:7000;lr>\r\n",
+    );
+    for text in [
+        smuggle.clone(),
+        smuggle.replace("a\nRoute", "a\rRoute"),
+        invite("lf2", "z9hG4bK-lf2").replace("\r\n", "\n"),
+    ] {
+        let (o, out) = run(&e, &mut w, text.as_bytes(), CALLER);
+        assert_eq!(sent_to(o), addr(CALLER), "{text:?}");
+        assert!(
+            out.starts_with(b"SIP/2.0 400 Line End Not CRLF\r\n"),
+            "{text:?}"
+        );
+        assert_eq!(bare_line_ends(&out), 0, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(status(&out), 400);
+    }
+    assert_eq!(w.stats.get(Event::RequestForwarded), 0);
+    // A response with one is dropped.
+    let resp = answer(
+        &run(&e, &mut w, invite("r", "z9hG4bK-r").as_bytes(), CALLER).1,
+        180,
+    );
+    let bare = String::from_utf8(resp).unwrap().replacen("\r\n", "\n", 2);
+    let (o, _) = run(&e, &mut w, bare.as_bytes(), DEST_A);
+    assert_eq!(o, Outcome::Drop(Event::Malformed));
+}
+
+/// How many CR or LF bytes of `msg`'s start line and headers are not part
+/// of a CRLF.
+fn bare_line_ends(msg: &[u8]) -> usize {
+    let head = &msg[..memchr::memmem::find(msg, b"\r\n\r\n").map_or(msg.len(), |i| i + 4)];
+    (0..head.len())
+        .filter(|&i| match head[i] {
+            b'\r' => head.get(i + 1) != Some(&b'\n'),
+            b'\n' => i == 0 || head[i - 1] != b'\r',
+            _ => false,
+        })
+        .count()
+}
+
+#[test]
+fn routing_fields_must_be_well_formed_without_validate() {
+    let e = edge();
+    let mut w = e.worker();
+    for (from, to, reason) in [
+        ("branch=z9hG4bK-c", "branch=z9hG4bK\x0f-c", "Bad Via"),
+        ("Call-ID: ctl", "Call-ID: c\x0ftl", "Bad Call-ID"),
+        ("Call-ID: ctl", "Call-ID: c tl", "Bad Call-ID"),
+        ("tag=a1", "tag=a\x01", "Bad From"),
+        (
+            "To: <sip:service@example.com>",
+            "To: <sip:service@example.com>;tag=\x7f",
+            "Bad To",
+        ),
+        ("To: <sip:service", "To: <sip:serv\x02ice", "Bad To"),
+        ("CSeq: 1 INVITE", "CSeq: 1 INV\x03ITE", "Bad CSeq"),
+    ] {
+        let text = invite("ctl", "z9hG4bK-c").replacen(from, to, 1);
+        assert_ne!(text, invite("ctl", "z9hG4bK-c"));
+        let (o, out) = run(&e, &mut w, text.as_bytes(), CALLER);
+        assert_eq!(sent_to(o), addr(CALLER), "{to:?}");
+        let want = format!("SIP/2.0 400 {reason}\r\n");
+        assert!(
+            out.starts_with(want.as_bytes()),
+            "{to:?}: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    // A Route with a control byte in its URI.
+    let text = invite("ctl", "z9hG4bK-c").replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nRoute: <sip:127.0.0.1:5070;\x0flr>\r\n",
+    );
+    let (_, out) = run(&e, &mut w, text.as_bytes(), CALLER);
+    assert!(out.starts_with(b"SIP/2.0 400 Bad Route\r\n"));
+    assert_eq!(w.stats.get(Event::RequestForwarded), 0);
+}
+
+#[test]
+fn responses_with_a_duplicated_singleton_or_bad_fields_are_dropped() {
+    let e = edge();
+    let mut w = e.worker();
+    let (_, fwd) = run(&e, &mut w, invite("dup", "z9hG4bK-d").as_bytes(), CALLER);
+    let ok = String::from_utf8(answer(&fwd, 200)).unwrap();
+    let (o, _) = run(&e, &mut w, ok.as_bytes(), DEST_A);
+    assert_eq!(sent_to(o), addr(CALLER), "the plain answer is relayed");
+    let cseq = "CSeq: 1 INVITE\r\n";
+    for bad in [
+        ok.replace(cseq, &format!("CSeq: 1 INVITZ\r\n{cseq}")),
+        ok.replace(cseq, &format!("{cseq}Call-ID: dup\r\n")),
+        ok.replace(cseq, &format!("{cseq}To: <sip:x@example.com>;tag=9\r\n")),
+        ok.replace(cseq, &format!("{cseq}From: <sip:x@example.com>;tag=9\r\n")),
+        ok.replace(
+            cseq,
+            &format!("{cseq}Max-Forwards: 70\r\nMax-Forwards: 69\r\n"),
+        ),
+        ok.replace("Call-ID: dup", "Call-ID: d\x0fup"),
+        ok.replace(cseq, "CSeq: one INVITE\r\n"),
+    ] {
+        let (o, _) = run(&e, &mut w, bad.as_bytes(), DEST_A);
+        assert_eq!(o, Outcome::Drop(Event::BadResponse), "{bad:?}");
+    }
+    assert_eq!(w.stats.get(Event::BadResponse), 7);
+}
+
+#[test]
+fn a_garbled_response_from_a_destination_is_never_answered() {
+    // The destination shares the edge's address: a 400 to the top Via
+    // would reach the edge itself and be relayed to the caller as the
+    // final answer of its INVITE.
+    let e = edge();
+    let mut w = e.worker();
+    let (_, fwd) = run(&e, &mut w, invite("g", "z9hG4bK-g").as_bytes(), CALLER);
+    let ok = String::from_utf8(answer(&fwd, 200)).unwrap();
+    let rest = &ok[ok.find("\r\n").unwrap()..];
+    for garbled in [
+        format!("\u{fe} 200 OK{rest}"),
+        format!("200 OK{rest}"),
+        format!("XIP/2.0 200 OK{rest}"),
+    ] {
+        let mut bytes = garbled.into_bytes();
+        if bytes.starts_with("\u{fe}".as_bytes()) {
+            bytes[..2].copy_from_slice(b"\xff\xfe");
+        }
+        let (o, _) = run(&e, &mut w, &bytes, DEST_A);
+        assert_eq!(
+            o,
+            Outcome::Drop(Event::Malformed),
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    // A broken request whose Via names the edge is not answered either.
+    let broken = String::from_utf8(fwd)
+        .unwrap()
+        .replace("Content-Length: 4", "Content-Length: 99");
+    let (o, _) = run(&e, &mut w, broken.as_bytes(), DEST_A);
+    assert_eq!(o, Outcome::Drop(Event::OwnVia));
+    assert_eq!(w.stats.get(Event::Replied), 0);
+}
+
+#[test]
+fn a_response_whose_loop_hash_digits_were_changed_is_dropped() {
+    let e = edge();
+    let mut w = e.worker();
+    let (_, fwd) = run(&e, &mut w, invite("lh", "z9hG4bK-lh").as_bytes(), CALLER);
+    let resp = answer(&fwd, 180);
+    let dot = memchr::memmem::find(&resp, b"z9hG4bKsE").unwrap() + 9 + 16;
+    assert_eq!(resp[dot], b'.');
+    for i in dot + 1..dot + 9 {
+        let mut forged = resp.clone();
+        forged[i] = if forged[i] == b'0' { b'1' } else { b'0' };
+        let (o, _) = run(&e, &mut w, &forged, DEST_A);
+        assert_eq!(o, Outcome::Drop(Event::BadToken), "digit {}", i - dot);
+    }
+    // An attempt suffix added to a first attempt's branch.
+    let mut suffixed = resp[..dot + 9].to_vec();
+    suffixed.extend_from_slice(b".1");
+    suffixed.extend_from_slice(&resp[dot + 9..]);
+    let (o, _) = run(&e, &mut w, &suffixed, DEST_A);
+    assert_eq!(o, Outcome::Drop(Event::BadToken));
+    let (o, _) = run(&e, &mut w, &resp, DEST_A);
+    assert_eq!(sent_to(o), addr(CALLER), "the answer as sent is relayed");
 }
 
 #[test]

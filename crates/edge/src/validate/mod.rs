@@ -364,6 +364,9 @@ fn uri_of(
 ) -> Result<(), Failure> {
     let v = m.first_value(name).ok_or(missing)?;
     let n = NameAddr::parse(v).map_err(|_| parse)?;
+    if !is_absolute_uri(n.uri) {
+        return Err(parse);
+    }
     if is_sip_uri(n.uri) {
         let u = n.parse_uri().map_err(|_| parse)?;
         if !hostname::valid(u.host_text) {
@@ -371,6 +374,27 @@ fn uri_of(
         }
     }
     Ok(())
+}
+
+/// True when `uri` is a URI at all: a scheme (`ALPHA *( ALPHA / DIGIT /
+/// "+" / "-" / "." )`, RFC 3261 §25.1), a colon, and something after it
+/// of the characters a URI may hold (visible ASCII but `<`, `>`, `"`).
+/// `caller@192.0.2.1` has no scheme; `s\xa4p:caller@…` has a byte no
+/// scheme may contain.
+fn is_absolute_uri(uri: &[u8]) -> bool {
+    let Some(colon) = uri.iter().position(|&c| c == b':') else {
+        return false;
+    };
+    let (scheme, rest) = (&uri[..colon], &uri[colon + 1..]);
+    let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+    let rest_ok = !rest.is_empty()
+        && rest
+            .iter()
+            .all(|&c| c.is_ascii_graphic() && !matches!(c, b'<' | b'>' | b'"'));
+    scheme_ok && rest_ok
 }
 
 /// True for a `sip:` or `sips:` URI (the ones whose host is checked).
@@ -403,6 +427,9 @@ fn contact(m: &Message<'_>) -> Result<(), Failure> {
             continue;
         }
         let n = NameAddr::parse(e.text).map_err(|_| Failure::ContactParse)?;
+        if !is_absolute_uri(n.uri) {
+            return Err(Failure::ContactParse);
+        }
         if is_sip_uri(n.uri) {
             n.parse_uri().map_err(|_| Failure::ContactParse)?;
         }

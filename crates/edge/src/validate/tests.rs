@@ -244,6 +244,52 @@ fn uris_and_hosts() {
             Err(failure)
         );
     }
+    // A URI needs a scheme: `user@host` in <> is not one, nor is a scheme
+    // with a byte no scheme may hold.
+    for (check, from, to, failure) in [
+        (
+            Check::From,
+            "From: <sip:alice@example.com>",
+            "From: <alice@127.0.0.3:5680>",
+            Failure::FromParse,
+        ),
+        (
+            Check::To,
+            "To: <sip:bob@example.com>",
+            "To: <bob@example.com>",
+            Failure::ToParse,
+        ),
+        (
+            Check::Contact,
+            "Contact: <sip:alice@192.0.2.1>",
+            "Contact: <alice@192.0.2.1>",
+            Failure::ContactParse,
+        ),
+        (
+            Check::From,
+            "From: <sip:alice@example.com>",
+            "From: <s\u{a4}p:alice@example.com>",
+            Failure::FromParse,
+        ),
+        (
+            Check::To,
+            "To: <sip:bob@example.com>",
+            "To: <:bob@example.com>",
+            Failure::ToParse,
+        ),
+    ] {
+        let bad = invite(|s| s.replace(from, to));
+        let rules = Rules::new(&[check]);
+        assert_eq!(run(&bad, rules, Transport::Udp), Err(failure), "{to}");
+    }
+    let raw = invite(|s| s).into_bytes();
+    let at = memchr::memmem::find(&raw, b"<sip:alice").expect("From") + 2;
+    let mut latin1 = raw.clone();
+    latin1[at] = 0xa4;
+    let mut idx = HeaderIndex::new();
+    let m = sip::parse(&latin1, &mut idx).expect("parses");
+    let rules = Rules::new(&[Check::From]);
+    assert_eq!(check(&m, rules, Transport::Udp), Err(Failure::FromParse));
     // Non-SIP URIs have no host to check (RFC 4475 §3.3.4).
     let tel = invite(|s| s.replace("To: <sip:bob@example.com>", "To: <tel:+1-201-555-0123>"));
     assert_eq!(run(&tel, all(), Transport::Udp), Ok(()));

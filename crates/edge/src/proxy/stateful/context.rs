@@ -88,6 +88,9 @@ struct State {
 pub(super) struct Context {
     /// The transaction MAC, compared in full on every lookup.
     pub mac: u64,
+    /// The loop hash of its branches: a response whose branch carries
+    /// another one was not sent for this transaction.
+    pub loop_hash: u32,
     /// The earliest heap entry still queued for this context (table.rs).
     pub scheduled: Option<Instant>,
     req: Stored,
@@ -133,6 +136,7 @@ impl Context {
         let origin = &c.origin;
         let mut ctx = Context {
             mac: c.mac,
+            loop_hash: c.loop_hash,
             scheduled: None,
             req: Stored {
                 bytes: m.buf()[..m.end()].into(),
@@ -630,7 +634,7 @@ fn our_via<'e>(env: &Env<'e, '_, '_>, c: &Checked<'_>, out_local: usize, k: usiz
     let edge = env.edge;
     OurVia {
         sent_by: edge.locals[out_local].sent_by.as_bytes(),
-        mac: c.mac,
+        mac: c.branch_mac(edge, k as u8),
         loop_hash: c.loop_hash,
         attempt: k as u8,
     }

@@ -12,7 +12,7 @@ use sip::{Element, HeaderName, Message, Splicer, Writer};
 pub(super) struct OurVia<'a> {
     /// Our sent-by on the local address the branch uses.
     pub sent_by: &'a [u8],
-    /// The transaction MAC, loop hash and attempt of the branch.
+    /// The branch MAC (`BranchKey::branch_mac`), loop hash and attempt.
     pub mac: u64,
     pub loop_hash: u32,
     pub attempt: u8,

@@ -260,12 +260,14 @@ pub(super) fn response(
     let cseq = m.cseq().ok()?;
     let method = Method::from_bytes(cseq.method);
     let to_cancel = method == Method::Cancel;
-    let k = key(
-        branch.mac,
-        matches!(method, Method::Invite | Method::Cancel),
-    );
+    // The branch names its transaction; a changed loop hash or attempt
+    // digit names none here (and then fails the stateless check too).
+    let mac = edge.key.tx_mac_of(&branch);
+    let k = key(mac, matches!(method, Method::Invite | Method::Cancel));
     let mut shard = st.table.shard(k);
-    let ctx = shard.get_mut(k, branch.mac)?;
+    let ctx = shard
+        .get_mut(k, mac)
+        .filter(|c| c.loop_hash == branch.loop_hash)?;
     let mut env = Env {
         edge,
         cfg: &st.cfg,

@@ -246,10 +246,34 @@ fn a_503_fails_over_to_the_next_destination_with_a_new_branch() {
     assert_eq!(ack.header(HeaderName::CSeq).as_deref(), Some("1 ACK"));
     let inv_b = only(&out, B);
     assert_eq!(inv_b.method(), Some(Method::Invite));
-    assert_eq!(inv_b.top_branch(), format!("{}.1", inv_a.top_branch()));
+    assert_attempt(&inv_b.top_branch(), &inv_a.top_branch(), 1);
     assert!(to(&out, CALLER).is_empty());
 
-    let out = sim.recv(&inv_b.answer(180), B);
+    // The second attempt's branch is authenticated whole: with its
+    // attempt digit or a loop-hash digit changed, its answer matches no
+    // transaction and fails the stateless check too.
+    let ringing = inv_b.answer(180);
+    let branch = inv_b.top_branch();
+    let at = memchr::memmem::find(&ringing, branch.as_bytes()).unwrap();
+    for (i, digit) in [(branch.len() - 1, b'2'), (branch.len() - 4, b'x')] {
+        let mut forged = ringing.clone();
+        let d = &mut forged[at + i];
+        *d = if digit == b'x' {
+            if *d == b'0' {
+                b'1'
+            } else {
+                b'0'
+            }
+        } else {
+            digit
+        };
+        assert!(
+            sim.recv(&forged, B).is_empty(),
+            "{}",
+            String::from_utf8_lossy(&forged)
+        );
+    }
+    let out = sim.recv(&ringing, B);
     assert_eq!(only(&out, CALLER).status(), Some(180));
     let out = sim.recv(&inv_b.answer(200), B);
     let ok = only(&out, CALLER);
@@ -593,7 +617,20 @@ backup_zones = ["a"]
     let inv_a = only(&sim.recv(&invite("c23"), CALLER), A);
     let inv_c = only(&sim.recv(&inv_a.answer(503), A), C);
     let inv_b = only(&sim.recv(&inv_c.answer(503), C), B);
-    assert_eq!(inv_b.top_branch(), format!("{}.2", inv_a.top_branch()));
+    assert_attempt(&inv_b.top_branch(), &inv_a.top_branch(), 2);
+}
+
+/// `branch` is attempt `k` of the request whose first branch is `first`:
+/// the same loop hash, the attempt digit, and a MAC of its own (the digit
+/// is authenticated).
+#[track_caller]
+fn assert_attempt(branch: &str, first: &str, k: u8) {
+    let (b, f) = (
+        crate::branch::parse_branch(branch.as_bytes()).expect("our branch"),
+        crate::branch::parse_branch(first.as_bytes()).expect("our branch"),
+    );
+    assert_eq!((b.loop_hash, b.attempt, f.attempt), (f.loop_hash, k, 0));
+    assert_ne!(b.mac, f.mac, "{branch} against {first}");
 }
 
 #[test]
