@@ -86,6 +86,26 @@ impl Udp {
         }
     }
 
+    /// A datagram already queued on the socket, without waiting. Loopback
+    /// delivers a datagram as it is sent, so once a later event proves that
+    /// sipedge has handled a message (the next request reached the pool),
+    /// anything it sent this socket for that message is here.
+    pub fn already_received(&self) -> Option<(Vec<u8>, SocketAddr)> {
+        let mut buf = vec![0u8; 65_536];
+        self.sock.set_nonblocking(true).expect("set_nonblocking");
+        let got = loop {
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) => break Some((buf[..n].to_vec(), from)),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break None,
+                Err(e) => panic!("UDP receive failed: {e}"),
+            }
+        };
+        self.sock.set_nonblocking(false).expect("set_nonblocking");
+        got
+    }
+
     /// [`Udp::recv_timeout`] as text.
     pub fn recv_text_timeout(&self, limit: Duration) -> Option<(String, SocketAddr)> {
         self.recv_timeout(limit)

@@ -1,13 +1,15 @@
-//! Not an open relay (issue 2 §5): requests from outside the pool only
-//! ever reach the pool's destinations; requests from a destination may go
-//! out along their Route or Request-URI.
+//! Not an open relay: requests from outside the pool only ever reach the
+//! pool's destinations; requests from a destination may go out along
+//! their Route or Request-URI — also when a routing proxy in the pool
+//! sends a call back out through the edge (a spiral), while a request that
+//! really loops gets 482.
 
 use std::net::SocketAddr;
 
 use e2e::config::single_edge;
 use e2e::expect::{final_response, next_arrival, pool_silent, via_values, ANSWER, SILENCE};
 use e2e::sip::{self, Request};
-use e2e::{free_port, require_private_netns, FakePool, Sipedge, Udp};
+use e2e::{free_port, require_private_netns, FakePool, Sipedge, SippUac, SippUas, Udp};
 
 fn edge_addr(listen: u16) -> SocketAddr {
     SocketAddr::from((e2e::LOCALHOST, listen))
@@ -358,4 +360,86 @@ fn next_arrival_response(pool: &FakePool, call_id: &str) -> e2e::Arrival {
         got.text
     );
     got
+}
+
+/// Carrier A -> sipedge -> a routing proxy in the pool (SIPp, not a B2BUA)
+/// -> sipedge -> carrier B, with the Request-URI naming carrier B all the
+/// way: each request of the call passes the edge twice, once from outside
+/// into the pool and once from the pool outward. That is a spiral (RFC 3261
+/// §16.3 step 4), not a loop: the whole call goes through, INVITE, ACK and
+/// BYE, with the routing proxy's Record-Route and the Route it sends back.
+#[test]
+fn relay_a_routing_proxy_in_the_pool_spirals_calls_back_out() {
+    require_private_netns();
+    let listen = free_port();
+    let edge_at = format!("127.0.0.1:{listen}");
+    let routing = SippUas::start("pool-proxy.xml", free_port(), &["-key", "edge", &edge_at]);
+    let carrier_b = SippUas::start("uas.xml", free_port(), &[]);
+    let _edge = Sipedge::start(&single_edge(listen, "first", &[(routing.port(), 1)]));
+    let far = format!("127.0.0.1:{}", carrier_b.port());
+    let uac = SippUac::run("uac-far.xml", &edge_at, 3, 10, &["-key", "far", &far]);
+    let (routing, carrier_b) = (routing.stop(), carrier_b.stop());
+    uac.assert_all_successful();
+    for method in ["INVITE", "ACK", "BYE"] {
+        assert_eq!(routing.count(method), 3, "{method} at the routing proxy");
+        assert_eq!(carrier_b.count(method), 3, "{method} at carrier B");
+    }
+    // Carrier B got the INVITE with the Request-URI it was sent with and
+    // both passes through the edge on the Via stack.
+    let invite = carrier_b.requests("INVITE")[0];
+    assert!(invite
+        .text
+        .starts_with(&format!("INVITE sip:service@{far} ")));
+    let vias = invite.headers("Via").join(",");
+    let edge_vias = vias
+        .matches(&format!("127.0.0.1:{listen};branch=z9hG4bKsE"))
+        .count();
+    assert_eq!(edge_vias, 2, "{}", invite.text);
+    assert_eq!(uac.responses(482).len(), 0);
+    // The in-dialog requests kept their Request-URI (carrier B's Contact)
+    // through both passes.
+    let bye = carrier_b.requests("BYE")[0];
+    let contact = format!("BYE sip:{far};transport=UDP SIP/2.0");
+    assert!(bye.text.starts_with(&contact), "{}", bye.text);
+}
+
+/// A pool server that hands the same request back unchanged, again and
+/// again, is a loop: the first return is routed (it comes from the other
+/// side), the second gets 482 after that one pass.
+#[test]
+fn relay_a_request_that_really_loops_gets_482_after_one_pass() {
+    require_private_netns();
+    let pool = FakePool::start(1);
+    let listen = free_port();
+    let _edge = Sipedge::start(&single_edge(listen, "first", &[(pool.ports()[0], 1)]));
+    let caller = Udp::bind();
+    let invite = Request::new(
+        "INVITE",
+        &format!("sip:svc@127.0.0.1:{listen}"),
+        caller.local_addr(),
+    );
+    let call_id = invite.get("Call-ID").expect("Call-ID").to_string();
+    caller.send_to(invite.build(), edge_addr(listen));
+    let mut got = next_arrival(&pool, "INVITE", &call_id);
+    for pass in 1..=2 {
+        let back = proxied_back(&got.text, pool.addr(0), pass);
+        pool.send_from(0, back, edge_addr(listen));
+        if pass == 1 {
+            got = next_arrival(&pool, "INVITE", &call_id);
+            assert_eq!(via_values(&got.text).len(), 4, "{}", got.text);
+        }
+    }
+    // The 482 goes to the pool server whose Via is on top.
+    let looped = pool
+        .recv_matching(ANSWER, |a| sip::status_code(&a.text).is_some())
+        .expect("an answer to the looping INVITE");
+    assert_eq!(sip::status_code(&looped.text), Some(482), "{}", looped.text);
+    assert_eq!(sip::header(&looped.text, "Call-ID"), Some(call_id.as_str()));
+}
+
+/// What a proxy at `me` makes of `request` to send it on: its own Via on
+/// top, everything else as it came.
+fn proxied_back(request: &str, me: SocketAddr, n: u32) -> String {
+    let (line, rest) = request.split_once("\r\n").expect("a request line");
+    format!("{line}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-proxy-{n}\r\n{rest}")
 }

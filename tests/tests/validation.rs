@@ -49,6 +49,51 @@ fn answer(caller: &Udp) -> String {
     sip::start_line(&text).to_owned()
 }
 
+/// With only `validate = ["from", "to", "contact"]`, a URI without a
+/// scheme (`<caller@127.0.0.3:5680>`) or with a byte no scheme may hold is
+/// refused: "URI and a valid host", a Contact that parses.
+#[test]
+fn validation_refuses_uris_without_a_scheme() {
+    require_private_netns();
+    let pool = FakePool::start(1);
+    let (listen, _api, _edge) = start_edge(&pool, "validate = [\"from\", \"to\", \"contact\"]");
+    let caller = Udp::bind();
+    let cases: Vec<(Request, &str)> = vec![
+        (
+            invite(&caller, listen).set("From", "<caller@127.0.0.3:5680>;tag=f1"),
+            "From Header Parse Error",
+        ),
+        (
+            invite(&caller, listen).set("To", "<svc@127.0.0.1>"),
+            "To Header Parse Error",
+        ),
+        (
+            invite(&caller, listen).set("Contact", "<caller@127.0.0.3:5680>"),
+            "Contact Header Parse Error",
+        ),
+    ];
+    for (req, reason) in &cases {
+        caller.send_to(req.build(), edge_addr(listen));
+        assert_eq!(
+            answer(&caller),
+            format!("SIP/2.0 400 {reason}"),
+            "{}",
+            req.build()
+        );
+    }
+    // `s\xa4p:` as the scheme: not text a Request can build.
+    let latin1 = invite(&caller, listen).set("From", "<sip:caller@127.0.0.3:5680>;tag=f2");
+    let mut bytes = latin1.build().into_bytes();
+    let at = bytes.windows(5).position(|w| w == b"<sip:").expect("From") + 2;
+    bytes[at] = 0xa4;
+    caller.send_to(&bytes, edge_addr(listen));
+    assert_eq!(answer(&caller), "SIP/2.0 400 From Header Parse Error");
+    // What passes next is the first thing the pool sees.
+    let ok = invite(&caller, listen);
+    caller.send_to(ok.build(), edge_addr(listen));
+    next_arrival(&pool, "INVITE", ok.get("Call-ID").expect("Call-ID"));
+}
+
 /// Issue 6: with every check and `on_invalid = "reject"`, each crafted
 /// request gets a 400 whose reason phrase names the failed check, and
 /// nothing reaches the pool; a valid one passes.
