@@ -182,16 +182,21 @@ impl Edge {
     }
 
     /// True when an answer to a request whose top Via is `via`, sent to
-    /// `to`, would reach this edge itself: the Via names one of its
-    /// addresses, or `to` is one of its sockets. sipedge never sends such
-    /// an answer — it would come back as a response carrying the edge's own
-    /// Via, and (from a destination sharing the edge's address, say) be
-    /// relayed to the caller as the final answer of a call it has nothing
-    /// to do with.
+    /// `to`, would reach this edge itself: the Via is one the edge wrote
+    /// (one of its addresses with one of its branches — a phone behind
+    /// NAT may well claim the edge's private address, never its branch),
+    /// or `to` is one of its sockets. sipedge never sends such an answer:
+    /// it would come back as a response carrying the edge's own Via, and
+    /// (from a destination sharing the edge's address, say) be relayed to
+    /// the caller as the final answer of a call it has nothing to do with.
     pub(crate) fn answers_itself(&self, via: Option<&sip::Via<'_>>, to: SocketAddr) -> bool {
+        let ours = via.filter(|v| {
+            v.branch
+                .is_some_and(|b| b.starts_with(crate::branch::PREFIX))
+        });
         self.locals
             .iter()
-            .any(|l| l.addr == to || via.is_some_and(|v| l.is(&v.host, v.port)))
+            .any(|l| l.addr == to || ours.is_some_and(|v| l.is(&v.host, v.port)))
     }
 
     /// True when neither direction changes anything (the stage is skipped).

@@ -517,6 +517,12 @@ fn a_request_carrying_the_edges_own_via_on_top_is_never_answered() {
         assert_eq!(o, Outcome::Drop(Event::OwnVia), "{edit:?}");
     }
     assert_eq!(w.stats.get(Event::OwnVia), 3);
+    // A phone behind NAT may claim the edge's (private) address in its
+    // Via; without one of the edge's branches it is served as usual.
+    let nat =
+        invite("nat", "z9hG4bK-nat").replace(&format!("UDP {CALLER}"), &format!("UDP {EDGE}"));
+    let (o, _) = run(&e, &mut w, nat.as_bytes(), CALLER);
+    assert!(matches!(o, Outcome::Send { .. }), "{o:?}");
 }
 
 #[test]
