@@ -21,6 +21,26 @@ static TOKEN: [bool; 256] = {
     t
 };
 
+/// What an unquoted parameter value may hold: visible ASCII but the
+/// separators `;`, `,` and `"` (RFC 3261 §25.1 `gen-value` is token or
+/// host; peers send more punctuation, never a control or non-ASCII byte).
+static VALUE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_graphic() && !matches!(b, b';' | b',' | b'"');
+        c += 1;
+    }
+    t
+};
+
+/// A byte of an unquoted parameter value ([`VALUE`]).
+#[inline(always)]
+pub(crate) fn is_value(c: u8) -> bool {
+    VALUE[c as usize]
+}
+
 /// `token` characters of RFC 3261 §25.1.
 #[inline(always)]
 pub(crate) fn is_token(c: u8) -> bool {

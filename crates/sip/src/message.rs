@@ -178,13 +178,16 @@ enum LineEnd {
 /// that use bare LF are rare enough that refusing them costs less than the
 /// smuggling it prevents. Bodies are not lines: they are framed by
 /// Content-Length and passed on as they are.
+///
+/// Here: a line ends at its LF, which must follow a CR; [`parse`] then
+/// counts the CRs of the whole section in one pass, so that one standing
+/// alone anywhere is found too.
 fn line_at(buf: &[u8], at: usize) -> Result<(usize, usize), LineEnd> {
-    let i = memchr::memchr2(b'\r', b'\n', &buf[at..]).ok_or(LineEnd::Missing)? + at;
-    match (buf[i], buf.get(i + 1)) {
-        (b'\r', Some(b'\n')) => Ok((i, i + 2)),
-        (b'\r', None) => Err(LineEnd::Missing),
-        _ => Err(LineEnd::Bare),
+    let nl = memchr::memchr(b'\n', &buf[at..]).ok_or(LineEnd::Missing)? + at;
+    if nl == at || buf[nl - 1] != b'\r' {
+        return Err(LineEnd::Bare);
     }
+    Ok((nl - 1, nl + 1))
 }
 
 impl From<LineEnd> for ParseError {
@@ -235,6 +238,7 @@ pub fn parse<'a>(buf: &'a [u8], index: &'a mut HeaderIndex) -> Result<Message<'a
     }
     let first = start_of(buf).ok_or(ParseError::Empty)?;
     let (sl_end, mut at) = line_at(buf, first)?;
+    let mut lines = 1;
     let start = parse_start_line(buf, first, sl_end)?;
     let start_line = Span::new(first, sl_end);
 
@@ -250,6 +254,7 @@ pub fn parse<'a>(buf: &'a [u8], index: &'a mut HeaderIndex) -> Result<Message<'a
             return Err(ParseError::Truncated);
         }
         let (le, next) = line_at(buf, at)?;
+        lines += 1;
         if le == at {
             headers_end = at;
             body_start = next;
@@ -286,6 +291,11 @@ pub fn parse<'a>(buf: &'a [u8], index: &'a mut HeaderIndex) -> Result<Message<'a
             line: Span::new(at, next),
         });
         at = next;
+    }
+
+    // Every line ended in CRLF: any other CR stands alone.
+    if memchr::memchr_iter(b'\r', &buf[first..body_start]).count() != lines {
+        return Err(ParseError::BareLineEnd);
     }
 
     let mut content_length = None;

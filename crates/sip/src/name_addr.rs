@@ -55,7 +55,8 @@ impl<'a> NameAddr<'a> {
                     .ok_or(ParseError::BadNameAddr)?
                     + lt;
                 let uri = &v[lt + 1..gt];
-                if uri.is_empty() || uri.iter().any(|&c| lex::is_lws(c) || lex::is_ctl(c)) {
+                // No white space and no control byte: one comparison.
+                if uri.is_empty() || uri.iter().any(|&c| c <= b' ' || c == 0x7f) {
                     return Err(ParseError::BadNameAddr);
                 }
                 (uri, &v[gt + 1..], true)
@@ -65,7 +66,7 @@ impl<'a> NameAddr<'a> {
                 let uri = lex::trim_end(&v[..semi]);
                 if uri
                     .iter()
-                    .any(|&c| lex::is_lws(c) || lex::is_ctl(c) || matches!(c, b'?' | b',' | b'"'))
+                    .any(|&c| c <= b' ' || c == 0x7f || matches!(c, b'?' | b',' | b'"'))
                 {
                     return Err(ParseError::BadNameAddr);
                 }

@@ -78,25 +78,36 @@ impl<'a> Params<'a> {
             // read leniently (any visible ASCII unquoted, as peers send)
             // but never with a control byte or a raw non-ASCII byte, which
             // no form allows outside quotes.
-            let (ve, fits): (usize, fn(u8) -> bool) = if vs < s.len() && s[vs] == b'"' {
+            let ve = if vs < s.len() && s[vs] == b'"' {
                 let close = lex::closing_quote(s, vs).ok_or(ParseError::BadParam)?;
-                (close + 1, |c| !lex::is_ctl(c))
+                if s[vs..close].iter().any(|&c| lex::is_ctl(c)) {
+                    return Err(ParseError::BadParam);
+                }
+                close + 1
             } else if vs < s.len() && s[vs] == b'[' {
-                let close = s[vs..]
-                    .iter()
-                    .position(|&c| c == b']')
-                    .ok_or(ParseError::BadParam)?;
-                (vs + close + 1, |c| {
-                    c.is_ascii_hexdigit() || matches!(c, b'[' | b']' | b':' | b'.')
-                })
+                let close = vs
+                    + s[vs..]
+                        .iter()
+                        .position(|&c| c == b']')
+                        .ok_or(ParseError::BadParam)?;
+                let ip = |c: u8| c.is_ascii_hexdigit() || matches!(c, b':' | b'.');
+                if !s[vs + 1..close].iter().all(|&c| ip(c)) {
+                    return Err(ParseError::BadParam);
+                }
+                close + 1
             } else {
                 let mut k = vs;
-                while k < s.len() && !lex::is_lws(s[k]) && !matches!(s[k], b';' | b',' | b'"') {
+                while k < s.len() && lex::is_value(s[k]) {
                     k += 1;
                 }
-                (k, |c: u8| c.is_ascii_graphic())
+                // It ends at white space, a separator or the end: any
+                // other byte is a control or non-ASCII one.
+                if k < s.len() && !lex::is_lws(s[k]) && !matches!(s[k], b';' | b',' | b'"') {
+                    return Err(ParseError::BadParam);
+                }
+                k
             };
-            if ve == vs || !s[vs..ve].iter().all(|&c| fits(c)) {
+            if ve == vs {
                 return Err(ParseError::BadParam);
             }
             value = Some(&s[vs..ve]);

@@ -13,8 +13,9 @@ use std::time::Instant;
 /// `validate` says: each singleton header a proxy or UA matches on
 /// (Call-ID, CSeq, From, To, Max-Forwards, Content-Length) at most once —
 /// with two CSeqs, sipedge and the caller could each read a different one
-/// — and the Call-ID and CSeq well-formed. A request with the same faults
-/// gets a 400; a response is never answered, so it is dropped.
+/// — and the Call-ID well-formed ([`handle`] parses the CSeq, once). A
+/// request with the same faults gets a 400; a response is never answered,
+/// so it is dropped.
 pub(super) fn sane(m: &Message<'_>) -> bool {
     let mut seen = [0u8; 6];
     for h in m.headers() {
@@ -32,7 +33,7 @@ pub(super) fn sane(m: &Message<'_>) -> bool {
             return false;
         }
     }
-    m.call_id().is_some_and(sip::call_id::is_valid) && m.cseq().is_ok()
+    m.call_id().is_some_and(sip::call_id::is_valid)
 }
 
 /// Handles one parsed response.
@@ -61,7 +62,9 @@ pub fn handle(
         return Outcome::Drop(Event::ResponseUnroutable);
     };
     let call_id = m.call_id().unwrap_or_default();
-    let cseq = m.cseq().map(|c| c.number).unwrap_or(0);
+    let Ok(cseq) = m.cseq() else {
+        return Outcome::Drop(Event::BadResponse);
+    };
     // The From tag only enters the MAC for RFC 2543 peers: don't parse it otherwise.
     let from_tag = if next.has_cookie() {
         &b""[..]
@@ -70,7 +73,7 @@ pub fn handle(
     };
     let mac = edge
         .key
-        .tx_mac(&next, call_id, cseq, from_tag, branch.loop_hash);
+        .tx_mac(&next, call_id, cseq.number, from_tag, branch.loop_hash);
     if mac != edge.key.tx_mac_of(&branch) {
         return Outcome::Drop(Event::BadToken);
     }
@@ -79,11 +82,9 @@ pub fn handle(
     if let Some(i) = edge.destinations.iter().position(|d| d.addr == src) {
         let code = m.status().unwrap_or(0);
         s.counters.answered(i, code);
-        if (200..300).contains(&code) && edge.limits.counts_channels() {
-            let invite = m.cseq().is_ok_and(|c| c.method == b"INVITE");
-            if invite {
-                edge.limits.call_answered(call_id, i, now);
-            }
+        let answered = (200..300).contains(&code) && cseq.method == b"INVITE";
+        if answered && edge.limits.counts_channels() {
+            edge.limits.call_answered(call_id, i, now);
         }
     }
     let Some(to) = next_hop(&next) else {
