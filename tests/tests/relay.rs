@@ -1,8 +1,8 @@
 //! Not an open relay: requests from outside the pool only ever reach the
 //! pool's destinations; requests from a destination may go out along
 //! their Route or Request-URI — also when a routing proxy in the pool
-//! sends a call back out through the edge (a spiral), while a request that
-//! really loops gets 482.
+//! sends a call back out through the edge (a spiral; a request that really
+//! loops gets 482, `stateless.rs`).
 
 use std::net::SocketAddr;
 
@@ -401,45 +401,4 @@ fn relay_a_routing_proxy_in_the_pool_spirals_calls_back_out() {
     let bye = carrier_b.requests("BYE")[0];
     let contact = format!("BYE sip:{far};transport=UDP SIP/2.0");
     assert!(bye.text.starts_with(&contact), "{}", bye.text);
-}
-
-/// A pool server that hands the same request back unchanged, again and
-/// again, is a loop: the first return is routed (it comes from the other
-/// side), the second gets 482 after that one pass.
-#[test]
-fn relay_a_request_that_really_loops_gets_482_after_one_pass() {
-    require_private_netns();
-    let pool = FakePool::start(1);
-    let listen = free_port();
-    let _edge = Sipedge::start(&single_edge(listen, "first", &[(pool.ports()[0], 1)]));
-    let caller = Udp::bind();
-    let invite = Request::new(
-        "INVITE",
-        &format!("sip:svc@127.0.0.1:{listen}"),
-        caller.local_addr(),
-    );
-    let call_id = invite.get("Call-ID").expect("Call-ID").to_string();
-    caller.send_to(invite.build(), edge_addr(listen));
-    let mut got = next_arrival(&pool, "INVITE", &call_id);
-    for pass in 1..=2 {
-        let back = proxied_back(&got.text, pool.addr(0), pass);
-        pool.send_from(0, back, edge_addr(listen));
-        if pass == 1 {
-            got = next_arrival(&pool, "INVITE", &call_id);
-            assert_eq!(via_values(&got.text).len(), 4, "{}", got.text);
-        }
-    }
-    // The 482 goes to the pool server whose Via is on top.
-    let looped = pool
-        .recv_matching(ANSWER, |a| sip::status_code(&a.text).is_some())
-        .expect("an answer to the looping INVITE");
-    assert_eq!(sip::status_code(&looped.text), Some(482), "{}", looped.text);
-    assert_eq!(sip::header(&looped.text, "Call-ID"), Some(call_id.as_str()));
-}
-
-/// What a proxy at `me` makes of `request` to send it on: its own Via on
-/// top, everything else as it came.
-fn proxied_back(request: &str, me: SocketAddr, n: u32) -> String {
-    let (line, rest) = request.split_once("\r\n").expect("a request line");
-    format!("{line}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-proxy-{n}\r\n{rest}")
 }

@@ -43,6 +43,20 @@ fn invite(caller: &Udp, listen: u16) -> Request {
     .body("application/sdp", SDP)
 }
 
+/// Sends each request from `caller` and checks that it gets `400 reason`.
+#[track_caller]
+fn each_refused(caller: &Udp, listen: u16, cases: &[(Request, &str)]) {
+    for (req, reason) in cases {
+        caller.send_to(req.build(), edge_addr(listen));
+        assert_eq!(
+            answer(caller),
+            format!("SIP/2.0 400 {reason}"),
+            "{}",
+            req.build()
+        );
+    }
+}
+
 /// The status line of the next answer `caller` gets.
 fn answer(caller: &Udp) -> String {
     let (text, _) = caller.recv_text_timeout(ANSWER).expect("an answer");
@@ -72,15 +86,7 @@ fn validation_refuses_uris_without_a_scheme() {
             "Contact Header Parse Error",
         ),
     ];
-    for (req, reason) in &cases {
-        caller.send_to(req.build(), edge_addr(listen));
-        assert_eq!(
-            answer(&caller),
-            format!("SIP/2.0 400 {reason}"),
-            "{}",
-            req.build()
-        );
-    }
+    each_refused(&caller, listen, &cases);
     // `s\xa4p:` as the scheme: not text a Request can build.
     let latin1 = invite(&caller, listen).set("From", "<sip:caller@127.0.0.3:5680>;tag=f2");
     let mut bytes = latin1.build().into_bytes();
@@ -164,15 +170,7 @@ fn validation_rejects_each_failure_with_a_400_naming_it() {
             "Contact Header Parse Error",
         ),
     ];
-    for (req, reason) in &cases {
-        caller.send_to(req.build(), edge_addr(listen));
-        assert_eq!(
-            answer(&caller),
-            format!("SIP/2.0 400 {reason}"),
-            "{}",
-            req.build()
-        );
-    }
+    each_refused(&caller, listen, &cases);
     pool_silent(&pool, "an invalid request reached the pool");
     // A valid request passes.
     let ok = invite(&caller, listen);

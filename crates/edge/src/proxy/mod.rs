@@ -54,6 +54,25 @@ const ADDED_BYTES: usize = 320;
 /// be sent.
 pub(crate) const MAX_DATAGRAM: usize = 65_507;
 
+/// How many lines of each header the proxy itself matches and routes on
+/// and which may appear once only: Call-ID, CSeq, From, To, Max-Forwards
+/// (Content-Length, the sixth, is the parser's: two do not parse).
+pub(crate) fn count_singletons(m: &sip::Message<'_>) -> [u8; 5] {
+    let mut counts = [0u8; 5];
+    for h in m.headers() {
+        let slot = match h.name {
+            sip::HeaderName::CallId => 0,
+            sip::HeaderName::CSeq => 1,
+            sip::HeaderName::From => 2,
+            sip::HeaderName::To => 3,
+            sip::HeaderName::MaxForwards => 4,
+            _ => continue,
+        };
+        counts[slot] = counts[slot].saturating_add(1);
+    }
+    counts
+}
+
 /// What the daemon should do with a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -53,18 +53,7 @@ struct Facts<'a> {
 /// The checks that keep everything after them safe: the headers a proxy
 /// reads exist once and parse (RFC 3261 §16.3 "reasonable syntax").
 fn validate<'a>(m: &Message<'a>) -> Result<Facts<'a>, Refusal> {
-    let mut counts = [0u8; 5];
-    for h in m.headers() {
-        let slot = match h.name {
-            HeaderName::CallId => 0,
-            HeaderName::CSeq => 1,
-            HeaderName::From => 2,
-            HeaderName::To => 3,
-            HeaderName::MaxForwards => 4,
-            _ => continue,
-        };
-        counts[slot] = counts[slot].saturating_add(1);
-    }
+    let counts = super::count_singletons(m);
     const MISSING: [&str; 4] = [
         "Missing Call-ID",
         "Missing CSeq",

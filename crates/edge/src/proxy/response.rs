@@ -11,29 +11,14 @@ use std::time::Instant;
 
 /// The proxy's own check of a response before anything reads it, whatever
 /// `validate` says: each singleton header a proxy or UA matches on
-/// (Call-ID, CSeq, From, To, Max-Forwards, Content-Length) at most once —
-/// with two CSeqs, sipedge and the caller could each read a different one
-/// — and the Call-ID well-formed ([`handle`] parses the CSeq, once). A
-/// request with the same faults gets a 400; a response is never answered,
-/// so it is dropped.
+/// (Call-ID, CSeq, From, To, Max-Forwards; two Content-Lengths do not
+/// parse) at most once — with two CSeqs, sipedge and the caller could each
+/// read a different one — and the Call-ID well-formed ([`handle`] parses
+/// the CSeq, once). A request with the same faults gets a 400; a response
+/// is never answered, so it is dropped.
 pub(super) fn sane(m: &Message<'_>) -> bool {
-    let mut seen = [0u8; 6];
-    for h in m.headers() {
-        let slot = match h.name {
-            HeaderName::CallId => 0,
-            HeaderName::CSeq => 1,
-            HeaderName::From => 2,
-            HeaderName::To => 3,
-            HeaderName::MaxForwards => 4,
-            HeaderName::ContentLength => 5,
-            _ => continue,
-        };
-        seen[slot] += 1;
-        if seen[slot] > 1 {
-            return false;
-        }
-    }
-    m.call_id().is_some_and(sip::call_id::is_valid)
+    super::count_singletons(m).iter().all(|&n| n <= 1)
+        && m.call_id().is_some_and(sip::call_id::is_valid)
 }
 
 /// Handles one parsed response.
