@@ -169,7 +169,7 @@ pub enum Side {
 
 /// The loop hash of a request (RFC 3261 §16.3 step 4, §16.6 step 8): over
 /// everything that decides where the edge sends it — the Request-URI, the
-/// Route values as received and the side it came from — and the
+/// URIs of the Route set and the side it came from — and the
 /// transaction (Call-ID, From tag, CSeq number). A request that comes back
 /// with all of these unchanged has looped; one that a pool server, acting
 /// as a proxy, sends back out through the edge comes from the other side
@@ -181,7 +181,7 @@ pub fn loop_hash<'r>(
     call_id: &[u8],
     from_tag: &[u8],
     cseq: u32,
-    routes: impl IntoIterator<Item = &'r [u8]>,
+    route_uris: impl IntoIterator<Item = &'r [u8]>,
     side: Side,
 ) -> u32 {
     let mut h = Xxh3::with_seed(0x5ed6_e100b);
@@ -191,7 +191,7 @@ pub fn loop_hash<'r>(
     h.update(&[0]);
     h.update(from_tag);
     h.update(&cseq.to_le_bytes());
-    for r in routes {
+    for r in route_uris {
         h.update(&[0]);
         h.update(r);
     }
@@ -214,12 +214,19 @@ fn hex(out: &mut Vec<u8>, v: u64, digits: usize) {
     }
 }
 
+/// Reads lower-case hex only, as [`hex`] writes it: a branch with a digit
+/// in upper case is not one of ours (otherwise `a` and `A` would read the
+/// same, and a changed branch could still verify).
 fn unhex(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 16 {
         return None;
     }
     s.iter().try_fold(0u64, |acc, &c| {
-        let d = (c as char).to_digit(16)?;
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
         Some(acc << 4 | u64::from(d))
     })
 }
@@ -289,6 +296,15 @@ mod tests {
         }
         out[20] = b'x';
         assert_eq!(parse_branch(&out), None);
+        let mut upper = Vec::new();
+        write_branch(&mut upper, 0xabcd, 0xef);
+        upper[24] = upper[24].to_ascii_uppercase();
+        assert_eq!(
+            parse_branch(&upper),
+            None,
+            "{}",
+            String::from_utf8_lossy(&upper)
+        );
     }
 
     #[test]

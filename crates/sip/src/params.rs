@@ -90,8 +90,9 @@ impl<'a> Params<'a> {
                         .iter()
                         .position(|&c| c == b']')
                         .ok_or(ParseError::BadParam)?;
-                let ip = |c: u8| c.is_ascii_hexdigit() || matches!(c, b':' | b'.');
-                if !s[vs + 1..close].iter().all(|&c| ip(c)) {
+                // An IPv6 reference, perhaps with a zone (`%25eth0`, RFC
+                // 6874): visible ASCII.
+                if !s[vs + 1..close].iter().all(|&c| lex::is_value(c)) {
                     return Err(ParseError::BadParam);
                 }
                 close + 1

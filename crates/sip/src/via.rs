@@ -218,5 +218,8 @@ mod tests {
         assert!(Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bKab;x=\"a\x01b\"").is_err());
         assert!(Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bKab;x=\xc3\xa9").is_err());
         assert!(Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bKab;received=[::1\x01]").is_err());
+        // An IPv6 reference may carry a zone (RFC 6874).
+        let v = Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bKab;received=[fe80::1%25eth0]").unwrap();
+        assert_eq!(v.received, Some(&b"[fe80::1%25eth0]"[..]));
     }
 }

@@ -204,18 +204,21 @@ impl Edge {
     /// `to`, would reach this edge itself: the Via is one the edge wrote
     /// (one of its addresses with one of its branches — a phone behind
     /// NAT may well claim the edge's private address, never its branch),
-    /// or `to` is one of its sockets. sipedge never sends such an answer:
+    /// or `to` is one of its sockets or advertised addresses. sipedge never sends such an answer:
     /// it would come back as a response carrying the edge's own Via, and
     /// (from a destination sharing the edge's address, say) be relayed to
     /// the caller as the final answer of a call it has nothing to do with.
     pub(crate) fn answers_itself(&self, via: Option<&sip::Via<'_>>, to: SocketAddr) -> bool {
-        let ours = via.filter(|v| {
-            v.branch
-                .is_some_and(|b| b.starts_with(crate::branch::PREFIX))
-        });
-        self.locals
-            .iter()
-            .any(|l| l.addr == to || ours.is_some_and(|v| l.is(&v.host, v.port)))
+        let ours = via.filter(|v| v.branch.and_then(crate::branch::parse_branch).is_some());
+        let to_host = match to.ip() {
+            std::net::IpAddr::V4(a) => sip::Host::Ipv4(a),
+            std::net::IpAddr::V6(a) => sip::Host::Ipv6(a),
+        };
+        self.locals.iter().any(|l| {
+            // Its socket, or its advertised address (a wildcard bind).
+            let to_us = l.addr == to || l.is(&to_host, Some(to.port()));
+            to_us || ours.is_some_and(|v| l.is(&v.host, v.port))
+        })
     }
 
     /// True when neither direction changes anything (the stage is skipped).

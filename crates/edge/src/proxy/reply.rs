@@ -266,6 +266,9 @@ pub(crate) fn bad_via(
     if m.method() == sip::Method::Ack || m.first(HeaderName::Via).is_none() {
         return Outcome::Drop(Event::BadVia);
     }
+    if edge.answers_itself(None, src) {
+        return Outcome::Drop(Event::OwnVia);
+    }
     let buf = m.buf();
     s.out.clear();
     let mut w = Writer::response(s.out, 400, b"Bad Via");

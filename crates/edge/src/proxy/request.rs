@@ -309,13 +309,18 @@ pub(crate) fn check<'a>(
     } else {
         Side::Outside
     };
-    let route_values = m.all(HeaderName::Route).map(|h| m.value(h));
+    // Each Route entry's URI, not the line as written: a CANCEL or an ACK
+    // must repeat its INVITE's Route values (RFC 3261 §9.1, §17.1.1.3),
+    // not its spacing or how it splits them over lines.
+    let route_uris = m
+        .elements(HeaderName::Route)
+        .map(|e| NameAddr::parse(e.text).map_or(e.text, |n| n.uri));
     let lh = loop_hash(
         m.uri(),
         facts.call_id,
         from_tag,
         facts.cseq,
-        route_values,
+        route_uris,
         side,
     );
     // Only a Via line carrying one of our branches can hold our Via: most

@@ -172,6 +172,41 @@ fn retransmission_cancel_and_ack_follow_the_invite() {
 }
 
 #[test]
+fn a_cancel_repeating_the_invites_route_values_gets_its_branch_however_written() {
+    // RFC 3261 §9.1: the CANCEL repeats the INVITE's Route values; how they
+    // are spread over lines or spaced is not part of them.
+    let e = edge_with("hash-call-id", "");
+    let mut w = e.worker();
+    let routes = format!("Route: <sip:{EDGE};lr>, <sip:{DEST_B};lr>\r\n");
+    let inv = invite("rc", "z9hG4bK-rc").replace(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\n{routes}"),
+    );
+    let (_, fwd) = run(&e, &mut w, inv.as_bytes(), CALLER);
+    let cancel = inv
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+        .replace(
+            &routes,
+            &format!("Route:  <sip:{EDGE};lr>\r\nRoute: <sip:{DEST_B};lr> \r\n"),
+        );
+    let (_, out) = run(&e, &mut w, cancel.as_bytes(), CALLER);
+    let (mut i1, mut i2) = (HeaderIndex::new(), HeaderIndex::new());
+    assert_eq!(
+        header(&fwd, HeaderName::Via, &mut i1)[0],
+        header(&out, HeaderName::Via, &mut i2)[0]
+    );
+    // Another Route set is another request (a spiral through elsewhere).
+    let other = cancel.replace(&format!("<sip:{DEST_B};lr>"), &format!("<sip:{DEST_A};lr>"));
+    let (_, out) = run(&e, &mut w, other.as_bytes(), CALLER);
+    let mut i3 = HeaderIndex::new();
+    assert_ne!(
+        header(&fwd, HeaderName::Via, &mut i1)[0],
+        header(&out, HeaderName::Via, &mut i3)[0]
+    );
+}
+
+#[test]
 fn response_goes_back_to_the_caller_without_our_via() {
     let e = edge();
     let mut w = e.worker();
@@ -770,6 +805,15 @@ fn a_response_whose_loop_hash_digits_were_changed_is_dropped() {
         let (o, _) = run(&e, &mut w, &forged, DEST_A);
         assert_eq!(o, Outcome::Drop(Event::BadToken), "digit {}", i - dot);
     }
+    // A hex digit in upper case reads as the same number, but is not how
+    // sipedge writes a branch: not ours.
+    let mut upper = resp.clone();
+    let letter = (dot - 16..dot)
+        .find(|&i| upper[i].is_ascii_alphabetic())
+        .expect("a letter");
+    upper[letter] = upper[letter].to_ascii_uppercase();
+    let (o, _) = run(&e, &mut w, &upper, DEST_A);
+    assert_eq!(o, Outcome::Drop(Event::ResponseNotOurs));
     // An attempt suffix added to a first attempt's branch.
     let mut suffixed = resp[..dot + 9].to_vec();
     suffixed.extend_from_slice(b".1");
