@@ -42,6 +42,8 @@ type Refusal = (u16, &'static str);
 struct Facts<'a> {
     /// The first Route URIs, parsed once while validating.
     route_uris: [Option<Uri<'a>>; 8],
+    /// The same URIs as written (for the loop hash).
+    route_texts: [&'a [u8]; 8],
     call_id: &'a [u8],
     cseq: u32,
     from: NameAddr<'a>,
@@ -115,16 +117,18 @@ fn validate<'a>(m: &Message<'a>) -> Result<Facts<'a>, Refusal> {
         }
     }
     let mut route_uris: [Option<Uri<'a>>; 8] = [None; 8];
+    let mut route_texts: [&'a [u8]; 8] = [b""; 8];
     for (k, e) in m.elements(HeaderName::Route).enumerate() {
-        let u = NameAddr::parse(e.text)
-            .and_then(|n| n.parse_uri())
-            .map_err(|_| (400, "Bad Route"))?;
-        if let Some(slot) = route_uris.get_mut(k) {
+        let n = NameAddr::parse(e.text).map_err(|_| (400, "Bad Route"))?;
+        let u = n.parse_uri().map_err(|_| (400, "Bad Route"))?;
+        if let (Some(slot), Some(text)) = (route_uris.get_mut(k), route_texts.get_mut(k)) {
             *slot = Some(u);
+            *text = n.uri;
         }
     }
     Ok(Facts {
         route_uris,
+        route_texts,
         call_id,
         cseq: cseq.number,
         from,
@@ -312,9 +316,13 @@ pub(crate) fn check<'a>(
     // Each Route entry's URI, not the line as written: a CANCEL or an ACK
     // must repeat its INVITE's Route values (RFC 3261 §9.1, §17.1.1.3),
     // not its spacing or how it splits them over lines.
-    let route_uris = m
-        .elements(HeaderName::Route)
-        .map(|e| NameAddr::parse(e.text).map_or(e.text, |n| n.uri));
+    let route_uris =
+        m.elements(HeaderName::Route)
+            .enumerate()
+            .map(|(k, e)| match facts.route_texts.get(k) {
+                Some(&text) => text,
+                None => NameAddr::parse(e.text).map_or(e.text, |n| n.uri),
+            });
     let lh = loop_hash(
         m.uri(),
         facts.call_id,
