@@ -45,11 +45,6 @@ impl<'a> Params<'a> {
             .map(|p| p.value)
     }
 
-    /// Checks that the whole list parses.
-    pub fn validate(s: &'a [u8]) -> Result<(), ParseError> {
-        Params::new(s).try_for_each(|p| p.map(|_| ()))
-    }
-
     fn step(&mut self) -> Result<Option<Param<'a>>, ParseError> {
         let s = self.s;
         let mut i = lex::skip_lws(s, self.pos);
@@ -189,13 +184,18 @@ mod tests {
         assert_eq!(&s[p[2].start..p[2].end], b";rport");
     }
 
+    /// Checks that the whole list parses.
+    fn validate(s: &[u8]) -> Result<(), ParseError> {
+        Params::new(s).try_for_each(|p| p.map(|_| ()))
+    }
+
     #[test]
     fn malformed_lists_fail() {
-        assert!(Params::validate(b";;").is_err());
-        assert!(Params::validate(b";a=").is_err());
-        assert!(Params::validate(b";a=\"open").is_err());
-        assert!(Params::validate(b"junk").is_err());
-        assert!(Params::validate(b"").is_ok());
+        assert!(validate(b";;").is_err());
+        assert!(validate(b";a=").is_err());
+        assert!(validate(b";a=\"open").is_err());
+        assert!(validate(b"junk").is_err());
+        assert!(validate(b"").is_ok());
     }
 
     #[test]
