@@ -145,6 +145,101 @@ fn same_under_strict_reading(m: &sip::Message<'_>) {
     assert_eq!(body, m.body_span().start as usize, "{:?}", shown());
 }
 
+/// Stream framing on arbitrary bytes, read whole and in three pieces
+/// split where the first two bytes say: the same frames either way, each
+/// message ending exactly where its header section's one Content-Length
+/// says under a strict CRLF-only reading, and where sipedge's parser puts
+/// the end of its body.
+pub fn framing(data: &[u8]) {
+    let [a, b, stream @ ..] = data else {
+        return;
+    };
+    let max = 256 + usize::from(*a) * 64;
+    let whole = frames(&[stream], max);
+    let at1 = usize::from(*a) * stream.len() / 256;
+    let at2 = (at1 + usize::from(*b)).min(stream.len());
+    let pieces = [&stream[..at1], &stream[at1..at2], &stream[at2..]];
+    assert_eq!(frames(&pieces, max), whole, "split at {at1} and {at2}");
+    for (frame, bytes) in &whole {
+        match *frame {
+            sip::Frame::Message(n) => {
+                assert_eq!(n, bytes.len());
+                assert!(n <= max);
+                let mut index = HeaderIndex::new();
+                let parsed = sip::parse(bytes, &mut index);
+                // A header line without a colon: no strict reading, and
+                // no parse either (the request gets its 400).
+                // What the parser skips before a start line, the framer
+                // keeps in the message's bytes.
+                let start = sip::message::start_of(bytes).unwrap_or(0);
+                let Some((_, headers, body)) = strict_reading(bytes, start) else {
+                    assert!(
+                        parsed.is_err(),
+                        "parsed what a strict reading cannot: {:?}",
+                        String::from_utf8_lossy(bytes)
+                    );
+                    continue;
+                };
+                let lengths: Vec<&[u8]> = headers
+                    .iter()
+                    .filter(|(name, _)| {
+                        name.eq_ignore_ascii_case(b"content-length")
+                            || name.eq_ignore_ascii_case(b"l")
+                    })
+                    .map(|&(_, v)| v)
+                    .collect();
+                let [length] = lengths[..] else {
+                    panic!(
+                        "framed with {} Content-Lengths: {:?}",
+                        lengths.len(),
+                        String::from_utf8_lossy(bytes)
+                    );
+                };
+                let length: usize = std::str::from_utf8(length)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .expect("a Content-Length of digits");
+                assert_eq!(
+                    body + length,
+                    n,
+                    "framed elsewhere than Content-Length says"
+                );
+                if let Ok(m) = parsed {
+                    assert_eq!(m.body_span().end as usize, n);
+                    assert_eq!(m.content_length(), Some(length));
+                }
+            }
+            sip::Frame::Unframed { head: Some(h), .. } => {
+                assert!(bytes[..h].ends_with(b"\r\n\r\n"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What a connection makes of `chunks` arriving one after another: each
+/// frame with the bytes it took, until the stream ends or cannot be
+/// framed (whose frame comes with its header section, if complete).
+fn frames(chunks: &[&[u8]], max: usize) -> Vec<(sip::Frame, Vec<u8>)> {
+    let mut framer = sip::Framer::default();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            match framer.next(&buf, max) {
+                sip::Frame::NeedMore => break,
+                f @ sip::Frame::Unframed { head, .. } => {
+                    out.push((f, buf[..head.unwrap_or(0)].to_vec()));
+                    return out;
+                }
+                f => out.push((f, buf.drain(..f.consumed()).collect())),
+            }
+        }
+    }
+    out
+}
+
 /// The config parser on arbitrary text: an error with a line, never a
 /// panic.
 pub fn config(data: &[u8]) {

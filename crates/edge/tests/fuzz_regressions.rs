@@ -26,6 +26,7 @@ fn replay(target: &str, run: fn(&[u8])) -> usize {
 #[test]
 fn fuzz_regressions_stay_fixed() {
     let n = replay("parse", harness::parse)
+        + replay("framing", harness::framing)
         + replay("pipeline", harness::pipeline)
         + replay("config", harness::config);
     assert!(n > 0, "no regression inputs found under fuzz/regressions");

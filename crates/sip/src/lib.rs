@@ -12,6 +12,7 @@ pub mod call_id;
 pub mod compact;
 pub mod cseq;
 pub mod error;
+pub mod framing;
 pub mod host;
 mod lex;
 pub mod message;
@@ -25,6 +26,7 @@ pub mod writer;
 
 pub use cseq::CSeq;
 pub use error::ParseError;
+pub use framing::{Frame, Framer, Unframed};
 pub use host::Host;
 pub use message::{
     parse, Element, Header, HeaderIndex, Message, Method, Span, StartLine, MAX_HEADERS,
