@@ -24,6 +24,8 @@
 //! `/proc/net/udp`), never waited for with a sleep; every wait and loop has
 //! a time bound and panics with the captured output when it runs out.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod config;
 pub mod corpus;

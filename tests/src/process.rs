@@ -16,15 +16,10 @@ pub(crate) fn signal(child: &mut Child, signal: libc::c_int) {
     if !matches!(child.try_wait(), Ok(None)) {
         return;
     }
-    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
-        return;
-    };
-    // SAFETY: kill(2) has no memory-safety preconditions. The child was
-    // running (not reaped) just above, and only we can reap it, so the pid
-    // still names it (at worst as a zombie, which ignores the signal).
-    unsafe {
-        libc::kill(pid, signal);
-    }
+    // The child was running (not reaped) just above, and only we can reap
+    // it, so the pid still names it (at worst as a zombie, which ignores
+    // the signal).
+    sysio::calls::kill(child.id(), signal);
 }
 
 /// Waits at most `limit` for `child` to exit.

@@ -18,12 +18,11 @@
 //! figures and one machine-readable `RESULT key=value ...` line; the exit
 //! code is 0 when every call succeeded, 1 otherwise, 2 on a usage error.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod hist;
 mod msg;
-mod sys;
 mod timers;
 mod uac;
 mod uas;
@@ -35,9 +34,17 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use sys::{RecvBatch, SendBatch, BATCH};
+use sysio::batch::Wait;
+use sysio::calls as sys;
+use sysio::{RecvBatch, SendBatch};
 use timers::{Kind, Timers};
 use uac::{Uac, UacConfig};
+
+/// Datagrams per system call, in both directions.
+const BATCH: usize = 64;
+/// Room per received datagram. Every message of the call flow is well
+/// under 2 KB; a larger one is reported as truncated and dropped.
+const SLOT: usize = 16 * 1024;
 use uas::{Uas, UasConfig};
 
 /// Where the state machines put the datagrams they send.
@@ -230,7 +237,7 @@ impl Outbox for Net {
         let b = &mut self.batches[sock];
         b.push_with(to, build);
         if b.len() >= BATCH {
-            self.refused += b.flush(self.fds[sock]) as u64;
+            self.refused += b.send(self.fds[sock], |_, _| {}).1 as u64;
         }
     }
 }
@@ -245,7 +252,7 @@ impl Net {
         }
         Ok(Net {
             fds: socks.iter().map(|s| s.as_raw_fd()).collect(),
-            batches: socks.iter().map(|_| SendBatch::new()).collect(),
+            batches: socks.iter().map(|_| SendBatch::new(BATCH)).collect(),
             socks,
             refused: 0,
         })
@@ -253,7 +260,7 @@ impl Net {
 
     fn flush(&mut self) {
         for (b, &fd) in self.batches.iter_mut().zip(&self.fds) {
-            self.refused += b.flush(fd) as u64;
+            self.refused += b.send(fd, |_, _| {}).1 as u64;
         }
     }
 }
@@ -339,7 +346,7 @@ fn run(p: &Plan) -> Result<Outcome, String> {
         None
     };
 
-    let mut recv = RecvBatch::new();
+    let mut recv = RecvBatch::new(BATCH, SLOT);
     let mut index = HeaderIndex::new();
     let t0 = Instant::now();
     let clock = || t0.elapsed().as_nanos() as u64;
@@ -459,7 +466,9 @@ fn run(p: &Plan) -> Result<Outcome, String> {
         for sock in 0..net.fds.len() {
             let fd = net.fds[sock];
             for _ in 0..ROUNDS {
-                let n = recv.recv(fd).map_err(|e| format!("receive: {e}"))?;
+                let n = recv
+                    .recv(fd, Wait::No)
+                    .map_err(|e| format!("receive: {e}"))?;
                 if n == 0 {
                     break;
                 }

@@ -2,6 +2,8 @@
 //! and response pipelines. Nothing here owns a socket or a clock; the daemon
 //! feeds bytes, addresses and time in and sends what comes out.
 
+#![forbid(unsafe_code)]
+
 pub mod branch;
 pub mod config;
 pub mod dispatch;

@@ -4,6 +4,8 @@
 //! crate: command line, sockets, worker threads, health probing, the admin
 //! HTTP API and its command-line client, logging.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 mod cli;
 mod ctl;

@@ -9,13 +9,15 @@
 //! table (sharded locks, held for one message) and has one timer thread
 //! that wakes every few milliseconds to run the transaction timers.
 
-use crate::udp::mmsg::{RecvBatch, SendBatch};
+use crate::udp::{BATCH, SLOT};
 use edge::config::Config;
 use edge::proxy::{Edge, Outcome};
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
+use sysio::batch::Wait;
+use sysio::{RecvBatch, SendBatch};
 
 /// What was started.
 pub struct Running {
@@ -91,12 +93,12 @@ pub fn start(cfg: &Config, secret: &[u8]) -> Result<Running, String> {
 /// destination's address family).
 fn serve(edge: &Edge, socks: &[UdpSocket], li: usize) {
     let mut worker = edge.worker();
-    let mut batch = RecvBatch::new();
+    let mut batch = RecvBatch::new(BATCH, SLOT);
     let mut handoff = Vec::new();
-    let mut out: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new()).collect();
+    let mut out: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new(BATCH)).collect();
     let fd = socks[li].as_raw_fd();
     loop {
-        let n = match batch.recv(fd) {
+        let n = match batch.recv(fd, Wait::ForOne) {
             Ok(n) => n,
             Err(e) => {
                 // ICMP errors from earlier sends surface here; they concern
@@ -131,7 +133,7 @@ fn serve(edge: &Edge, socks: &[UdpSocket], li: usize) {
         }
         for (b, s) in out.iter_mut().zip(socks) {
             if !b.is_empty() {
-                b.send(s.as_raw_fd());
+                b.send(s.as_raw_fd(), |to, e| tracing::debug!(?to, "send: {e}"));
             }
         }
     }
@@ -147,7 +149,7 @@ fn run_timers(edge: &Edge, socks: &[UdpSocket]) {
         return;
     };
     let mut worker = edge.worker();
-    let mut out: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new()).collect();
+    let mut out: Vec<SendBatch> = socks.iter().map(|_| SendBatch::new(BATCH)).collect();
     let mut untracked = Untracked::default();
     loop {
         std::thread::sleep(tick);
@@ -163,7 +165,7 @@ fn run_timers(edge: &Edge, socks: &[UdpSocket]) {
         }
         for (b, s) in out.iter_mut().zip(socks) {
             if !b.is_empty() {
-                b.send(s.as_raw_fd());
+                b.send(s.as_raw_fd(), |to, e| tracing::debug!(?to, "send: {e}"));
             }
         }
     }

@@ -1,11 +1,15 @@
 //! UDP sockets: one per worker per listen address, all bound with
 //! SO_REUSEPORT so the kernel spreads flows over the workers, read and
-//! written in batches ([`mmsg`]).
-
-pub mod mmsg;
+//! written in batches (`sysio::batch`).
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
+
+/// Datagrams per system call.
+pub const BATCH: usize = 32;
+/// Room per datagram: the largest UDP payload. The pages of a slot are
+/// only touched (and so only resident) when a datagram that large arrives.
+pub const SLOT: usize = 65_536;
 
 /// Receive buffer asked for, so bursts are queued rather than dropped.
 const RECV_BUFFER: usize = 4 << 20;
