@@ -305,7 +305,13 @@ fn state() -> &'static Mutex<State> {
         let edges: Vec<Edge> = cfg
             .edges
             .iter()
-            .map(|e| Edge::new(e, &cfg.node, b"fuzz-secret-0123456789abcdef"))
+            .map(|e| {
+                Edge::new(
+                    e,
+                    &cfg.node,
+                    &edge::keyring::KeyRing::single(b"fuzz-secret-0123456789abcdef"),
+                )
+            })
             .collect();
         let workers = edges.iter().map(Edge::worker).collect();
         Mutex::new(State {

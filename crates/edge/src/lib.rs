@@ -9,6 +9,7 @@ pub mod config;
 pub mod dispatch;
 pub mod health;
 pub mod keyhash;
+pub mod keyring;
 pub mod limits;
 pub mod proxy;
 pub mod stats;

@@ -54,7 +54,11 @@ fn ok_for(forwarded: &[u8]) -> Vec<u8> {
 
 fn count_for(algorithm: &str) -> (u64, usize) {
     let cfg = edge::config::parse(&CONFIG.replace("ALG", algorithm), "alloc.toml").expect("config");
-    let e = Edge::new(&cfg.edges[0], &cfg.node, b"allocation-test-secret-0123");
+    let e = Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &edge::keyring::KeyRing::single(b"allocation-test-secret-0123"),
+    );
     let mut w = e.worker();
     let caller = "127.0.0.1:6000".parse().unwrap();
     let invites: Vec<Vec<u8>> = (0..1000).map(invite).collect();

@@ -84,14 +84,14 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(EXIT_START);
         }
     };
-    let secret = crate::secret::cluster_secret(&cfg.node);
+    let keys = crate::secret::key_ring(&cfg.node);
     let started = rt.block_on(async {
         // The admin address first: it is the one most likely in use.
         let admin = match &cfg.admin {
             Some(a) => Some(crate::admin::bind(a.listen).await?),
             None => None,
         };
-        let running = crate::workers::start(&cfg, &secret)?;
+        let running = crate::workers::start(&cfg, &keys)?;
         let health = std::sync::Arc::new(crate::health::start(&cfg, &running.edges).await?);
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         if let Some(listener) = admin {

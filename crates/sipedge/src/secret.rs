@@ -1,11 +1,18 @@
-//! The cluster secret that keys signed tokens.
+//! The cluster secrets that key signed tokens.
 
 use std::hash::{BuildHasher, Hasher};
+
+/// The configured `[node] secret` and `previous_secrets` as a key ring.
+pub fn key_ring(node: &edge::config::Node) -> edge::keyring::KeyRing {
+    let current = cluster_secret(node);
+    let previous = node.previous_secrets.iter().map(|s| s.as_bytes());
+    edge::keyring::KeyRing::new(std::iter::once(&current[..]).chain(previous))
+}
 
 /// The configured `[node] secret`, or — for a lone instance that has none —
 /// a random one for this process, with a warning: tokens then stop
 /// verifying across restarts and across instances.
-pub fn cluster_secret(node: &edge::config::Node) -> Vec<u8> {
+fn cluster_secret(node: &edge::config::Node) -> Vec<u8> {
     if let Some(s) = &node.secret {
         return s.as_bytes().to_vec();
     }

@@ -32,7 +32,7 @@ pub struct Running {
 
 /// Binds every socket (so a bind failure is reported before anything
 /// runs), then starts one thread per socket.
-pub fn start(cfg: &Config, secret: &[u8]) -> Result<Running, String> {
+pub fn start(cfg: &Config, keys: &edge::keyring::KeyRing) -> Result<Running, String> {
     let workers = cfg
         .node
         .workers
@@ -41,7 +41,7 @@ pub fn start(cfg: &Config, secret: &[u8]) -> Result<Running, String> {
     let edges: Arc<Vec<Edge>> = Arc::new(
         cfg.edges
             .iter()
-            .map(|e| Edge::new(e, &cfg.node, secret))
+            .map(|e| Edge::new(e, &cfg.node, keys))
             .collect(),
     );
     // bound[worker][edge] = that worker's sockets for the edge's listens.

@@ -154,7 +154,11 @@ pub struct Setup {
 
 pub fn setup(algorithm: &str) -> Setup {
     let cfg = edge::config::parse(&CONFIG.replace("ALG", algorithm), "bench.toml").expect("config");
-    let edge = Edge::new(&cfg.edges[0], &cfg.node, SECRET);
+    let edge = Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &edge::keyring::KeyRing::single(SECRET),
+    );
     let mut worker = edge.worker();
     let caller: SocketAddr = CALLER.parse().unwrap();
     let invites: Vec<Vec<u8>> = (0..RING).map(invite).collect();

@@ -32,6 +32,12 @@ pub struct Node {
     /// The cluster's shared key for signing routing tokens, so any instance
     /// can route a later packet of a dialog it never saw; at least 16 bytes.
     pub secret: Option<String>,
+    /// Secrets the cluster used before `secret` (`previous_secrets`):
+    /// messages signed with them still verify, new ones are signed with
+    /// `secret` only. Rotating a secret: add the new one as `secret` with
+    /// the old one here on every node, then drop the old one once the
+    /// longest call has ended.
+    pub previous_secrets: Vec<String>,
     /// This node's own unicast address as `host[:port]`, for features that
     /// must reach this instance rather than the shared anycast address.
     pub public_address: Option<String>,

@@ -108,6 +108,7 @@ fn example_parses_to_expected_model() {
             id: "edge-1".into(),
             zone: Some("lon".into()),
             secret: Some("a-long-shared-cluster-secret".into()),
+            previous_secrets: Vec::new(),
             public_address: None,
             workers: None,
         },
@@ -293,7 +294,7 @@ fn unknown_key_in_node() {
         &text,
         3,
         "zones",
-        "expected one of: id, zone, secret, public_address, workers",
+        "expected one of: id, zone, secret, previous_secrets, public_address, workers",
     );
 }
 
@@ -1281,4 +1282,28 @@ fn foreign_next_hop_dispatches_by_default_or_refuses() {
         "foreign_next_hop",
         "dispatch or refuse",
     );
+}
+
+#[test]
+fn previous_secrets_rotate_the_cluster_key() {
+    let with = |lines: &str| MINIMAL.replace("id = \"n\"", &format!("id = \"n\"\n{lines}"));
+    let text =
+        with("secret = \"the new secret, 16+\"\nprevious_secrets = [\"the old secret, 16+\"]");
+    let node = ok(&text).node;
+    assert_eq!(node.secret.as_deref(), Some("the new secret, 16+"));
+    assert_eq!(node.previous_secrets, ["the old secret, 16+"]);
+
+    // Each one long enough, named at its own line, never echoed.
+    let text = with(
+        "secret = \"the new secret, 16+\"\nprevious_secrets = [\n  \"the old secret, 16+\",\n  \"short-one\",\n]",
+    );
+    let e = err(&text);
+    assert_eq!((e.line, e.key.as_str()), (6, "previous_secrets"));
+    assert!(e.message.contains("at least 16 bytes"), "{e}");
+    assert!(!e.message.contains("short-one"), "secret leaked: {e}");
+
+    // Without a secret to sign with, previous ones mean nothing.
+    let e = err(&with("previous_secrets = [\"the old secret, 16+\"]"));
+    assert_eq!((e.line, e.key.as_str()), (3, "previous_secrets"));
+    assert!(e.message.contains("needs `secret`"), "{e}");
 }

@@ -168,7 +168,11 @@ mod tests {
              [[edge.destination]]\nuri = \"sip:{B}\"\npriority = 1\n"
         );
         let cfg = config::parse(&text, "t.toml").expect("config");
-        Edge::new(&cfg.edges[0], &cfg.node, b"unit-test-secret-0123456789")
+        Edge::new(
+            &cfg.edges[0],
+            &cfg.node,
+            &crate::keyring::KeyRing::single(b"unit-test-secret-0123456789"),
+        )
     }
 
     fn request(method: &str, uri: &str, call: &str, to_tag: &str) -> Vec<u8> {
@@ -322,7 +326,11 @@ mod tests {
                     capacity_failover = [\"sip:192.0.2.7:5090\"]\n\
                     [[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\ncps = 1\n";
         let cfg = config::parse(text, "t.toml").unwrap();
-        let e = Edge::new(&cfg.edges[0], &cfg.node, b"unit-test-secret-0123456789");
+        let e = Edge::new(
+            &cfg.edges[0],
+            &cfg.node,
+            &crate::keyring::KeyRing::single(b"unit-test-secret-0123456789"),
+        );
         let mut w = e.worker();
         let t = Duration::from_secs(1);
         assert_eq!(

@@ -25,10 +25,10 @@ pub use encoding::{Direction, Encoder};
 pub use sends::Sends;
 pub use stateful::Stateful;
 
-use crate::branch::BranchKey;
 use crate::config;
 use crate::dispatch::{Selector, Target, WorkerState};
 use crate::health::{Counters, HealthView};
+use crate::keyring::KeyRing;
 use crate::limits::Limits;
 use crate::stats::{Event, Stats};
 use crate::validate;
@@ -100,7 +100,9 @@ pub struct Edge {
     selector: Selector,
     health: Arc<HealthView>,
     ping_replies: bool,
-    key: BranchKey,
+    /// The cluster's keys: branches are signed with the first and verify
+    /// under any.
+    keys: KeyRing,
     /// The transactions of a transactional edge; `None` when stateless.
     stateful: Option<Stateful>,
     /// Calls per second and channels of the edge and its destinations.
@@ -129,9 +131,9 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Builds the snapshot of one configured edge. `secret` is the
-    /// cluster's shared secret (it keys the Via branch MAC).
-    pub fn new(edge: &config::Edge, node: &config::Node, secret: &[u8]) -> Edge {
+    /// Builds the snapshot of one configured edge. `keys` are the
+    /// cluster's (they key the Via branch MAC).
+    pub fn new(edge: &config::Edge, node: &config::Node, keys: &KeyRing) -> Edge {
         let locals: Vec<Local> = edge
             .listen
             .iter()
@@ -161,7 +163,7 @@ impl Edge {
             selector: Selector::new(edge.algorithm, &targets, node.zone.as_deref()),
             health: Arc::new(HealthView::new(edge.destinations.len())),
             ping_replies: edge.ping_replies,
-            key: BranchKey::from_secret(secret),
+            keys: keys.clone(),
             stateful: (edge.insertion == config::Insertion::Transactional)
                 .then(|| Stateful::new(edge)),
             limits: Limits::new(edge, epoch),

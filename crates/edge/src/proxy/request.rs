@@ -199,7 +199,9 @@ impl<'a> Checked<'a> {
     /// The MAC our branch carries toward destination number `attempt`
     /// of this request (see [`crate::branch`]).
     pub fn branch_mac(&self, edge: &Edge, attempt: u8) -> u64 {
-        edge.key.branch_mac(self.mac, self.loop_hash, attempt)
+        edge.keys
+            .signing()
+            .branch_mac(self.mac, self.loop_hash, attempt)
     }
 }
 
@@ -353,7 +355,8 @@ pub(crate) fn check<'a>(
     }
 
     let mac = edge
-        .key
+        .keys
+        .signing()
         .tx_mac(&origin.via, facts.call_id, facts.cseq, from_tag, lh);
 
     // Route stage: where may this request go?

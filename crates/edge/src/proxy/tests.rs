@@ -35,7 +35,11 @@ uri = "sip:{DEST_B}"
 "#
     );
     let cfg = config::parse(&text, "test.toml").expect("config");
-    Edge::new(&cfg.edges[0], &cfg.node, SECRET)
+    Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &crate::keyring::KeyRing::single(SECRET),
+    )
 }
 
 fn edge() -> Edge {
@@ -244,6 +248,61 @@ fn response_goes_back_to_the_caller_without_our_via() {
     );
     let (o, _) = run(&e, &mut w, other.as_bytes(), DEST_A);
     assert_eq!(o, Outcome::Drop(Event::ResponseNotOurs));
+}
+
+#[test]
+fn answers_to_requests_signed_before_a_secret_rotation_still_verify() {
+    let cfg = |secrets: &str| {
+        let text = format!(
+            "[node]\nid = \"t\"\n{secrets}\n[[edge]]\nlisten = [\"udp:{EDGE}\"]\n\
+             [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
+        );
+        config::parse(&text, "test.toml").expect("config")
+    };
+    let old_secret = &b"the secret before rotation"[..];
+    let new_secret = &b"the secret after rotation!"[..];
+    let before = cfg("");
+    let old = Edge::new(
+        &before.edges[0],
+        &before.node,
+        &crate::keyring::KeyRing::single(old_secret),
+    );
+    let (_, fwd) = run(
+        &old,
+        &mut old.worker(),
+        invite("rot", "z9hG4bK-r").as_bytes(),
+        CALLER,
+    );
+    let resp = answer(&fwd, 200);
+
+    let after = cfg("");
+    let rotated = crate::keyring::KeyRing::new([new_secret, old_secret]);
+    let e = Edge::new(&after.edges[0], &after.node, &rotated);
+    let (o, _) = run(&e, &mut e.worker(), &resp, DEST_A);
+    assert_eq!(sent_to(o), addr(CALLER), "the old secret still verifies");
+
+    let forgotten = crate::keyring::KeyRing::single(new_secret);
+    let e = Edge::new(&after.edges[0], &after.node, &forgotten);
+    let (o, _) = run(&e, &mut e.worker(), &resp, DEST_A);
+    assert_eq!(
+        o,
+        Outcome::Drop(Event::BadToken),
+        "a dropped secret does not"
+    );
+
+    // New requests are signed with the new secret: the same INVITE gets
+    // another branch than before the rotation.
+    let e = Edge::new(&after.edges[0], &after.node, &rotated);
+    let (_, again) = run(
+        &e,
+        &mut e.worker(),
+        invite("rot", "z9hG4bK-r").as_bytes(),
+        CALLER,
+    );
+    let mut i1 = HeaderIndex::new();
+    let mut i2 = HeaderIndex::new();
+    let top = |m: &[u8], i: &'_ mut HeaderIndex| header(m, HeaderName::Via, i)[0].clone();
+    assert_ne!(top(&fwd, &mut i1), top(&again, &mut i2));
 }
 
 #[test]

@@ -367,7 +367,11 @@ mod in_the_pipeline {
              [[edge.destination]]\nuri = \"sip:{DEST}\"\n"
         );
         let cfg = config::parse(&text, "t.toml").unwrap();
-        Edge::new(&cfg.edges[0], &cfg.node, b"unit-test-secret-0123456789")
+        Edge::new(
+            &cfg.edges[0],
+            &cfg.node,
+            &crate::keyring::KeyRing::single(b"unit-test-secret-0123456789"),
+        )
     }
 
     fn no_max_forwards() -> Vec<u8> {

@@ -38,7 +38,13 @@ async fn health() -> Arc<Health> {
     let edges: Arc<Vec<edge::proxy::Edge>> = Arc::new(
         cfg.edges
             .iter()
-            .map(|e| edge::proxy::Edge::new(e, &cfg.node, b"a-test-secret-of-some-length"))
+            .map(|e| {
+                edge::proxy::Edge::new(
+                    e,
+                    &cfg.node,
+                    &edge::keyring::KeyRing::single(b"a-test-secret-of-some-length"),
+                )
+            })
             .collect(),
     );
     match crate::health::start(&cfg, &edges).await {

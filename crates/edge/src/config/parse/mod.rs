@@ -39,7 +39,14 @@ type Result<T> = std::result::Result<T, ConfigError>;
 /// Keys of the top-level table that this version implements.
 const TOP_KEYS: &[&str] = &["node", "admin", "edge"];
 /// Keys of `[node]`.
-const NODE_KEYS: &[&str] = &["id", "zone", "secret", "public_address", "workers"];
+const NODE_KEYS: &[&str] = &[
+    "id",
+    "zone",
+    "secret",
+    "previous_secrets",
+    "public_address",
+    "workers",
+];
 /// Keys of `[admin]`.
 const ADMIN_KEYS: &[&str] = &["listen"];
 /// Keys of `[[edge]]` that this version implements.
@@ -132,23 +139,29 @@ fn node(t: &Table<'_, '_>) -> Result<Node> {
     let id = t.required_str("id", "a non-empty name for this node")?;
     let zone = t.opt_name("zone")?;
     let secret = match t.get("secret") {
+        Some(v) => Some(long_secret(
+            t,
+            t.cx.string(v, "secret")?,
+            v.span().start,
+            "secret",
+        )?),
+        None => None,
+    };
+    let previous_secrets = match t.get("previous_secrets") {
         Some(v) => {
-            let s = t.cx.string(v, "secret")?;
-            // Never echo the secret itself into logs.
-            if s.len() < MIN_SECRET_LEN {
+            if secret.is_none() {
                 return Err(t.cx.err(
                     v.span().start,
-                    "secret",
-                    format!(
-                        "must be at least {MIN_SECRET_LEN} bytes long (got {}); \
-                         every node of the cluster must use the same secret",
-                        s.len()
-                    ),
+                    "previous_secrets",
+                    "needs `secret`: the secret new messages are signed with",
                 ));
             }
-            Some(s.to_owned())
+            t.cx.string_array(v, "previous_secrets")?
+                .into_iter()
+                .map(|(s, at)| long_secret(t, s, at, "previous_secrets"))
+                .collect::<Result<Vec<_>>>()?
         }
-        None => None,
+        None => Vec::new(),
     };
     let public_address = match t.get("public_address") {
         Some(v) => {
@@ -167,9 +180,27 @@ fn node(t: &Table<'_, '_>) -> Result<Node> {
         id: id.to_owned(),
         zone,
         secret,
+        previous_secrets,
         public_address,
         workers,
     })
+}
+
+/// One cluster secret, long enough (never echoed into an error: it would
+/// end up in logs).
+fn long_secret(t: &Table<'_, '_>, s: &str, at: usize, key: &str) -> Result<String> {
+    if s.len() < MIN_SECRET_LEN {
+        return Err(t.cx.err(
+            at,
+            key,
+            format!(
+                "must be at least {MIN_SECRET_LEN} bytes long (got {}); \
+                 every node of the cluster must use the same secret",
+                s.len()
+            ),
+        ));
+    }
+    Ok(s.to_owned())
 }
 
 /// Reads `[admin]`.

@@ -262,12 +262,26 @@ pub(super) fn response(
     let to_cancel = method == Method::Cancel;
     // The branch names its transaction; a changed loop hash or attempt
     // digit names none here (and then fails the stateless check too).
-    let mac = edge.key.tx_mac_of(&branch);
-    let k = key(mac, matches!(method, Method::Invite | Method::Cancel));
-    let mut shard = st.table.shard(k);
-    let ctx = shard
-        .get_mut(k, mac)
-        .filter(|c| c.loop_hash == branch.loop_hash)?;
+    // Under the key the request was signed with: the current one, or a
+    // previous one for a transaction begun before the secret was rotated
+    // (attempt 0's MAC is the same under every key).
+    let invite = matches!(method, Method::Invite | Method::Cancel);
+    let keys = edge.keys.verifying();
+    let keys = if branch.attempt == 0 {
+        &keys[..1]
+    } else {
+        keys
+    };
+    let (k, mut shard) = keys.iter().find_map(|signer| {
+        let mac = signer.tx_mac_of(&branch);
+        let k = key(mac, invite);
+        let mut shard = st.table.shard(k);
+        let found = shard
+            .get_mut(k, mac)
+            .is_some_and(|c| c.loop_hash == branch.loop_hash);
+        found.then_some((k, shard))
+    })?;
+    let ctx = shard.by_key(k)?;
     let mut env = Env {
         edge,
         cfg: &st.cfg,

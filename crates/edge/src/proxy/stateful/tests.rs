@@ -134,7 +134,11 @@ priority = 3
 "#
         );
         let cfg = config::parse(&text, "test.toml").expect("config");
-        let edge = Edge::new(&cfg.edges[0], &cfg.node, b"unit-test-secret-0123456789");
+        let edge = Edge::new(
+            &cfg.edges[0],
+            &cfg.node,
+            &crate::keyring::KeyRing::single(b"unit-test-secret-0123456789"),
+        );
         let (worker, timers) = (edge.worker(), edge.worker());
         let now = edge.epoch() + Duration::from_secs(1);
         Sim {
@@ -607,7 +611,11 @@ backup_zones = ["a"]
 "#
     );
     let cfg = config::parse(&text, "t.toml").unwrap();
-    let edge = Edge::new(&cfg.edges[0], &cfg.node, b"unit-test-secret-0123456789");
+    let edge = Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &crate::keyring::KeyRing::single(b"unit-test-secret-0123456789"),
+    );
     let mut sim = Sim {
         worker: edge.worker(),
         timers: edge.worker(),
@@ -645,7 +653,11 @@ fn the_first_attempt_carries_the_stateless_branch() {
          [[edge.destination]]\nuri = \"sip:{A}\"\npriority = 1\n"
     );
     let cfg = config::parse(&text, "s.toml").unwrap();
-    let stateless = Edge::new(&cfg.edges[0], &cfg.node, b"unit-test-secret-0123456789");
+    let stateless = Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &crate::keyring::KeyRing::single(b"unit-test-secret-0123456789"),
+    );
     let mut w = stateless.worker();
     let cancel = request("CANCEL", "c24", "z9hG4bKcaller1", "");
     let o = w.handle(&stateless, &cancel, addr(CALLER), 0, stateless.epoch());
@@ -686,7 +698,11 @@ fn failover_skips_a_destination_at_its_capacity() {
          [[edge.destination]]\nuri = \"sip:{C}\"\npriority = 3\n"
     );
     let cfg = config::parse(&text, "t.toml").unwrap();
-    let edge = Edge::new(&cfg.edges[0], &cfg.node, b"unit-test-secret-0123456789");
+    let edge = Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &crate::keyring::KeyRing::single(b"unit-test-secret-0123456789"),
+    );
     let mut sim = Sim {
         worker: edge.worker(),
         timers: edge.worker(),

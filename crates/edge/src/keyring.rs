@@ -1,0 +1,58 @@
+//! The cluster's keys: new messages are signed with the first, messages
+//! signed with any of them verify. A cluster rotates its secret by making
+//! the new one `[node] secret` and the old one `previous_secrets` on every
+//! node: calls set up under the old secret keep working (their responses
+//! and retransmitted answers carry branches signed with it) until the old
+//! secret is dropped.
+
+use crate::branch::BranchKey;
+
+/// The keys derived from the cluster's secrets, current first.
+#[derive(Clone, Debug)]
+pub struct KeyRing {
+    branch: Vec<BranchKey>,
+}
+
+impl KeyRing {
+    /// The ring of `secrets`, the one to sign with first. An empty list
+    /// gives a ring of one key from the empty secret (which the config
+    /// never yields: the daemon draws a random secret when none is set).
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) -> KeyRing {
+        let mut branch: Vec<BranchKey> = secrets.into_iter().map(BranchKey::from_secret).collect();
+        if branch.is_empty() {
+            branch.push(BranchKey::from_secret(b""));
+        }
+        KeyRing { branch }
+    }
+
+    /// A ring of one secret.
+    pub fn single(secret: &[u8]) -> KeyRing {
+        KeyRing::new([secret])
+    }
+
+    /// The branch key new messages are signed with.
+    pub fn signing(&self) -> &BranchKey {
+        &self.branch[0]
+    }
+
+    /// Every branch key a message may verify under, signing key first.
+    pub fn verifying(&self) -> &[BranchKey] {
+        &self.branch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_secret_signs_and_every_one_verifies() {
+        let old = KeyRing::single(b"the old secret, 16+");
+        let ring = KeyRing::new([&b"the new secret, 16+"[..], b"the old secret, 16+"]);
+        let signed_before = old.signing().branch_mac(42, 7, 1);
+        let ours = ring.signing().branch_mac(42, 7, 1);
+        assert_ne!(signed_before, ours, "the new secret signs");
+        assert_eq!(ring.verifying().len(), 2);
+        assert_eq!(ring.verifying()[1].branch_mac(42, 7, 1), signed_before);
+    }
+}
