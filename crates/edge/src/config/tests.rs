@@ -210,7 +210,7 @@ primary_attempts = 3
 secondary_attempts = 16
 
 [[edge.destination]]
-uri = "sip:gw@10.0.0.1:5080;transport=tcp"
+uri = "sip:gw@10.0.0.1:5080;transport=udp"
 priority = -5
 "#;
     let c = ok(text);
@@ -222,9 +222,9 @@ priority = -5
     assert_eq!(adv.to_string(), "[2001:db8::1]:5060");
     assert_eq!((e.primary_attempts, e.secondary_attempts), (3, 16));
     let d = &e.destinations[0];
-    assert_eq!(d.uri, "sip:gw@10.0.0.1:5080;transport=tcp");
+    assert_eq!(d.uri, "sip:gw@10.0.0.1:5080;transport=udp");
     assert_eq!(d.addr, sa("10.0.0.1:5080"));
-    assert_eq!(d.transport, Transport::Tcp);
+    assert_eq!(d.transport, Transport::Udp);
     assert_eq!(d.priority, -5);
 }
 
@@ -664,13 +664,22 @@ fn ipv6_destination() {
 }
 
 #[test]
-fn sips_defaults_to_tls_and_port_5061() {
-    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sips:10.0.0.1"));
-    let d = &c.edges[0].destinations[0];
-    assert_eq!(d.addr, sa("10.0.0.1:5061"));
-    assert_eq!(d.transport, Transport::Tls);
-    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:10.0.0.1;transport=tls"));
-    assert_eq!(c.edges[0].destinations[0].addr, sa("10.0.0.1:5061"));
+fn destinations_over_transports_not_supported_yet_are_refused_at_their_line() {
+    // Never quietly sent over UDP instead.
+    for (uri, transport) in [
+        ("sips:10.0.0.1", "tls"),
+        ("sip:10.0.0.1;transport=tls", "tls"),
+        ("sip:10.0.0.1;transport=tcp", "tcp"),
+        ("sip:10.0.0.1;transport=TCP", "tcp"),
+    ] {
+        let e = err(&MINIMAL.replace("sip:127.0.0.1:5070", uri));
+        assert_eq!((e.line, e.key.as_str()), (8, "uri"), "{uri}");
+        assert!(
+            e.message
+                .starts_with(&format!("{transport}: not supported by this version")),
+            "{uri}: {e}"
+        );
+    }
     let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:10.0.0.1"));
     assert_eq!(c.edges[0].destinations[0].addr, sa("10.0.0.1:5060"));
 }

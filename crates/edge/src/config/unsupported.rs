@@ -19,6 +19,8 @@ pub(super) enum Contract<'a> {
     EdgeKey(&'a str),
     /// The transport of a `listen` entry.
     Listen(Transport),
+    /// The transport of a destination's `uri` (`;transport=`, `sips:`).
+    Destination(Transport),
     /// An entry of `flags`.
     Flag(&'a str),
 }
@@ -33,6 +35,8 @@ pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
         Contract::EdgeKey("domain") => true,   // [[edge.domain]]: TLS per SIP domain
         Contract::Listen(Transport::Tcp) => true,
         Contract::Listen(Transport::Tls) => true,
+        Contract::Destination(Transport::Tcp) => true,
+        Contract::Destination(Transport::Tls) => true,
         Contract::Flag("registrations") => true,
         _ => false,
     }

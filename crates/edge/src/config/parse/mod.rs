@@ -558,6 +558,14 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
     let uri = cx.string(uri_value, "uri")?;
     let at = uri_value.span().start;
     let parsed = addr::sip_uri(uri).map_err(|m| cx.err(at, "uri", m))?;
+    if not_supported_yet(Contract::Destination(parsed.transport)) {
+        // Refused, never quietly sent over UDP instead.
+        return Err(cx.err(
+            at,
+            "uri",
+            format!("{}: {NOT_SUPPORTED} (use udp)", parsed.transport),
+        ));
+    }
     let port = parsed
         .port
         .unwrap_or(if parsed.transport == Transport::Tls {
