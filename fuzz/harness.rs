@@ -365,17 +365,17 @@ pub fn pipeline(data: &[u8]) {
     };
     *now += Duration::from_millis(u64::from(selector >> 3) * 7);
     let (edge, worker) = (&edges[e], &mut workers[e]);
-    match worker.handle(edge, datagram, src, 0, *now) {
-        Outcome::Send { .. } => check(worker.output()),
+    match worker.handle(edge, datagram, edge::flow::Flow::udp(0, src), *now) {
+        Outcome::Send(_) => check(worker.output()),
         Outcome::Queued => {
-            for (bytes, _, _) in worker.sends().iter() {
+            for (bytes, _) in worker.sends().iter() {
                 check(bytes);
             }
         }
         Outcome::Drop(_) => {}
     }
     worker.poll(edge, *now);
-    for (bytes, _, _) in worker.sends().iter() {
+    for (bytes, _) in worker.sends().iter() {
         check(bytes);
     }
 }

@@ -45,11 +45,10 @@ fn run(kind: &str, n: usize) {
     let mut sent = 0usize;
     for i in 0..n {
         let (msg, src) = msgs[i % RING];
-        if let Outcome::Send { .. } = s.worker.handle(
+        if let Outcome::Send(_) = s.worker.handle(
             &s.edge,
             black_box(msg),
-            src,
-            0,
+            edge::flow::Flow::udp(0, src),
             s.edge.epoch() + std::time::Duration::from_secs(2),
         ) {
             sent += 1;

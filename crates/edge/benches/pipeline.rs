@@ -37,8 +37,7 @@ fn pipeline(c: &mut Criterion) {
                 black_box(worker.handle(
                     &edge,
                     black_box(&invites[i]),
-                    caller,
-                    0,
+                    edge::flow::Flow::udp(0, caller),
                     edge.epoch() + std::time::Duration::from_secs(2),
                 ))
             })
@@ -59,8 +58,7 @@ fn pipeline(c: &mut Criterion) {
             black_box(worker.handle(
                 &edge,
                 black_box(&byes[i]),
-                caller,
-                0,
+                edge::flow::Flow::udp(0, caller),
                 edge.epoch() + std::time::Duration::from_secs(2),
             ))
         })
@@ -72,8 +70,7 @@ fn pipeline(c: &mut Criterion) {
             black_box(worker.handle(
                 &edge,
                 black_box(ok),
-                *from,
-                0,
+                edge::flow::Flow::udp(0, *from),
                 edge.epoch() + std::time::Duration::from_secs(2),
             ))
         })

@@ -7,6 +7,7 @@
 pub mod branch;
 pub mod config;
 pub mod dispatch;
+pub mod flow;
 pub mod health;
 pub mod keyhash;
 pub mod keyring;

@@ -69,11 +69,10 @@ fn count_for(algorithm: &str) -> (u64, usize) {
             w.handle(
                 &e,
                 inv,
-                caller,
-                0,
+                edge::flow::Flow::udp(0, caller),
                 e.epoch() + std::time::Duration::from_secs(1)
             ),
-            Outcome::Send { .. }
+            Outcome::Send(_)
         ));
         oks.push(ok_for(w.output()));
     }
@@ -82,8 +81,7 @@ fn count_for(algorithm: &str) -> (u64, usize) {
         w.handle(
             &e,
             ok,
-            dest,
-            0,
+            edge::flow::Flow::udp(0, dest),
             e.epoch() + std::time::Duration::from_secs(1),
         );
     }
@@ -93,8 +91,7 @@ fn count_for(algorithm: &str) -> (u64, usize) {
         w.handle(
             &e,
             inv,
-            caller,
-            0,
+            edge::flow::Flow::udp(0, caller),
             e.epoch() + std::time::Duration::from_secs(1),
         );
         responses.push(ok_for(w.output()));
@@ -102,11 +99,10 @@ fn count_for(algorithm: &str) -> (u64, usize) {
     let before = allocations();
     let mut sent = 0;
     for (inv, ok) in invites.iter().zip(&responses) {
-        if let Outcome::Send { .. } = w.handle(
+        if let Outcome::Send(_) = w.handle(
             &e,
             inv,
-            caller,
-            0,
+            edge::flow::Flow::udp(0, caller),
             e.epoch() + std::time::Duration::from_secs(2),
         ) {
             sent += 1;
@@ -115,11 +111,10 @@ fn count_for(algorithm: &str) -> (u64, usize) {
         match w.handle(
             &e,
             ok,
-            dest,
-            0,
+            edge::flow::Flow::udp(0, dest),
             e.epoch() + std::time::Duration::from_secs(2),
         ) {
-            Outcome::Send { .. } => sent += 1,
+            Outcome::Send(_) => sent += 1,
             Outcome::Drop(ev) => panic!("{ev:?}: {}", String::from_utf8_lossy(ok)),
             Outcome::Queued => panic!("a stateless edge queued"),
         }

@@ -11,6 +11,7 @@
 
 use crate::udp::{BATCH, SLOT};
 use edge::config::Config;
+use edge::flow::Flow;
 use edge::proxy::{Edge, Outcome};
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
@@ -112,19 +113,19 @@ fn serve(edge: &Edge, socks: &[UdpSocket], li: usize) {
             let Some((datagram, src)) = batch.get(i) else {
                 continue;
             };
-            match worker.handle(edge, datagram, src, li, now) {
-                Outcome::Send { to, local } => {
-                    if let Some(b) = out.get_mut(local) {
+            match worker.handle(edge, datagram, Flow::udp(li, src), now) {
+                Outcome::Send(to) => {
+                    if let Some(b) = out.get_mut(to.local) {
                         // The output buffer itself goes into the batch,
                         // the worker gets an empty one: no copy.
                         worker.swap_output(&mut handoff);
-                        b.push_swap(&mut handoff, to);
+                        b.push_swap(&mut handoff, to.remote);
                     }
                 }
                 Outcome::Queued => {
-                    for (bytes, to, local) in worker.sends().iter() {
-                        if let Some(b) = out.get_mut(local) {
-                            b.push(bytes, to);
+                    for (bytes, to) in worker.sends().iter() {
+                        if let Some(b) = out.get_mut(to.local) {
+                            b.push(bytes, to.remote);
                         }
                     }
                 }
@@ -158,9 +159,9 @@ fn run_timers(edge: &Edge, socks: &[UdpSocket]) {
         if worker.poll(edge, now) == 0 {
             continue;
         }
-        for (bytes, to, local) in worker.sends().iter() {
-            if let Some(b) = out.get_mut(local) {
-                b.push(bytes, to);
+        for (bytes, to) in worker.sends().iter() {
+            if let Some(b) = out.get_mut(to.local) {
+                b.push(bytes, to.remote);
             }
         }
         for (b, s) in out.iter_mut().zip(socks) {

@@ -165,11 +165,10 @@ pub fn setup(algorithm: &str) -> Setup {
     let mut byes = Vec::new();
     let mut oks = Vec::new();
     for (i, inv) in invites.iter().enumerate() {
-        let Outcome::Send { to, .. } = worker.handle(
+        let Outcome::Send(edge::flow::Flow { remote: to, .. }) = worker.handle(
             &edge,
             inv,
-            caller,
-            0,
+            edge::flow::Flow::udp(0, caller),
             edge.epoch() + std::time::Duration::from_secs(1),
         ) else {
             panic!("INVITE {i} not forwarded");
@@ -182,12 +181,11 @@ pub fn setup(algorithm: &str) -> Setup {
         let out = worker.handle(
             &edge,
             bye,
-            caller,
-            0,
+            edge::flow::Flow::udp(0, caller),
             edge.epoch() + std::time::Duration::from_secs(1),
         );
         assert!(
-            matches!(out, Outcome::Send { to, .. } if edge.destinations().iter().any(|d| d.addr == to)),
+            matches!(out, Outcome::Send(edge::flow::Flow { remote: to, .. }) if edge.destinations().iter().any(|d| d.addr == to)),
             "BYE {i}: {out:?}"
         );
     }
@@ -195,16 +193,12 @@ pub fn setup(algorithm: &str) -> Setup {
         let out = worker.handle(
             &edge,
             ok,
-            *from,
-            0,
+            edge::flow::Flow::udp(0, *from),
             edge.epoch() + std::time::Duration::from_secs(1),
         );
         assert_eq!(
             out,
-            Outcome::Send {
-                to: caller,
-                local: 0
-            },
+            Outcome::Send(edge::flow::Flow::udp(0, caller)),
             "200 OK {i}"
         );
     }

@@ -620,7 +620,7 @@ mod tests {
     #[test]
     fn probe_message_is_a_well_formed_options() {
         let t0 = Instant::now();
-        let mut p = prober(defaults(), &["sip:127.0.0.1:5070;transport=tcp"], t0);
+        let mut p = prober(defaults(), &["sip:127.0.0.1:5070;transport=udp"], t0);
         let (to, msg) = poll(&mut p, t0 + ms(1500)).expect("first probe due at once");
         assert_eq!(to, sa("127.0.0.1:5070"));
         let text = String::from_utf8(msg.clone()).expect("ASCII");
@@ -629,11 +629,11 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "OPTIONS sip:127.0.0.1:5070;transport=tcp SIP/2.0".to_owned(),
+                "OPTIONS sip:127.0.0.1:5070;transport=udp SIP/2.0".to_owned(),
                 format!("Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKsEp0.{seq:x};rport"),
                 "Max-Forwards: 70".to_owned(),
                 format!("From: <sip:sipedge@127.0.0.1:40000>;tag={:016x}", p.tag),
-                "To: <sip:127.0.0.1:5070;transport=tcp>".to_owned(),
+                "To: <sip:127.0.0.1:5070;transport=udp>".to_owned(),
                 format!("Call-ID: probe.{seq:x}.0.node-1"),
                 format!("CSeq: {} OPTIONS", seq & 0x7fff_ffff),
                 "Timestamp: 1.500000".to_owned(),

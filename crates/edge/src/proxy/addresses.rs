@@ -2,6 +2,7 @@
 //! name: our own sent-by / Route / Request-URI, and the pool's.
 
 use crate::config;
+use crate::flow::{Flow, Transport};
 use sip::Host;
 use std::net::{IpAddr, SocketAddr};
 
@@ -30,10 +31,12 @@ impl OwnHost {
     }
 }
 
-/// One local address of an edge: the socket address it listens on and
-/// the sent-by it writes into Via and Record-Route.
+/// One local address of an edge: the transport and socket address it
+/// listens on and the sent-by it writes into Via and Record-Route.
 #[derive(Clone, Debug)]
 pub struct Local {
+    /// The transport it listens for.
+    pub transport: Transport,
     /// The address the socket is bound to.
     pub addr: SocketAddr,
     /// `host[:port]` for Via sent-by and Record-Route.
@@ -45,7 +48,11 @@ pub struct Local {
 impl Local {
     /// The local address, advertised as `advertise` when set (wildcard
     /// binds, 1:1 NAT, anycast service addresses).
-    pub fn new(addr: SocketAddr, advertise: Option<&config::HostPort>) -> Local {
+    pub fn new(
+        transport: Transport,
+        addr: SocketAddr,
+        advertise: Option<&config::HostPort>,
+    ) -> Local {
         match advertise {
             Some(a) => {
                 let port = a.port.unwrap_or(addr.port());
@@ -56,6 +63,7 @@ impl Local {
                     a.host.clone()
                 };
                 Local {
+                    transport,
                     addr,
                     sent_by: format!("{bracketed}:{port}"),
                     host,
@@ -63,6 +71,7 @@ impl Local {
                 }
             }
             None => Local {
+                transport,
                 addr,
                 sent_by: addr.to_string(),
                 host: OwnHost::Ip(addr.ip()),
@@ -83,6 +92,8 @@ impl Local {
 pub struct Destination {
     /// Where requests for it are sent.
     pub addr: SocketAddr,
+    /// The transport they are sent over.
+    pub transport: Transport,
     /// The URI as configured.
     pub uri: String,
     host: OwnHost,
@@ -102,9 +113,29 @@ impl Destination {
             .unwrap_or(OwnHost::Ip(d.addr.ip()));
         Destination {
             addr: d.addr,
+            transport: d.transport,
             uri: d.uri.clone(),
             host,
             port: d.addr.port(),
+        }
+    }
+
+    /// Where requests for it go.
+    pub(crate) fn hop(&self) -> super::request::Hop {
+        super::request::Hop {
+            transport: self.transport,
+            addr: self.addr,
+        }
+    }
+
+    /// True when `flow` is this destination's: on UDP its exact address
+    /// and port; on a connection transport its address and transport, from
+    /// any port (a server connects to the edge from an ephemeral port).
+    pub fn is_flow(&self, flow: &Flow) -> bool {
+        if flow.transport == Transport::Udp {
+            self.transport == Transport::Udp && flow.remote == self.addr
+        } else {
+            flow.transport == self.transport && flow.remote.ip() == self.addr.ip()
         }
     }
 

@@ -197,8 +197,13 @@ mod tests {
         from: &str,
         at: Duration,
     ) -> (SocketAddr, Vec<u8>) {
-        match w.handle(e, msg, from.parse().unwrap(), 0, e.epoch() + at) {
-            Outcome::Send { to, .. } => (to, w.output().to_vec()),
+        match w.handle(
+            e,
+            msg,
+            crate::flow::Flow::udp(0, from.parse().unwrap()),
+            e.epoch() + at,
+        ) {
+            Outcome::Send(crate::flow::Flow { remote: to, .. }) => (to, w.output().to_vec()),
             other => panic!("{other:?}"),
         }
     }
@@ -243,8 +248,7 @@ mod tests {
         let o = w.handle(
             &e,
             ack.as_bytes(),
-            CALLER.parse().unwrap(),
-            0,
+            crate::flow::Flow::udp(0, CALLER.parse().unwrap()),
             e.epoch() + t,
         );
         assert_eq!(o, Outcome::Drop(Event::Absorbed));

@@ -27,6 +27,7 @@ pub use stateful::Stateful;
 
 use crate::config;
 use crate::dispatch::{Selector, Target, WorkerState};
+use crate::flow::{Flow, Transport};
 use crate::health::{Counters, HealthView};
 use crate::keyring::KeyRing;
 use crate::limits::Limits;
@@ -73,16 +74,11 @@ pub(crate) fn count_singletons(m: &sip::Message<'_>) -> [u8; 5] {
     counts
 }
 
-/// What the daemon should do with a datagram.
+/// What the daemon should do with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Send [`Worker::output`] to `to` from the edge's local address number `local`.
-    Send {
-        /// Where to.
-        to: SocketAddr,
-        /// Index into [`Edge::locals`] of the socket to send from.
-        local: usize,
-    },
+    /// Send [`Worker::output`] on this flow.
+    Send(Flow),
     /// Send everything in [`Worker::sends`] (a transactional edge's step
     /// may send several datagrams).
     Queued,
@@ -137,7 +133,7 @@ impl Edge {
         let locals: Vec<Local> = edge
             .listen
             .iter()
-            .map(|l| Local::new(l.addr, edge.advertise.as_ref()))
+            .map(|l| Local::new(l.transport, l.addr, edge.advertise.as_ref()))
             .collect();
         let longest_sent_by = locals.iter().map(|l| l.sent_by.len()).max().unwrap_or(0);
         let room = MAX_DATAGRAM.saturating_sub(2 * longest_sent_by + ADDED_BYTES);
@@ -192,10 +188,10 @@ impl Edge {
         self.stateful.as_ref()
     }
 
-    /// What the compact/compress stage does to a message sent to `to`:
+    /// What the compact/compress stage does to a message sent on `to`:
     /// `compress_in` toward a destination, `compress_out` toward anyone else.
-    fn direction(&self, to: SocketAddr) -> &Direction {
-        if self.destinations.iter().any(|d| d.addr == to) {
+    fn direction(&self, to: &Flow) -> &Direction {
+        if self.destination_of(to).is_some() {
             &self.toward_pool
         } else {
             &self.toward_outside
@@ -282,19 +278,43 @@ impl Edge {
         &self.destinations
     }
 
-    /// The local address to send to `to` from: the one the message came in
-    /// on when the family matches, else the first of the right family.
-    pub fn local_for(&self, to: SocketAddr, received_on: usize) -> Option<usize> {
-        if self
-            .locals
-            .get(received_on)
-            .is_some_and(|l| l.addr.is_ipv4() == to.is_ipv4())
-        {
+    /// The local address to send to `to` over `transport` from: the one
+    /// the message came in on when transport and family match, else the
+    /// first that matches.
+    pub fn local_for(
+        &self,
+        transport: Transport,
+        to: SocketAddr,
+        received_on: usize,
+    ) -> Option<usize> {
+        let fits = |l: &Local| l.transport == transport && l.addr.is_ipv4() == to.is_ipv4();
+        if self.locals.get(received_on).is_some_and(fits) {
             return Some(received_on);
         }
-        self.locals
-            .iter()
-            .position(|l| l.addr.is_ipv4() == to.is_ipv4())
+        self.locals.iter().position(fits)
+    }
+
+    /// The flow to send to `to` over `transport` on, or `None` when the
+    /// edge has no local address of that transport and family.
+    pub(crate) fn flow_to(
+        &self,
+        transport: Transport,
+        to: SocketAddr,
+        received_on: usize,
+    ) -> Option<Flow> {
+        let local = self.local_for(transport, to, received_on)?;
+        Some(Flow {
+            transport,
+            local,
+            remote: to,
+            conn: None,
+        })
+    }
+
+    /// Which destination a message arriving (or leaving) on `flow` is
+    /// from (or for), if any (see [`Destination::is_flow`]).
+    pub(crate) fn destination_of(&self, flow: &Flow) -> Option<usize> {
+        self.destinations.iter().position(|d| d.is_flow(flow))
     }
 
     /// A fresh per-thread worker for this edge.
@@ -346,29 +366,15 @@ pub(crate) struct Scratch<'w> {
 }
 
 impl Worker {
-    /// Handles one datagram received on `edge.locals()[local]` from `src`
-    /// at `now`.
-    pub fn handle(
-        &mut self,
-        edge: &Edge,
-        datagram: &[u8],
-        src: SocketAddr,
-        local: usize,
-        now: Instant,
-    ) -> Outcome {
-        let outcome = self.step(edge, datagram, src, local, now);
+    /// Handles one message (a datagram, or one framed off a stream)
+    /// received on flow `from` at `now`.
+    pub fn handle(&mut self, edge: &Edge, datagram: &[u8], from: Flow, now: Instant) -> Outcome {
+        let outcome = self.step(edge, datagram, from, now);
         self.fits(outcome)
     }
 
     /// [`Worker::handle`] but for the last guard.
-    fn step(
-        &mut self,
-        edge: &Edge,
-        datagram: &[u8],
-        src: SocketAddr,
-        local: usize,
-        now: Instant,
-    ) -> Outcome {
+    fn step(&mut self, edge: &Edge, datagram: &[u8], from: Flow, now: Instant) -> Outcome {
         let (index, mut s) = self.split();
         s.out.clear();
         let msg = match sip::parse(datagram, index) {
@@ -377,8 +383,16 @@ impl Worker {
                 s.stats.count(Event::KeepAlive);
                 return Outcome::Drop(Event::KeepAlive);
             }
-            Err(e) => return reply::malformed(edge, &mut s, datagram, e, src, local),
+            Err(e) => return reply::malformed(edge, &mut s, datagram, e, from),
         };
+        // A stream message without Content-Length cannot be framed (RFC
+        // 3261 §18.3): the runtime hands over its header section, it is
+        // answered here, and the connection closes.
+        if from.is_stream() && msg.content_length().is_none() {
+            let (code, reason) = sip::Unframed::NoContentLength.answer();
+            s.stats.count(Event::Malformed);
+            return reply::refuse(edge, &mut s, &msg, from, code, reason, Event::Malformed);
+        }
         // Room for what sipedge adds, so that what it forwards always
         // parses again (at the next sipedge, say) and fits one datagram
         // (RFC 3261 §21.5.11).
@@ -400,7 +414,7 @@ impl Worker {
                 return Outcome::Drop(Event::Oversized);
             }
             let event = Event::Oversized;
-            let outcome = reply::refuse(edge, &mut s, &msg, src, local, code, reason, event);
+            let outcome = reply::refuse(edge, &mut s, &msg, from, code, reason, event);
             if outcome == Outcome::Drop(Event::OwnVia) {
                 s.stats.count(Event::OwnVia);
             }
@@ -413,11 +427,11 @@ impl Worker {
         // The validate stage: the operator's checks (`validate`).
         let mut tag = None;
         if !edge.rules.is_empty() {
-            if let Err(f) = validate::check(&msg, edge.rules, config::Transport::Udp) {
+            if let Err(f) = validate::check(&msg, edge.rules, from.transport) {
                 edge.count_invalid(f);
                 match edge.on_invalid {
                     config::OnInvalid::Reject => {
-                        let outcome = reply::invalid(edge, &mut s, &msg, src, local, f);
+                        let outcome = reply::invalid(edge, &mut s, &msg, from, f);
                         if let Outcome::Drop(e) = outcome {
                             s.stats.count(e);
                         }
@@ -429,17 +443,17 @@ impl Worker {
         }
         let is_request = msg.is_request();
         let outcome = match (&edge.stateful, msg.is_request()) {
-            (None, true) => request::handle(edge, &mut s, &msg, src, local, now),
-            (None, false) => response::handle(edge, &mut s, &msg, src, local, now),
-            (Some(st), true) => stateful::request(edge, st, &mut s, &msg, src, local, now),
+            (None, true) => request::handle(edge, &mut s, &msg, from, now),
+            (None, false) => response::handle(edge, &mut s, &msg, from, now),
+            (Some(st), true) => stateful::request(edge, st, &mut s, &msg, from, now),
             (Some(st), false) => match stateful::response(edge, st, &mut s, &msg, now) {
                 Some(o) => o,
-                None => response::handle(edge, &mut s, &msg, src, local, now),
+                None => response::handle(edge, &mut s, &msg, from, now),
             },
         };
         match outcome {
             Outcome::Drop(e) => s.stats.count(e),
-            Outcome::Send { .. } | Outcome::Queued => {}
+            Outcome::Send(_) | Outcome::Queued => {}
         }
         if let Some(f) = tag {
             self.tag(outcome, is_request, f);
@@ -455,7 +469,7 @@ impl Worker {
     fn fits(&mut self, outcome: Outcome) -> Outcome {
         let too_big = |b: &[u8]| b.len() > MAX_DATAGRAM;
         let dropped = match outcome {
-            Outcome::Send { .. } if too_big(&self.out) => {
+            Outcome::Send(_) if too_big(&self.out) => {
                 self.stats.count(Event::Oversized);
                 return Outcome::Drop(Event::Oversized);
             }
@@ -482,7 +496,7 @@ impl Worker {
             true
         };
         match outcome {
-            Outcome::Send { .. } if same_kind(&self.out) => {
+            Outcome::Send(_) if same_kind(&self.out) => {
                 insert(&mut self.out);
             }
             Outcome::Queued => self.sends.rewrite(|b, _| same_kind(b) && insert(b)),
@@ -496,8 +510,8 @@ impl Worker {
             return;
         }
         match outcome {
-            Outcome::Send { to, .. } => {
-                self.encoder.apply(edge.direction(to), &mut self.out);
+            Outcome::Send(to) => {
+                self.encoder.apply(edge.direction(&to), &mut self.out);
             }
             Outcome::Queued => {
                 let encoder = &mut self.encoder;

@@ -4,6 +4,7 @@
 use super::request::Origin;
 use super::splices::{fix_top_via, fix_via_at};
 use super::{Edge, Outcome, Scratch};
+use crate::flow::Flow;
 use crate::stats::Event;
 use sip::{Element, HeaderName, Message, ParseError, Rport, Via, Writer};
 use std::net::SocketAddr;
@@ -20,11 +21,16 @@ pub fn reply_address(via: &Via<'_>, src: SocketAddr) -> SocketAddr {
     SocketAddr::new(src.ip(), port)
 }
 
-/// The local address of the edge to answer from: the one it came in on.
-fn send(edge: &Edge, s: &mut Scratch<'_>, to: SocketAddr, local: usize) -> Outcome {
-    let _ = edge;
+/// An answer to what arrived on `from`, for `to`: on the same transport
+/// and local address, and on a connection transport on the same
+/// connection while it is open — else by one to `to` (RFC 3261 §18.2.2).
+fn back(from: Flow, to: SocketAddr) -> Flow {
+    Flow { remote: to, ..from }
+}
+
+fn send(s: &mut Scratch<'_>, from: Flow, to: SocketAddr) -> Outcome {
     s.stats.count(Event::Replied);
-    Outcome::Send { to, local }
+    Outcome::Send(back(from, to))
 }
 
 /// Writes a response to `m` into `s.out` and says where to send it.
@@ -42,7 +48,7 @@ pub(crate) fn reply(
         // An ACK is never answered (RFC 3261 §17.2.1).
         return Outcome::Drop(Event::AckDropped);
     }
-    let to = reply_address(&origin.via, origin.src);
+    let to = reply_address(&origin.via, origin.from.remote);
     if edge.answers_itself(Some(&origin.via), to) {
         return Outcome::Drop(Event::OwnVia);
     }
@@ -51,12 +57,12 @@ pub(crate) fn reply(
         m,
         &origin.top,
         &origin.via,
-        origin.src,
+        origin.from.remote,
         code,
         reason,
         extra,
     );
-    send(edge, s, to, origin.local)
+    send(s, origin.from, to)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -161,23 +167,20 @@ pub(crate) fn invalid(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
-    src: SocketAddr,
-    local: usize,
+    from: Flow,
     f: crate::validate::Failure,
 ) -> Outcome {
-    refuse(edge, s, m, src, local, 400, f.reason(), Event::Invalid)
+    refuse(edge, s, m, from, 400, f.reason(), Event::Invalid)
 }
 
 /// A parsed message that is not to go on: a request gets `code` and
 /// `reason`; a response or an ACK is dropped as `event` (they are never
 /// answered), and so is a request without a Via to answer to.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn refuse(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
-    src: SocketAddr,
-    local: usize,
+    from: Flow,
     code: u16,
     reason: &str,
     event: Event,
@@ -188,12 +191,7 @@ pub(crate) fn refuse(
     let Ok((top, via)) = m.top_via() else {
         return Outcome::Drop(event);
     };
-    let origin = Origin {
-        top,
-        via,
-        src,
-        local,
-    };
+    let origin = Origin { top, via, from };
     reply(edge, s, m, &origin, code, reason, &[])
 }
 
@@ -207,9 +205,9 @@ pub fn malformed(
     s: &mut Scratch<'_>,
     datagram: &[u8],
     err: ParseError,
-    src: SocketAddr,
-    local: usize,
+    from: Flow,
 ) -> Outcome {
+    let src = from.remote;
     let (code, reason) = match err {
         ParseError::VersionNotSupported => (505, "Version Not Supported"),
         e => (400, e.reason()),
@@ -250,23 +248,17 @@ pub fn malformed(
     if sip::parse(s.out, s.spare).is_err() {
         return Outcome::Drop(Event::Malformed);
     }
-    Outcome::Send { to, local }
+    Outcome::Send(back(from, to))
 }
 
 /// A request whose top Via does not parse (RFC 4475 §3.1.2.1: stray `;`
 /// and `,` in it): 400 to the source address, the headers copied as they
 /// are — if the answer parses; an ACK, or a request without Via, is dropped.
-pub(crate) fn bad_via(
-    edge: &Edge,
-    s: &mut Scratch<'_>,
-    m: &Message<'_>,
-    src: SocketAddr,
-    local: usize,
-) -> Outcome {
+pub(crate) fn bad_via(edge: &Edge, s: &mut Scratch<'_>, m: &Message<'_>, from: Flow) -> Outcome {
     if m.method() == sip::Method::Ack || m.first(HeaderName::Via).is_none() {
         return Outcome::Drop(Event::BadVia);
     }
-    if edge.answers_itself(None, src) {
+    if edge.answers_itself(None, from.remote) {
         return Outcome::Drop(Event::OwnVia);
     }
     let buf = m.buf();
@@ -280,7 +272,7 @@ pub(crate) fn bad_via(
     if sip::parse(s.out, s.spare).is_err() {
         return Outcome::Drop(Event::BadVia);
     }
-    send(edge, s, src, local)
+    send(s, from, from.remote)
 }
 
 /// What can be recovered from an unparseable request to answer it.

@@ -8,6 +8,7 @@ use super::{Edge, Outcome, Scratch};
 use crate::branch::{self, loop_hash, parse_branch, write_attempt_branch, Side};
 use crate::config::ForeignNextHop;
 use crate::dispatch::{Algorithm, Input};
+use crate::flow::{Flow, Transport};
 use crate::limits::Full;
 use crate::stats::Event;
 use sip::splice::write_num;
@@ -31,7 +32,7 @@ enum NextHop {
     /// At destination `i` of the pool.
     Destination(usize),
     /// Somewhere outside the pool (None: a name we cannot resolve).
-    Outside(Option<SocketAddr>),
+    Outside(Option<Hop>),
 }
 
 /// A verdict of the validation stage: a response code and reason.
@@ -146,10 +147,8 @@ pub(crate) struct Origin<'a> {
     pub top: Element<'a>,
     /// The top Via, parsed.
     pub via: Via<'a>,
-    /// The source address.
-    pub src: SocketAddr,
-    /// The local address number it arrived on.
-    pub local: usize,
+    /// The flow it arrived on.
+    pub from: Flow,
 }
 
 /// A request that passed every check and is to be forwarded, with what the
@@ -212,25 +211,19 @@ pub(crate) fn check<'a>(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'a>,
-    src: SocketAddr,
-    local: usize,
+    from: Flow,
 ) -> Result<Checked<'a>, Outcome> {
     let (top, via) = match m.top_via() {
         Ok(v) => v,
-        Err(_) => return Err(super::reply::bad_via(edge, s, m, src, local)),
+        Err(_) => return Err(super::reply::bad_via(edge, s, m, from)),
     };
     // A request carrying the edge's own Via on top came from the edge
     // itself (or says it did): anything done with it, an answer above all,
     // would come back here.
-    if edge.answers_itself(Some(&via), super::reply::reply_address(&via, src)) {
+    if edge.answers_itself(Some(&via), super::reply::reply_address(&via, from.remote)) {
         return Err(Outcome::Drop(Event::OwnVia));
     }
-    let origin = Origin {
-        top,
-        via,
-        src,
-        local,
-    };
+    let origin = Origin { top, via, from };
     let method = m.method();
     let facts = match validate(m) {
         Ok(f) => f,
@@ -309,7 +302,7 @@ pub(crate) fn check<'a>(
 
     // Loop detection (§16.3 step 4): one of our Vias with this request's
     // loop hash, which covers the side it came from and its Route set.
-    let from_pool = edge.destinations.iter().position(|d| d.addr == src);
+    let from_pool = edge.destination_of(&from);
     let side = if from_pool.is_some() {
         Side::Pool
     } else {
@@ -363,7 +356,7 @@ pub(crate) fn check<'a>(
     let dispatch_as = |follow_up: bool| Route::Dispatch { follow_up };
     let route = match (from_pool, next) {
         // From the pool: outward along its Route / Request-URI.
-        (Some(_), NextHop::Destination(i)) => Route::To(edge.destinations[i].addr, Some(i)),
+        (Some(_), NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
         (Some(_), NextHop::Outside(Some(a))) => Route::To(a, None),
         (Some(_), NextHop::Outside(None)) => Route::Refuse(404, "Unresolvable Destination"),
         (Some(_), NextHop::Here) => dispatch_as(matches!(method, Method::Cancel | Method::Ack)),
@@ -371,7 +364,7 @@ pub(crate) fn check<'a>(
         (None, _) if method == Method::Cancel => dispatch_as(true),
         (None, _) if !in_dialog => dispatch_as(false),
         // In dialog: toward a destination of the pool, or into the pool.
-        (None, NextHop::Destination(i)) => Route::To(edge.destinations[i].addr, Some(i)),
+        (None, NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
         (None, NextHop::Here) => dispatch_as(method == Method::Ack),
         // An ACK naming no destination is mostly the ACK of a non-2xx
         // answer, with its INVITE's Request-URI and Route (RFC 3261
@@ -430,11 +423,10 @@ pub fn handle(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
-    src: SocketAddr,
-    local: usize,
+    from: Flow,
     now: Instant,
 ) -> Outcome {
-    let c = match arrive(edge, s, m, src, local, now) {
+    let c = match arrive(edge, s, m, from, now) {
         Ok(c) => c,
         Err(o) => return o,
     };
@@ -453,11 +445,10 @@ pub(crate) fn arrive<'a>(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'a>,
-    src: SocketAddr,
-    local: usize,
+    from: Flow,
     now: Instant,
 ) -> Result<Checked<'a>, Outcome> {
-    let c = check(edge, s, m, src, local)?;
+    let c = check(edge, s, m, from)?;
     if c.foreign_hop {
         s.stats.count(Event::ForeignDispatched);
     }
@@ -503,21 +494,18 @@ pub(crate) fn handle_checked(
                 edge.selector.select(&input, s.dispatch, &*edge.health)
             };
             match picked {
-                Some(i) => (edge.destinations[i].addr, Some(i)),
+                Some(i) => (edge.destinations[i].hop(), Some(i)),
                 None => return no_destination(edge, s, m, &c.origin),
             }
         }
     };
-    // Send from the local address of the next hop's family.
-    let Some(out_local) = edge.local_for(to, c.origin.local) else {
+    // Send from the local address of the next hop's transport and family.
+    let Some(out) = edge.flow_to(to.transport, to.addr, c.origin.from.local) else {
         return Outcome::Drop(Event::NoSocket);
     };
-    splice(edge, s, m, c, out_local, 0);
+    splice(edge, s, m, c, &out, 0);
     count_forwarded(s, c, dest_index);
-    Outcome::Send {
-        to,
-        local: out_local,
-    }
+    Outcome::Send(out)
 }
 
 /// The 503 for a request no destination is usable for.
@@ -544,31 +532,34 @@ pub(crate) fn count_forwarded(s: &mut Scratch<'_>, c: &Checked<'_>, dest_index: 
     }
 }
 
-/// The splice stage: writes the request as forwarded from local address
-/// `out_local` into `s.out` — our Via (with the branch of `attempt`),
-/// received/rport in the caller's Via, Max-Forwards decremented,
-/// Record-Route for dialog-creating requests, our own Route entries removed.
+/// The splice stage: writes the request as forwarded on flow `out` into
+/// `s.out` — our Via (with the branch of `attempt`), received/rport in the
+/// caller's Via, Max-Forwards decremented, Record-Route for
+/// dialog-creating requests, our own Route entries removed.
 pub(crate) fn splice(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
     c: &Checked<'_>,
-    out_local: usize,
+    out: &Flow,
     attempt: u8,
 ) {
-    let sent_by = edge.locals[out_local].sent_by.as_bytes();
+    let outbound = &edge.locals[out.local];
+    let sent_by = outbound.sent_by.as_bytes();
     let top = &c.origin.top;
     let sp = &mut *s.splicer;
     sp.clear();
     let first_via = top.header.line.start as usize;
     sp.insert_with(first_via, |w| {
-        w.extend_from_slice(b"Via: SIP/2.0/UDP ");
+        w.extend_from_slice(b"Via: SIP/2.0/");
+        w.extend_from_slice(out.transport.via_name());
+        w.push(b' ');
         w.extend_from_slice(sent_by);
         w.extend_from_slice(b";branch=");
         write_attempt_branch(w, c.branch_mac(edge, attempt), c.loop_hash, attempt);
         w.extend_from_slice(b"\r\n");
     });
-    fix_top_via(sp, top, &c.origin.via, c.origin.src);
+    fix_top_via(sp, top, &c.origin.via, c.origin.from.remote);
     match (c.facts.max_forwards, m.first(HeaderName::MaxForwards)) {
         (Some(n), Some(h)) => sp.replace_with(h.value.range(), |w| write_num(w, n - 1)),
         _ => sp.insert(first_via, b"Max-Forwards: 70\r\n"),
@@ -577,10 +568,16 @@ pub(crate) fn splice(
         let at = m
             .first(HeaderName::RecordRoute)
             .map_or(first_via, |h| h.line.start as usize);
+        // When the request leaves by another transport or address than
+        // it came in on, one entry per side (RFC 5658): the top one, which
+        // the next hop uses, names the side facing it; the other the side
+        // facing the caller.
+        let inbound = &edge.locals[c.origin.from.local];
         sp.insert_with(at, |w| {
-            w.extend_from_slice(b"Record-Route: <sip:");
-            w.extend_from_slice(sent_by);
-            w.extend_from_slice(b";lr>\r\n");
+            record_route(w, outbound);
+            if inbound.transport != outbound.transport || inbound.sent_by != outbound.sent_by {
+                record_route(w, inbound);
+            }
         });
     }
     if c.ours > 0 {
@@ -592,11 +589,30 @@ pub(crate) fn splice(
     sp.write_message(m, s.out);
 }
 
+/// A Record-Route line naming `local`: `<sip:host:port;lr>`, with the
+/// transport parameter when it is not UDP.
+fn record_route(w: &mut Vec<u8>, local: &super::Local) {
+    w.extend_from_slice(b"Record-Route: <sip:");
+    w.extend_from_slice(local.sent_by.as_bytes());
+    if local.transport != Transport::Udp {
+        w.extend_from_slice(b";transport=");
+        w.extend_from_slice(local.transport.name().as_bytes());
+    }
+    w.extend_from_slice(b";lr>\r\n");
+}
+
+/// A next hop as an address and the transport to reach it by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hop {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
 /// What the route stage decided.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Route {
-    /// Forward to an address (and which destination it is, if one).
-    To(SocketAddr, Option<usize>),
+    /// Forward to a next hop (and which destination it is, if one).
+    To(Hop, Option<usize>),
     /// Choose a destination by the edge's algorithm.
     Dispatch { follow_up: bool },
     /// Answer with this code.
@@ -614,12 +630,13 @@ fn classify(edge: &Edge, u: &Uri<'_>) -> NextHop {
     if let Some(i) = edge.destinations.iter().position(|d| d.is(&u.host, u.port)) {
         return NextHop::Destination(i);
     }
-    let default_port = if u.scheme == Scheme::Sips { 5061 } else { 5060 };
+    let transport = Transport::of_uri(u);
     NextHop::Outside(match u.host {
         Host::Name(_) => None,
-        h => h
-            .ip()
-            .map(|ip| SocketAddr::new(ip, u.port.unwrap_or(default_port))),
+        h => h.ip().map(|ip| Hop {
+            transport,
+            addr: SocketAddr::new(ip, u.port.unwrap_or(transport.default_port())),
+        }),
     })
 }
 

@@ -4,6 +4,7 @@
 use super::splices::remove_leading;
 use super::{Edge, Outcome, Scratch};
 use crate::branch::{self, parse_branch};
+use crate::flow::{Flow, Transport};
 use crate::stats::Event;
 use sip::{Element, HeaderName, Message, Rport, Via};
 use std::net::{IpAddr, SocketAddr};
@@ -26,8 +27,7 @@ pub fn handle(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
-    src: SocketAddr,
-    local: usize,
+    from: Flow,
     now: Instant,
 ) -> Outcome {
     let mut vias = m.elements(HeaderName::Via);
@@ -67,7 +67,7 @@ pub fn handle(
     }
     // A verified answer from a destination: passive health evidence, and
     // a 2xx to an INVITE is a call in progress for the channel limits.
-    if let Some(i) = edge.destinations.iter().position(|d| d.addr == src) {
+    if let Some(i) = edge.destination_of(&from) {
         let code = m.status().unwrap_or(0);
         s.counters.answered(i, code);
         let answered = (200..300).contains(&code) && cseq.method == b"INVITE";
@@ -75,10 +75,10 @@ pub fn handle(
             edge.limits.call_answered(call_id, i, now);
         }
     }
-    let Some(to) = next_hop(&next) else {
+    let Some((transport, to)) = next_hop(&next) else {
         return Outcome::Drop(Event::ResponseUnroutable);
     };
-    let Some(out_local) = edge.local_for(to, local) else {
+    let Some(out) = edge.flow_to(transport, to, from.local) else {
         return Outcome::Drop(Event::NoSocket);
     };
     let sp = &mut *s.splicer;
@@ -88,16 +88,18 @@ pub fn handle(
     s.out.clear();
     sp.write_message(m, s.out);
     s.stats.count(Event::ResponseForwarded);
-    Outcome::Send {
-        to,
-        local: out_local,
-    }
+    Outcome::Send(out)
 }
 
-/// Where the previous hop wants its response: `received` (or the sent-by
-/// address) and `rport` (or the sent-by port). Names, broadcast, multicast
-/// and unspecified addresses are refused (RFC 4475 §3.3.10).
-fn next_hop(v: &Via<'_>) -> Option<SocketAddr> {
+/// Where the previous hop wants its response: over the Via's transport, to
+/// `received` (or the sent-by address) and `rport` (or the sent-by port,
+/// by default the transport's). Names, broadcast, multicast and
+/// unspecified addresses are refused (RFC 4475 §3.3.10), and so are
+/// transports sipedge does not speak. On a connection transport the
+/// runtime uses the connection open to that address, if any (RFC 3261
+/// §18.2.2).
+fn next_hop(v: &Via<'_>) -> Option<(Transport, SocketAddr)> {
+    let transport = Transport::from_via(v.transport)?;
     let ip = match v.received {
         Some(r) => sip::host::parse_ip(r)?,
         None => v.host.ip()?,
@@ -108,7 +110,7 @@ fn next_hop(v: &Via<'_>) -> Option<SocketAddr> {
     };
     let port = match v.rport {
         Rport::Port(p) => p,
-        _ => v.port.unwrap_or(5060),
+        _ => v.port.unwrap_or(transport.default_port()),
     };
-    (usable && port != 0).then(|| SocketAddr::new(ip, port))
+    (usable && port != 0).then(|| (transport, SocketAddr::new(ip, port)))
 }

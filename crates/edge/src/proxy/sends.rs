@@ -1,8 +1,8 @@
-//! Several datagrams out of one step: a transactional edge answers the
+//! Several messages out of one step: a transactional edge answers the
 //! caller (100 Trying, 200 to a CANCEL) and sends downstream in the same
 //! step, and a timer may retransmit many messages at once.
 
-use std::net::SocketAddr;
+use crate::flow::Flow;
 
 /// Datagrams to send, queued in one reused buffer: no allocation per
 /// message once it has grown to the usual size.
@@ -16,20 +16,18 @@ pub struct Sends {
 struct Item {
     start: usize,
     end: usize,
-    to: SocketAddr,
-    local: usize,
+    to: Flow,
 }
 
 impl Sends {
-    /// Queues a copy of `bytes` for `to`, from the edge's local address number `local`.
-    pub fn push(&mut self, bytes: &[u8], to: SocketAddr, local: usize) {
+    /// Queues a copy of `bytes` to send on flow `to`.
+    pub fn push(&mut self, bytes: &[u8], to: Flow) {
         let start = self.buf.len();
         self.buf.extend_from_slice(bytes);
         self.items.push(Item {
             start,
             end: self.buf.len(),
             to,
-            local,
         });
     }
 
@@ -51,13 +49,13 @@ impl Sends {
 
     /// Lets `f` rewrite every queued datagram in place (the compact/compress
     /// stage); `f` says whether it changed anything.
-    pub(crate) fn rewrite(&mut self, mut f: impl FnMut(&mut Vec<u8>, SocketAddr) -> bool) {
+    pub(crate) fn rewrite(&mut self, mut f: impl FnMut(&mut Vec<u8>, &Flow) -> bool) {
         let mut buf = Vec::with_capacity(self.buf.len());
         let mut one = Vec::new();
         for item in &mut self.items {
             one.clear();
             one.extend_from_slice(&self.buf[item.start..item.end]);
-            f(&mut one, item.to);
+            f(&mut one, &item.to);
             let start = buf.len();
             buf.extend_from_slice(&one);
             item.start = start;
@@ -75,10 +73,8 @@ impl Sends {
         before - self.items.len()
     }
 
-    /// The queued datagrams in order: bytes, destination, local address number.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr, usize)> + '_ {
-        self.items
-            .iter()
-            .map(|i| (&self.buf[i.start..i.end], i.to, i.local))
+    /// The queued messages in order, each with the flow to send it on.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Flow)> + '_ {
+        self.items.iter().map(|i| (&self.buf[i.start..i.end], i.to))
     }
 }

@@ -390,9 +390,14 @@ mod in_the_pipeline {
     /// checks that something is sent to `to`.
     #[track_caller]
     fn assert_sent_to(e: &Edge, w: &mut crate::proxy::Worker, to: &str) {
-        let o = w.handle(e, &no_max_forwards(), addr(CALLER), 0, e.epoch());
+        let o = w.handle(
+            e,
+            &no_max_forwards(),
+            crate::flow::Flow::udp(0, addr(CALLER)),
+            e.epoch(),
+        );
         assert!(
-            matches!(o, Outcome::Send { to: got, .. } if got == addr(to)),
+            matches!(o, Outcome::Send(crate::flow::Flow { remote: got, .. }) if got == addr(to)),
             "{o:?}"
         );
     }
@@ -421,13 +426,18 @@ mod in_the_pipeline {
         let ack = String::from_utf8(no_max_forwards())
             .unwrap()
             .replace("OPTIONS", "ACK");
-        let o = w.handle(&e, ack.as_bytes(), addr(CALLER), 0, e.epoch());
+        let o = w.handle(
+            &e,
+            ack.as_bytes(),
+            crate::flow::Flow::udp(0, addr(CALLER)),
+            e.epoch(),
+        );
         assert_eq!(o, Outcome::Drop(Event::Invalid));
         let resp = b"SIP/2.0 405 Method Not Allowed\r\n\
                      Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsEx\r\n\
                      From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n\
                      Call-ID: r1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
-        let o = w.handle(&e, resp, addr(DEST), 0, e.epoch());
+        let o = w.handle(&e, resp, crate::flow::Flow::udp(0, addr(DEST)), e.epoch());
         assert_eq!(o, Outcome::Drop(Event::Invalid));
         assert_eq!(w.stats.get(Event::Invalid), 2);
     }
@@ -459,12 +469,17 @@ mod in_the_pipeline {
                 "Content-Length: 0",
                 "Contact: <sip:alice@192.0.2.10>\r\nContent-Length: 0",
             );
-        let o = w.handle(&e, invite.as_bytes(), addr(CALLER), 0, e.epoch());
+        let o = w.handle(
+            &e,
+            invite.as_bytes(),
+            crate::flow::Flow::udp(0, addr(CALLER)),
+            e.epoch(),
+        );
         assert_eq!(o, Outcome::Queued);
         let sent: Vec<(String, SocketAddr)> = w
             .sends()
             .iter()
-            .map(|(b, to, _)| (String::from_utf8_lossy(b).into_owned(), to))
+            .map(|(b, to)| (String::from_utf8_lossy(b).into_owned(), to.remote))
             .collect();
         assert_eq!(sent.len(), 2);
         for (text, to) in sent {

@@ -3,15 +3,15 @@
 //! (serial failover), the best answer so far and the CANCEL state — the
 //! "response context" of RFC 3261 §16.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::best::{upstream_status, Best};
 use super::messages::{self, OurVia};
 use super::Env;
 use crate::branch::MAX_ATTEMPTS;
+use crate::flow::Flow;
 use crate::proxy::reply::{reply_address, write_reply};
-use crate::proxy::request::{check, count_forwarded, splice, Checked};
+use crate::proxy::request::{self, check, count_forwarded, splice, Checked};
 use crate::stats::Event;
 use crate::transaction::{ClientTx, Kind, OnRequest, OnResponse, OnTimer, ServerTx};
 use sip::Message;
@@ -21,7 +21,7 @@ use sip::Message;
 /// in a request a server sends outward).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Hop {
-    pub to: SocketAddr,
+    pub to: request::Hop,
     pub dest: Option<usize>,
 }
 
@@ -32,11 +32,11 @@ struct Stored {
     /// written from it again when needed (retransmission, next attempt,
     /// ACK, CANCEL), so nothing else of it is kept.
     bytes: Box<[u8]>,
-    src: SocketAddr,
-    local: usize,
+    /// The flow it arrived on.
+    from: Flow,
     kind: Kind,
-    /// Where responses go (RFC 3261 §18.2.2, RFC 3581).
-    upstream: SocketAddr,
+    /// Where responses go (RFC 3261 §18.2.2, RFC 3581): back on that flow.
+    upstream: Flow,
     /// The destinations to try, in order.
     plan: Vec<Hop>,
     /// The one next hop the request's Route or Request-URI names (an
@@ -52,7 +52,8 @@ struct Stored {
 #[derive(Debug)]
 struct Branch {
     hop: Hop,
-    out_local: usize,
+    /// The flow its requests leave on.
+    out: Flow,
     client: ClientTx,
     /// A provisional response came (so it may be cancelled, §9.1).
     provisional: bool,
@@ -106,7 +107,7 @@ fn reparse<R>(
 ) -> Option<R> {
     let mut index = std::mem::take(env.s.spare);
     let r = match sip::parse(&req.bytes, &mut index) {
-        Ok(m) => match check(env.edge, env.s, &m, req.src, req.local) {
+        Ok(m) => match check(env.edge, env.s, &m, req.from) {
             Ok(c) => Some(f(env, &m, &c)),
             Err(_) => None,
         },
@@ -140,10 +141,12 @@ impl Context {
             scheduled: None,
             req: Stored {
                 bytes: m.buf()[..m.end()].into(),
-                src: origin.src,
-                local: origin.local,
+                from: origin.from,
                 kind,
-                upstream: reply_address(&origin.via, origin.src),
+                upstream: Flow {
+                    remote: reply_address(&origin.via, origin.from.remote),
+                    ..origin.from
+                },
                 plan,
                 fixed,
                 new_call,
@@ -166,7 +169,7 @@ impl Context {
                 m,
                 &origin.top,
                 &origin.via,
-                origin.src,
+                origin.from.remote,
                 100,
                 "Trying",
                 &[],
@@ -276,7 +279,7 @@ impl Context {
         while st.server.next_deadline().is_some_and(|t| t <= now) {
             match st.server.on_timer(&timers, now) {
                 OnTimer::Retransmit => {
-                    env.s.sends.push(&st.last, req.upstream, req.local);
+                    env.s.sends.push(&st.last, req.upstream);
                 }
                 OnTimer::Nothing => break,
                 OnTimer::TimedOut | OnTimer::Terminated => {}
@@ -321,16 +324,12 @@ impl Context {
 
     /// Sends the last response upstream again.
     fn upstream_last(&self, env: &mut Env<'_, '_, '_>) {
-        env.s
-            .sends
-            .push(&self.st.last, self.req.upstream, self.req.local);
+        env.s.sends.push(&self.st.last, self.req.upstream);
     }
 
     /// Sends `env.s.out` upstream.
     fn upstream(&self, env: &mut Env<'_, '_, '_>) {
-        env.s
-            .sends
-            .push(env.s.out, self.req.upstream, self.req.local);
+        env.s.sends.push(env.s.out, self.req.upstream);
     }
 }
 
@@ -357,12 +356,15 @@ impl State {
                     continue;
                 }
             }
-            let Some(out_local) = env.edge.local_for(hop.to, req.local) else {
+            let Some(out) = env
+                .edge
+                .flow_to(hop.to.transport, hop.to.addr, req.from.local)
+            else {
                 continue;
             };
             let attempt = self.branches.len() as u8;
-            splice(env.edge, env.s, m, c, out_local, attempt);
-            env.s.sends.push(env.s.out, hop.to, out_local);
+            splice(env.edge, env.s, m, c, &out, attempt);
+            env.s.sends.push(env.s.out, out);
             count_forwarded(env.s, c, hop.dest);
             if let (true, Some(i)) = (req.new_call, hop.dest) {
                 env.edge.limits().dest_take(i, env.now);
@@ -372,7 +374,7 @@ impl State {
             }
             self.branches.push(Branch {
                 hop,
-                out_local,
+                out,
                 client: ClientTx::start(req.kind, &env.cfg.timers, env.now),
                 provisional: false,
                 failover_at: (!req.fixed).then(|| env.now + env.cfg.failover_timeout),
@@ -457,7 +459,7 @@ impl State {
                 && messages::relay(env.s.splicer, env.s.out, m, None)
             {
                 self.last.clone_from(env.s.out);
-                env.s.sends.push(env.s.out, req.upstream, req.local);
+                env.s.sends.push(env.s.out, req.upstream);
                 env.s.stats.count(Event::ResponseForwarded);
                 self.server.sent_provisional();
             }
@@ -477,7 +479,7 @@ impl State {
                     .call_answered(m.call_id().unwrap_or_default(), i, env.now);
             }
             if wanted && messages::relay(env.s.splicer, env.s.out, m, None) {
-                env.s.sends.push(env.s.out, req.upstream, req.local);
+                env.s.sends.push(env.s.out, req.upstream);
                 env.s.stats.count(Event::ResponseForwarded);
                 if !self.server.is_final() {
                     self.server.sent_final(code, &env.cfg.timers, env.now);
@@ -564,13 +566,13 @@ impl State {
                     return;
                 };
                 let o = &c.origin;
-                write_reply(env.s, m, &o.top, &o.via, o.src, code, reason, &[]);
+                write_reply(env.s, m, &o.top, &o.via, o.from.remote, code, reason, &[]);
                 env.s.stats.count(Event::Replied);
                 code
             }
         };
         self.last.clone_from(env.s.out);
-        env.s.sends.push(env.s.out, req.upstream, req.local);
+        env.s.sends.push(env.s.out, req.upstream);
         self.server.sent_final(code, &env.cfg.timers, env.now);
         self.current = None;
         self.cancel_pending(req, env);
@@ -596,11 +598,11 @@ impl State {
 
     /// Sends (or resends) the CANCEL of branch `k`.
     fn send_cancel(&mut self, req: &Stored, env: &mut Env<'_, '_, '_>, k: usize) {
-        let (to, out_local) = (self.branches[k].hop.to, self.branches[k].out_local);
+        let out = self.branches[k].out;
         let sent = reparse(req, env, |env, m, c| {
-            let via = our_via(env, c, out_local, k);
+            let via = our_via(env, c, &out, k);
             messages::cancel(env.s.out, m, c.ours(), &via);
-            env.s.sends.push(env.s.out, to, out_local);
+            env.s.sends.push(env.s.out, out);
         });
         let b = &mut self.branches[k];
         if sent.is_some() && b.cancel.is_none() {
@@ -610,30 +612,30 @@ impl State {
 
     /// Sends the ACK of final response `resp` on branch `k`.
     fn send_ack(&mut self, req: &Stored, env: &mut Env<'_, '_, '_>, k: usize, resp: &Message<'_>) {
-        let (to, out_local) = (self.branches[k].hop.to, self.branches[k].out_local);
+        let out = self.branches[k].out;
         reparse(req, env, |env, m, c| {
-            let via = our_via(env, c, out_local, k);
+            let via = our_via(env, c, &out, k);
             messages::ack(env.s.out, m, c.ours(), resp, &via);
-            env.s.sends.push(env.s.out, to, out_local);
+            env.s.sends.push(env.s.out, out);
         });
     }
 
     /// Retransmits branch `k`'s request (Timer A or E).
     fn resend(&mut self, req: &Stored, env: &mut Env<'_, '_, '_>, k: usize) {
-        let (to, out_local) = (self.branches[k].hop.to, self.branches[k].out_local);
+        let out = self.branches[k].out;
         reparse(req, env, |env, m, c| {
-            splice(env.edge, env.s, m, c, out_local, k as u8);
-            env.s.sends.push(env.s.out, to, out_local);
+            splice(env.edge, env.s, m, c, &out, k as u8);
+            env.s.sends.push(env.s.out, out);
         });
     }
 }
 
-/// Our Via on branch `k` of the request checked as `c`, sent from local
-/// address `out_local`.
-fn our_via<'e>(env: &Env<'e, '_, '_>, c: &Checked<'_>, out_local: usize, k: usize) -> OurVia<'e> {
+/// Our Via on branch `k` of the request checked as `c`, sent on `out`.
+fn our_via<'e>(env: &Env<'e, '_, '_>, c: &Checked<'_>, out: &Flow, k: usize) -> OurVia<'e> {
     let edge = env.edge;
     OurVia {
-        sent_by: edge.locals[out_local].sent_by.as_bytes(),
+        transport: out.transport,
+        sent_by: edge.locals[out.local].sent_by.as_bytes(),
         mac: c.branch_mac(edge, k as u8),
         loop_hash: c.loop_hash,
         attempt: k as u8,

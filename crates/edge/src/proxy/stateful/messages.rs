@@ -10,6 +10,8 @@ use sip::{Element, HeaderName, Message, Splicer, Writer};
 /// Which request of a client transaction's branch to write.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct OurVia<'a> {
+    /// The transport the branch uses.
+    pub transport: crate::flow::Transport,
     /// Our sent-by on the local address the branch uses.
     pub sent_by: &'a [u8],
     /// The branch MAC (`BranchKey::branch_mac`), loop hash and attempt.
@@ -21,7 +23,9 @@ pub(super) struct OurVia<'a> {
 impl OurVia<'_> {
     fn write(&self, w: &mut Writer<'_>) {
         w.header_with(b"Via", |o| {
-            o.extend_from_slice(b"SIP/2.0/UDP ");
+            o.extend_from_slice(b"SIP/2.0/");
+            o.extend_from_slice(self.transport.via_name());
+            o.push(b' ');
             o.extend_from_slice(self.sent_by);
             o.extend_from_slice(b";branch=");
             write_attempt_branch(o, self.mac, self.loop_hash, self.attempt);

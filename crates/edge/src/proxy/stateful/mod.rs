@@ -19,7 +19,6 @@ mod context;
 mod messages;
 mod table;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -32,6 +31,7 @@ use super::{Edge, Outcome, Scratch};
 use crate::branch::{parse_branch, MAX_ATTEMPTS};
 use crate::config;
 use crate::dispatch::HealthLookup;
+use crate::flow::Flow;
 use crate::limits::Full;
 use crate::stats::Event;
 use sip::{HeaderName, Message, Method, Via};
@@ -118,8 +118,8 @@ fn queued(s: &Scratch<'_>) -> Outcome {
 /// Moves a single-datagram outcome (a local reply) into the send queue.
 fn enqueue(s: &mut Scratch<'_>, o: Outcome) -> Outcome {
     match o {
-        Outcome::Send { to, local } => {
-            s.sends.push(s.out, to, local);
+        Outcome::Send(to) => {
+            s.sends.push(s.out, to);
             Outcome::Queued
         }
         other => other,
@@ -132,11 +132,10 @@ pub(super) fn request(
     st: &Stateful,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
-    src: SocketAddr,
-    local: usize,
+    from: Flow,
     now: Instant,
 ) -> Outcome {
-    let c = match arrive(edge, s, m, src, local, now) {
+    let c = match arrive(edge, s, m, from, now) {
         Ok(c) => c,
         Err(o) => return o,
     };
@@ -224,7 +223,7 @@ pub(super) fn request(
             picks
                 .into_iter()
                 .map(|i| Hop {
-                    to: edge.destinations[i].addr,
+                    to: edge.destinations[i].hop(),
                     dest: Some(i),
                 })
                 .collect()

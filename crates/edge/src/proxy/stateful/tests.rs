@@ -151,11 +151,14 @@ priority = 3
 
     /// Delivers a datagram from `from`; returns what the edge sent.
     fn recv(&mut self, bytes: &[u8], from: &str) -> Vec<Out> {
-        let o = self
-            .worker
-            .handle(&self.edge, bytes, addr(from), 0, self.now);
+        let o = self.worker.handle(
+            &self.edge,
+            bytes,
+            crate::flow::Flow::udp(0, addr(from)),
+            self.now,
+        );
         match o {
-            Outcome::Send { to, .. } => vec![Out {
+            Outcome::Send(crate::flow::Flow { remote: to, .. }) => vec![Out {
                 to,
                 bytes: self.worker.output().to_vec(),
             }],
@@ -163,8 +166,8 @@ priority = 3
                 .worker
                 .sends()
                 .iter()
-                .map(|(b, to, _)| Out {
-                    to,
+                .map(|(b, to)| Out {
+                    to: to.remote,
                     bytes: b.to_vec(),
                 })
                 .collect(),
@@ -180,8 +183,8 @@ priority = 3
         while self.now < end {
             self.now = (self.now + ms(10)).min(end);
             self.timers.poll(&self.edge, self.now);
-            out.extend(self.timers.sends().iter().map(|(b, to, _)| Out {
-                to,
+            out.extend(self.timers.sends().iter().map(|(b, to)| Out {
+                to: to.remote,
                 bytes: b.to_vec(),
             }));
         }
@@ -660,8 +663,13 @@ fn the_first_attempt_carries_the_stateless_branch() {
     );
     let mut w = stateless.worker();
     let cancel = request("CANCEL", "c24", "z9hG4bKcaller1", "");
-    let o = w.handle(&stateless, &cancel, addr(CALLER), 0, stateless.epoch());
-    assert!(matches!(o, Outcome::Send { to, .. } if to == addr(A)));
+    let o = w.handle(
+        &stateless,
+        &cancel,
+        crate::flow::Flow::udp(0, addr(CALLER)),
+        stateless.epoch(),
+    );
+    assert!(matches!(o, Outcome::Send(crate::flow::Flow { remote: to, .. }) if to == addr(A)));
     let fwd = Out {
         to: addr(A),
         bytes: w.output().to_vec(),

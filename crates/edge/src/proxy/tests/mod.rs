@@ -69,8 +69,7 @@ fn run(e: &Edge, w: &mut Worker, msg: &[u8], src: &str) -> (Outcome, Vec<u8>) {
     let o = w.handle(
         e,
         msg,
-        addr(src),
-        0,
+        crate::flow::Flow::udp(0, addr(src)),
         e.epoch() + std::time::Duration::from_secs(100),
     );
     (o, w.output().to_vec())
@@ -78,7 +77,7 @@ fn run(e: &Edge, w: &mut Worker, msg: &[u8], src: &str) -> (Outcome, Vec<u8>) {
 
 fn sent_to(o: Outcome) -> SocketAddr {
     match o {
-        Outcome::Send { to, .. } => to,
+        Outcome::Send(crate::flow::Flow { remote: to, .. }) => to,
         Outcome::Queued => panic!("a stateless edge queued"),
         Outcome::Drop(e) => panic!("dropped: {e:?}"),
     }
@@ -536,7 +535,7 @@ fn max_forwards_zero_is_483_and_loops_are_482() {
     // Request-URI naming the edge means the pool: a spiral)...
     let (_, fwd) = run(&e, &mut w, invite("c2", "z9hG4bK-2").as_bytes(), CALLER);
     let (o, again) = run(&e, &mut w, &proxied_back(&fwd, "z9hG4bKp1", None), DEST_A);
-    assert!(matches!(o, Outcome::Send { .. }), "{o:?}");
+    assert!(matches!(o, Outcome::Send(_)), "{o:?}");
     assert_eq!(status_or_method(&again), "INVITE");
     // ...but the same request from the same side a second time has
     // looped: 482, to the pool server that sent it.
@@ -616,7 +615,7 @@ fn a_request_carrying_the_edges_own_via_on_top_is_never_answered() {
     let nat =
         invite("nat", "z9hG4bK-nat").replace(&format!("UDP {CALLER}"), &format!("UDP {EDGE}"));
     let (o, _) = run(&e, &mut w, nat.as_bytes(), CALLER);
-    assert!(matches!(o, Outcome::Send { .. }), "{o:?}");
+    assert!(matches!(o, Outcome::Send(_)), "{o:?}");
 }
 
 #[test]
@@ -936,16 +935,17 @@ fn conformance_corpus_through_the_pipeline() {
             let o = w.handle(
                 &e,
                 &bytes,
-                addr("192.0.2.200:5060"),
-                0,
+                crate::flow::Flow::udp(0, addr("192.0.2.200:5060")),
                 e.epoch() + std::time::Duration::from_secs(1),
             );
             n += 1;
             let got = match o {
-                Outcome::Send { to, .. } if e.destinations().iter().any(|d| d.addr == to) => {
+                Outcome::Send(crate::flow::Flow { remote: to, .. })
+                    if e.destinations().iter().any(|d| d.addr == to) =>
+                {
                     "forward".to_string()
                 }
-                Outcome::Send { .. } => match status(w.output()) {
+                Outcome::Send(_) => match status(w.output()) {
                     200..=299 => "answer".to_string(),
                     s => format!("reject {s}"),
                 },
@@ -1058,3 +1058,5 @@ fn forwarded_requests_and_verified_answers_feed_the_passive_counters() {
     let t = e.health().totals();
     assert_eq!((t[0].calls, t[0].requests, t[0].expecting), (1, 2, 1));
 }
+
+mod flows;

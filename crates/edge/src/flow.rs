@@ -1,0 +1,101 @@
+//! Flows: where a message came from and where one goes, for every
+//! transport (RFC 5626 §3: a flow is a transport, a local and a remote
+//! address, and on a connection transport the connection itself).
+//!
+//! The core takes the flow a message arrived on and says which flow to
+//! send on: back on the one a request came in on (its answers), or toward
+//! an address over a transport (a destination, the next Via, a Route),
+//! which the runtime maps onto a socket, an open connection to that
+//! address, or a new connection.
+
+pub use crate::config::Transport;
+use std::net::SocketAddr;
+
+/// A connection as the runtime numbers it: unique on this node for as
+/// long as the connection lives, never reused soon after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+/// One flow: a transport between one of the edge's local addresses and a
+/// remote address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// The transport.
+    pub transport: Transport,
+    /// Which of the edge's local addresses ([`crate::proxy::Edge::locals`]).
+    pub local: usize,
+    /// The remote address: the sender of what arrived, where to send.
+    pub remote: SocketAddr,
+    /// On a connection transport, the connection a message arrived on, or
+    /// the one to answer on; `None` to send over any open connection to
+    /// `remote`, or a new one.
+    pub conn: Option<ConnId>,
+}
+
+impl Flow {
+    /// A datagram flow from or to `remote` on local address `local`.
+    pub fn udp(local: usize, remote: SocketAddr) -> Flow {
+        Flow {
+            transport: Transport::Udp,
+            local,
+            remote,
+            conn: None,
+        }
+    }
+
+    /// True on a stream transport (TCP, TLS): messages are framed by
+    /// Content-Length and answers go back on the connection.
+    pub fn is_stream(&self) -> bool {
+        self.transport != Transport::Udp
+    }
+}
+
+impl Transport {
+    /// The name Via writes (`SIP/2.0/UDP`, RFC 3261 §20.42).
+    pub fn via_name(&self) -> &'static [u8] {
+        match self {
+            Transport::Udp => b"UDP",
+            Transport::Tcp => b"TCP",
+            Transport::Tls => b"TLS",
+        }
+    }
+
+    /// The transport a Via names, if one sipedge speaks.
+    pub fn from_via(name: &[u8]) -> Option<Transport> {
+        [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .into_iter()
+            .find(|t| t.via_name().eq_ignore_ascii_case(name))
+    }
+
+    /// The transport a URI asks for: its `transport` parameter, else TLS
+    /// for `sips:`, else UDP (RFC 3263 §4.1 without DNS).
+    pub fn of_uri(uri: &sip::Uri<'_>) -> Transport {
+        let named = uri.param(b"transport").flatten().and_then(|t| {
+            [Transport::Udp, Transport::Tcp, Transport::Tls]
+                .into_iter()
+                .find(|x| x.name().as_bytes().eq_ignore_ascii_case(t))
+        });
+        match named {
+            Some(t) => t,
+            None if uri.scheme == sip::Scheme::Sips => Transport::Tls,
+            None => Transport::Udp,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transports_by_via_and_uri() {
+        assert_eq!(Transport::from_via(b"tcp"), Some(Transport::Tcp));
+        assert_eq!(Transport::from_via(b"SCTP"), None);
+        let t = |u: &str| Transport::of_uri(&sip::Uri::parse(u.as_bytes()).unwrap());
+        assert_eq!(t("sip:a@10.0.0.1;transport=TCP"), Transport::Tcp);
+        assert_eq!(t("sip:a@10.0.0.1;lr"), Transport::Udp);
+        assert_eq!(t("sips:a@10.0.0.1"), Transport::Tls);
+        assert_eq!(t("sip:a@10.0.0.1;transport=sctp"), Transport::Udp);
+        assert!(!Flow::udp(0, "127.0.0.1:5060".parse().unwrap()).is_stream());
+    }
+}

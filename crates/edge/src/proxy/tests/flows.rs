@@ -1,0 +1,212 @@
+//! Flows: the transport and local address a message arrived on decide
+//! how its answers leave, which Via and Record-Route the edge writes, and
+//! whether its sender is one of the pool's servers.
+
+use super::{addr, answer, header, status, DEST_A, DEST_B, EDGE};
+use crate::config::{self, Listen};
+use crate::flow::{ConnId, Flow, Transport};
+use crate::keyring::KeyRing;
+use crate::proxy::{Edge, Outcome};
+use sip::{HeaderIndex, HeaderName};
+
+const TCP_CALLER: &str = "127.0.0.1:40001";
+
+/// An edge listening on UDP (local 0) and TCP (local 1) at the same
+/// address, with destination B reached over TCP. The config parser still
+/// refuses TCP, so the listener and destination are added to the parsed
+/// config, which is plain data.
+fn edge() -> Edge {
+    let text = format!(
+        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\"]\nalgorithm = \"first\"\n\
+         flags = [\"ping-replies\"]\n\
+         [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n\
+         [[edge.destination]]\nuri = \"sip:{DEST_B}\"\n"
+    );
+    let mut cfg = config::parse(&text, "test.toml").expect("config");
+    let e = &mut cfg.edges[0];
+    e.listen.push(Listen {
+        transport: Transport::Tcp,
+        addr: addr(EDGE),
+        line: 0,
+    });
+    e.destinations[1].transport = Transport::Tcp;
+    Edge::new(
+        e,
+        &cfg.node,
+        &KeyRing::single(b"unit-test-secret-0123456789"),
+    )
+}
+
+fn tcp(remote: &str, conn: u64) -> Flow {
+    Flow {
+        transport: Transport::Tcp,
+        local: 1,
+        remote: addr(remote),
+        conn: Some(ConnId(conn)),
+    }
+}
+
+fn invite_over_tcp(call: &str) -> String {
+    super::invite(call, "z9hG4bK-t1").replace(
+        &format!("Via: SIP/2.0/UDP {}", super::CALLER),
+        &format!("Via: SIP/2.0/TCP {TCP_CALLER}"),
+    )
+}
+
+fn handle(e: &Edge, msg: &[u8], from: Flow) -> (Outcome, Vec<u8>) {
+    let mut w = e.worker();
+    let o = w.handle(e, msg, from, e.epoch());
+    (o, w.output().to_vec())
+}
+
+#[test]
+fn a_request_that_changes_transport_is_record_routed_once_per_side() {
+    let e = edge();
+    let (o, out) = handle(&e, invite_over_tcp("f1").as_bytes(), tcp(TCP_CALLER, 7));
+    assert_eq!(o, Outcome::Send(Flow::udp(0, addr(DEST_A))));
+    let mut idx = HeaderIndex::new();
+    let vias = header(&out, HeaderName::Via, &mut idx);
+    assert!(
+        vias[0].starts_with("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsE"),
+        "{vias:?}"
+    );
+    assert!(
+        vias[1].starts_with("SIP/2.0/TCP 127.0.0.1:40001"),
+        "{vias:?}"
+    );
+    // RFC 5658: the top entry faces the next hop (UDP), the other the
+    // caller (TCP), so in-dialog requests leave on the right transport
+    // either way.
+    let mut idx = HeaderIndex::new();
+    assert_eq!(
+        header(&out, HeaderName::RecordRoute, &mut idx),
+        [
+            "<sip:127.0.0.1:5060;lr>",
+            "<sip:127.0.0.1:5060;transport=tcp;lr>"
+        ]
+    );
+
+    // Its answer goes back over TCP to where the caller's Via says; the
+    // runtime uses the connection open to that address.
+    let (o, _) = handle(&e, &answer(&out, 200), Flow::udp(0, addr(DEST_A)));
+    let Outcome::Send(back) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(
+        (back.transport, back.local, back.remote),
+        (Transport::Tcp, 1, addr(TCP_CALLER))
+    );
+}
+
+#[test]
+fn a_request_over_tcp_to_a_tcp_destination_has_one_record_route() {
+    let e = edge();
+    // Destination A is down for dispatch: B (over TCP) is the first usable.
+    e.health().set_usable(0, false);
+    let (o, out) = handle(&e, invite_over_tcp("f2").as_bytes(), tcp(TCP_CALLER, 7));
+    let Outcome::Send(to) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(
+        (to.transport, to.local, to.remote, to.conn),
+        (Transport::Tcp, 1, addr(DEST_B), None)
+    );
+    let mut idx = HeaderIndex::new();
+    assert_eq!(
+        header(&out, HeaderName::RecordRoute, &mut idx),
+        ["<sip:127.0.0.1:5060;transport=tcp;lr>"]
+    );
+    let mut idx = HeaderIndex::new();
+    assert!(header(&out, HeaderName::Via, &mut idx)[0].starts_with("SIP/2.0/TCP 127.0.0.1:5060;"));
+}
+
+#[test]
+fn answers_go_back_on_the_connection_the_request_came_in_on() {
+    let e = edge();
+    let ping = format!(
+        "OPTIONS sip:{EDGE} SIP/2.0\r\nVia: SIP/2.0/TCP {TCP_CALLER};branch=z9hG4bK-p\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:{EDGE}>\r\n\
+         Call-ID: ping-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (o, out) = handle(&e, ping.as_bytes(), tcp(TCP_CALLER, 9));
+    assert_eq!(o, Outcome::Send(tcp(TCP_CALLER, 9)));
+    assert_eq!(status(&out), 200);
+}
+
+#[test]
+fn a_stream_message_without_content_length_gets_400() {
+    let e = edge();
+    let ping = format!(
+        "OPTIONS sip:{EDGE} SIP/2.0\r\nVia: SIP/2.0/TCP {TCP_CALLER};branch=z9hG4bK-p\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:{EDGE}>\r\n\
+         Call-ID: ping-2\r\nCSeq: 1 OPTIONS\r\n\r\n"
+    );
+    let (o, out) = handle(&e, ping.as_bytes(), tcp(TCP_CALLER, 3));
+    assert_eq!(o, Outcome::Send(tcp(TCP_CALLER, 3)));
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("SIP/2.0 400 Missing Content-Length\r\n"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    // Over UDP the datagram frames it: answered as usual.
+    let udp = ping.replace("SIP/2.0/TCP", "SIP/2.0/UDP");
+    let (o, out) = handle(&e, udp.as_bytes(), Flow::udp(0, addr(TCP_CALLER)));
+    assert_eq!(o, Outcome::Send(Flow::udp(0, addr(TCP_CALLER))));
+    assert_eq!(status(&out), 200);
+}
+
+#[test]
+fn a_tcp_destination_connecting_from_any_port_is_the_pool() {
+    let e = edge();
+    let bye = |via: &str| {
+        format!(
+            "BYE sip:alice@192.0.2.77:5060 SIP/2.0\r\nVia: SIP/2.0/{via} 127.0.0.1:55555;branch=z9hG4bK-b\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:svc@example.com>;tag=s1\r\n\
+             To: <sip:alice@example.com>;tag=a1\r\nCall-ID: bye-1\r\nCSeq: 2 BYE\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    // B's address over TCP, from an ephemeral port: the pool, so the BYE
+    // goes out where its Request-URI says.
+    let (o, _) = handle(&e, bye("TCP").as_bytes(), tcp("127.0.0.1:55555", 4));
+    let Outcome::Send(to) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(to.remote, addr("192.0.2.77:5060"));
+    // The same port over UDP is not B (whose UDP address would be exact):
+    // from outside, the BYE goes into the pool.
+    let (o, _) = handle(
+        &e,
+        bye("UDP").as_bytes(),
+        Flow::udp(0, addr("127.0.0.1:55555")),
+    );
+    let Outcome::Send(to) = o else {
+        panic!("{o:?}")
+    };
+    assert!([addr(DEST_A), addr(DEST_B)].contains(&to.remote), "{to:?}");
+}
+
+#[test]
+fn an_in_dialog_request_consumes_both_record_routes_and_leaves_by_the_uri_transport() {
+    let e = edge();
+    let bye = format!(
+        "BYE sip:alice@{TCP_CALLER};transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-b2\r\n\
+         Route: <sip:127.0.0.1:5060;lr>, <sip:127.0.0.1:5060;transport=tcp;lr>\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:svc@example.com>;tag=s1\r\n\
+         To: <sip:alice@example.com>;tag=a1\r\nCall-ID: bye-2\r\nCSeq: 2 BYE\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let (o, out) = handle(&e, bye.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    let Outcome::Send(to) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(
+        (to.transport, to.local, to.remote),
+        (Transport::Tcp, 1, addr(TCP_CALLER))
+    );
+    let mut idx = HeaderIndex::new();
+    assert!(header(&out, HeaderName::Route, &mut idx).is_empty());
+    let mut idx = HeaderIndex::new();
+    assert!(header(&out, HeaderName::Via, &mut idx)[0].starts_with("SIP/2.0/TCP 127.0.0.1:5060;"));
+}
