@@ -121,8 +121,8 @@ impl Destination {
     }
 
     /// Where requests for it go.
-    pub(crate) fn hop(&self) -> super::request::Hop {
-        super::request::Hop {
+    pub(crate) fn hop(&self) -> super::checked::Hop {
+        super::checked::Hop {
             transport: self.transport,
             addr: self.addr,
         }

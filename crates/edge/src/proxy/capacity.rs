@@ -6,8 +6,8 @@
 use std::io::Write as _;
 use std::time::Instant;
 
+use super::checked::{Checked, Route};
 use super::reply::reply;
-use super::request::{Checked, Route};
 use super::{Edge, Outcome, Scratch};
 use crate::dispatch::HealthLookup;
 use crate::limits::Full;

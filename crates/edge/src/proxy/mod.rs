@@ -1,20 +1,30 @@
 //! The proxy: one edge's request and response pipelines as a function
-//! from (datagram, source, time) to what to send where — stateless, or
-//! with transactions ([`stateful`]) on a transactional edge.
+//! from (message, the flow it arrived on, time) to what to send on which
+//! flow — stateless, or with transactions (`stateful`) on a
+//! transactional edge. [`Worker::handle`] parses and checks sizes, the
+//! operator's `validate` rules run, then a request goes through the
+//! stages of `pipeline`, a response through `response`, and what leaves
+//! through the compact/compress stage.
 //!
 //! [`Edge`] is the snapshot built from one `[[edge]]` of the config (for a
 //! transactional edge it also holds the shared transaction table);
 //! [`Worker`] is the mutable, per-thread part (parse index, splicer, output
 //! buffers, dispatch counters, statistics). The daemon owns sockets and
-//! calls [`Worker::handle`] for every datagram and, on a transactional
+//! calls [`Worker::handle`] for every message and, on a transactional
 //! edge, [`Worker::poll`] from a timer thread.
 
 mod addresses;
 mod capacity;
+mod checked;
 mod encoding;
+mod forward;
+mod hops;
+mod local;
+mod pipeline;
 mod reply;
-mod request;
 mod response;
+mod route;
+mod sanity;
 mod sends;
 mod splices;
 mod stateful;
@@ -443,9 +453,8 @@ impl Worker {
         }
         let is_request = msg.is_request();
         let outcome = match (&edge.stateful, msg.is_request()) {
-            (None, true) => request::handle(edge, &mut s, &msg, from, now),
+            (_, true) => pipeline::request(edge, &mut s, &msg, from, now),
             (None, false) => response::handle(edge, &mut s, &msg, from, now),
-            (Some(st), true) => stateful::request(edge, st, &mut s, &msg, from, now),
             (Some(st), false) => match stateful::response(edge, st, &mut s, &msg, now) {
                 Some(o) => o,
                 None => response::handle(edge, &mut s, &msg, from, now),

@@ -1,7 +1,7 @@
 //! Local replies: statelessly built responses to requests we answer
 //! ourselves (errors, OPTIONS pings), RFC 3261 §8.2.6 and §16.3.
 
-use super::request::Origin;
+use super::checked::Origin;
 use super::splices::{fix_top_via, fix_via_at};
 use super::{Edge, Outcome, Scratch};
 use crate::flow::Flow;

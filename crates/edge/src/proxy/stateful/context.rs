@@ -10,8 +10,10 @@ use super::messages::{self, OurVia};
 use super::Env;
 use crate::branch::MAX_ATTEMPTS;
 use crate::flow::Flow;
+use crate::proxy::checked::{self, Checked};
+use crate::proxy::forward::{count_forwarded, splice};
+use crate::proxy::pipeline::checks;
 use crate::proxy::reply::{reply_address, write_reply};
-use crate::proxy::request::{self, check, count_forwarded, splice, Checked};
 use crate::stats::Event;
 use crate::transaction::{ClientTx, Kind, OnRequest, OnResponse, OnTimer, ServerTx};
 use sip::Message;
@@ -21,7 +23,7 @@ use sip::Message;
 /// in a request a server sends outward).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Hop {
-    pub to: request::Hop,
+    pub to: checked::Hop,
     pub dest: Option<usize>,
 }
 
@@ -107,7 +109,7 @@ fn reparse<R>(
 ) -> Option<R> {
     let mut index = std::mem::take(env.s.spare);
     let r = match sip::parse(&req.bytes, &mut index) {
-        Ok(m) => match check(env.edge, env.s, &m, req.from) {
+        Ok(m) => match checks(env.edge, env.s, &m, req.from) {
             Ok(c) => Some(f(env, &m, &c)),
             Err(_) => None,
         },

@@ -20,18 +20,20 @@ mod messages;
 mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::MutexGuard;
 use std::time::Instant;
 
 use self::context::{Context, Hop};
-use self::table::{key, Table};
+use self::table::{key, Shard, Table};
 use super::capacity;
+use super::checked::{Checked, Route};
+use super::forward::{self, no_destination};
 use super::reply;
-use super::request::{self, arrive, dispatch_input, no_destination, Route};
+use super::route::dispatch_input;
 use super::{Edge, Outcome, Scratch};
 use crate::branch::{parse_branch, MAX_ATTEMPTS};
 use crate::config;
 use crate::dispatch::HealthLookup;
-use crate::flow::Flow;
 use crate::limits::Full;
 use crate::stats::Event;
 use sip::{HeaderName, Message, Method, Via};
@@ -126,52 +128,54 @@ fn enqueue(s: &mut Scratch<'_>, o: Outcome) -> Outcome {
     }
 }
 
-/// Handles one parsed request on a transactional edge.
-pub(super) fn request(
+/// A new transaction's place in the table, held (locked) from the
+/// transaction stage until the send stage has started the transaction, so
+/// that a retransmission handled by another worker meanwhile finds it.
+pub(crate) struct Held<'t> {
+    st: &'t Stateful,
+    shard: MutexGuard<'t, Shard>,
+    k: u64,
+}
+
+/// The transaction stage: a retransmission is absorbed (the transaction
+/// answers it), a CANCEL or ACK of a transaction held here goes to it.
+/// `Ok(Some)` for a new transaction, `Ok(None)` for a request forwarded
+/// without one (the ACK of a 2xx, an ACK or CANCEL of a transaction held
+/// elsewhere, §16.10: "MUST statelessly forward the CANCEL").
+pub(crate) fn transaction<'t>(
     edge: &Edge,
-    st: &Stateful,
+    st: &'t Stateful,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
-    from: Flow,
+    c: &Checked<'_>,
     now: Instant,
-) -> Outcome {
-    let c = match arrive(edge, s, m, from, now) {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
+) -> Result<Option<Held<'t>>, Outcome> {
     let mut env = Env {
         edge,
         cfg: &st.cfg,
         s,
         now,
     };
-    match c.method {
-        Method::Ack | Method::Cancel => {
-            let k = key(c.mac, true);
-            let mut shard = st.table.shard(k);
-            if let Some(ctx) = shard.get_mut(k, c.mac) {
-                if c.method == Method::Ack {
-                    if ctx.on_ack(&env) {
-                        shard.settle(k);
-                        return Outcome::Drop(Event::Absorbed);
-                    }
-                } else {
-                    // §16.10: a matching CANCEL is answered 200 at once and
-                    // cancels the pending branches.
-                    let ok = reply::reply(edge, env.s, m, &c.origin, 200, "OK", &[]);
-                    enqueue(env.s, ok);
-                    ctx.on_cancel(&mut env);
+    if matches!(c.method, Method::Ack | Method::Cancel) {
+        let k = key(c.mac, true);
+        let mut shard = st.table.shard(k);
+        if let Some(ctx) = shard.get_mut(k, c.mac) {
+            if c.method == Method::Ack {
+                if ctx.on_ack(&env) {
                     shard.settle(k);
-                    return queued(env.s);
+                    return Err(Outcome::Drop(Event::Absorbed));
                 }
+            } else {
+                // §16.10: a matching CANCEL is answered 200 at once and
+                // cancels the pending branches.
+                let ok = reply::reply(edge, env.s, m, &c.origin, 200, "OK", &[]);
+                enqueue(env.s, ok);
+                ctx.on_cancel(&mut env);
+                shard.settle(k);
+                return Err(queued(env.s));
             }
-            drop(shard);
-            // The ACK of a 2xx, or an ACK/CANCEL of a transaction this
-            // instance does not hold: forwarded statelessly (§16.10: "MUST
-            // statelessly forward the CANCEL").
-            return request::handle_checked(edge, env.s, m, &c, now);
         }
-        _ => {}
+        return Ok(None);
     }
     let k = key(c.mac, c.method == Method::Invite);
     let mut shard = st.table.shard(k);
@@ -179,26 +183,41 @@ pub(super) fn request(
         ctx.on_retransmission(&mut env);
         shard.settle(k);
         env.s.stats.count(Event::Retransmission);
-        return queued(env.s);
+        return Err(queued(env.s));
     }
-    let new_call = capacity::is_new_call(&c);
-    if new_call {
-        // The limits stage, after the retransmission check so that a
-        // retransmitted INVITE is not counted twice.
-        if let Err(o) = capacity::admit(edge, env.s, m, &c, now) {
-            return o;
-        }
-    }
+    Ok(Some(Held { st, shard, k }))
+}
+
+/// The send stage of a transactional edge: the request goes to the
+/// destinations of its plan in turn, through a transaction that
+/// retransmits and fails over — or statelessly when the table is full or
+/// the request too large to keep.
+pub(crate) fn start(
+    edge: &Edge,
+    held: Held<'_>,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    c: &Checked<'_>,
+    now: Instant,
+) -> Outcome {
+    let Held { st, mut shard, k } = held;
     if !st.table.has_room(&shard) || m.end() > MAX_STORED {
         drop(shard);
-        env.s.stats.count(Event::Untracked);
+        s.stats.count(Event::Untracked);
         st.untracked.fetch_add(1, Ordering::Relaxed);
-        return request::handle_checked(edge, env.s, m, &c, now);
+        return forward::stateless(edge, s, m, c, now);
     }
+    let new_call = capacity::is_new_call(c);
+    let mut env = Env {
+        edge,
+        cfg: &st.cfg,
+        s,
+        now,
+    };
     let plan: Vec<Hop> = match c.route {
         Route::To(to, dest) => vec![Hop { to, dest }],
         Route::Dispatch { follow_up } => {
-            let input = dispatch_input(edge, m, &c, follow_up, edge.secs(now));
+            let input = dispatch_input(edge, m, c, follow_up, edge.secs(now));
             let mut picks = Vec::new();
             let room = capacity::WithRoom { edge, now };
             let limited = new_call && edge.limits.limits_destinations();
@@ -218,7 +237,7 @@ pub(super) fn request(
                     .select(&input, env.s.dispatch, &*edge.health)
                     .is_some()
             {
-                return capacity::beyond(edge, env.s, m, &c, Full::Destinations);
+                return capacity::beyond(edge, env.s, m, c, Full::Destinations);
             }
             picks
                 .into_iter()
@@ -228,15 +247,12 @@ pub(super) fn request(
                 })
                 .collect()
         }
-        Route::Refuse(code, reason) => {
-            return reply::reply(edge, env.s, m, &c.origin, code, reason, &[]);
-        }
     };
     if plan.is_empty() {
         return no_destination(edge, env.s, m, &c.origin);
     }
     let fixed = matches!(c.route, Route::To(..));
-    let ctx = Context::start(&mut env, m, &c, plan, fixed, new_call);
+    let ctx = Context::start(&mut env, m, c, plan, fixed, new_call);
     shard.insert(k, ctx);
     queued(env.s)
 }

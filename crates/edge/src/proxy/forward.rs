@@ -1,0 +1,172 @@
+//! The send stage: a request spliced for its next hop — our Via with the
+//! signed branch, received/rport in the sender's Via, Max-Forwards less
+//! one, Record-Route for a dialog-creating request (one per side when it
+//! changes transport or address, RFC 5658), our own Route entries gone —
+//! and, on a stateless edge, sent on at once.
+
+use super::capacity;
+use super::checked::{Checked, Origin, Route};
+use super::reply::reply;
+use super::route::dispatch_input;
+use super::splices::{add_content_length, fix_top_via, remove_leading};
+use super::{Edge, Local, Outcome, Scratch};
+use crate::branch::write_attempt_branch;
+use crate::flow::{Flow, Transport};
+use crate::limits::Full;
+use crate::stats::Event;
+use sip::splice::write_num;
+use sip::{Element, HeaderName, Message, Method};
+use std::time::Instant;
+
+/// The methods whose out-of-dialog requests create a dialog we must stay in.
+fn creates_dialog(m: Method) -> bool {
+    matches!(
+        m,
+        Method::Invite | Method::Subscribe | Method::Refer | Method::Notify
+    )
+}
+
+/// The route and send stages of a stateless edge (and of a transactional
+/// one for what it forwards without a transaction): the destination the
+/// route stage named, or the one dispatch picks, and the request spliced
+/// for it.
+pub(crate) fn stateless(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    c: &Checked<'_>,
+    now: Instant,
+) -> Outcome {
+    let (to, dest_index) = match c.route {
+        Route::To(a, i) => (a, i),
+        Route::Dispatch { follow_up } => {
+            let input = dispatch_input(edge, m, c, follow_up, edge.secs(now));
+            let new_call = capacity::is_new_call(c) && edge.limits.limits_destinations();
+            let picked = if new_call {
+                let room = capacity::WithRoom { edge, now };
+                match edge.selector.select(&input, s.dispatch, &room) {
+                    Some(i) => {
+                        edge.limits.dest_take(i, now);
+                        Some(i)
+                    }
+                    // Usable destinations, all full: capacity, not health.
+                    None if edge
+                        .selector
+                        .select(&input, s.dispatch, &*edge.health)
+                        .is_some() =>
+                    {
+                        return capacity::beyond(edge, s, m, c, Full::Destinations);
+                    }
+                    None => None,
+                }
+            } else {
+                edge.selector.select(&input, s.dispatch, &*edge.health)
+            };
+            match picked {
+                Some(i) => (edge.destinations[i].hop(), Some(i)),
+                None => return no_destination(edge, s, m, &c.origin),
+            }
+        }
+    };
+    // Send from the local address of the next hop's transport and family.
+    let Some(out) = edge.flow_to(to.transport, to.addr, c.origin.from.local) else {
+        return Outcome::Drop(Event::NoSocket);
+    };
+    splice(edge, s, m, c, &out, 0);
+    count_forwarded(s, c, dest_index);
+    Outcome::Send(out)
+}
+
+/// The 503 for a request no destination is usable for.
+pub(crate) fn no_destination(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    origin: &Origin<'_>,
+) -> Outcome {
+    s.stats.count(Event::NoDestination);
+    reply(edge, s, m, origin, 503, "No Destination Available", &[])
+}
+
+/// Counts a request sent to `dest_index` (if a destination) in the
+/// worker's statistics and the passive health counters.
+pub(crate) fn count_forwarded(s: &mut Scratch<'_>, c: &Checked<'_>, dest_index: Option<usize>) {
+    s.stats.count(Event::RequestForwarded);
+    if let Some(i) = dest_index {
+        if let Some(n) = s.stats.per_destination.get_mut(i) {
+            *n += 1;
+        }
+        let new_call = c.method == Method::Invite && !c.in_dialog;
+        s.counters.forwarded(i, new_call, c.method != Method::Ack);
+    }
+}
+
+/// The splice stage: writes the request as forwarded on flow `out` into
+/// `s.out` — our Via (with the branch of `attempt`), received/rport in the
+/// caller's Via, Max-Forwards decremented, Record-Route for
+/// dialog-creating requests, our own Route entries removed.
+pub(crate) fn splice(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    c: &Checked<'_>,
+    out: &Flow,
+    attempt: u8,
+) {
+    let outbound = &edge.locals[out.local];
+    let sent_by = outbound.sent_by.as_bytes();
+    let top = &c.origin.top;
+    let sp = &mut *s.splicer;
+    sp.clear();
+    let first_via = top.header.line.start as usize;
+    sp.insert_with(first_via, |w| {
+        w.extend_from_slice(b"Via: SIP/2.0/");
+        w.extend_from_slice(out.transport.via_name());
+        w.push(b' ');
+        w.extend_from_slice(sent_by);
+        w.extend_from_slice(b";branch=");
+        write_attempt_branch(w, c.branch_mac(edge, attempt), c.loop_hash, attempt);
+        w.extend_from_slice(b"\r\n");
+    });
+    fix_top_via(sp, top, &c.origin.via, c.origin.from.remote);
+    match (c.facts.max_forwards, m.first(HeaderName::MaxForwards)) {
+        (Some(n), Some(h)) => sp.replace_with(h.value.range(), |w| write_num(w, n - 1)),
+        _ => sp.insert(first_via, b"Max-Forwards: 70\r\n"),
+    }
+    if creates_dialog(c.method) && !c.in_dialog {
+        let at = m
+            .first(HeaderName::RecordRoute)
+            .map_or(first_via, |h| h.line.start as usize);
+        // When the request leaves by another transport or address than
+        // it came in on, one entry per side (RFC 5658): the top one, which
+        // the next hop uses, names the side facing it; the other the side
+        // facing the caller.
+        let inbound = &edge.locals[c.origin.from.local];
+        sp.insert_with(at, |w| {
+            record_route(w, outbound);
+            if inbound.transport != outbound.transport || inbound.sent_by != outbound.sent_by {
+                record_route(w, inbound);
+            }
+        });
+    }
+    let routes = &c.routes;
+    if routes.ours > 0 {
+        let elems: [Element<'_>; 8] = std::array::from_fn(|i| routes.entries[i].unwrap_or(*top));
+        remove_leading(sp, &elems[..routes.len], routes.ours);
+    }
+    add_content_length(sp, m);
+    s.out.clear();
+    sp.write_message(m, s.out);
+}
+
+/// A Record-Route line naming `local`: `<sip:host:port;lr>`, with the
+/// transport parameter when it is not UDP.
+fn record_route(w: &mut Vec<u8>, local: &Local) {
+    w.extend_from_slice(b"Record-Route: <sip:");
+    w.extend_from_slice(local.sent_by.as_bytes());
+    if local.transport != Transport::Udp {
+        w.extend_from_slice(b";transport=");
+        w.extend_from_slice(local.transport.name().as_bytes());
+    }
+    w.extend_from_slice(b";lr>\r\n");
+}

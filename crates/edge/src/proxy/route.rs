@@ -1,0 +1,171 @@
+//! The route stage: where a request may go. Our own leading Route
+//! entries are consumed (RFC 3261 §16.4); a request from the pool goes
+//! where its Route or Request-URI says; a request from outside goes into
+//! the pool — by the edge's algorithm, or to the destination its route
+//! names — and never to a foreign host (no open relay).
+
+use super::checked::{Checked, Facts, Hop, NextHop, Origin, Route, RouteSet};
+use super::reply::reply;
+use super::{Edge, Outcome, Scratch};
+use crate::config::ForeignNextHop;
+use crate::dispatch::{Algorithm, Input};
+use crate::flow::Transport;
+use crate::stats::Event;
+use sip::{HeaderName, Host, Message, Method, NameAddr, Uri};
+use std::net::SocketAddr;
+
+impl<'a> RouteSet<'a> {
+    /// The Route entries of `m` (whose URIs `facts` parsed), our own
+    /// leading ones counted, and where the next hop points.
+    #[inline(always)]
+    pub(crate) fn read(edge: &Edge, m: &Message<'a>, facts: &Facts<'a>) -> RouteSet<'a> {
+        let mut entries: [Option<sip::Element<'a>>; 8] = [None; 8];
+        let mut len = 0;
+        let mut ours = 0;
+        for e in m.elements(HeaderName::Route).take(entries.len()) {
+            let uri = facts.route_uris[len].as_ref();
+            if len == ours && uri.is_some_and(|u| is_here(edge, u)) {
+                ours += 1;
+            }
+            entries[len] = Some(e);
+            len += 1;
+        }
+        let target_uri = match entries.get(ours).copied().flatten() {
+            Some(_) => facts.route_uris.get(ours).copied().flatten(),
+            None => Some(facts.uri),
+        };
+        let next = match &target_uri {
+            Some(u) => classify(edge, u),
+            None => NextHop::Outside(None),
+        };
+        RouteSet {
+            entries,
+            len,
+            ours,
+            next,
+        }
+    }
+}
+
+/// The route stage's verdict for a request from `from_pool` (the
+/// destination it came from, if any): where it goes, and whether it is an
+/// in-dialog request from outside toward a foreign next hop. `Err` with
+/// the answer of a request refused (404, 403).
+#[inline(always)]
+pub(crate) fn decide(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    origin: &Origin<'_>,
+    routes: &RouteSet<'_>,
+    in_dialog: bool,
+    from_pool: Option<usize>,
+) -> Result<(Route, bool), Outcome> {
+    let method = m.method();
+    let next = routes.next;
+    let dispatch_as = |follow_up: bool| Route::Dispatch { follow_up };
+    let route = match (from_pool, next) {
+        // From the pool: outward along its Route / Request-URI.
+        (Some(_), NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
+        (Some(_), NextHop::Outside(Some(a))) => Route::To(a, None),
+        (Some(_), NextHop::Outside(None)) => {
+            return Err(reply(
+                edge,
+                s,
+                m,
+                origin,
+                404,
+                "Unresolvable Destination",
+                &[],
+            ));
+        }
+        (Some(_), NextHop::Here) => dispatch_as(matches!(method, Method::Cancel | Method::Ack)),
+        // From outside: new requests and CANCELs by dispatch, whatever they name.
+        (None, _) if method == Method::Cancel => dispatch_as(true),
+        (None, _) if !in_dialog => dispatch_as(false),
+        // In dialog: toward a destination of the pool, or into the pool.
+        (None, NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
+        (None, NextHop::Here) => dispatch_as(method == Method::Ack),
+        // An ACK naming no destination is mostly the ACK of a non-2xx
+        // answer, with its INVITE's Request-URI and Route (RFC 3261
+        // §17.1.1.3): it follows its INVITE into the pool, in either mode.
+        (None, NextHop::Outside(_)) if method == Method::Ack => dispatch_as(true),
+        // Any other request is never sent to a foreign next hop: it goes
+        // into the pool, whose servers own the dialog, or is refused.
+        (None, NextHop::Outside(_)) => match edge.foreign_next_hop {
+            ForeignNextHop::Refuse => {
+                s.stats.count(Event::RelayDenied);
+                return Err(reply(edge, s, m, origin, 403, "Relaying Denied", &[]));
+            }
+            ForeignNextHop::Dispatch => dispatch_as(false),
+        },
+    };
+    let foreign_hop = from_pool.is_none()
+        && in_dialog
+        && !matches!(method, Method::Ack | Method::Cancel)
+        && matches!(next, NextHop::Outside(_));
+    Ok((route, foreign_hop))
+}
+
+/// What the dispatch algorithms are asked for this request.
+pub(crate) fn dispatch_input<'a>(
+    edge: &Edge,
+    m: &Message<'a>,
+    c: &Checked<'a>,
+    follow_up: bool,
+    now_secs: u64,
+) -> Input<'a> {
+    Input {
+        hash_key: hash_key(edge.selector.algorithm(), m, &c.facts),
+        tx_key: c.mac,
+        follow_up,
+        now_secs,
+    }
+}
+
+fn is_here(edge: &Edge, u: &Uri<'_>) -> bool {
+    edge.locals.iter().any(|l| l.is(&u.host, u.port))
+}
+
+fn classify(edge: &Edge, u: &Uri<'_>) -> NextHop {
+    if is_here(edge, u) {
+        return NextHop::Here;
+    }
+    if let Some(i) = edge.destinations.iter().position(|d| d.is(&u.host, u.port)) {
+        return NextHop::Destination(i);
+    }
+    let transport = Transport::of_uri(u);
+    NextHop::Outside(match u.host {
+        Host::Name(_) => None,
+        h => h.ip().map(|ip| Hop {
+            transport,
+            addr: SocketAddr::new(ip, u.port.unwrap_or(transport.default_port())),
+        }),
+    })
+}
+
+/// The bytes the edge's hash algorithm hashes, if the request has them.
+fn hash_key<'a>(alg: Algorithm, m: &Message<'a>, facts: &Facts<'a>) -> Option<&'a [u8]> {
+    let uri_in = |name| {
+        m.first_value(name)
+            .and_then(|v| NameAddr::parse(v).ok())
+            .map(|n| n.uri)
+    };
+    match alg {
+        Algorithm::HashCallId => Some(facts.call_id),
+        Algorithm::HashFromUri => Some(facts.from.uri),
+        Algorithm::HashToUri => uri_in(HeaderName::To),
+        Algorithm::HashRequestUri => Some(m.uri()),
+        Algorithm::HashAuthUsername => m
+            .first_value(HeaderName::ProxyAuthorization)
+            .and_then(sip::auth::digest_username)
+            .or_else(|| {
+                m.first_value(HeaderName::Authorization)
+                    .and_then(sip::auth::digest_username)
+            }),
+        Algorithm::WeightedRoundRobin
+        | Algorithm::Random
+        | Algorithm::First
+        | Algorithm::LeastLatency => None,
+    }
+}
