@@ -258,7 +258,7 @@ secret = "fuzz-secret-0123456789abcdef"
 
 [[edge]]
 name = "stateless"
-listen = ["udp:127.0.0.1:5060"]
+listen = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
 algorithm = "hash-call-id"
 flags = ["ping-replies"]
 cps = 1000
@@ -275,7 +275,7 @@ uri = "sip:127.0.0.1:5071"
 
 [[edge]]
 name = "transactional"
-listen = ["udp:127.0.0.1:5062"]
+listen = ["udp:127.0.0.1:5062", "tcp:127.0.0.1:5062"]
 algorithm = "weighted-round-robin"
 insertion = "transactional"
 compress_out = ["compact", "gzip"]
@@ -289,7 +289,7 @@ max_transactions = 1000
 [[edge.destination]]
 uri = "sip:127.0.0.1:5070"
 [[edge.destination]]
-uri = "sip:127.0.0.1:5071"
+uri = "sip:127.0.0.1:5071;transport=tcp"
 "#;
 
 struct State {
@@ -346,6 +346,19 @@ fn check(bytes: &[u8]) {
 /// the first byte picks the edge (stateless or transactional), the source
 /// (either destination, a caller over IPv6, a caller over IPv4) and how far
 /// the clock moves; the rest is the datagram.
+/// Checks what one step of the pipeline sends.
+fn checked(worker: &Worker, outcome: Outcome) {
+    match outcome {
+        Outcome::Send(_) => check(worker.output()),
+        Outcome::Queued => {
+            for (bytes, _) in worker.sends().iter() {
+                check(bytes);
+            }
+        }
+        Outcome::Drop(_) => {}
+    }
+}
+
 pub fn pipeline(data: &[u8]) {
     let Some((&selector, datagram)) = data.split_first() else {
         return;
@@ -363,16 +376,41 @@ pub fn pipeline(data: &[u8]) {
         2 => "[::1]:6000".parse().unwrap(),
         _ => "192.0.2.10:5060".parse().unwrap(),
     };
-    *now += Duration::from_millis(u64::from(selector >> 3) * 7);
+    *now += Duration::from_millis(u64::from((selector >> 3) & 15) * 7);
     let (edge, worker) = (&edges[e], &mut workers[e]);
-    match worker.handle(edge, datagram, edge::flow::Flow::udp(0, src), *now) {
-        Outcome::Send(_) => check(worker.output()),
-        Outcome::Queued => {
-            for (bytes, _) in worker.sends().iter() {
-                check(bytes);
+    if selector & 0x80 == 0 {
+        let outcome = worker.handle(edge, datagram, edge::flow::Flow::udp(0, src), *now);
+        checked(worker, outcome);
+    } else {
+        // The bytes as a TCP stream: framed as a connection frames them,
+        // each message through the pipeline on a TCP flow.
+        let flow = edge::flow::Flow {
+            transport: edge::flow::Transport::Tcp,
+            local: 1,
+            remote: src,
+            conn: Some(edge::flow::ConnId(1)),
+        };
+        let mut framer = sip::Framer::default();
+        let mut at = 0;
+        loop {
+            let rest = &datagram[at..];
+            match framer.next(rest, 65_535) {
+                sip::Frame::Message(n) => {
+                    let outcome = worker.handle(edge, &rest[..n], flow, *now);
+                    checked(worker, outcome);
+                    at += n;
+                }
+                sip::Frame::NeedMore => break,
+                sip::Frame::Unframed { why, head } => {
+                    if let Some(h) = head {
+                        let outcome = worker.unframed(edge, &rest[..h], why, flow);
+                        checked(worker, outcome);
+                    }
+                    break;
+                }
+                f => at += f.consumed(),
             }
         }
-        Outcome::Drop(_) => {}
     }
     worker.poll(edge, *now);
     for (bytes, _) in worker.sends().iter() {

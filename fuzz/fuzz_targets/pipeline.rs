@@ -1,6 +1,7 @@
-//! The whole proxy on arbitrary datagrams: parse, validate, route, splice
-//! and send, on a stateless and a transactional edge, from a caller and
-//! from a destination, with the transaction timers running. No panic, and
+//! The whole proxy on arbitrary datagrams and TCP streams: parse,
+//! validate, route, splice and send, on a stateless and a transactional
+//! edge, from a caller and from a destination, with the transaction
+//! timers running. No panic, and
 //! whatever sipedge sends is a SIP message that parses again.
 
 #![no_main]

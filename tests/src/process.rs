@@ -188,8 +188,18 @@ impl Lines {
 /// among the process's open files. This tells "the server is listening"
 /// from "someone else holds the port".
 pub(crate) fn udp_port_bound_by(pid: u32, port: u16) -> bool {
+    port_bound_by(pid, port, ["/proc/net/udp", "/proc/net/udp6"])
+}
+
+/// True when process `pid` has a TCP socket bound to `port` (a listener,
+/// once it listens).
+pub(crate) fn tcp_port_bound_by(pid: u32, port: u16) -> bool {
+    port_bound_by(pid, port, ["/proc/net/tcp", "/proc/net/tcp6"])
+}
+
+fn port_bound_by(pid: u32, port: u16, tables: [&str; 2]) -> bool {
     let mut inodes = Vec::new();
-    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+    for table in tables {
         if let Ok(text) = std::fs::read_to_string(table) {
             inodes.extend(inodes_on_port(&text, port));
         }

@@ -261,6 +261,15 @@ impl SippUas {
     /// Panics, with SIPp's output, if it exits or does not bind within
     /// 10 s. `scenario` is a name from `tests/scenarios/` or a path.
     pub fn start(scenario: &str, port: u16, extra_args: &[&str]) -> SippUas {
+        // `-t t1` / `-t tn`: a TCP server, ready once it listens.
+        let tcp = extra_args
+            .windows(2)
+            .any(|w| w[0] == "-t" && w[1].starts_with('t'));
+        let bound = if tcp {
+            process::tcp_port_bound_by
+        } else {
+            process::udp_port_bound_by
+        };
         let run = Run::new(&format!("uas-{port}"), scenario);
         let mut cmd = run.command(None, port);
         cmd.args(extra_args);
@@ -275,7 +284,7 @@ impl SippUas {
                     tail(&out.stdout, 30)
                 );
             }
-            if process::udp_port_bound_by(child.id(), port) {
+            if bound(child.id(), port) {
                 break;
             }
             if Instant::now() >= deadline {

@@ -237,7 +237,7 @@ impl Outbox for Net {
         let b = &mut self.batches[sock];
         b.push_with(to, build);
         if b.len() >= BATCH {
-            self.refused += b.send(self.fds[sock], |_, _| {}).1 as u64;
+            self.refused += b.send(self.fds[sock], |_, _| {}).map_or(0, |r| r.1) as u64;
         }
     }
 }
@@ -260,7 +260,7 @@ impl Net {
 
     fn flush(&mut self) {
         for (b, &fd) in self.batches.iter_mut().zip(&self.fds) {
-            self.refused += b.send(fd, |_, _| {}).1 as u64;
+            self.refused += b.send(fd, |_, _| {}).map_or(0, |r| r.1) as u64;
         }
     }
 }

@@ -91,11 +91,11 @@ pub fn run(path: &Path) -> ExitCode {
             Some(a) => Some(crate::admin::bind(a.listen).await?),
             None => None,
         };
-        let running = crate::workers::start(&cfg, &keys)?;
+        let running = crate::shard::start(&cfg, &keys)?;
         let health = std::sync::Arc::new(crate::health::start(&cfg, &running.edges).await?);
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         if let Some(listener) = admin {
-            crate::admin::spawn(listener, health);
+            crate::admin::spawn(listener, health, std::sync::Arc::clone(&running.registry));
         }
         Ok::<_, String>((running, admin_addr))
     });
@@ -108,7 +108,7 @@ pub fn run(path: &Path) -> ExitCode {
     };
     tracing::info!(
         node = %cfg.node.id,
-        workers = running.workers,
+        shards = running.shards,
         sockets = running.sockets,
         admin = %admin.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         "sipedge ready"

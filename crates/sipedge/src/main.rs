@@ -11,8 +11,7 @@ mod cli;
 mod ctl;
 mod health;
 mod secret;
-mod udp;
-mod workers;
+mod shard;
 
 use clap::Parser;
 use std::io::IsTerminal;

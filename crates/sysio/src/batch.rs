@@ -191,16 +191,19 @@ impl SendBatch {
         self.push_with(to, |b| std::mem::swap(b, buf));
     }
 
-    /// Sends everything queued on `fd` (a blocking socket, so a full send
-    /// buffer waits rather than drops) and empties the batch. A datagram
+    /// Sends everything queued on `fd` and empties the batch. A datagram
     /// the kernel refuses (unreachable network, wrong family) is skipped
     /// and reported to `refused`; the rest still go. Returns (sent,
     /// refused).
+    ///
+    /// On a non-blocking socket whose send buffer is full, returns
+    /// `WouldBlock` with what was not sent still queued: call again once
+    /// the socket is writable. (A blocking socket waits instead.)
     pub fn send(
         &mut self,
         fd: RawFd,
         mut refused: impl FnMut(Option<SocketAddr>, &io::Error),
-    ) -> (usize, usize) {
+    ) -> io::Result<(usize, usize)> {
         let n = self.bufs.len();
         self.iovs.clear();
         self.hdrs.clear();
@@ -242,18 +245,28 @@ impl SendBatch {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    self.forget(at);
+                    return Err(e);
+                }
                 // The datagram at `at` was refused: skip it.
                 refused(to_std(&self.addrs[at].0), &e);
                 failed += 1;
                 at += 1;
             }
         }
-        for mut b in self.bufs.drain(..) {
+        self.forget(n);
+        Ok((sent, failed))
+    }
+
+    /// Drops the first `n` datagrams (sent or refused), keeping their
+    /// buffers for reuse.
+    fn forget(&mut self, n: usize) {
+        for mut b in self.bufs.drain(..n) {
             b.clear();
             self.spare.push(b);
         }
-        self.addrs.clear();
-        (sent, failed)
+        self.addrs.drain(..n);
     }
 }
 
@@ -273,7 +286,7 @@ mod tests {
             out.push(&[i; 10], b.local_addr().unwrap());
         }
         assert_eq!(out.len(), 5);
-        assert_eq!(out.send(a.as_raw_fd(), ignore), (5, 0));
+        assert_eq!(out.send(a.as_raw_fd(), ignore).unwrap(), (5, 0));
         assert!(out.is_empty());
         let mut got = 0;
         let mut batch = RecvBatch::new(4, 64);
@@ -312,7 +325,7 @@ mod tests {
         assert!(mine.is_empty(), "the caller gets an empty buffer back");
         out.push(b"copied", to);
         out.push_with(to, |b| b.extend_from_slice(b"built"));
-        assert_eq!(out.send(a.as_raw_fd(), ignore), (3, 0));
+        assert_eq!(out.send(a.as_raw_fd(), ignore).unwrap(), (3, 0));
         // The sent buffers wait, emptied, for the next batch.
         assert_eq!(out.spare.len(), 3);
         assert!(out.spare.iter().all(Vec::is_empty));
@@ -332,7 +345,7 @@ mod tests {
         out.push(b"nowhere", "[::1]:9".parse().unwrap());
         out.push(b"here", b.local_addr().unwrap());
         let mut reported = Vec::new();
-        let r = out.send(a.as_raw_fd(), |to, _| reported.push(to));
+        let r = out.send(a.as_raw_fd(), |to, _| reported.push(to)).unwrap();
         assert_eq!(r, (1, 1));
         assert_eq!(reported, [Some("[::1]:9".parse().unwrap())]);
     }

@@ -1,7 +1,8 @@
 //! The kernel interfaces std does not offer, for the daemon, the load
 //! generator and the tests: batched datagram I/O with recvmmsg(2) and
 //! sendmmsg(2) ([`batch`]), socket buffer sizes, ppoll(2) with a
-//! nanosecond timeout, CPU time, signals ([`calls`]), and a counting
+//! nanosecond timeout, CPU time, signals ([`calls`]), a socket registered
+//! with the tokio runtime for readability only ([`watch`]), and a counting
 //! allocator for the tests that prove the hot path allocates nothing
 //! ([`counting`]).
 //!
@@ -17,5 +18,6 @@ pub mod batch;
 pub mod calls;
 pub mod counting;
 mod sockaddr;
+pub mod watch;
 
 pub use batch::{RecvBatch, SendBatch};

@@ -17,7 +17,7 @@ mod tests;
 
 pub use error::ConfigError;
 pub use model::{
-    Admin, BodyCoding, Capacity, CodeRange, Coding, Config, Destination, Edge, ForeignNextHop,
-    HostPort, Insertion, Listen, Node, OnInvalid, Probe, Transaction, Transport,
+    Admin, BodyCoding, Capacity, CodeRange, Coding, Config, Connections, Destination, Edge,
+    ForeignNextHop, HostPort, Insertion, Listen, Node, OnInvalid, Probe, Transaction, Transport,
 };
 pub use parse::{load, parse};

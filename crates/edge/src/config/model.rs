@@ -20,6 +20,49 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// One entry per `[[edge]]`, in file order; never empty.
     pub edges: Vec<Edge>,
+    /// Limits on connection transports (`[connections]`), for every edge.
+    pub connections: Connections,
+}
+
+/// Limits on connections (TCP now; TLS and WebSocket share them), so that
+/// no client can tie up a shard or exhaust the node's descriptors
+/// (`[connections]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connections {
+    /// Connections open at once on this node, in and out (`max`).
+    pub max: usize,
+    /// Connections open at once from one source address (`max_per_source`).
+    pub max_per_source: usize,
+    /// The longest message a connection may carry, in bytes: a longer one
+    /// is answered 513 and the connection closed (`max_message`).
+    pub max_message: usize,
+    /// Time to send a complete header section once a message has begun
+    /// (or a connection opened): a client trickling bytes is closed
+    /// (`header_timeout`).
+    pub header_timeout: Duration,
+    /// A connection that carries nothing for this long is closed
+    /// (`idle_timeout`); CRLF keep-alives count.
+    pub idle_timeout: Duration,
+    /// Time to open a connection to a destination; a connect that takes
+    /// longer fails like an unanswered request (`connect_timeout`).
+    pub connect_timeout: Duration,
+    /// TCP keep-alive probes start after this much silence
+    /// (`keepalive`, SO_KEEPALIVE).
+    pub keepalive: Duration,
+}
+
+impl Default for Connections {
+    fn default() -> Connections {
+        Connections {
+            max: 20_000,
+            max_per_source: 100,
+            max_message: 65_535,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(3),
+            keepalive: Duration::from_secs(60),
+        }
+    }
 }
 
 /// This instance's identity within a cluster (`[node]`).

@@ -115,6 +115,7 @@ fn example_parses_to_expected_model() {
         admin: Some(Admin {
             listen: sa("127.0.0.1:8080"),
         }),
+        connections: Default::default(),
         edges: vec![Edge {
             name: "customer-a".into(),
             listen: vec![
@@ -283,7 +284,7 @@ fn unknown_key_at_top_level() {
         &text,
         1,
         "colour",
-        "unknown key (expected one of: node, admin, edge)",
+        "unknown key (expected one of: node, admin, connections, edge)",
     );
 }
 
@@ -439,16 +440,47 @@ fn bad_advertise() {
 }
 
 #[test]
-fn tcp_and_tls_listen_not_supported() {
-    for t in ["tcp", "tls"] {
-        let text = MINIMAL.replace("udp:127.0.0.1", &format!("{t}:127.0.0.1"));
-        assert_err(
-            &text,
-            5,
-            "listen",
-            &format!("{t}: not supported by this version of sipedge"),
-        );
-    }
+fn tls_listen_not_supported_and_tcp_is() {
+    let text = MINIMAL.replace("udp:127.0.0.1", "tls:127.0.0.1");
+    assert_err(
+        &text,
+        5,
+        "listen",
+        "tls: not supported by this version of sipedge",
+    );
+    let c = ok(&MINIMAL.replace("udp:127.0.0.1", "tcp:127.0.0.1"));
+    assert_eq!(c.edges[0].listen[0].transport, Transport::Tcp);
+}
+
+#[test]
+fn connections_take_their_defaults_and_check_their_ranges() {
+    assert_eq!(ok(MINIMAL).connections, Connections::default());
+    let text = format!(
+        "{MINIMAL}
+[connections]
+max_per_source = 2
+header_timeout = 0.5
+"
+    );
+    let c = ok(&text).connections;
+    assert_eq!(c.max_per_source, 2);
+    assert_eq!(c.header_timeout, std::time::Duration::from_millis(500));
+    assert_eq!(c.max, Connections::default().max);
+    let text = format!(
+        "{MINIMAL}
+[connections]
+max_message = 10
+"
+    );
+    let e = err(&text);
+    assert_eq!((e.line, e.key.as_str()), (11, "max_message"), "{e}");
+    let text = format!(
+        "{MINIMAL}
+[connections]
+idle = 5
+"
+    );
+    assert_eq!(err(&text).key, "idle");
 }
 
 #[test]
@@ -664,13 +696,12 @@ fn ipv6_destination() {
 }
 
 #[test]
-fn destinations_over_transports_not_supported_yet_are_refused_at_their_line() {
+fn tls_destinations_are_refused_at_their_line_and_tcp_ones_taken() {
     // Never quietly sent over UDP instead.
     for (uri, transport) in [
         ("sips:10.0.0.1", "tls"),
         ("sip:10.0.0.1;transport=tls", "tls"),
-        ("sip:10.0.0.1;transport=tcp", "tcp"),
-        ("sip:10.0.0.1;transport=TCP", "tcp"),
+        ("sip:10.0.0.1;transport=TLS", "tls"),
     ] {
         let e = err(&MINIMAL.replace("sip:127.0.0.1:5070", uri));
         assert_eq!((e.line, e.key.as_str()), (8, "uri"), "{uri}");
@@ -682,6 +713,8 @@ fn destinations_over_transports_not_supported_yet_are_refused_at_their_line() {
     }
     let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:10.0.0.1"));
     assert_eq!(c.edges[0].destinations[0].addr, sa("10.0.0.1:5060"));
+    let c = ok(&MINIMAL.replace("sip:127.0.0.1:5070", "sip:10.0.0.1;transport=TCP"));
+    assert_eq!(c.edges[0].destinations[0].transport, Transport::Tcp);
 }
 
 #[test]

@@ -33,9 +33,7 @@ pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
         Contract::TopKey("cluster") => true,   // shared state in Redis
         Contract::EdgeKey("nat_test") => true, // NAT detection
         Contract::EdgeKey("domain") => true,   // [[edge.domain]]: TLS per SIP domain
-        Contract::Listen(Transport::Tcp) => true,
         Contract::Listen(Transport::Tls) => true,
-        Contract::Destination(Transport::Tcp) => true,
         Contract::Destination(Transport::Tls) => true,
         Contract::Flag("registrations") => true,
         _ => false,

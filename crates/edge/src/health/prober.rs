@@ -20,7 +20,7 @@ use sip::HeaderIndex;
 
 use super::tracker::{ProbeResult, State, Tracker};
 use super::view::HealthView;
-use crate::config::{self, Probe};
+use crate::config::{self, Probe, Transport};
 
 /// The start of every probe's Via branch: RFC 3261's magic cookie, then a
 /// mark of our own so a reply to a probe is told apart at a glance.
@@ -47,6 +47,8 @@ struct Dest {
     /// The URI as configured: Request-URI and To of the probe.
     uri: String,
     addr: SocketAddr,
+    /// The transport probes go over: the destination's own.
+    transport: Transport,
     /// When the next probe is due; `None` while one is outstanding or when
     /// the destination is not probed.
     next: Option<Instant>,
@@ -125,6 +127,7 @@ impl Prober {
                 .map(|d| Dest {
                     uri: d.uri.clone(),
                     addr: d.addr,
+                    transport: d.transport,
                     next: None,
                     outstanding: None,
                 })
@@ -159,7 +162,11 @@ impl Prober {
     /// Writes the next due probe into `buf` (replacing its content) and
     /// returns where to send it; `None` when no probe is due at `now`.
     /// Also takes note of probes that timed out by `now`.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+    ) -> Option<(Transport, SocketAddr)> {
         self.expire(now);
         while let Some(&Reverse((at, i))) = self.due.peek() {
             if at > now {
@@ -173,7 +180,7 @@ impl Prober {
                 continue; // stale entry
             }
             d.next = None;
-            let addr = d.addr;
+            let (addr, transport) = (d.addr, d.transport);
             self.trackers[i].note_sent();
             let Some(local) = self
                 .locals
@@ -193,6 +200,7 @@ impl Prober {
                 buf,
                 &ProbeText {
                     uri: &self.dests[i].uri,
+                    transport,
                     local,
                     index: i,
                     seq,
@@ -205,7 +213,7 @@ impl Prober {
             self.dests[i].outstanding = Some(Outstanding { seq, sent: now });
             self.deadlines.push(Reverse((deadline, i, seq)));
             self.prune();
-            return Some(addr);
+            return Some((transport, addr));
         }
         self.prune();
         None
@@ -440,6 +448,7 @@ impl Prober {
 /// What one probe message says.
 struct ProbeText<'a> {
     uri: &'a str,
+    transport: Transport,
     local: SocketAddr,
     index: usize,
     seq: u64,
@@ -454,6 +463,7 @@ fn write_probe(buf: &mut Vec<u8>, p: &ProbeText<'_>) {
     buf.clear();
     let ProbeText {
         uri,
+        transport,
         local,
         index,
         seq,
@@ -464,11 +474,12 @@ fn write_probe(buf: &mut Vec<u8>, p: &ProbeText<'_>) {
     // CSeq numbers must stay below 2^31 (RFC 3261 §8.1.1.5).
     let cseq = seq & 0x7fff_ffff;
     let (secs, micros) = (timestamp.as_secs(), timestamp.subsec_micros());
+    let via = std::str::from_utf8(transport.via_name()).unwrap_or("UDP");
     // Writing into a Vec cannot fail.
     let _ = write!(
         buf,
         "OPTIONS {uri} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bKsEp{index:x}.{seq:x};rport\r\n\
+         Via: SIP/2.0/{via} {local};branch=z9hG4bKsEp{index:x}.{seq:x};rport\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:sipedge@{local}>;tag={tag:016x}\r\n\
          To: <{uri}>\r\n\
@@ -580,7 +591,7 @@ mod tests {
     /// Polls one probe at `now`: (destination address, message).
     fn poll(p: &mut Prober, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
         let mut buf = Vec::new();
-        p.poll_transmit(now, &mut buf).map(|to| (to, buf))
+        p.poll_transmit(now, &mut buf).map(|(_, to)| (to, buf))
     }
 
     /// A header's value in a message we wrote.

@@ -128,7 +128,7 @@ pub(crate) fn splice(
         write_attempt_branch(w, c.branch_mac(edge, attempt), c.loop_hash, attempt);
         w.extend_from_slice(b"\r\n");
     });
-    fix_top_via(sp, top, &c.origin.via, c.origin.from.remote);
+    fix_top_via(sp, top, &c.origin.via, &c.origin.from);
     match (c.facts.max_forwards, m.first(HeaderName::MaxForwards)) {
         (Some(n), Some(h)) => sp.replace_with(h.value.range(), |w| write_num(w, n - 1)),
         _ => sp.insert(first_via, b"Max-Forwards: 70\r\n"),

@@ -383,6 +383,24 @@ impl Worker {
         self.fits(outcome)
     }
 
+    /// Answers a stream message the framer could not frame (`why`): a
+    /// request whose header section `head` still shows where to answer
+    /// gets 400 or 513 on `from`; anything else is dropped. The runtime
+    /// closes the connection after sending it (nothing after such a
+    /// message can be framed).
+    pub fn unframed(
+        &mut self,
+        edge: &Edge,
+        head: &[u8],
+        why: sip::Unframed,
+        from: Flow,
+    ) -> Outcome {
+        let (_, mut s) = self.split();
+        let (code, reason) = why.answer();
+        let outcome = reply::salvaged(edge, &mut s, head, code, reason, from);
+        self.fits(outcome)
+    }
+
     /// [`Worker::handle`] but for the last guard.
     fn step(&mut self, edge: &Edge, datagram: &[u8], from: Flow, now: Instant) -> Outcome {
         let (index, mut s) = self.split();

@@ -6,7 +6,7 @@ use super::splices::{fix_top_via, fix_via_at};
 use super::{Edge, Outcome, Scratch};
 use crate::flow::Flow;
 use crate::stats::Event;
-use sip::{Element, HeaderName, Message, ParseError, Rport, Via, Writer};
+use sip::{HeaderName, Message, ParseError, Rport, Via, Writer};
 use std::net::SocketAddr;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -52,30 +52,21 @@ pub(crate) fn reply(
     if edge.answers_itself(Some(&origin.via), to) {
         return Outcome::Drop(Event::OwnVia);
     }
-    write_reply(
-        s,
-        m,
-        &origin.top,
-        &origin.via,
-        origin.from.remote,
-        code,
-        reason,
-        extra,
-    );
+    write_reply(s, m, origin, code, reason, extra);
     send(s, origin.from, to)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Writes the response `code reason` to `m` (which came as `origin`)
+/// into `s.out`, `extra` header lines before Content-Length.
 pub(crate) fn write_reply(
     s: &mut Scratch<'_>,
     m: &Message<'_>,
-    top: &Element<'_>,
-    via: &Via<'_>,
-    src: SocketAddr,
+    origin: &Origin<'_>,
     code: u16,
     reason: &str,
     extra: &[(&str, &[u8])],
 ) {
+    let (top, via, from) = (&origin.top, &origin.via, origin.from);
     let buf = m.buf();
     s.out.clear();
     let mut w = Writer::response(s.out, code, reason.as_bytes());
@@ -83,7 +74,7 @@ pub(crate) fn write_reply(
         match h.name {
             HeaderName::Via if std::ptr::eq(h, top.header) => {
                 s.splicer.clear();
-                fix_top_via(s.splicer, top, via, src);
+                fix_top_via(s.splicer, top, via, &from);
                 let mut line = Vec::new();
                 s.splicer.write_range(buf, h.line.range(), &mut line);
                 w.raw_line(&line);
@@ -207,11 +198,26 @@ pub fn malformed(
     err: ParseError,
     from: Flow,
 ) -> Outcome {
-    let src = from.remote;
     let (code, reason) = match err {
         ParseError::VersionNotSupported => (505, "Version Not Supported"),
         e => (400, e.reason()),
     };
+    salvaged(edge, s, datagram, code, reason, from)
+}
+
+/// Answers `code` and `reason` to a request that is not to be parsed
+/// whole (one that failed to parse, one the stream framer could not
+/// frame), from the lines that can be found in it; anything not
+/// recognisably a request is dropped.
+pub(crate) fn salvaged(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    datagram: &[u8],
+    code: u16,
+    reason: &str,
+    from: Flow,
+) -> Outcome {
+    let src = from.remote;
     let Some(h) = salvage(datagram) else {
         s.stats.count(Event::Malformed);
         return Outcome::Drop(Event::Malformed);
@@ -231,7 +237,7 @@ pub fn malformed(
     for (k, line) in h.copy.iter().take(h.copied).enumerate() {
         if let (true, Some(via)) = (k == h.top_via_line, &via) {
             s.splicer.clear();
-            fix_via_at(s.splicer, via_at, via_at + h.top_via.len(), via, src);
+            fix_via_at(s.splicer, via_at, via_at + h.top_via.len(), via, &from);
             let mut fixed = Vec::new();
             s.splicer.write_range(datagram, line.clone(), &mut fixed);
             w.raw_line(&fixed);

@@ -1,42 +1,55 @@
 //! The small rewrites a proxy makes, as splicer edits.
 
+use crate::flow::Flow;
 use sip::splice::{write_ip, write_num};
 use sip::{Element, Message, Rport, Splicer, Via};
-use std::net::SocketAddr;
 
 /// RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came
 /// from in its top Via — `received` when the address differs from sent-by
 /// (always when rport is asked for), and the source port in `rport`.
-pub fn fix_top_via(sp: &mut Splicer, elem: &Element<'_>, via: &Via<'_>, src: SocketAddr) {
+///
+/// A request that came on a connection always gets both, asked or not
+/// (what Kamailio's `force_rport` does): its answers must go back on that
+/// connection, whose port is not the one in sent-by (RFC 3261 §18.2.2),
+/// and a stateless edge finds it again only by that address.
+pub fn fix_top_via(sp: &mut Splicer, elem: &Element<'_>, via: &Via<'_>, from: &Flow) {
     fix_via_at(
         sp,
         elem.span.start as usize,
         elem.span.end as usize,
         via,
-        src,
+        from,
     );
 }
 
 /// [`fix_top_via`] for a Via value found at `base..end` of the buffer.
-pub fn fix_via_at(sp: &mut Splicer, base: usize, end: usize, via: &Via<'_>, src: SocketAddr) {
+pub fn fix_via_at(sp: &mut Splicer, base: usize, end: usize, via: &Via<'_>, from: &Flow) {
+    let src = from.remote;
     let rport_asked = via.rport != Rport::Absent;
-    if rport_asked || via.host.ip() != Some(src.ip()) {
-        let write = |w: &mut Vec<u8>| {
-            w.extend_from_slice(b";received=");
-            write_ip(w, src.ip(), false);
-        };
+    let forced = from.is_stream() && !rport_asked;
+    let write_received = |w: &mut Vec<u8>| {
+        w.extend_from_slice(b";received=");
+        write_ip(w, src.ip(), false);
+    };
+    let write_rport = |w: &mut Vec<u8>| {
+        w.extend_from_slice(b";rport=");
+        write_num(w, src.port());
+    };
+    if rport_asked || forced || via.host.ip() != Some(src.ip()) {
         match via.received_at {
-            Some((a, b)) => sp.replace_with(base + a..base + b, write),
-            None => sp.insert_with(end, write),
+            Some((a, b)) => sp.replace_with(base + a..base + b, write_received),
+            // Both at the end: one insertion, received first.
+            None if forced => sp.insert_with(end, |w| {
+                write_received(w);
+                write_rport(w);
+            }),
+            None => sp.insert_with(end, write_received),
         }
     }
-    if rport_asked {
-        if let Some((a, b)) = via.rport_at {
-            sp.replace_with(base + a..base + b, |w| {
-                w.extend_from_slice(b";rport=");
-                write_num(w, src.port());
-            });
-        }
+    match via.rport_at {
+        Some((a, b)) if rport_asked => sp.replace_with(base + a..base + b, write_rport),
+        _ if forced && via.received_at.is_some() => sp.insert_with(end, write_rport),
+        _ => {}
     }
 }
 

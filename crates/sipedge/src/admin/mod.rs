@@ -10,6 +10,7 @@ mod json;
 mod tests;
 
 use crate::health::{Health, State};
+use crate::shard::Registry;
 use axum::body::Bytes;
 use axum::extract::{Path, State as Shared};
 use axum::http::StatusCode;
@@ -30,9 +31,9 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 }
 
 /// Serves the admin API on `listener` from a task of the current runtime.
-pub fn spawn(listener: TcpListener, health: Arc<Health>) {
+pub fn spawn(listener: TcpListener, health: Arc<Health>, connections: Arc<Registry>) {
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(health)).await {
+        if let Err(e) = axum::serve(listener, router(health, connections)).await {
             tracing::error!("admin HTTP server stopped: {e}");
         }
     });
@@ -40,7 +41,7 @@ pub fn spawn(listener: TcpListener, health: Arc<Health>) {
 
 /// The routes. Any other path is 404 and another method 405, as axum
 /// answers them.
-pub fn router(health: Arc<Health>) -> Router {
+pub fn router(health: Arc<Health>, connections: Arc<Registry>) -> Router {
     Router::new()
         .route("/health", get(node_health))
         .route("/api/destinations", get(destinations))
@@ -49,6 +50,23 @@ pub fn router(health: Arc<Health>) -> Router {
             axum::routing::post(set_destination),
         )
         .with_state(health)
+        .merge(
+            Router::new()
+                .route("/api/connections", get(connection_counts))
+                .with_state(connections),
+        )
+}
+
+/// `GET /api/connections`: connections open now, accepted and opened so
+/// far, and how many ended or were refused for each reason (the caps, the
+/// timeouts, oversized or unframed messages, failed connects).
+async fn connection_counts(Shared(connections): Shared<Arc<Registry>>) -> Response {
+    let body: serde_json::Map<String, serde_json::Value> = connections
+        .counts()
+        .into_iter()
+        .map(|(name, n)| (name.to_owned(), n.into()))
+        .collect();
+    Json(body).into_response()
 }
 
 /// `GET /health`: 200 when at least one edge can route, else 503.

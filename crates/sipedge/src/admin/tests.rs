@@ -61,7 +61,8 @@ async fn call(h: &Arc<Health>, method: Method, path: &str, body: &str) -> (Statu
         .uri(path)
         .body(Body::from(body.to_owned()))
         .expect("request");
-    let response = router(Arc::clone(h))
+    let connections = Arc::new(crate::shard::Registry::new(Default::default()));
+    let response = router(Arc::clone(h), connections)
         .oneshot(request)
         .await
         .expect("infallible");

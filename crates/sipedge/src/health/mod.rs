@@ -14,6 +14,7 @@
 //! flags, traffic totals), so `/health` never waits on a task.
 
 mod socket;
+mod stream;
 mod task;
 
 pub use edge::health::State;

@@ -4,8 +4,9 @@
 //! and pushes every change into the edge's [`HealthView`].
 
 use super::socket::Sockets;
+use super::stream::{Event, Streams};
 use super::{Command, DestStatus, LastProbe, State};
-use edge::config;
+use edge::config::{self, Transport};
 use edge::health::{HealthView, Passive, Prober, Tracker};
 use std::io;
 use std::net::SocketAddr;
@@ -32,7 +33,9 @@ pub(super) fn spawn(
 ) {
     let prober = Prober::new(edge, node, &sockets.locals(), Instant::now());
     let states = prober.trackers().iter().map(Tracker::state).collect();
+    let (events_tx, events) = mpsc::channel(64);
     let driver = Driver {
+        streams: Streams::new(events_tx, edge.probe.timeout),
         edge: edge.name.clone(),
         uris: edge.destinations.iter().map(|d| d.uri.clone()).collect(),
         prober,
@@ -44,12 +47,14 @@ pub(super) fn spawn(
         view,
         states,
     };
-    tokio::spawn(driver.run(sockets, commands));
+    tokio::spawn(driver.run(sockets, events, commands));
 }
 
 /// The mutable side of the task, apart from the sockets and buffers the
 /// receive futures borrow.
 struct Driver {
+    /// Probe connections to destinations reached over TCP.
+    streams: Streams,
     edge: String,
     uris: Vec<String>,
     prober: Prober,
@@ -61,7 +66,12 @@ struct Driver {
 
 impl Driver {
     /// Runs until the command channel closes (the process ends).
-    async fn run(mut self, sockets: Sockets, mut commands: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        sockets: Sockets,
+        mut events: mpsc::Receiver<Event>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
         self.prober.apply(&self.view);
         let mut out = Vec::with_capacity(1024);
         let mut buf4 = vec![0u8; if sockets.v4.is_some() { DATAGRAM } else { 0 }];
@@ -75,6 +85,7 @@ impl Driver {
             tokio::select! {
                 r = recv(sockets.v4.as_ref(), &mut buf4) => self.received(r, &buf4),
                 r = recv(sockets.v6.as_ref(), &mut buf6) => self.received(r, &buf6),
+                Some(event) = events.recv() => self.streamed(event),
                 () = sleep(deadline) => self.prober.handle_timeout(Instant::now()),
                 _ = tick.tick() => self.tick(),
                 command = commands.recv() => match command {
@@ -91,9 +102,21 @@ impl Driver {
         loop {
             let now = Instant::now();
             out.clear();
-            let Some(to) = self.prober.poll_transmit(now, out) else {
+            let Some((transport, to)) = self.prober.poll_transmit(now, out) else {
                 return;
             };
+            match transport {
+                Transport::Udp => {}
+                Transport::Tcp => {
+                    self.streams.send(to, out);
+                    continue;
+                }
+                Transport::Tls => {
+                    self.prober
+                        .handle_send_error(to, "tls: not supported by this version", now);
+                    continue;
+                }
+            }
             let Some(socket) = sockets.for_addr(to) else {
                 self.prober
                     .handle_send_error(to, "no probe socket of this address family", now);
@@ -102,6 +125,17 @@ impl Driver {
             if let Err(e) = socket.send_to(out, to).await {
                 self.prober
                     .handle_send_error(to, &e.to_string(), Instant::now());
+            }
+        }
+    }
+
+    /// What a probe connection reported.
+    fn streamed(&mut self, event: Event) {
+        match event {
+            Event::Message(from, m) => self.prober.handle_datagram(&m, from, Instant::now()),
+            Event::Failed(to, why) => {
+                self.streams.forget(to);
+                self.prober.handle_send_error(to, &why, Instant::now());
             }
         }
     }

@@ -27,8 +27,8 @@ use transaction::transaction;
 use super::addr;
 use super::error::ConfigError;
 use super::model::{
-    Admin, Config, Destination, Edge, ForeignNextHop, Insertion, Listen, Node, Probe, Transaction,
-    Transport,
+    Admin, Config, Connections, Destination, Edge, ForeignNextHop, Insertion, Listen, Node, Probe,
+    Transaction, Transport,
 };
 use super::unsupported::{not_supported_yet, Contract, NOT_SUPPORTED};
 use crate::dispatch::Algorithm;
@@ -37,7 +37,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Keys of the top-level table that this version implements.
-const TOP_KEYS: &[&str] = &["node", "admin", "edge"];
+const TOP_KEYS: &[&str] = &["node", "admin", "connections", "edge"];
 /// Keys of `[node]`.
 const NODE_KEYS: &[&str] = &[
     "id",
@@ -49,6 +49,16 @@ const NODE_KEYS: &[&str] = &[
 ];
 /// Keys of `[admin]`.
 const ADMIN_KEYS: &[&str] = &["listen"];
+/// Keys of `[connections]`.
+const CONNECTION_KEYS: &[&str] = &[
+    "max",
+    "max_per_source",
+    "max_message",
+    "header_timeout",
+    "idle_timeout",
+    "connect_timeout",
+    "keepalive",
+];
 /// Keys of `[[edge]]` that this version implements.
 const EDGE_KEYS: &[&str] = &[
     "name",
@@ -117,11 +127,21 @@ pub fn parse(text: &str, file: &str) -> Result<Config> {
         .get("admin")
         .map(|v| admin(&cx.table(v, "admin", "[admin]")?))
         .transpose()?;
+    let connections = top
+        .get("connections")
+        .map(|v| connections(&cx.table(v, "connections", "[connections]")?))
+        .transpose()?
+        .unwrap_or_default();
     let edges = match top.get("edge") {
         Some(v) => edges(&cx, v)?,
         None => return Err(cx.err(0, "edge", "at least one [[edge]] is required")),
     };
-    Ok(Config { node, admin, edges })
+    Ok(Config {
+        node,
+        admin,
+        edges,
+        connections,
+    })
 }
 
 /// Reads and parses the configuration file at `path`; an unreadable file is
@@ -216,6 +236,30 @@ fn admin(t: &Table<'_, '_>) -> Result<Admin> {
         )
     })?;
     Ok(Admin { listen: addr })
+}
+
+/// Reads `[connections]`: every key optional, each with its default.
+fn connections(t: &Table<'_, '_>) -> Result<Connections> {
+    t.check_keys(CONNECTION_KEYS, |_| None)?;
+    let d = Connections::default();
+    let count = |key: &str, lo: i64, hi: i64, default: usize| {
+        t.get(key).map_or(Ok(default), |v| {
+            t.cx.int(v, key, lo, hi).map(|n| n as usize)
+        })
+    };
+    let secs = |key: &str, lo: f64, hi: f64, default: Duration| {
+        t.get(key)
+            .map_or(Ok(default), |v| t.cx.seconds(v, key, lo, hi))
+    };
+    Ok(Connections {
+        max: count("max", 1, 1_000_000, d.max)?,
+        max_per_source: count("max_per_source", 1, 1_000_000, d.max_per_source)?,
+        max_message: count("max_message", 1024, 1_048_576, d.max_message)?,
+        header_timeout: secs("header_timeout", 0.1, 300.0, d.header_timeout)?,
+        idle_timeout: secs("idle_timeout", 1.0, 86_400.0, d.idle_timeout)?,
+        connect_timeout: secs("connect_timeout", 0.1, 60.0, d.connect_timeout)?,
+        keepalive: secs("keepalive", 1.0, 7_200.0, d.keepalive)?,
+    })
 }
 
 /// A listen address already taken, for the overlap check across edges.

@@ -166,16 +166,7 @@ impl Context {
         if kind == Kind::Invite {
             // §16.2 / §17.2.1: 100 Trying at once, so the caller stops
             // retransmitting while destinations are tried.
-            write_reply(
-                env.s,
-                m,
-                &origin.top,
-                &origin.via,
-                origin.from.remote,
-                100,
-                "Trying",
-                &[],
-            );
+            write_reply(env.s, m, origin, 100, "Trying", &[]);
             ctx.st.last.clone_from(env.s.out);
             ctx.upstream(env);
         }
@@ -568,7 +559,7 @@ impl State {
                     return;
                 };
                 let o = &c.origin;
-                write_reply(env.s, m, &o.top, &o.via, o.from.remote, code, reason, &[]);
+                write_reply(env.s, m, o, code, reason, &[]);
                 env.s.stats.count(Event::Replied);
                 code
             }

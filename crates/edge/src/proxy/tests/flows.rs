@@ -70,9 +70,19 @@ fn a_request_that_changes_transport_is_record_routed_once_per_side() {
         vias[0].starts_with("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsE"),
         "{vias:?}"
     );
-    assert!(
-        vias[1].starts_with("SIP/2.0/TCP 127.0.0.1:40001"),
-        "{vias:?}"
+    // Over a connection, received and rport are always written: the
+    // answer must find this connection again (RFC 3261 §18.2.2).
+    assert_eq!(
+        vias[1],
+        "SIP/2.0/TCP 127.0.0.1:40001;branch=z9hG4bK-t1;rport=40001;received=127.0.0.1"
+    );
+    // Without rport asked, both are written all the same.
+    let plain = invite_over_tcp("f1b").replace(";rport", "");
+    let (_, out2) = handle(&e, plain.as_bytes(), tcp(TCP_CALLER, 7));
+    let mut idx2 = HeaderIndex::new();
+    assert_eq!(
+        header(&out2, HeaderName::Via, &mut idx2)[1],
+        "SIP/2.0/TCP 127.0.0.1:40001;branch=z9hG4bK-t1;received=127.0.0.1;rport=40001"
     );
     // RFC 5658: the top entry faces the next hop (UDP), the other the
     // caller (TCP), so in-dialog requests leave on the right transport

@@ -1,0 +1,126 @@
+//! Probe connections: OPTIONS to a destination reached over TCP go over a
+//! connection of the prober's own (RFC 3261 §18: the probe checks the
+//! transport the calls use), opened when the first probe is due, kept
+//! while it works and opened again after it fails. What arrives on it is
+//! framed and handed to the prober like a datagram; a connect that fails
+//! fails the probe at once.
+
+use sip::{Frame, Framer};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// The longest answer to a probe read from a connection.
+const MAX_ANSWER: usize = 65_535;
+
+/// What a probe connection reports to the prober task.
+pub enum Event {
+    /// A message arrived from this destination.
+    Message(SocketAddr, Vec<u8>),
+    /// The connection to this destination could not be opened or broke.
+    Failed(SocketAddr, String),
+}
+
+/// The open probe connections of one edge.
+pub struct Streams {
+    conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    events: mpsc::Sender<Event>,
+    connect_timeout: Duration,
+}
+
+impl Streams {
+    /// No connections yet; what they report goes to `events`.
+    pub fn new(events: mpsc::Sender<Event>, connect_timeout: Duration) -> Streams {
+        Streams {
+            conns: HashMap::new(),
+            events,
+            connect_timeout,
+        }
+    }
+
+    /// Forgets the connection to `to` (it broke): the next probe opens
+    /// another.
+    pub fn forget(&mut self, to: SocketAddr) {
+        self.conns.remove(&to);
+    }
+
+    /// Sends `probe` to `to` over its connection, opening one if none is
+    /// open (or the last one broke).
+    pub fn send(&mut self, to: SocketAddr, probe: &[u8]) {
+        if let Some(tx) = self.conns.get(&to) {
+            if tx.try_send(probe.to_vec()).is_ok() {
+                return;
+            }
+        }
+        let (tx, rx) = mpsc::channel(8);
+        let _ = tx.try_send(probe.to_vec());
+        self.conns.insert(to, tx);
+        tokio::spawn(run(to, rx, self.events.clone(), self.connect_timeout));
+    }
+}
+
+/// One probe connection: connects, writes what is queued, reads answers.
+async fn run(
+    to: SocketAddr,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::Sender<Event>,
+    connect_timeout: Duration,
+) {
+    let stream =
+        match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(to)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let _ = events
+                    .send(Event::Failed(to, format!("connect: {e}")))
+                    .await;
+                return;
+            }
+            Err(_) => {
+                let _ = events
+                    .send(Event::Failed(to, "connect: timed out".to_owned()))
+                    .await;
+                return;
+            }
+        };
+    let (mut read, mut write) = stream.into_split();
+    let mut buf = Vec::with_capacity(4096);
+    let mut framer = Framer::default();
+    let why = loop {
+        tokio::select! {
+            probe = rx.recv() => match probe {
+                Some(p) => {
+                    if let Err(e) = write.write_all(&p).await {
+                        break format!("write: {e}");
+                    }
+                }
+                // The prober dropped this connection.
+                None => return,
+            },
+            got = read.read_buf(&mut buf) => match got {
+                Ok(0) => break "connection closed by the destination".to_owned(),
+                Err(e) => break format!("read: {e}"),
+                Ok(_) => loop {
+                    match framer.next(&buf, MAX_ANSWER) {
+                        Frame::NeedMore => break,
+                        Frame::Message(n) => {
+                            let m = buf.drain(..n).collect();
+                            let _ = events.send(Event::Message(to, m)).await;
+                        }
+                        f @ (Frame::Ping | Frame::KeepAlive) => {
+                            buf.drain(..f.consumed());
+                        }
+                        Frame::Unframed { .. } => {
+                            let _ = events
+                                .send(Event::Failed(to, "unframed answer".to_owned()))
+                                .await;
+                            return;
+                        }
+                    }
+                },
+            },
+        }
+    };
+    let _ = events.send(Event::Failed(to, why)).await;
+}

@@ -1,0 +1,253 @@
+//! Shards: one thread per core, each with its own current-thread tokio
+//! runtime, holding one core [`Worker`] per edge and its own SO_REUSEPORT
+//! sockets and listeners for every listen address of every edge (the
+//! kernel spreads datagrams and connections over the shards), and the
+//! connections it accepted or opened. Nothing is shared on the UDP
+//! forwarding path but the immutable edge snapshots and their health
+//! views, which the shards only read (relaxed atomic loads): no locks.
+//! Connections are found through the node's connection registry (a lock
+//! held for one lookup); a message for a connection of another shard goes
+//! into that connection's queue. A transactional edge also shares its
+//! transaction table (sharded locks, held for one message); shard 0 runs
+//! its timers, asleep while it holds no transaction.
+//!
+//! The thread count is the shard count, whatever the number of edges and
+//! listen addresses.
+
+mod send;
+mod tcp;
+mod timers;
+mod udp;
+
+pub(crate) use tcp::Registry;
+
+use edge::config::Config;
+use edge::flow::Transport;
+use edge::keyring::KeyRing;
+use edge::proxy::{Edge, Worker};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use tokio::io::unix::AsyncFd;
+
+/// What was started.
+pub struct Running {
+    /// Shard (thread) count.
+    pub shards: usize,
+    /// Sockets and listeners bound, over all shards.
+    pub sockets: usize,
+    /// The running edges, in config order: their health views are where
+    /// the prober tasks publish what the shards may use.
+    pub edges: Arc<Vec<Edge>>,
+    /// The node's connections.
+    pub registry: Arc<Registry>,
+}
+
+/// One local address of an edge as one shard binds it.
+enum Bound {
+    Udp(std::net::UdpSocket),
+    Tcp(std::net::TcpListener),
+}
+
+/// Binds every socket and listener of every shard (so a bind failure is
+/// reported before anything runs), then starts the shard threads.
+pub fn start(cfg: &Config, keys: &KeyRing) -> Result<Running, String> {
+    let shards = cfg
+        .node
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let edges: Arc<Vec<Edge>> = Arc::new(
+        cfg.edges
+            .iter()
+            .map(|e| Edge::new(e, &cfg.node, keys))
+            .collect(),
+    );
+    let mut bound: Vec<Vec<Vec<Option<Bound>>>> = Vec::with_capacity(shards);
+    let mut sockets = 0;
+    for _ in 0..shards {
+        let mut per_edge = Vec::with_capacity(edges.len());
+        for conf in &cfg.edges {
+            let mut socks = Vec::with_capacity(conf.listen.len());
+            for l in &conf.listen {
+                let fail =
+                    |err: std::io::Error| format!("line {}: listen {}: {err}", l.line, l.addr);
+                let b = match l.transport {
+                    Transport::Udp => Some(Bound::Udp(udp::bind(l.addr).map_err(fail)?)),
+                    Transport::Tcp => Some(Bound::Tcp(tcp::bind(l.addr).map_err(fail)?)),
+                    Transport::Tls => None,
+                };
+                sockets += usize::from(b.is_some());
+                socks.push(b);
+            }
+            per_edge.push(socks);
+        }
+        bound.push(per_edge);
+    }
+    let wakes: Arc<Vec<Option<Arc<timers::Wake>>>> = Arc::new(
+        edges
+            .iter()
+            .map(|e| e.stateful().map(|_| Arc::default()))
+            .collect(),
+    );
+    let registry = Arc::new(Registry::new(cfg.connections.clone()));
+    // Each shard says when its sockets are registered with its runtime:
+    // only then is sipedge ready.
+    let (started, up) = std::sync::mpsc::channel::<Result<(), String>>();
+    for (index, per_edge) in bound.into_iter().enumerate() {
+        let shared = Shared {
+            edges: Arc::clone(&edges),
+            wakes: Arc::clone(&wakes),
+            registry: Arc::clone(&registry),
+        };
+        let started = started.clone();
+        std::thread::Builder::new()
+            .name(format!("sipedge-shard{index}"))
+            .spawn(move || run(index, shared, per_edge, started))
+            .map_err(|e| format!("cannot start shard thread: {e}"))?;
+    }
+    for _ in 0..shards {
+        up.recv()
+            .map_err(|_| "a shard stopped while starting".to_owned())??;
+    }
+    Ok(Running {
+        shards,
+        sockets,
+        edges,
+        registry,
+    })
+}
+
+/// A socket for `addr` that every shard binds too (`SO_REUSEPORT`: the
+/// kernel spreads datagrams and connections over them). IPv6 sockets are
+/// v6-only, so that v4 and v6 listen addresses on one port do not collide.
+fn shared_socket(
+    addr: std::net::SocketAddr,
+    ty: socket2::Type,
+    protocol: socket2::Protocol,
+) -> std::io::Result<socket2::Socket> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let s = socket2::Socket::new(domain, ty, Some(protocol))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    Ok(s)
+}
+
+/// What every shard shares.
+struct Shared {
+    edges: Arc<Vec<Edge>>,
+    wakes: Arc<Vec<Option<Arc<timers::Wake>>>>,
+    registry: Arc<Registry>,
+}
+
+/// One edge as a shard serves it: the core worker its tasks share (one
+/// task runs at a time on a current-thread runtime, and none holds the
+/// borrow across an await), its UDP sockets, and what it shares with the
+/// other shards.
+pub(super) struct Served {
+    edges: Arc<Vec<Edge>>,
+    edge: usize,
+    worker: RefCell<Worker>,
+    /// Indexed like the edge's local addresses; `None` where a local is
+    /// not UDP.
+    sockets: Vec<Option<AsyncFd<std::net::UdpSocket>>>,
+    /// Wakes the edge's timer task (a transactional edge's).
+    wake: Option<Arc<timers::Wake>>,
+    registry: Arc<Registry>,
+}
+
+impl Served {
+    /// The edge.
+    fn edge(&self) -> &Edge {
+        &self.edges[self.edge]
+    }
+}
+
+/// The shard thread: its runtime, and on it one task per UDP socket and
+/// per listener (and per connection), and on shard 0 the transaction
+/// timers of each transactional edge.
+fn run(
+    index: usize,
+    shared: Shared,
+    bound: Vec<Vec<Option<Bound>>>,
+    started: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = started.send(Err(format!("shard {index}: cannot start its runtime: {e}")));
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let mut tasks = Vec::new();
+        for (ei, per_local) in bound.into_iter().enumerate() {
+            let name = &shared.edges[ei].name;
+            let mut sockets = Vec::with_capacity(per_local.len());
+            let mut listeners = Vec::new();
+            for (li, b) in per_local.into_iter().enumerate() {
+                let registered = match b {
+                    Some(Bound::Udp(s)) => sysio::watch::readable_only(s).map(Some),
+                    Some(Bound::Tcp(l)) => tokio::net::TcpListener::from_std(l).map(|l| {
+                        listeners.push((li, l));
+                        None
+                    }),
+                    None => Ok(None),
+                };
+                match registered {
+                    Ok(s) => sockets.push(s),
+                    Err(e) => {
+                        let _ = started.send(Err(format!(
+                            "shard {index}: edge {name}: cannot watch a socket: {e}"
+                        )));
+                        return;
+                    }
+                }
+            }
+            let served = Rc::new(Served {
+                edges: Arc::clone(&shared.edges),
+                edge: ei,
+                worker: RefCell::new(shared.edges[ei].worker()),
+                sockets,
+                wake: shared.wakes.get(ei).cloned().flatten(),
+                registry: Arc::clone(&shared.registry),
+            });
+            for li in 0..served.sockets.len() {
+                if served.sockets[li].is_some() {
+                    let served = Rc::clone(&served);
+                    tasks.push(tokio::task::spawn_local(async move {
+                        udp::serve(&served, li).await;
+                    }));
+                }
+            }
+            for (li, listener) in listeners {
+                tasks.push(tokio::task::spawn_local(tcp::accept(
+                    Rc::clone(&served),
+                    li,
+                    listener,
+                )));
+            }
+            if index == 0 && served.edge().stateful().is_some() {
+                let served = Rc::clone(&served);
+                tasks.push(tokio::task::spawn_local(async move {
+                    timers::run(&served).await;
+                }));
+            }
+        }
+        let _ = started.send(Ok(()));
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}

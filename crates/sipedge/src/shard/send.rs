@@ -1,0 +1,71 @@
+//! Where what the pipeline says to send goes, from a connection's task:
+//! a datagram straight out of the edge's UDP socket, a message for a
+//! connection into its queue — opening a connection when none is open to
+//! that address (RFC 3261 §18.2.2, RFC 5923 reuse otherwise). The UDP
+//! receive path batches its datagrams instead (`udp::Out`) and hands only
+//! connection messages here.
+
+use super::tcp;
+use super::Served;
+use edge::flow::{Flow, Transport};
+use edge::proxy::{Outcome, Worker};
+use std::rc::Rc;
+use std::time::Instant;
+
+/// One message that arrived on a connection, through the pipeline.
+pub(super) fn handle(served: &Rc<Served>, bytes: &[u8], from: Flow) {
+    let mut worker = served.worker.borrow_mut();
+    let outcome = worker.handle(served.edge(), bytes, from, Instant::now());
+    deliver(served, &mut worker, outcome);
+}
+
+/// A message the framer could not frame: answered if it can be, before
+/// the connection closes.
+pub(super) fn unframed(served: &Rc<Served>, head: &[u8], why: sip::Unframed, from: Flow) {
+    let mut worker = served.worker.borrow_mut();
+    let outcome = worker.unframed(served.edge(), head, why, from);
+    deliver(served, &mut worker, outcome);
+}
+
+fn deliver(served: &Rc<Served>, worker: &mut Worker, outcome: Outcome) {
+    match outcome {
+        Outcome::Send(to) => one(served, to, worker.output()),
+        Outcome::Queued => {
+            for (bytes, to) in worker.sends().iter() {
+                one(served, to, bytes);
+            }
+        }
+        Outcome::Drop(_) => {}
+    }
+    if outcome == Outcome::Queued {
+        if let Some(w) = &served.wake {
+            w.poke();
+        }
+    }
+}
+
+/// Sends `bytes` on `to`.
+fn one(served: &Rc<Served>, to: Flow, bytes: &[u8]) {
+    match to.transport {
+        Transport::Udp => {
+            if let Some(Some(s)) = served.sockets.get(to.local) {
+                if let Err(e) = s.get_ref().send_to(bytes, to.remote) {
+                    tracing::debug!(to = %to.remote, "send: {e}");
+                }
+            }
+        }
+        _ => to_connection(served, to, bytes.to_vec()),
+    }
+}
+
+/// Queues `bytes` on the connection for `to`, or opens one.
+pub(super) fn to_connection(served: &Rc<Served>, to: Flow, bytes: Vec<u8>) {
+    if to.transport != Transport::Tcp {
+        // TLS and WebSocket flows have no transport yet.
+        return;
+    }
+    match served.registry.handle(served.edge, &to) {
+        Some(h) => h.push(bytes, &served.registry),
+        None => tcp::connect(served, to, bytes),
+    }
+}

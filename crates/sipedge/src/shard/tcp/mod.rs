@@ -1,0 +1,119 @@
+//! TCP (RFC 3261 §18): one SO_REUSEPORT listener per shard per `tcp:`
+//! listen address, the connections it accepts, and the ones sipedge opens
+//! to destinations and to callers whose connection has closed (§18.2.2).
+//! A connection lives on the shard that accepted or opened it; any shard
+//! writes to it through the node's [`Registry`].
+
+mod conn;
+mod registry;
+
+pub(crate) use conn::Queue;
+pub(crate) use registry::{Closed, Handle, Registry};
+
+use super::Served;
+use edge::flow::{Flow, Transport};
+use socket2::{Protocol, SockRef, TcpKeepalive, Type};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Connections waiting to be accepted, per listener.
+const BACKLOG: i32 = 1024;
+
+/// Binds a non-blocking listener that shares its address with the other
+/// shards' listeners.
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = super::shared_socket(addr, Type::STREAM, Protocol::TCP)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    Ok(s.into())
+}
+
+/// SO_KEEPALIVE with probes after `idle` of silence: a peer that vanished
+/// without a FIN is found out.
+fn keepalive(stream: &tokio::net::TcpStream, idle: Duration) {
+    let ka = TcpKeepalive::new().with_time(idle);
+    if let Err(e) = SockRef::from(stream).set_tcp_keepalive(&ka) {
+        tracing::debug!("SO_KEEPALIVE: {e}");
+    }
+}
+
+/// Accepts connections on the edge's listener `li` for as long as the
+/// shard runs; one over the caps is closed at once (and counted).
+pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors, say: wait rather than spin.
+                tracing::warn!(edge = %served.edge().name, "accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let registry = &served.registry;
+        let Ok(slot) = registry.reserve(peer.ip(), true) else {
+            continue;
+        };
+        keepalive(&stream, registry.limits.keepalive);
+        let _ = stream.set_nodelay(true);
+        tokio::task::spawn_local(conn::run(Rc::clone(&served), stream, li, peer, slot, None));
+    }
+}
+
+/// Opens a connection for `flow` (to a destination, or back to a caller
+/// whose connection closed) from the edge's local address `flow.local`,
+/// with `first` queued on it. It is registered at once, so what else is
+/// sent to the same address meanwhile waits in the same queue.
+pub(super) fn connect(served: &Rc<Served>, flow: Flow, first: Vec<u8>) {
+    let registry = Arc::clone(&served.registry);
+    let Ok(mut slot) = registry.reserve(flow.remote.ip(), false) else {
+        return;
+    };
+    let (handle, rx) = Handle::new();
+    registry.register(
+        &mut slot,
+        served.edge,
+        Transport::Tcp,
+        flow.remote,
+        handle.clone(),
+    );
+    handle.push(first, &registry);
+    let served = Rc::clone(served);
+    tokio::task::spawn_local(async move {
+        let local_ip = served.edge().locals().get(flow.local).map(|l| l.addr.ip());
+        let socket = if flow.remote.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let connected = async {
+            let socket = socket?;
+            // From the edge's own address (its port is the listener's,
+            // named in Via; the connection's is any).
+            if let Some(ip) = local_ip.filter(|ip| !ip.is_unspecified()) {
+                socket.bind(SocketAddr::new(ip, 0))?;
+            }
+            socket.connect(flow.remote).await
+        };
+        let limit = registry.limits.connect_timeout;
+        match tokio::time::timeout(limit, connected).await {
+            Ok(Ok(stream)) => {
+                keepalive(&stream, registry.limits.keepalive);
+                let _ = stream.set_nodelay(true);
+                let queue = Queue { handle, rx };
+                conn::run(served, stream, flow.local, flow.remote, slot, Some(queue)).await;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(to = %flow.remote, "connect: {e}");
+                registry.count(Closed::ConnectFailed);
+            }
+            Err(_) => {
+                tracing::debug!(to = %flow.remote, "connect: timed out");
+                registry.count(Closed::ConnectFailed);
+            }
+        }
+    });
+}

@@ -1,0 +1,277 @@
+//! The connections of the node, shared by every shard: who may open one
+//! more (the caps in total and per source address), and where to send a
+//! message for a connection — by its id, or by the address at its other
+//! end (a response to the Via's `received`/`rport`, a request to a
+//! destination: RFC 3261 §18.2.2, RFC 5923 connection reuse). A message
+//! goes into the connection's queue, which its writer task empties,
+//! whichever shard holds it.
+
+use edge::config::Connections;
+use edge::flow::{ConnId, Flow, Transport};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, Notify};
+
+/// Messages a connection may have waiting to be written before it counts
+/// as stuck (its peer does not read) and is closed.
+pub(super) const QUEUE: usize = 256;
+
+/// Why a connection ended or was refused, counted for the admin API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Closed {
+    /// Refused: the node holds `max` connections.
+    OverTotal,
+    /// Refused: its source holds `max_per_source`.
+    OverPerSource,
+    /// A message longer than `max_message` (answered 513).
+    TooLarge,
+    /// A message that could not be framed (answered 400).
+    Unframed,
+    /// No complete header section within `header_timeout`.
+    HeaderTimeout,
+    /// Nothing for `idle_timeout`.
+    Idle,
+    /// Its peer did not read what was written to it.
+    Stuck,
+    /// A connect to a destination failed or timed out.
+    ConnectFailed,
+}
+
+impl Closed {
+    /// Every reason, in order.
+    pub(crate) const ALL: [Closed; 8] = [
+        Closed::OverTotal,
+        Closed::OverPerSource,
+        Closed::TooLarge,
+        Closed::Unframed,
+        Closed::HeaderTimeout,
+        Closed::Idle,
+        Closed::Stuck,
+        Closed::ConnectFailed,
+    ];
+
+    /// The name the admin API shows.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Closed::OverTotal => "refused_over_max",
+            Closed::OverPerSource => "refused_over_max_per_source",
+            Closed::TooLarge => "closed_message_too_large",
+            Closed::Unframed => "closed_unframed",
+            Closed::HeaderTimeout => "closed_header_timeout",
+            Closed::Idle => "closed_idle",
+            Closed::Stuck => "closed_stuck",
+            Closed::ConnectFailed => "connect_failed",
+        }
+    }
+}
+
+/// How any shard reaches a connection: its write queue, and a way to
+/// close it (its peer stopped reading).
+#[derive(Clone)]
+pub(crate) struct Handle {
+    pub(crate) tx: mpsc::Sender<Vec<u8>>,
+    pub(crate) close: Arc<Notify>,
+}
+
+impl Handle {
+    /// A new connection's handle, with the receiving end of its queue.
+    pub(crate) fn new() -> (Handle, mpsc::Receiver<Vec<u8>>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (
+            Handle {
+                tx,
+                close: Arc::new(Notify::new()),
+            },
+            rx,
+        )
+    }
+
+    /// Queues `message`; a connection whose queue is full is closed (its
+    /// peer does not read) and the message dropped.
+    pub(crate) fn push(&self, message: Vec<u8>, registry: &Registry) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(message) {
+            registry.count(Closed::Stuck);
+            self.close.notify_one();
+        }
+    }
+}
+
+/// A connection as the other shards see it.
+struct Entry {
+    handle: Handle,
+    key: Key,
+}
+
+/// A connection by what is at its ends: the edge, the transport, the
+/// remote address.
+type Key = (usize, Transport, SocketAddr);
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<ConnId, Entry>,
+    by_remote: HashMap<Key, ConnId>,
+    per_source: HashMap<IpAddr, usize>,
+    open: usize,
+}
+
+/// The node's connections.
+pub(crate) struct Registry {
+    /// The limits (`[connections]`).
+    pub(crate) limits: Connections,
+    next: AtomicU64,
+    inner: Mutex<Inner>,
+    closed: [AtomicU64; Closed::ALL.len()],
+    accepted: AtomicU64,
+    opened: AtomicU64,
+}
+
+/// A place among the node's connections, held while one is open; dropping
+/// it (the connection ended) frees it.
+pub(crate) struct Slot {
+    registry: Arc<Registry>,
+    source: IpAddr,
+    id: Option<ConnId>,
+}
+
+impl Slot {
+    /// The connection's id, once registered.
+    pub(crate) fn id(&self) -> Option<ConnId> {
+        self.id
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut inner = self.registry.lock();
+        inner.open = inner.open.saturating_sub(1);
+        if let Some(n) = inner.per_source.get_mut(&self.source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inner.per_source.remove(&self.source);
+            }
+        }
+        if let Some(id) = self.id {
+            if let Some(e) = inner.by_id.remove(&id) {
+                if inner.by_remote.get(&e.key) == Some(&id) {
+                    inner.by_remote.remove(&e.key);
+                }
+            }
+        }
+    }
+}
+
+impl Registry {
+    /// An empty registry under `limits`.
+    pub(crate) fn new(limits: Connections) -> Registry {
+        Registry {
+            limits,
+            next: AtomicU64::new(1),
+            inner: Mutex::default(),
+            closed: Default::default(),
+            accepted: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A shard that panicked while holding the lock left the maps
+        // consistent (every change is one insert or remove).
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a connection ended or refused for `why`.
+    pub(crate) fn count(&self, why: Closed) {
+        self.closed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A place for one more connection with `source` at its other end, or
+    /// why there is none (counted).
+    pub(crate) fn reserve(self: &Arc<Self>, source: IpAddr, inbound: bool) -> Result<Slot, Closed> {
+        let mut inner = self.lock();
+        let why = if inner.open >= self.limits.max {
+            Some(Closed::OverTotal)
+        } else if inbound
+            && inner.per_source.get(&source).copied().unwrap_or(0) >= self.limits.max_per_source
+        {
+            Some(Closed::OverPerSource)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            drop(inner);
+            self.count(why);
+            return Err(why);
+        }
+        inner.open += 1;
+        *inner.per_source.entry(source).or_default() += 1;
+        drop(inner);
+        let counter = if inbound {
+            &self.accepted
+        } else {
+            &self.opened
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot {
+            registry: Arc::clone(self),
+            source,
+            id: None,
+        })
+    }
+
+    /// Registers the connection holding `slot`, between `edge` and
+    /// `remote`: from now on messages for it reach `handle`. Returns its
+    /// id.
+    pub(crate) fn register(
+        &self,
+        slot: &mut Slot,
+        edge: usize,
+        transport: Transport,
+        remote: SocketAddr,
+        handle: Handle,
+    ) -> ConnId {
+        let id = ConnId(self.next.fetch_add(1, Ordering::Relaxed));
+        let key = (edge, transport, remote);
+        let mut inner = self.lock();
+        inner.by_id.insert(id, Entry { handle, key });
+        // The newest connection to an address is the one to reuse.
+        inner.by_remote.insert(key, id);
+        slot.id = Some(id);
+        id
+    }
+
+    /// Where a message for `flow` of `edge` goes: the connection it names
+    /// while open, else the one open to its remote address.
+    pub(crate) fn handle(&self, edge: usize, flow: &Flow) -> Option<Handle> {
+        let inner = self.lock();
+        let by_id = flow.conn.and_then(|id| inner.by_id.get(&id));
+        let entry = by_id.or_else(|| {
+            let id = inner.by_remote.get(&(edge, flow.transport, flow.remote))?;
+            inner.by_id.get(id)
+        })?;
+        Some(entry.handle.clone())
+    }
+
+    /// Connections open now.
+    pub(crate) fn open(&self) -> usize {
+        self.lock().open
+    }
+
+    /// What the admin API shows: open, accepted and opened so far, and
+    /// every reason a connection ended or was refused.
+    pub(crate) fn counts(&self) -> Vec<(&'static str, u64)> {
+        let mut out = vec![
+            ("open", self.open() as u64),
+            ("accepted", self.accepted.load(Ordering::Relaxed)),
+            ("opened", self.opened.load(Ordering::Relaxed)),
+        ];
+        out.extend(
+            Closed::ALL
+                .iter()
+                .map(|&c| (c.name(), self.closed[c as usize].load(Ordering::Relaxed))),
+        );
+        out
+    }
+}

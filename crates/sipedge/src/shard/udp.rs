@@ -1,0 +1,189 @@
+//! UDP: one socket per shard per listen address, all bound with
+//! SO_REUSEPORT so the kernel spreads flows over the shards, read and
+//! written in batches (`sysio::batch`): when the runtime says a socket is
+//! readable, one recvmmsg takes every queued datagram (up to [`BATCH`]),
+//! each goes through the pipeline, and one sendmmsg per socket sends what
+//! they produced; again until the socket is drained.
+
+use super::{send, Served};
+use edge::flow::{Flow, Transport};
+use edge::proxy::{Outcome, Worker};
+use socket2::{Protocol, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::Instant;
+use sysio::batch::Wait;
+use sysio::{RecvBatch, SendBatch};
+
+/// Datagrams per system call.
+pub const BATCH: usize = 32;
+/// Room per datagram: the largest UDP payload. The pages of a slot are
+/// only touched (and so only resident) when a datagram that large arrives.
+pub const SLOT: usize = 65_536;
+
+/// Receive buffer asked for, so bursts are queued rather than dropped.
+const RECV_BUFFER: usize = 4 << 20;
+/// Send buffer asked for.
+const SEND_BUFFER: usize = 4 << 20;
+
+/// Binds a non-blocking UDP socket that shares its address with the other
+/// shards' sockets. It is watched for readability only
+/// (`sysio::watch`): a send to a full send buffer waits a moment and
+/// tries again rather than drop (see [`flush`]).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let s = super::shared_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // Larger buffers are a wish, not a requirement (limited by rmem_max).
+    let _ = s.set_recv_buffer_size(RECV_BUFFER);
+    let _ = s.set_send_buffer_size(SEND_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// What one batch (or one timer run) sends: one batch per local address
+/// of the edge.
+pub(super) struct Out {
+    batches: Vec<SendBatch>,
+    /// The worker's output buffer, handed over to a batch by swapping.
+    handoff: Vec<u8>,
+}
+
+impl Out {
+    pub(super) fn new(served: &Served) -> Out {
+        Out {
+            batches: served
+                .sockets
+                .iter()
+                .map(|_| SendBatch::new(BATCH))
+                .collect(),
+            handoff: Vec::new(),
+        }
+    }
+
+    /// Queues what the pipeline said to send after `outcome`: datagrams
+    /// into the batches, connection messages into their connections.
+    fn queue(&mut self, served: &Rc<Served>, worker: &mut Worker, outcome: Outcome) {
+        match outcome {
+            Outcome::Send(to) if to.transport == Transport::Udp => {
+                if let Some(b) = self.batches.get_mut(to.local) {
+                    // The output buffer itself goes into the batch, the
+                    // worker gets an empty one: no copy.
+                    worker.swap_output(&mut self.handoff);
+                    b.push_swap(&mut self.handoff, to.remote);
+                }
+            }
+            Outcome::Send(to) => send::to_connection(served, to, worker.output().to_vec()),
+            Outcome::Queued => self.queue_all(served, worker),
+            Outcome::Drop(_) => {}
+        }
+    }
+
+    /// Queues everything in the worker's send queue.
+    pub(super) fn queue_all(&mut self, served: &Rc<Served>, worker: &Worker) {
+        for (bytes, to) in worker.sends().iter() {
+            match (to.transport, self.batches.get_mut(to.local)) {
+                (Transport::Udp, Some(b)) => b.push(bytes, to.remote),
+                (Transport::Udp, None) => {}
+                _ => send::to_connection(served, to, bytes.to_vec()),
+            }
+        }
+    }
+}
+
+/// How long a send waits for a full send buffer to drain before trying
+/// again.
+const FULL_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Sends every queued batch from its socket; while a socket's send
+/// buffer is full, pauses and tries again (the shard's other tasks run
+/// meanwhile).
+pub(super) async fn flush(served: &Served, out: &mut Out) {
+    for (b, s) in out.batches.iter_mut().zip(&served.sockets) {
+        let Some(s) = s else {
+            continue;
+        };
+        while !b.is_empty() {
+            match b.send(s.as_raw_fd(), |to, e| tracing::debug!(?to, "send: {e}")) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(FULL_PAUSE).await;
+                }
+                Err(e) => {
+                    tracing::debug!("send: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Receives on the edge's socket number `li` and sends what the pipeline
+/// says, for as long as the shard runs. Answers may leave from another of
+/// the edge's sockets (the one of the destination's address family).
+pub(super) async fn serve(served: &Rc<Served>, li: usize) {
+    let edge = served.edge();
+    let Some(sock) = served.sockets[li].as_ref() else {
+        return;
+    };
+    let fd = sock.as_raw_fd();
+    let mut batch = RecvBatch::new(BATCH, SLOT);
+    let mut out = Out::new(served);
+    loop {
+        let mut ready = match sock.readable().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(edge = %edge.name, "socket no longer watched: {e}");
+                return;
+            }
+        };
+        let mut drained = false;
+        while !drained {
+            // Fewer datagrams than a batch holds means the socket is empty:
+            // its readiness is cleared (WouldBlock) without another receive
+            // to find that out. A datagram arriving after this receive
+            // raises a new (edge-triggered) event, so none waits unseen.
+            let mut n = 0;
+            let got = ready.try_io(|_| {
+                n = batch.recv(fd, Wait::No)?;
+                if n < BATCH {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
+                }
+            });
+            let got = got.unwrap_or_else(|_| Err(io::ErrorKind::WouldBlock.into()));
+            drained = match got {
+                Ok(()) => false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+                Err(e) => {
+                    tracing::debug!(edge = %edge.name, "recv: {e}");
+                    true
+                }
+            };
+            if n == 0 {
+                continue;
+            }
+            let now = Instant::now();
+            let mut queued = false;
+            {
+                let mut worker = served.worker.borrow_mut();
+                for i in 0..n {
+                    let Some((datagram, src)) = batch.get(i) else {
+                        continue;
+                    };
+                    let outcome = worker.handle(edge, datagram, Flow::udp(li, src), now);
+                    queued |= outcome == Outcome::Queued;
+                    out.queue(served, &mut worker, outcome);
+                }
+            }
+            flush(served, &mut out).await;
+            if queued {
+                if let Some(w) = &served.wake {
+                    w.poke();
+                }
+            }
+        }
+    }
+}
