@@ -41,7 +41,7 @@ const EXIT_START: u8 = 1;
 
 /// `sipedge check`: parse and validate, print a one-line summary.
 pub fn check(path: &Path) -> ExitCode {
-    match edge::config::load(path) {
+    match crate::config_file::load(path) {
         Ok(cfg) => {
             let dests: usize = cfg.edges.iter().map(|e| e.destinations.len()).sum();
             println!(
@@ -67,7 +67,7 @@ pub fn check(path: &Path) -> ExitCode {
 /// signal wait, so neither probing nor the admin API ever waits on the
 /// forwarding path (nor the other way round).
 pub fn run(path: &Path) -> ExitCode {
-    let cfg = match edge::config::load(path) {
+    let cfg = match crate::config_file::load(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");

@@ -8,6 +8,7 @@
 
 mod admin;
 mod cli;
+mod config_file;
 mod ctl;
 mod health;
 mod secret;

@@ -5,7 +5,7 @@
 //! and key. Everything is checked here, once, so the rest of the proxy can
 //! trust the values (hickory-dns style: check wire-ish numbers at the boundary).
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use super::model::{HostPort, Transport};
 
@@ -183,17 +183,17 @@ pub(super) fn sip_uri(uri: &str) -> Result<SipUri<'_>, String> {
 }
 
 /// Turns a URI's host and port into the socket address to send to: an IP
-/// literal directly, a DNS name resolved once now (first address returned).
-pub(super) fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    match (host, port).to_socket_addrs() {
-        Ok(mut addrs) => addrs
-            .next()
-            .ok_or_else(|| format!("host name {host:?} has no address")),
-        Err(e) => Err(format!("cannot resolve host name {host:?}: {e}")),
-    }
+/// literal directly, a DNS name by `dns`, once.
+pub(super) fn resolve(
+    host: &str,
+    port: u16,
+    dns: &dyn super::parse::Resolve,
+) -> Result<SocketAddr, String> {
+    let ip = match host.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => dns.resolve(host)?,
+    };
+    Ok(SocketAddr::new(ip, port))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The configuration: a plain-data model and its TOML parser.
 //!
 //! [`model`] holds the structs the rest of the proxy reads; [`parse()`] and
-//! [`load()`] turn a TOML file into them, refusing a bad file with a
+//! [`parse_with()`] turn a TOML file's text into them (reading the file and
+//! looking up host names are the daemon's), refusing a bad file with a
 //! [`ConfigError`] that names the file, line and key. What the interface
 //! contract defines but this version does not implement yet is refused too
 //! (see `unsupported.rs`), never silently ignored.
@@ -20,4 +21,4 @@ pub use model::{
     Admin, BodyCoding, Capacity, CodeRange, Coding, Config, Connections, Destination, Edge,
     ForeignNextHop, HostPort, Insertion, Listen, Node, OnInvalid, Probe, Transaction, Transport,
 };
-pub use parse::{load, parse};
+pub use parse::{parse, parse_with, LiteralsOnly, Resolve};

@@ -126,7 +126,7 @@ fn admin_address(ctl: &Ctl) -> Result<String, String> {
                 .into(),
         );
     };
-    let cfg = edge::config::load(path).map_err(|e| e.to_string())?;
+    let cfg = crate::config_file::load(path).map_err(|e| e.to_string())?;
     let Some(admin) = cfg.admin else {
         return Err(format!(
             "{} has no [admin] listen: the admin API is off (or give --admin HOST:PORT)",

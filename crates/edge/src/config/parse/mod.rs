@@ -7,7 +7,6 @@
 //! reverse-engineered from a serde message.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -100,15 +99,21 @@ const FLAGS: &[&str] = &["ping-replies", "registrations"];
 const MIN_SECRET_LEN: usize = 16;
 
 /// Parses and validates a configuration file's text. `file` is only used in
-/// error messages.
-///
-/// Destination host names are resolved here, once, so a name that does not
-/// resolve is a config error at start rather than a failure per request.
+/// error messages. Destinations must be IP literals: a host name needs a
+/// resolver ([`parse_with`]).
 pub fn parse(text: &str, file: &str) -> Result<Config> {
+    parse_with(text, file, &LiteralsOnly)
+}
+
+/// [`parse`], with destination host names resolved by `dns`, once, so a
+/// name that does not resolve is a config error at its line, at start or
+/// reload, rather than a failure per request.
+pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
     let cx = Cx {
         text,
         file,
         newlines: memchr::memchr_iter(b'\n', text.as_bytes()).collect(),
+        dns,
     };
     let doc = DeTable::parse(text).map_err(|e| cx.syntax_error(&e))?;
     let top = Table {
@@ -144,13 +149,23 @@ pub fn parse(text: &str, file: &str) -> Result<Config> {
     })
 }
 
-/// Reads and parses the configuration file at `path`; an unreadable file is
-/// an error with line 0.
-pub fn load(path: &Path) -> Result<Config> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(file.as_str(), 0, "", format!("cannot read: {e}")))?;
-    parse(&text, &file)
+/// Turns a destination's host name into an address. Looking a name up is
+/// I/O, which this crate does not do: the daemon passes its resolver.
+pub trait Resolve {
+    /// The address of `host`, or why there is none (a config error at the
+    /// destination's line).
+    fn resolve(&self, host: &str) -> std::result::Result<std::net::IpAddr, String>;
+}
+
+/// A resolver that knows no names: IP literals only.
+pub struct LiteralsOnly;
+
+impl Resolve for LiteralsOnly {
+    fn resolve(&self, host: &str) -> std::result::Result<std::net::IpAddr, String> {
+        Err(format!(
+            "host name {host:?} needs a resolver (give an IP address)"
+        ))
+    }
 }
 
 /// Reads `[node]`.
@@ -617,7 +632,7 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
         } else {
             Transport::Udp.default_port()
         });
-    let addr = addr::resolve(parsed.host, port).map_err(|m| cx.err(at, "uri", m))?;
+    let addr = addr::resolve(parsed.host, port, cx.dns).map_err(|m| cx.err(at, "uri", m))?;
 
     let weight = t
         .get("weight")
@@ -667,6 +682,8 @@ struct Cx<'a> {
     /// Byte offsets of every '\n', so a line number is a binary search
     /// (a pool of thousands of destinations records one line each).
     newlines: Vec<usize>,
+    /// Resolves destination host names.
+    dns: &'a dyn Resolve,
 }
 
 impl Cx<'_> {
