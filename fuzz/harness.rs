@@ -389,6 +389,7 @@ pub fn pipeline(data: &[u8]) {
             local: 1,
             remote: src,
             conn: Some(edge::flow::ConnId(1)),
+            reconnect: None,
         };
         let mut framer = sip::Framer::default();
         let mut at = 0;

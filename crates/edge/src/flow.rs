@@ -30,6 +30,12 @@ pub struct Flow {
     /// the one to answer on; `None` to send over any open connection to
     /// `remote`, or a new one.
     pub conn: Option<ConnId>,
+    /// On a connection transport, the port to open a new connection to
+    /// when none is open to `remote`, if not `remote`'s: a response whose
+    /// request came on a connection that has closed goes to the Via's
+    /// `received` address and sent-by port (RFC 3261 §18.2.2), while the
+    /// connection it came on is found by `received` and `rport`.
+    pub reconnect: Option<u16>,
 }
 
 impl Flow {
@@ -40,7 +46,16 @@ impl Flow {
             local,
             remote,
             conn: None,
+            reconnect: None,
         }
+    }
+
+    /// Where a new connection for this flow goes.
+    pub fn reconnect_to(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.remote.ip(),
+            self.reconnect.unwrap_or(self.remote.port()),
+        )
     }
 
     /// True on a stream transport (TCP, TLS): messages are framed by

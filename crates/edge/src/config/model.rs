@@ -33,8 +33,9 @@ pub struct Connections {
     pub max: usize,
     /// Connections open at once from one source address (`max_per_source`).
     pub max_per_source: usize,
-    /// The longest message a connection may carry, in bytes: a longer one
-    /// is answered 513 and the connection closed (`max_message`).
+    /// The longest message a connection may carry, in bytes (at most
+    /// 65,507, what the pipeline forwards): a longer one is answered 513
+    /// and the connection closed (`max_message`).
     pub max_message: usize,
     /// Time to send a complete header section once a message has begun
     /// (or a connection opened): a client trickling bytes is closed
@@ -56,7 +57,7 @@ impl Default for Connections {
         Connections {
             max: 20_000,
             max_per_source: 100,
-            max_message: 65_535,
+            max_message: 65_507,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(3),

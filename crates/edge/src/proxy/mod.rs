@@ -318,6 +318,7 @@ impl Edge {
             local,
             remote: to,
             conn: None,
+            reconnect: None,
         })
     }
 

@@ -78,9 +78,12 @@ pub fn handle(
     let Some((transport, to)) = next_hop(&next) else {
         return Outcome::Drop(Event::ResponseUnroutable);
     };
-    let Some(out) = edge.flow_to(transport, to, from.local) else {
+    let Some(mut out) = edge.flow_to(transport, to, from.local) else {
         return Outcome::Drop(Event::NoSocket);
     };
+    if out.is_stream() {
+        out.reconnect = Some(next.port.unwrap_or(transport.default_port()));
+    }
     let sp = &mut *s.splicer;
     sp.clear();
     let elems: [Element<'_>; 2] = [top, second.unwrap_or(top)];

@@ -19,13 +19,17 @@ const MAX_ANSWER: usize = 65_535;
 pub enum Event {
     /// A message arrived from this destination.
     Message(SocketAddr, Vec<u8>),
-    /// The connection to this destination could not be opened or broke.
-    Failed(SocketAddr, String),
+    /// The connection to this destination (the one numbered so) could
+    /// not be opened or broke.
+    Failed(SocketAddr, u64, String),
 }
 
 /// The open probe connections of one edge.
 pub struct Streams {
-    conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// Each connection with its number: a late failure of an old one
+    /// must not make the prober forget its replacement.
+    conns: HashMap<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>,
+    next: u64,
     events: mpsc::Sender<Event>,
     connect_timeout: Duration,
 }
@@ -35,35 +39,46 @@ impl Streams {
     pub fn new(events: mpsc::Sender<Event>, connect_timeout: Duration) -> Streams {
         Streams {
             conns: HashMap::new(),
+            next: 0,
             events,
             connect_timeout,
         }
     }
 
-    /// Forgets the connection to `to` (it broke): the next probe opens
-    /// another.
-    pub fn forget(&mut self, to: SocketAddr) {
-        self.conns.remove(&to);
+    /// Forgets connection number `n` to `to` (it broke): the next probe
+    /// opens another.
+    pub fn forget(&mut self, to: SocketAddr, n: u64) {
+        if self.conns.get(&to).is_some_and(|(k, _)| *k == n) {
+            self.conns.remove(&to);
+        }
     }
 
     /// Sends `probe` to `to` over its connection, opening one if none is
     /// open (or the last one broke).
     pub fn send(&mut self, to: SocketAddr, probe: &[u8]) {
-        if let Some(tx) = self.conns.get(&to) {
+        if let Some((_, tx)) = self.conns.get(&to) {
             if tx.try_send(probe.to_vec()).is_ok() {
                 return;
             }
         }
         let (tx, rx) = mpsc::channel(8);
         let _ = tx.try_send(probe.to_vec());
-        self.conns.insert(to, tx);
-        tokio::spawn(run(to, rx, self.events.clone(), self.connect_timeout));
+        self.next += 1;
+        self.conns.insert(to, (self.next, tx));
+        tokio::spawn(run(
+            to,
+            self.next,
+            rx,
+            self.events.clone(),
+            self.connect_timeout,
+        ));
     }
 }
 
 /// One probe connection: connects, writes what is queued, reads answers.
 async fn run(
     to: SocketAddr,
+    n: u64,
     mut rx: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
     connect_timeout: Duration,
@@ -73,13 +88,13 @@ async fn run(
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 let _ = events
-                    .send(Event::Failed(to, format!("connect: {e}")))
+                    .send(Event::Failed(to, n, format!("connect: {e}")))
                     .await;
                 return;
             }
             Err(_) => {
                 let _ = events
-                    .send(Event::Failed(to, "connect: timed out".to_owned()))
+                    .send(Event::Failed(to, n, "connect: timed out".to_owned()))
                     .await;
                 return;
             }
@@ -113,7 +128,7 @@ async fn run(
                         }
                         Frame::Unframed { .. } => {
                             let _ = events
-                                .send(Event::Failed(to, "unframed answer".to_owned()))
+                                .send(Event::Failed(to, n, "unframed answer".to_owned()))
                                 .await;
                             return;
                         }
@@ -122,5 +137,5 @@ async fn run(
             },
         }
     };
-    let _ = events.send(Event::Failed(to, why)).await;
+    let _ = events.send(Event::Failed(to, n, why)).await;
 }

@@ -133,8 +133,8 @@ impl Driver {
     fn streamed(&mut self, event: Event) {
         match event {
             Event::Message(from, m) => self.prober.handle_datagram(&m, from, Instant::now()),
-            Event::Failed(to, why) => {
-                self.streams.forget(to);
+            Event::Failed(to, n, why) => {
+                self.streams.forget(to, n);
                 self.prober.handle_send_error(to, &why, Instant::now());
             }
         }

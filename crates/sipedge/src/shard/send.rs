@@ -64,8 +64,5 @@ pub(super) fn to_connection(served: &Rc<Served>, to: Flow, bytes: Vec<u8>) {
         // TLS and WebSocket flows have no transport yet.
         return;
     }
-    match served.registry.handle(served.edge, &to) {
-        Some(h) => h.push(bytes, &served.registry),
-        None => tcp::connect(served, to, bytes),
-    }
+    tcp::send(served, to, bytes);
 }

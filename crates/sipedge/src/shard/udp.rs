@@ -179,6 +179,10 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
                 }
             }
             flush(served, &mut out).await;
+            // A socket that always has a full batch waiting would keep the
+            // shard to itself: its other sockets, connections and timers
+            // get their turn when the task's budget runs out.
+            tokio::task::consume_budget().await;
             if queued {
                 if let Some(w) = &served.wake {
                     w.poke();

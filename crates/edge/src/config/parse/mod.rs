@@ -269,7 +269,8 @@ fn connections(t: &Table<'_, '_>) -> Result<Connections> {
     Ok(Connections {
         max: count("max", 1, 1_000_000, d.max)?,
         max_per_source: count("max_per_source", 1, 1_000_000, d.max_per_source)?,
-        max_message: count("max_message", 1024, 1_048_576, d.max_message)?,
+        // What the pipeline forwards is bounded by the largest datagram.
+        max_message: count("max_message", 1024, 65_507, d.max_message)?,
         header_timeout: secs("header_timeout", 0.1, 300.0, d.header_timeout)?,
         idle_timeout: secs("idle_timeout", 1.0, 86_400.0, d.idle_timeout)?,
         connect_timeout: secs("connect_timeout", 0.1, 60.0, d.connect_timeout)?,

@@ -43,6 +43,7 @@ fn tcp(remote: &str, conn: u64) -> Flow {
         local: 1,
         remote: addr(remote),
         conn: Some(ConnId(conn)),
+        reconnect: None,
     }
 }
 
@@ -219,4 +220,24 @@ fn an_in_dialog_request_consumes_both_record_routes_and_leaves_by_the_uri_transp
     assert!(header(&out, HeaderName::Route, &mut idx).is_empty());
     let mut idx = HeaderIndex::new();
     assert!(header(&out, HeaderName::Via, &mut idx)[0].starts_with("SIP/2.0/TCP 127.0.0.1:5060;"));
+}
+
+#[test]
+fn an_answer_finds_the_connection_by_rport_and_reopens_one_to_sent_by() {
+    let e = edge();
+    // The caller listens on 5099 (its sent-by) and connected from 40001.
+    let invite = invite_over_tcp("f9").replace(
+        &format!("SIP/2.0/TCP {TCP_CALLER}"),
+        "SIP/2.0/TCP 127.0.0.1:5099",
+    );
+    let (_, out) = handle(&e, invite.as_bytes(), tcp(TCP_CALLER, 7));
+    let (o, _) = handle(&e, &answer(&out, 200), Flow::udp(0, addr(DEST_A)));
+    let Outcome::Send(back) = o else {
+        panic!("{o:?}")
+    };
+    // Found on the open connection from 40001; were it closed, a new one
+    // goes to the sent-by port (RFC 3261 §18.2.2).
+    assert_eq!(back.remote, addr(TCP_CALLER));
+    assert_eq!(back.reconnect, Some(5099));
+    assert_eq!(back.reconnect_to(), addr("127.0.0.1:5099"));
 }

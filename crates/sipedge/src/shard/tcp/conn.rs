@@ -12,6 +12,8 @@ use edge::flow::{Flow, Transport};
 use sip::{Frame, Framer};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -39,7 +41,7 @@ pub(crate) async fn run(
     mut slot: Slot,
     queue: Option<Queue>,
 ) {
-    let registry = std::sync::Arc::clone(&served.registry);
+    let registry = Arc::clone(&served.registry);
     let Queue { handle, rx } = match queue {
         Some(q) => q,
         None => {
@@ -59,17 +61,21 @@ pub(crate) async fn run(
         local,
         remote,
         conn: slot.id(),
+        reconnect: None,
     };
     let (mut read, write) = stream.into_split();
-    let writer = tokio::task::spawn_local(write_all(write, rx));
+    let writer = tokio::task::spawn_local(write_all(write, rx, Arc::clone(&handle.queued)));
     let limits = &registry.limits;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     let mut framer = Framer::default();
+    // Until its first complete header section a connection has
+    // header_timeout, like a message begun; then idle_timeout between
+    // messages (a lone CRLF keep-alive is not a message begun).
     let mut since = Instant::now();
+    let mut spoken = false;
     let why = 'read: loop {
-        // A message begun must be framed within header_timeout of its
-        // first byte; between messages the connection may idle.
-        let limit = if buf.is_empty() {
+        let between = spoken && (buf.is_empty() || buf == b"\r\n");
+        let limit = if between {
             limits.idle_timeout
         } else {
             limits.header_timeout
@@ -80,7 +86,6 @@ pub(crate) async fn run(
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUF);
         }
-        let was_empty = buf.is_empty();
         let got = tokio::select! {
             r = tokio::time::timeout(wait, read.read_buf(&mut buf)) => r,
             () = handle.close.notified() => break Some(Closed::Stuck),
@@ -88,42 +93,49 @@ pub(crate) async fn run(
         match got {
             Ok(Ok(0)) | Ok(Err(_)) => break None,
             Ok(Ok(_)) => {}
-            Err(_) if was_empty => break Some(Closed::Idle),
+            Err(_) if between => break Some(Closed::Idle),
             Err(_) => break Some(Closed::HeaderTimeout),
         }
-        if was_empty {
+        if between {
             since = Instant::now();
         }
-        loop {
-            match framer.next(&buf, limits.max_message) {
-                Frame::NeedMore => break,
+        // Frames are taken off the front by offset, and the buffer
+        // compacted once per read: a segment of many small frames costs
+        // one move, not one per frame.
+        let mut at = 0;
+        let verdict = loop {
+            let rest = &buf[at..];
+            match framer.next(rest, limits.max_message) {
+                Frame::NeedMore => break None,
                 Frame::Ping => {
-                    handle.push(b"\r\n".to_vec(), &registry);
-                    buf.drain(..4);
+                    handle.push(b"\r\n".to_vec());
+                    at += 4;
                 }
-                Frame::KeepAlive => {
-                    buf.drain(..2);
-                }
+                Frame::KeepAlive => at += 2,
                 Frame::Message(n) => {
-                    send::handle(&served, &buf[..n], flow);
-                    buf.drain(..n);
+                    send::handle(&served, &rest[..n], flow);
+                    at += n;
+                    spoken = true;
                     since = Instant::now();
-                    if buf.is_empty() && buf.capacity() > 4 * READ_BUF {
-                        // One large message does not keep an idle
-                        // connection's memory.
-                        buf = Vec::with_capacity(READ_BUF);
-                    }
                 }
                 Frame::Unframed { why, head } => {
                     if let Some(h) = head {
-                        send::unframed(&served, &buf[..h], why, flow);
+                        send::unframed(&served, &rest[..h], why, flow);
                     }
-                    break 'read Some(match why {
+                    break Some(match why {
                         sip::Unframed::TooLarge => Closed::TooLarge,
                         _ => Closed::Unframed,
                     });
                 }
             }
+        };
+        buf.drain(..at);
+        if let Some(why) = verdict {
+            break 'read Some(why);
+        }
+        if buf.is_empty() && buf.capacity() > 4 * READ_BUF {
+            // One large message does not keep an idle connection's memory.
+            buf = Vec::with_capacity(READ_BUF);
         }
     };
     if let Some(why) = why {
@@ -131,24 +143,37 @@ pub(crate) async fn run(
     }
     // Unregistered: no new message finds it; the writer sends what is
     // queued (the answer to the last message, say) and closes — given a
-    // moment, since a peer that does not read would hold it forever.
-    drop(slot);
+    // moment, since a peer that does not read would hold it forever. The
+    // slot (the connection's place under the caps) is freed only then.
+    slot.unregister();
     drop(handle);
     drop(buf);
     let mut writer = writer;
     if tokio::time::timeout(CLOSING, &mut writer).await.is_err() {
         writer.abort();
     }
+    drop(slot);
 }
 
 /// How long a closing connection's writer may take to send what is left.
 const CLOSING: Duration = Duration::from_secs(2);
 
+/// How long one message may take to be written: a peer that stops
+/// reading is found out even if it keeps sending.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Writes every queued message in order until the queue closes (every
-/// handle dropped: the connection unregistered) or the peer is gone.
-async fn write_all(mut write: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+/// handle dropped: the connection unregistered), the peer is gone, or it
+/// stops reading.
+async fn write_all(
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+) {
     while let Some(m) = rx.recv().await {
-        if write.write_all(&m).await.is_err() {
+        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&m)).await;
+        queued.fetch_sub(m.len(), Ordering::AcqRel);
+        if !matches!(written, Ok(Ok(()))) {
             return;
         }
     }

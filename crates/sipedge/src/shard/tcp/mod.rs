@@ -8,10 +8,10 @@ mod conn;
 mod registry;
 
 pub(crate) use conn::Queue;
-pub(crate) use registry::{Closed, Handle, Registry};
+pub(crate) use registry::{Closed, Found, Handle, Registry};
 
 use super::Served;
-use edge::flow::{Flow, Transport};
+use edge::flow::Flow;
 use socket2::{Protocol, SockRef, TcpKeepalive, Type};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -63,24 +63,29 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
     }
 }
 
-/// Opens a connection for `flow` (to a destination, or back to a caller
-/// whose connection closed) from the edge's local address `flow.local`,
-/// with `first` queued on it. It is registered at once, so what else is
-/// sent to the same address meanwhile waits in the same queue.
-pub(super) fn connect(served: &Rc<Served>, flow: Flow, first: Vec<u8>) {
+/// Sends `message` on the connection for `flow`: the one it names, the
+/// one open to its address, or a new one (to a destination, or back to a
+/// caller whose connection closed) from the edge's local address
+/// `flow.local`. A new one is registered at once, so what else is sent to
+/// the same address meanwhile waits in the same queue.
+pub(super) fn send(served: &Rc<Served>, flow: Flow, message: Vec<u8>) {
     let registry = Arc::clone(&served.registry);
-    let Ok(mut slot) = registry.reserve(flow.remote.ip(), false) else {
+    if let Some(h) = registry.handle(served.edge, &flow) {
+        h.push(message);
         return;
-    };
+    }
     let (handle, rx) = Handle::new();
-    registry.register(
-        &mut slot,
-        served.edge,
-        Transport::Tcp,
-        flow.remote,
-        handle.clone(),
-    );
-    handle.push(first, &registry);
+    let to = flow.reconnect_to();
+    let slot = match registry.open_or_reserve(served.edge, &flow, to, &handle) {
+        Ok(Found::Open(h)) => {
+            h.push(message);
+            return;
+        }
+        Ok(Found::New(slot)) => slot,
+        Err(_) => return,
+    };
+    handle.push(message);
+    let flow = Flow { remote: to, ..flow };
     let served = Rc::clone(served);
     tokio::task::spawn_local(async move {
         let local_ip = served.edge().locals().get(flow.local).map(|l| l.addr.ip());

@@ -10,13 +10,15 @@ use edge::config::Connections;
 use edge::flow::{ConnId, Flow, Transport};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
 
-/// Messages a connection may have waiting to be written before it counts
-/// as stuck (its peer does not read) and is closed.
+/// Messages a connection may have waiting to be written.
 pub(super) const QUEUE: usize = 256;
+/// Bytes a connection may have waiting to be written: past either limit
+/// its peer does not read, and it is closed.
+pub(super) const QUEUE_BYTES: usize = 1 << 20;
 
 /// Why a connection ended or was refused, counted for the admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +76,8 @@ impl Closed {
 pub(crate) struct Handle {
     pub(crate) tx: mpsc::Sender<Vec<u8>>,
     pub(crate) close: Arc<Notify>,
+    /// Bytes queued and not yet written (the writer takes them off).
+    pub(crate) queued: Arc<AtomicUsize>,
 }
 
 impl Handle {
@@ -84,19 +88,35 @@ impl Handle {
             Handle {
                 tx,
                 close: Arc::new(Notify::new()),
+                queued: Arc::default(),
             },
             rx,
         )
     }
 
-    /// Queues `message`; a connection whose queue is full is closed (its
-    /// peer does not read) and the message dropped.
-    pub(crate) fn push(&self, message: Vec<u8>, registry: &Registry) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(message) {
-            registry.count(Closed::Stuck);
+    /// Queues `message`; a connection whose queue is full (in messages or
+    /// bytes) is closed — its peer does not read — and the message
+    /// dropped. (Counted once, when the connection closes.)
+    pub(crate) fn push(&self, message: Vec<u8>) {
+        let len = message.len();
+        if self.queued.fetch_add(len, Ordering::AcqRel) + len > QUEUE_BYTES {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.close.notify_one();
+            return;
+        }
+        if self.tx.try_send(message).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
             self.close.notify_one();
         }
     }
+}
+
+/// What [`Registry::open_or_reserve`] found.
+pub(crate) enum Found {
+    /// A connection open to the address.
+    Open(Handle),
+    /// None: a new one is registered, to be opened holding this slot.
+    New(Slot),
 }
 
 /// A connection as the other shards see it.
@@ -112,7 +132,9 @@ type Key = (usize, Transport, SocketAddr);
 #[derive(Default)]
 struct Inner {
     by_id: HashMap<ConnId, Entry>,
-    by_remote: HashMap<Key, ConnId>,
+    /// Every open connection to an address, newest last (two shards may
+    /// have opened one each; when one closes, the other is still found).
+    by_remote: HashMap<Key, Vec<ConnId>>,
     per_source: HashMap<IpAddr, usize>,
     open: usize,
 }
@@ -141,6 +163,14 @@ impl Slot {
     pub(crate) fn id(&self) -> Option<ConnId> {
         self.id
     }
+
+    /// Takes the connection out of the registry (no message finds it any
+    /// more) while the slot stays held until the socket is closed.
+    pub(crate) fn unregister(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.registry.lock().unregister(id);
+        }
+    }
 }
 
 impl Drop for Slot {
@@ -153,13 +183,34 @@ impl Drop for Slot {
                 inner.per_source.remove(&self.source);
             }
         }
-        if let Some(id) = self.id {
-            if let Some(e) = inner.by_id.remove(&id) {
-                if inner.by_remote.get(&e.key) == Some(&id) {
-                    inner.by_remote.remove(&e.key);
-                }
+        if let Some(id) = self.id.take() {
+            inner.unregister(id);
+        }
+    }
+}
+
+impl Inner {
+    fn unregister(&mut self, id: ConnId) {
+        let Some(e) = self.by_id.remove(&id) else {
+            return;
+        };
+        if let Some(ids) = self.by_remote.get_mut(&e.key) {
+            ids.retain(|&i| i != id);
+            if ids.is_empty() {
+                self.by_remote.remove(&e.key);
             }
         }
+    }
+
+    fn find(&self, edge: usize, flow: &Flow) -> Option<&Entry> {
+        if let Some(e) = flow.conn.and_then(|id| self.by_id.get(&id)) {
+            return Some(e);
+        }
+        let id = self
+            .by_remote
+            .get(&(edge, flow.transport, flow.remote))?
+            .last()?;
+        self.by_id.get(id)
     }
 }
 
@@ -188,37 +239,42 @@ impl Registry {
     }
 
     /// A place for one more connection with `source` at its other end, or
-    /// why there is none (counted).
+    /// why there is none (counted). The per-source cap holds both ways: a
+    /// peer cannot make the edge open more connections to it (with Vias
+    /// naming it over TCP, say) than it may open itself.
     pub(crate) fn reserve(self: &Arc<Self>, source: IpAddr, inbound: bool) -> Result<Slot, Closed> {
         let mut inner = self.lock();
+        self.take(&mut inner, source, inbound)?;
+        Ok(Slot {
+            registry: Arc::clone(self),
+            source,
+            id: None,
+        })
+    }
+
+    /// Counts one more connection with `source`, if the caps allow.
+    fn take(&self, inner: &mut Inner, source: IpAddr, inbound: bool) -> Result<(), Closed> {
         let why = if inner.open >= self.limits.max {
             Some(Closed::OverTotal)
-        } else if inbound
-            && inner.per_source.get(&source).copied().unwrap_or(0) >= self.limits.max_per_source
+        } else if inner.per_source.get(&source).copied().unwrap_or(0) >= self.limits.max_per_source
         {
             Some(Closed::OverPerSource)
         } else {
             None
         };
         if let Some(why) = why {
-            drop(inner);
             self.count(why);
             return Err(why);
         }
         inner.open += 1;
         *inner.per_source.entry(source).or_default() += 1;
-        drop(inner);
         let counter = if inbound {
             &self.accepted
         } else {
             &self.opened
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        Ok(Slot {
-            registry: Arc::clone(self),
-            source,
-            id: None,
-        })
+        Ok(())
     }
 
     /// Registers the connection holding `slot`, between `edge` and
@@ -232,26 +288,47 @@ impl Registry {
         remote: SocketAddr,
         handle: Handle,
     ) -> ConnId {
-        let id = ConnId(self.next.fetch_add(1, Ordering::Relaxed));
-        let key = (edge, transport, remote);
         let mut inner = self.lock();
-        inner.by_id.insert(id, Entry { handle, key });
-        // The newest connection to an address is the one to reuse.
-        inner.by_remote.insert(key, id);
+        let id = self.insert(&mut inner, (edge, transport, remote), handle);
         slot.id = Some(id);
         id
     }
 
+    fn insert(&self, inner: &mut Inner, key: Key, handle: Handle) -> ConnId {
+        let id = ConnId(self.next.fetch_add(1, Ordering::Relaxed));
+        inner.by_id.insert(id, Entry { handle, key });
+        inner.by_remote.entry(key).or_default().push(id);
+        id
+    }
+
     /// Where a message for `flow` of `edge` goes: the connection it names
-    /// while open, else the one open to its remote address.
+    /// while open, else the newest one open to its remote address.
     pub(crate) fn handle(&self, edge: usize, flow: &Flow) -> Option<Handle> {
-        let inner = self.lock();
-        let by_id = flow.conn.and_then(|id| inner.by_id.get(&id));
-        let entry = by_id.or_else(|| {
-            let id = inner.by_remote.get(&(edge, flow.transport, flow.remote))?;
-            inner.by_id.get(id)
-        })?;
-        Some(entry.handle.clone())
+        self.lock().find(edge, flow).map(|e| e.handle.clone())
+    }
+
+    /// The connection for `flow` (as [`handle`](Self::handle)), or — under
+    /// the same lock, so that two shards never both open one — a new
+    /// connection to `remote`, registered at once with `handle` and held
+    /// by the returned slot until it is opened.
+    pub(crate) fn open_or_reserve(
+        self: &Arc<Self>,
+        edge: usize,
+        flow: &Flow,
+        remote: SocketAddr,
+        handle: &Handle,
+    ) -> Result<Found, Closed> {
+        let mut inner = self.lock();
+        if let Some(e) = inner.find(edge, flow) {
+            return Ok(Found::Open(e.handle.clone()));
+        }
+        self.take(&mut inner, remote.ip(), false)?;
+        let id = self.insert(&mut inner, (edge, flow.transport, remote), handle.clone());
+        Ok(Found::New(Slot {
+            registry: Arc::clone(self),
+            source: remote.ip(),
+            id: Some(id),
+        }))
     }
 
     /// Connections open now.
