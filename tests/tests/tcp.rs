@@ -127,6 +127,11 @@ fn tcp_servers_behind_the_edge_get_every_call_over_reused_connections() {
         format!("sip:127.0.0.1:{pb};transport=tcp"),
     ];
     let _edge = Sipedge::start(&config(listen, admin, &dests, "stateless", ""));
+    // Probed over TCP too: both answer.
+    AdminApi::local(admin).wait_until("both servers answered a probe", ANSWER, |v| {
+        (0..2)
+            .all(|i| e2e::admin::destination(v, "e", i)["last_probe"]["ok"].as_bool() == Some(true))
+    });
     let udp = SippUac::run("uac.xml", &target(listen), 40, 40, &[]);
     let tcp = SippUac::run("uac.xml", &target(listen), 40, 40, &["-t", "t1"]);
     let (a, b) = (a.stop(), b.stop());
@@ -141,6 +146,12 @@ fn tcp_servers_behind_the_edge_get_every_call_over_reused_connections() {
         invite.headers("Via")[0].starts_with(&format!("SIP/2.0/TCP 127.0.0.1:{listen};")),
         "{}",
         invite.text
+    );
+    let probe = a.requests("OPTIONS")[0];
+    assert!(
+        probe.headers("Via")[0].starts_with("SIP/2.0/TCP "),
+        "{}",
+        probe.text
     );
     let c = connections(&AdminApi::local(admin));
     // One connection per server and shard at most, not one per call.
