@@ -64,7 +64,12 @@ pub(crate) async fn run(
         reconnect: None,
     };
     let (mut read, write) = stream.into_split();
-    let writer = tokio::task::spawn_local(write_all(write, rx, Arc::clone(&handle.queued)));
+    let writer = tokio::task::spawn_local(write_all(
+        write,
+        rx,
+        Arc::clone(&handle.queued),
+        Arc::clone(&handle.close),
+    ));
     let limits = &registry.limits;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
     let mut framer = Framer::default();
@@ -108,7 +113,7 @@ pub(crate) async fn run(
             match framer.next(rest, limits.max_message) {
                 Frame::NeedMore => break None,
                 Frame::Ping => {
-                    handle.push(b"\r\n".to_vec());
+                    handle.push(b"\r\n".to_vec(), &registry);
                     at += 4;
                 }
                 Frame::KeepAlive => at += 2,
@@ -158,23 +163,43 @@ pub(crate) async fn run(
 /// How long a closing connection's writer may take to send what is left.
 const CLOSING: Duration = Duration::from_secs(2);
 
+/// The most bytes gathered into one write.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// How long one message may take to be written: a peer that stops
 /// reading is found out even if it keeps sending.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Writes every queued message in order until the queue closes (every
 /// handle dropped: the connection unregistered), the peer is gone, or it
-/// stops reading.
+/// stops reading — then tells the reader to close the connection.
 async fn write_all(
     mut write: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::Receiver<Vec<u8>>,
     queued: Arc<AtomicUsize>,
+    close: Arc<tokio::sync::Notify>,
 ) {
-    while let Some(m) = rx.recv().await {
-        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&m)).await;
-        queued.fetch_sub(m.len(), Ordering::AcqRel);
+    // What is queued when the writer wakes goes out in one write (up to
+    // WRITE_BATCH bytes): a busy trunk costs both ends a system call per
+    // batch, not per message.
+    let mut batch: Vec<u8> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.extend_from_slice(&m),
+                Err(_) => break,
+            }
+        }
+        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&batch)).await;
+        queued.fetch_sub(batch.len(), Ordering::AcqRel);
         if !matches!(written, Ok(Ok(()))) {
+            close.notify_one();
             return;
+        }
+        if batch.capacity() > 4 * WRITE_BATCH {
+            batch = Vec::new();
         }
     }
     let _ = write.shutdown().await;

@@ -71,20 +71,20 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
 pub(super) fn send(served: &Rc<Served>, flow: Flow, message: Vec<u8>) {
     let registry = Arc::clone(&served.registry);
     if let Some(h) = registry.handle(served.edge, &flow) {
-        h.push(message);
+        h.push(message, &registry);
         return;
     }
     let (handle, rx) = Handle::new();
     let to = flow.reconnect_to();
     let slot = match registry.open_or_reserve(served.edge, &flow, to, &handle) {
         Ok(Found::Open(h)) => {
-            h.push(message);
+            h.push(message, &registry);
             return;
         }
         Ok(Found::New(slot)) => slot,
         Err(_) => return,
     };
-    handle.push(message);
+    handle.push(message, &registry);
     let flow = Flow { remote: to, ..flow };
     let served = Rc::clone(served);
     tokio::task::spawn_local(async move {

@@ -14,11 +14,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
 
-/// Messages a connection may have waiting to be written.
-pub(super) const QUEUE: usize = 256;
-/// Bytes a connection may have waiting to be written: past either limit
-/// its peer does not read, and it is closed.
-pub(super) const QUEUE_BYTES: usize = 1 << 20;
+/// Messages a connection may have waiting to be written. One connection
+/// may carry a trunk's thousands of calls per second: a peer that falls
+/// behind loses messages beyond the limits (as it would over UDP), not its
+/// connection; one that stops reading altogether is found out by the
+/// writer's timeout.
+pub(super) const QUEUE: usize = 16_384;
+/// Bytes a connection may have waiting to be written.
+pub(super) const QUEUE_BYTES: usize = 4 << 20;
 
 /// Why a connection ended or was refused, counted for the admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +39,7 @@ pub(crate) enum Closed {
     HeaderTimeout,
     /// Nothing for `idle_timeout`.
     Idle,
-    /// Its peer did not read what was written to it.
+    /// Its peer did not read what was written to it (a write timed out).
     Stuck,
     /// A connect to a destination failed or timed out.
     ConnectFailed,
@@ -94,19 +97,26 @@ impl Handle {
         )
     }
 
-    /// Queues `message`; a connection whose queue is full (in messages or
-    /// bytes) is closed — its peer does not read — and the message
-    /// dropped. (Counted once, when the connection closes.)
-    pub(crate) fn push(&self, message: Vec<u8>) {
+    /// Queues `message`. When the queue is full (in messages or bytes) the
+    /// message is dropped and counted; when the writer is gone (its peer
+    /// stopped reading: a write timed out), the connection is closed.
+    pub(crate) fn push(&self, message: Vec<u8>, registry: &Registry) {
         let len = message.len();
         if self.queued.fetch_add(len, Ordering::AcqRel) + len > QUEUE_BYTES {
             self.queued.fetch_sub(len, Ordering::AcqRel);
-            self.close.notify_one();
+            registry.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if self.tx.try_send(message).is_err() {
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-            self.close.notify_one();
+        match self.tx.try_send(message) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                registry.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                self.close.notify_one();
+            }
         }
     }
 }
@@ -148,6 +158,8 @@ pub(crate) struct Registry {
     closed: [AtomicU64; Closed::ALL.len()],
     accepted: AtomicU64,
     opened: AtomicU64,
+    /// Messages dropped because their connection's queue was full.
+    dropped: AtomicU64,
 }
 
 /// A place among the node's connections, held while one is open; dropping
@@ -224,6 +236,7 @@ impl Registry {
             closed: Default::default(),
             accepted: AtomicU64::new(0),
             opened: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -343,6 +356,10 @@ impl Registry {
             ("open", self.open() as u64),
             ("accepted", self.accepted.load(Ordering::Relaxed)),
             ("opened", self.opened.load(Ordering::Relaxed)),
+            (
+                "messages_dropped_queue_full",
+                self.dropped.load(Ordering::Relaxed),
+            ),
         ];
         out.extend(
             Closed::ALL
