@@ -401,7 +401,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
             return Err(cx.err(
                 at,
                 "listen",
-                format!("{transport}: {NOT_SUPPORTED} (use udp)"),
+                format!("{transport}: {NOT_SUPPORTED} (use udp or tcp)"),
             ));
         }
         listen.push(Listen {
@@ -623,7 +623,7 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
         return Err(cx.err(
             at,
             "uri",
-            format!("{}: {NOT_SUPPORTED} (use udp)", parsed.transport),
+            format!("{}: {NOT_SUPPORTED} (use udp or tcp)", parsed.transport),
         ));
     }
     let port = parsed
