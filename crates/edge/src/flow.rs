@@ -75,22 +75,14 @@ impl Transport {
         }
     }
 
-    /// The transport a Via names, if one sipedge speaks.
-    pub fn from_via(name: &[u8]) -> Option<Transport> {
-        [Transport::Udp, Transport::Tcp, Transport::Tls]
-            .into_iter()
-            .find(|t| t.via_name().eq_ignore_ascii_case(name))
-    }
-
     /// The transport a URI asks for: its `transport` parameter, else TLS
     /// for `sips:`, else UDP (RFC 3263 §4.1 without DNS).
     pub fn of_uri(uri: &sip::Uri<'_>) -> Transport {
-        let named = uri.param(b"transport").flatten().and_then(|t| {
-            [Transport::Udp, Transport::Tcp, Transport::Tls]
-                .into_iter()
-                .find(|x| x.name().as_bytes().eq_ignore_ascii_case(t))
-        });
-        match named {
+        match uri
+            .param(b"transport")
+            .flatten()
+            .and_then(Transport::from_name)
+        {
             Some(t) => t,
             None if uri.scheme == sip::Scheme::Sips => Transport::Tls,
             None => Transport::Udp,
@@ -104,8 +96,8 @@ mod tests {
 
     #[test]
     fn transports_by_via_and_uri() {
-        assert_eq!(Transport::from_via(b"tcp"), Some(Transport::Tcp));
-        assert_eq!(Transport::from_via(b"SCTP"), None);
+        assert_eq!(Transport::from_name(b"tcp"), Some(Transport::Tcp));
+        assert_eq!(Transport::from_name(b"SCTP"), None);
         let t = |u: &str| Transport::of_uri(&sip::Uri::parse(u.as_bytes()).unwrap());
         assert_eq!(t("sip:a@10.0.0.1;transport=TCP"), Transport::Tcp);
         assert_eq!(t("sip:a@10.0.0.1;lr"), Transport::Udp);

@@ -12,9 +12,7 @@ use super::model::{HostPort, Transport};
 /// Parses a transport name (`udp`, `tcp`, `tls`), ignoring ASCII case as
 /// RFC 3261 §19.1.1 does for the `transport` URI parameter.
 pub(super) fn transport(name: &str) -> Option<Transport> {
-    [Transport::Udp, Transport::Tcp, Transport::Tls]
-        .into_iter()
-        .find(|t| t.name().eq_ignore_ascii_case(name))
+    Transport::from_name(name.as_bytes())
 }
 
 /// Parses a listen entry `transport:address`, e.g. `udp:[::1]:5060`.

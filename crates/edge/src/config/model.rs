@@ -403,6 +403,17 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// Every transport, in order.
+    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
+
+    /// The transport `name` names, in any case (config files, the
+    /// `transport` URI parameter, RFC 3261 §19.1.1, and Via's `UDP`).
+    pub fn from_name(name: &[u8]) -> Option<Transport> {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.name().as_bytes().eq_ignore_ascii_case(name))
+    }
+
     /// The lowercase name used in config files and in `;transport=`.
     pub fn name(&self) -> &'static str {
         match self {

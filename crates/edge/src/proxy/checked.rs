@@ -28,6 +28,9 @@ pub(crate) struct Facts<'a> {
     pub call_id: &'a [u8],
     pub cseq: u32,
     pub from: NameAddr<'a>,
+    /// The From tag (empty without one), read once: the loop hash, the
+    /// branch MAC and the local stage all use it.
+    pub from_tag: &'a [u8],
     pub to_tag: Option<&'a [u8]>,
     pub uri: Uri<'a>,
     pub max_forwards: Option<u8>,

@@ -144,7 +144,9 @@ pub(crate) fn splice(
         let inbound = &edge.locals[c.origin.from.local];
         sp.insert_with(at, |w| {
             record_route(w, outbound);
-            if inbound.transport != outbound.transport || inbound.sent_by != outbound.sent_by {
+            let other_side = c.origin.from.local != out.local
+                && (inbound.transport != outbound.transport || inbound.sent_by != outbound.sent_by);
+            if other_side {
                 record_route(w, inbound);
             }
         });

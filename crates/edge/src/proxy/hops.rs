@@ -45,11 +45,10 @@ pub(crate) fn check(
                 Some(&text) => text,
                 None => NameAddr::parse(e.text).map_or(e.text, |n| n.uri),
             });
-    let from_tag = facts.from.tag().unwrap_or_default();
     let lh = loop_hash(
         m.uri(),
         facts.call_id,
-        from_tag,
+        facts.from_tag,
         facts.cseq,
         route_uris,
         side,

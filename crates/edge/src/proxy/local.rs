@@ -24,8 +24,7 @@ pub(crate) fn answer(
     routes: &RouteSet<'_>,
 ) -> Result<(), Outcome> {
     let method = m.method();
-    let from_tag = facts.from.tag().unwrap_or_default();
-    let own_answer = |t| is_local_tag(facts.call_id, from_tag, facts.cseq, t);
+    let own_answer = |t| is_local_tag(facts.call_id, facts.from_tag, facts.cseq, t);
     if method == Method::Ack && facts.to_tag.is_some_and(own_answer) {
         return Err(Outcome::Drop(Event::Absorbed));
     }

@@ -87,12 +87,11 @@ pub(crate) fn checks<'a>(
     let in_dialog = facts.to_tag.is_some();
     let (route, foreign_hop) =
         route::decide(edge, s, m, &origin, &routes, in_dialog, hops.from_pool)?;
-    let from_tag = facts.from.tag().unwrap_or_default();
     let mac = edge.keys.signing().tx_mac(
         &origin.via,
         facts.call_id,
         facts.cseq,
-        from_tag,
+        facts.from_tag,
         hops.loop_hash,
     );
     Ok(Checked {

@@ -102,7 +102,7 @@ pub fn handle(
 /// runtime uses the connection open to that address, if any (RFC 3261
 /// §18.2.2).
 fn next_hop(v: &Via<'_>) -> Option<(Transport, SocketAddr)> {
-    let transport = Transport::from_via(v.transport)?;
+    let transport = Transport::from_name(v.transport)?;
     let ip = match v.received {
         Some(r) => sip::host::parse_ip(r)?,
         None => v.host.ip()?,

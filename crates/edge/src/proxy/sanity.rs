@@ -142,6 +142,7 @@ fn read<'a>(m: &Message<'a>) -> Result<Facts<'a>, Refusal> {
         route_texts,
         call_id,
         cseq: cseq.number,
+        from_tag: from.tag().unwrap_or_default(),
         from,
         to_tag: to.tag(),
         uri,
