@@ -170,6 +170,11 @@ pub struct Request {
 }
 
 impl Request {
+    /// The Request-URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
     /// A request `method uri` sent from `local`.
     pub fn new(method: &str, uri: &str, local: SocketAddr) -> Request {
         let headers = vec![

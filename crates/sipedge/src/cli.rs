@@ -1,9 +1,11 @@
 //! The command line: `sipedge run --config FILE`, `sipedge check --config
 //! FILE`, `sipedge ctl …`.
 
+use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// SIP edge proxy and load balancer.
 #[derive(Parser, Debug)]
@@ -60,7 +62,8 @@ pub fn check(path: &Path) -> ExitCode {
 }
 
 /// `sipedge run`: load, bind every socket (forwarding, probes, admin),
-/// announce readiness, serve until SIGINT or SIGTERM.
+/// announce readiness, serve until SIGINT or SIGTERM; reload the config
+/// on SIGHUP.
 ///
 /// The forwarding threads run on their own; the main thread runs one
 /// current-thread runtime with the prober tasks, the admin server and the
@@ -92,14 +95,32 @@ pub fn run(path: &Path) -> ExitCode {
             None => None,
         };
         let running = crate::shard::start(&cfg, &keys)?;
-        let health = std::sync::Arc::new(crate::health::start(&cfg, &running.edges).await?);
+        let snapshots: Vec<_> = running.edges.iter().map(|s| s.load_full()).collect();
+        let health = Arc::new(ArcSwap::from_pointee(
+            crate::health::start(&cfg, &snapshots).await?,
+        ));
+        let reloader = Arc::new(crate::reload::Reloader::new(
+            path.to_path_buf(),
+            cfg.clone(),
+            keys.clone(),
+            running.edges.clone(),
+            Arc::clone(&health),
+        ));
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         if let Some(listener) = admin {
-            crate::admin::spawn(listener, health, std::sync::Arc::clone(&running.registry));
+            let admin = crate::admin::Admin {
+                health,
+                connections: Arc::clone(&running.registry),
+                reloader: Arc::clone(&reloader),
+            };
+            crate::admin::spawn(listener, admin);
         }
-        Ok::<_, String>((running, admin_addr))
+        // Watched before sipedge says it is ready: a SIGHUP sent after
+        // that must reload, never end the process (the default action).
+        let signals = Signals::watch();
+        Ok::<_, String>((running, admin_addr, reloader, signals))
     });
-    let (running, admin) = match started {
+    let (running, admin, reloader, signals) = match started {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{}: {e}", path.display());
@@ -113,25 +134,50 @@ pub fn run(path: &Path) -> ExitCode {
         admin = %admin.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         "sipedge ready"
     );
-    rt.block_on(wait_for_shutdown());
+    rt.block_on(signals.serve(&reloader));
     tracing::info!("shutting down");
     ExitCode::SUCCESS
 }
 
-/// Completes on SIGINT or SIGTERM; meanwhile the runtime runs the prober
-/// tasks and the admin server.
-async fn wait_for_shutdown() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+/// The signals sipedge acts on (SIGINT is tokio's `ctrl_c`).
+struct Signals {
+    hup: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Starts watching; must run inside the runtime.
+    fn watch() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let hup = signal(SignalKind::hangup())
+            .map_err(|e| tracing::warn!("cannot watch SIGHUP ({e}); reload through the admin API"))
+            .ok();
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| tracing::warn!("cannot watch SIGTERM ({e}); stop with SIGINT"))
+            .ok();
+        Signals { hup, term }
+    }
+
+    /// Reloads on SIGHUP; completes on SIGINT or SIGTERM. Meanwhile the
+    /// runtime runs the prober tasks and the admin server.
+    async fn serve(mut self, reloader: &crate::reload::Reloader) {
+        loop {
             tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
+                Some(()) = recv(&mut self.hup) => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    let _ = reloader.reload_and_log().await;
+                }
+                Some(()) = recv(&mut self.term) => return,
+                _ = tokio::signal::ctrl_c() => return,
             }
         }
-        Err(e) => {
-            tracing::warn!("cannot watch SIGTERM ({e}); stop with SIGINT");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+    }
+}
+
+/// The next signal of `s`; never, when it is not watched.
+async fn recv(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -11,6 +11,7 @@ mod cli;
 mod config_file;
 mod ctl;
 mod health;
+mod reload;
 mod secret;
 mod shard;
 

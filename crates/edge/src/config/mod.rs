@@ -21,4 +21,4 @@ pub use model::{
     Admin, BodyCoding, Capacity, CodeRange, Coding, Config, Connections, Destination, Edge,
     ForeignNextHop, HostPort, Insertion, Listen, Node, OnInvalid, Probe, Transaction, Transport,
 };
-pub use parse::{parse, parse_with, LiteralsOnly, Resolve};
+pub use parse::{admin_of, parse, parse_with, LiteralsOnly, Resolve};

@@ -159,6 +159,56 @@ impl Prober {
         prober
     }
 
+    /// The prober that replaces this one when the config is reloaded:
+    /// for `edge`'s destinations, where each one still configured with the
+    /// same URI, address and transport keeps its tracker (state, latency,
+    /// counts, an operator's hold) under the new probe settings and its
+    /// place in the schedule, and a new one is probed at once. A probe
+    /// outstanding at the reload is not waited for (its answer is
+    /// ignored): the destination is probed again now.
+    pub fn reseeded(
+        &self,
+        edge: &config::Edge,
+        node: &config::Node,
+        locals: &[SocketAddr],
+        now: Instant,
+    ) -> Prober {
+        let mut next = Prober::new(edge, node, locals, now);
+        next.tag = self.tag;
+        next.seq = self.seq;
+        next.epoch = self.epoch;
+        next.due.clear();
+        let old: std::collections::HashMap<(&str, SocketAddr, Transport), usize> = self
+            .dests
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(j, d)| ((d.uri.as_str(), d.addr, d.transport), j))
+            .collect();
+        let mut at = now;
+        for i in 0..next.dests.len() {
+            let d = &next.dests[i];
+            let carried = old.get(&(d.uri.as_str(), d.addr, d.transport)).copied();
+            let due = match carried {
+                Some(j) => {
+                    let mut t = self.trackers[j].clone();
+                    t.reconfigure(&next.probe);
+                    next.trackers[i] = t;
+                    self.dests[j].next.unwrap_or(now)
+                }
+                None => {
+                    at += MAX_STAGGER_STEP.min(next.probe.interval / 100);
+                    at
+                }
+            };
+            if next.wants_probes(i) {
+                next.schedule(i, due);
+            }
+        }
+        next.changed = true;
+        next
+    }
+
     /// Writes the next due probe into `buf` (replacing its content) and
     /// returns where to send it; `None` when no probe is due at `now`.
     /// Also takes note of probes that timed out by `now`.
@@ -626,6 +676,44 @@ mod tests {
 
     fn answer(p: &mut Prober, probe: &[u8], code: u16, now: Instant) {
         p.handle_datagram(&reply(probe, code), sa("127.0.0.1:5070"), now);
+    }
+
+    #[test]
+    fn a_reseeded_prober_keeps_the_trackers_of_destinations_still_configured() {
+        let t0 = Instant::now();
+        let (a, b, c) = (
+            "sip:127.0.0.1:5070",
+            "sip:127.0.0.1:5071",
+            "sip:127.0.0.1:5072",
+        );
+        let mut p = prober(defaults(), &[a, b], t0);
+        // A answers 200 (a latency), B is held inactive by hand.
+        let (_, probe_a) = poll(&mut p, t0).expect("A due");
+        answer(&mut p, &probe_a, 200, t0 + ms(30));
+        p.set_state(1, State::Inactive, t0 + ms(40));
+        let seq = p.seq;
+        let (edge, node) = setup(defaults(), &[c, b, a]);
+        let now = t0 + ms(50);
+        let mut p = p.reseeded(&edge, &node, &[sa(LOCAL4), sa(LOCAL6)], now);
+        assert!(p.changed(), "the new order must be applied to the view");
+        let t = p.trackers();
+        assert_eq!(t[0].probes(), (0, 0), "C is new");
+        assert_eq!((t[1].state(), t[1].manual()), (State::Inactive, true));
+        assert_eq!(t[2].latency().map(|(l, _)| l), Some(ms(30)));
+        // C is probed now; A keeps its 10 s interval; B (probe sent by
+        // set_state, not waited for) is probed again now.
+        let mut due = Vec::new();
+        while let Some((to, _)) = poll(&mut p, now + ms(20)) {
+            due.push(to);
+        }
+        due.sort();
+        // Numbering carries on, so a late answer to a probe of before the
+        // reload matches none of after it.
+        assert_eq!(p.seq, seq + 2);
+        assert_eq!(due, [sa("127.0.0.1:5071"), sa("127.0.0.1:5072")]);
+        let view = HealthView::new(3);
+        p.apply(&view);
+        assert!(view.usable(0) && !view.usable(1) && view.usable(2));
     }
 
     #[test]

@@ -174,6 +174,14 @@ impl Tracker {
         }
     }
 
+    /// Takes `probe`'s thresholds and timeout (a reload), keeping state,
+    /// history and an operator's hold.
+    pub fn reconfigure(&mut self, probe: &Probe) {
+        self.inactive_threshold = probe.inactive_threshold.max(1);
+        self.active_threshold = probe.active_threshold.max(1);
+        self.timeout = probe.timeout;
+    }
+
     /// The current state.
     pub fn state(&self) -> State {
         self.state

@@ -17,6 +17,9 @@ pub struct HealthView {
     scale: Box<[AtomicU64]>,
     /// Every worker's counters, summed by [`HealthView::totals`].
     workers: Mutex<Vec<Arc<Counters>>>,
+    /// What the view this one replaced on a reload had counted, per
+    /// destination: totals carry on from there.
+    base: Box<[DestTotals]>,
 }
 
 impl HealthView {
@@ -29,6 +32,29 @@ impl HealthView {
                 .map(|_| AtomicU64::new(1.0f64.to_bits()))
                 .collect(),
             workers: Mutex::new(Vec::new()),
+            base: vec![DestTotals::default(); destinations].into(),
+        }
+    }
+
+    /// The view that replaces `old` on a reload: new destination `i` keeps
+    /// the usable flag, speed and totals of `old`'s destination
+    /// `carried[i]` (the same URI); a new destination starts as in
+    /// [`new`](Self::new). What `old`'s workers count after this is not
+    /// carried: the shards move to the new view within a batch.
+    pub fn carried(old: &HealthView, carried: &[Option<usize>]) -> HealthView {
+        let totals = old.totals();
+        let view = HealthView::new(carried.len());
+        let mut base = vec![DestTotals::default(); carried.len()];
+        for (i, j) in carried.iter().enumerate() {
+            if let Some(j) = *j {
+                view.set_usable(i, old.usable(j));
+                view.set_scale(i, old.scale(j));
+                base[i] = totals.get(j).copied().unwrap_or_default();
+            }
+        }
+        HealthView {
+            base: base.into(),
+            ..view
         }
     }
 
@@ -86,7 +112,7 @@ impl HealthView {
     /// check and the admin API. The sums are taken destination by destination
     /// while workers keep counting, so they are a close, not an atomic, snapshot.
     pub fn totals(&self) -> Vec<DestTotals> {
-        let mut totals = vec![DestTotals::default(); self.len()];
+        let mut totals = self.base.to_vec();
         for w in self.lock_workers().iter() {
             for (t, c) in totals.iter_mut().zip(w.per_dest.iter()) {
                 t.calls += c.calls.load(Relaxed);
@@ -389,6 +415,26 @@ mod tests {
             (t.requests, t.expecting, t.replies, t.finals),
             (4000, 4000, 4000, 4000)
         );
+    }
+
+    #[test]
+    fn a_carried_view_keeps_state_and_totals_by_destination() {
+        let old = HealthView::new(3);
+        let w = old.register();
+        w.forwarded(2, true, true);
+        w.answered(2, 200);
+        old.set_usable(1, false);
+        old.set_scale(2, 0.5);
+        // New order: the old third, a new one, the old second.
+        let new = HealthView::carried(&old, &[Some(2), None, Some(1)]);
+        assert_eq!(new.len(), 3);
+        assert!(new.usable(0) && new.usable(1) && !new.usable(2));
+        assert_eq!((new.scale(0), new.scale(1)), (0.5, 1.0));
+        let t = new.totals();
+        assert_eq!((t[0].calls, t[0].finals), (1, 1));
+        assert_eq!(t[1], DestTotals::default());
+        new.register().forwarded(0, true, true);
+        assert_eq!(new.totals()[0].calls, 2);
     }
 
     #[test]

@@ -6,11 +6,15 @@
 //! reach another instance; a call whose BYE never passes here is forgotten
 //! after `max_call_duration`, so the count drifts up at worst by the calls
 //! whose BYE went elsewhere, and only for that long.
+//!
+//! Each call remembers its destination's counter itself, not an index,
+//! so a BYE after a reload that moved or removed the destination still
+//! releases the right one.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::keyhash::KeyHasher;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -20,10 +24,14 @@ const SHARDS: usize = 16;
 /// Seed of the Call-ID hash (any fixed value: the table is per node).
 const SEED: u64 = 0xc4a2_2e15;
 
+/// Calls in progress on one destination, shared by every snapshot that
+/// has the destination.
+pub type DestCalls = Arc<AtomicU32>;
+
 #[derive(Debug, Default)]
 struct Shard {
-    /// Call key → (destination, when it was answered).
-    calls: HashMap<u64, (u32, u64), BuildHasherDefault<KeyHasher>>,
+    /// Call key → (its destination's count, when it was answered).
+    calls: HashMap<u64, (DestCalls, u64), BuildHasherDefault<KeyHasher>>,
     /// (answered at, key) in order, for expiry.
     order: VecDeque<(u64, u64)>,
 }
@@ -33,20 +41,23 @@ struct Shard {
 pub struct Channels {
     shards: Box<[Mutex<Shard>]>,
     total: AtomicU32,
-    per_dest: Box<[AtomicU32]>,
-    max_age_ns: u64,
+    /// How long after its 2xx a call is forgotten; a reload may change it.
+    max_age_ns: AtomicU64,
 }
 
 impl Channels {
-    /// Counts for `destinations` destinations; a call is forgotten
-    /// `max_age_ns` after it was answered.
-    pub fn new(destinations: usize, max_age_ns: u64) -> Channels {
+    /// No call yet; a call is forgotten `max_age_ns` after it was answered.
+    pub fn new(max_age_ns: u64) -> Channels {
         Channels {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             total: AtomicU32::new(0),
-            per_dest: (0..destinations).map(|_| AtomicU32::new(0)).collect(),
-            max_age_ns,
+            max_age_ns: AtomicU64::new(max_age_ns),
         }
+    }
+
+    /// Sets how long a call whose BYE never came is counted (a reload).
+    pub fn set_max_age(&self, max_age_ns: u64) {
+        self.max_age_ns.store(max_age_ns, Ordering::Relaxed);
     }
 
     fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, Shard> {
@@ -55,21 +66,20 @@ impl Channels {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A 2xx to an INVITE of call `call_id` came from destination `dest`:
-    /// the call is up (a re-INVITE's 2xx finds it counted already).
-    pub fn answered(&self, call_id: &[u8], dest: usize, now_ns: u64) {
+    /// A 2xx to an INVITE of call `call_id` came from the destination
+    /// whose count is `dest`: the call is up (a re-INVITE's 2xx finds it
+    /// counted already).
+    pub fn answered(&self, call_id: &[u8], dest: &DestCalls, now_ns: u64) {
         let key = xxh3_64_with_seed(call_id, SEED);
         let mut s = self.shard(key);
         self.expire(&mut s, now_ns);
         if s.calls.contains_key(&key) {
             return;
         }
-        s.calls.insert(key, (dest as u32, now_ns));
+        s.calls.insert(key, (Arc::clone(dest), now_ns));
         s.order.push_back((now_ns, key));
         self.total.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = self.per_dest.get(dest) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+        dest.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A BYE of call `call_id` passed: the call is over.
@@ -78,7 +88,7 @@ impl Channels {
         let mut s = self.shard(key);
         self.expire(&mut s, now_ns);
         if let Some((dest, _)) = s.calls.remove(&key) {
-            self.release(dest);
+            self.release(&dest);
         }
     }
 
@@ -87,34 +97,26 @@ impl Channels {
         self.total.load(Ordering::Relaxed)
     }
 
-    /// Calls in progress on destination `i`.
-    pub fn of(&self, i: usize) -> u32 {
-        self.per_dest
-            .get(i)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-
-    fn release(&self, dest: u32) {
+    fn release(&self, dest: &DestCalls) {
         let dec = |c: &AtomicU32| {
             let _ = c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         };
         dec(&self.total);
-        if let Some(c) = self.per_dest.get(dest as usize) {
-            dec(c);
-        }
+        dec(dest);
     }
 
     /// Forgets the calls of this shard answered more than `max_age_ns` ago.
     fn expire(&self, s: &mut Shard, now_ns: u64) {
+        let max_age = self.max_age_ns.load(Ordering::Relaxed);
         while let Some(&(at, key)) = s.order.front() {
-            if now_ns.saturating_sub(at) < self.max_age_ns {
+            if now_ns.saturating_sub(at) < max_age {
                 break;
             }
             s.order.pop_front();
             // Only if the entry is still that call (not ended and re-made).
             if s.calls.get(&key).is_some_and(|&(_, started)| started == at) {
                 if let Some((dest, _)) = s.calls.remove(&key) {
-                    self.release(dest);
+                    self.release(&dest);
                 }
             }
         }
@@ -123,7 +125,7 @@ impl Channels {
         if s.order.len() > 2 * s.calls.len() + 64 {
             let calls = &s.calls;
             s.order
-                .retain(|(at, key)| calls.get(key).is_some_and(|&(_, started)| started == *at));
+                .retain(|(at, key)| calls.get(key).is_some_and(|(_, started)| started == at));
         }
     }
 }
@@ -134,38 +136,45 @@ mod tests {
 
     const S: u64 = 1_000_000_000;
 
+    fn of(d: &DestCalls) -> u32 {
+        d.load(Ordering::Relaxed)
+    }
+
     #[test]
     fn answered_calls_count_until_their_bye() {
-        let c = Channels::new(2, 3600 * S);
-        c.answered(b"a", 0, S);
-        c.answered(b"b", 1, S);
-        c.answered(b"a", 0, 2 * S); // a re-INVITE's 2xx
-        assert_eq!((c.total(), c.of(0), c.of(1)), (2, 1, 1));
+        let c = Channels::new(3600 * S);
+        let (d0, d1) = (DestCalls::default(), DestCalls::default());
+        c.answered(b"a", &d0, S);
+        c.answered(b"b", &d1, S);
+        c.answered(b"a", &d0, 2 * S); // a re-INVITE's 2xx
+        assert_eq!((c.total(), of(&d0), of(&d1)), (2, 1, 1));
         c.ended(b"a", 3 * S);
         c.ended(b"a", 3 * S); // a retransmitted BYE
         c.ended(b"zzz", 3 * S); // a BYE of a call never counted
-        assert_eq!((c.total(), c.of(0), c.of(1)), (1, 0, 1));
+        assert_eq!((c.total(), of(&d0), of(&d1)), (1, 0, 1));
     }
 
     #[test]
     fn calls_whose_bye_never_came_are_forgotten() {
-        let c = Channels::new(1, 10 * S);
+        let c = Channels::new(10 * S);
+        let d = DestCalls::default();
         for i in 0..100u32 {
-            c.answered(&i.to_le_bytes(), 0, S);
+            c.answered(&i.to_le_bytes(), &d, S);
         }
         assert_eq!(c.total(), 100);
         // Expiry runs on the shards touched; touch them all.
         for i in 0..1000u32 {
             c.ended(&(1_000_000 + i).to_le_bytes(), 12 * S);
         }
-        assert_eq!(c.total(), 0);
+        assert_eq!((c.total(), of(&d)), (0, 0));
     }
 
     #[test]
     fn the_expiry_queue_stays_bounded_under_churn() {
-        let c = Channels::new(1, 3600 * S);
+        let c = Channels::new(3600 * S);
+        let d = DestCalls::default();
         for i in 0..100_000u32 {
-            c.answered(&i.to_le_bytes(), 0, S + u64::from(i));
+            c.answered(&i.to_le_bytes(), &d, S + u64::from(i));
             c.ended(&i.to_le_bytes(), S + u64::from(i));
         }
         let queued: usize = c.shards.iter().map(|s| s.lock().unwrap().order.len()).sum();

@@ -10,9 +10,11 @@
 mod channels;
 mod rate;
 
-pub use channels::Channels;
+pub use channels::{Channels, DestCalls};
 pub use rate::Rate;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config;
@@ -39,32 +41,88 @@ impl Full {
     }
 }
 
-/// The capacity state of one edge on this node.
+/// The capacity state of one edge on this node: the configured limits,
+/// and the buckets and counts they are measured with, which a reload
+/// hands on to the next snapshot (see [`Limits::new`]).
 #[derive(Debug)]
 pub struct Limits {
-    cps: Option<Rate>,
+    cps: Option<Cps>,
     channels: Option<u32>,
-    dest_cps: Box<[Option<Rate>]>,
+    dest_cps: Box<[Option<Cps>]>,
     dest_channels: Box<[Option<u32>]>,
+    /// Calls in progress per destination.
+    dest_calls: Box<[DestCalls]>,
     /// Calls in progress, kept only when some channel limit is set.
-    calls: Option<Channels>,
+    calls: Option<Arc<Channels>>,
     epoch: Instant,
+}
+
+/// A calls-per-second limit and its bucket.
+#[derive(Debug, Clone)]
+struct Cps {
+    limit: u32,
+    rate: Arc<Rate>,
+}
+
+impl Cps {
+    /// A bucket for `limit`: `previous`'s when it had the same limit (a
+    /// reload then neither refills nor empties it).
+    fn new(limit: Option<u32>, previous: Option<&Option<Cps>>) -> Option<Cps> {
+        let limit = limit?;
+        match previous {
+            Some(Some(p)) if p.limit == limit => Some(p.clone()),
+            _ => Some(Cps {
+                limit,
+                rate: Arc::new(Rate::new(f64::from(limit))),
+            }),
+        }
+    }
 }
 
 impl Limits {
     /// The limits `edge` configures; `epoch` is the origin of the clock
-    /// the rate limits count on.
-    pub fn new(edge: &config::Edge, epoch: Instant) -> Limits {
-        let rate = |n: Option<u32>| n.map(|n| Rate::new(f64::from(n)));
+    /// the rate limits count on. On a reload, `previous` is the snapshot's
+    /// limits being replaced and `carried[i]` the index there of new
+    /// destination `i` (the same URI), whose calls in progress and
+    /// unchanged CPS bucket are kept; the edge's own are kept likewise.
+    pub fn new(
+        edge: &config::Edge,
+        epoch: Instant,
+        previous: Option<&Limits>,
+        carried: &[Option<usize>],
+    ) -> Limits {
         let counts_channels = edge.capacity.channels.is_some()
             || edge.destinations.iter().any(|d| d.channels.is_some());
         let max_age = u64::try_from(edge.capacity.max_call_duration.as_nanos()).unwrap_or(u64::MAX);
+        let old = |i: usize| {
+            let j = carried.get(i).copied().flatten()?;
+            Some((previous?, j))
+        };
+        let calls = counts_channels.then(|| match previous.and_then(|p| p.calls.as_ref()) {
+            Some(c) => {
+                c.set_max_age(max_age);
+                Arc::clone(c)
+            }
+            None => Arc::new(Channels::new(max_age)),
+        });
         Limits {
-            cps: rate(edge.capacity.cps),
+            cps: Cps::new(edge.capacity.cps, previous.map(|p| &p.cps)),
             channels: edge.capacity.channels,
-            dest_cps: edge.destinations.iter().map(|d| rate(d.cps)).collect(),
+            dest_cps: edge
+                .destinations
+                .iter()
+                .enumerate()
+                .map(|(i, d)| Cps::new(d.cps, old(i).and_then(|(p, j)| p.dest_cps.get(j))))
+                .collect(),
             dest_channels: edge.destinations.iter().map(|d| d.channels).collect(),
-            calls: counts_channels.then(|| Channels::new(edge.destinations.len(), max_age)),
+            dest_calls: (0..edge.destinations.len())
+                .map(|i| {
+                    old(i)
+                        .and_then(|(p, j)| p.dest_calls.get(j).cloned())
+                        .unwrap_or_default()
+                })
+                .collect(),
+            calls,
             epoch,
         }
     }
@@ -93,7 +151,7 @@ impl Limits {
             }
         }
         match &self.cps {
-            Some(r) => r.take(self.ns(now)).map_err(Full::Cps),
+            Some(c) => c.rate.take(self.ns(now)).map_err(Full::Cps),
             None => Ok(()),
         }
     }
@@ -101,11 +159,11 @@ impl Limits {
     /// Whether destination `i` may take a new call at `now`.
     pub fn dest_has_room(&self, i: usize, now: Instant) -> bool {
         let cps_ok = match self.dest_cps.get(i) {
-            Some(Some(r)) => r.has_room(self.ns(now)),
+            Some(Some(c)) => c.rate.has_room(self.ns(now)),
             _ => true,
         };
-        let channels_ok = match (self.dest_channels.get(i), &self.calls) {
-            (Some(Some(max)), Some(calls)) => calls.of(i) < *max,
+        let channels_ok = match (self.dest_channels.get(i), self.dest_calls.get(i)) {
+            (Some(Some(max)), Some(calls)) => calls.load(Ordering::Relaxed) < *max,
             _ => true,
         };
         cps_ok && channels_ok
@@ -114,15 +172,15 @@ impl Limits {
     /// A new call was sent to destination `i` at `now`: it counts against
     /// that destination's calls per second.
     pub fn dest_take(&self, i: usize, now: Instant) {
-        if let Some(Some(r)) = self.dest_cps.get(i) {
-            let _ = r.take(self.ns(now));
+        if let Some(Some(c)) = self.dest_cps.get(i) {
+            let _ = c.rate.take(self.ns(now));
         }
     }
 
     /// A 2xx to an INVITE of `call_id` came from destination `dest`.
     pub fn call_answered(&self, call_id: &[u8], dest: usize, now: Instant) {
-        if let Some(c) = &self.calls {
-            c.answered(call_id, dest, self.ns(now));
+        if let (Some(c), Some(d)) = (&self.calls, self.dest_calls.get(dest)) {
+            c.answered(call_id, d, self.ns(now));
         }
     }
 
@@ -136,13 +194,12 @@ impl Limits {
     /// Calls in progress counted on this edge and per destination (zeros
     /// when channels are not counted).
     pub fn channels_in_use(&self) -> (u32, Vec<u32>) {
-        match &self.calls {
-            Some(c) => (
-                c.total(),
-                (0..self.dest_cps.len()).map(|i| c.of(i)).collect(),
-            ),
-            None => (0, vec![0; self.dest_cps.len()]),
-        }
+        let per_dest = self
+            .dest_calls
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        (self.calls.as_ref().map_or(0, |c| c.total()), per_dest)
     }
 }
 
@@ -162,7 +219,7 @@ mod tests {
     #[test]
     fn no_limits_admit_everything() {
         let t0 = Instant::now();
-        let l = Limits::new(&edge("", ""), t0);
+        let l = Limits::new(&edge("", ""), t0, None, &[]);
         assert!(!l.limits_destinations() && !l.counts_channels());
         for _ in 0..10_000 {
             assert_eq!(l.admit(t0), Ok(()));
@@ -173,7 +230,7 @@ mod tests {
     #[test]
     fn edge_cps_and_channels() {
         let t0 = Instant::now();
-        let l = Limits::new(&edge("cps = 2\nchannels = 1", ""), t0);
+        let l = Limits::new(&edge("cps = 2\nchannels = 1", ""), t0, None, &[]);
         assert_eq!(l.admit(t0), Ok(()));
         l.call_answered(b"c1", 0, t0);
         assert_eq!(l.admit(t0), Err(Full::Channels));
@@ -190,7 +247,7 @@ mod tests {
     #[test]
     fn destination_limits() {
         let t0 = Instant::now();
-        let l = Limits::new(&edge("", "cps = 1\nchannels = 1"), t0);
+        let l = Limits::new(&edge("", "cps = 1\nchannels = 1"), t0, None, &[]);
         assert!(l.limits_destinations() && l.counts_channels());
         assert!(l.dest_has_room(0, t0));
         l.dest_take(0, t0);
@@ -203,5 +260,28 @@ mod tests {
         assert_eq!(l.channels_in_use(), (1, vec![1, 0]));
         l.call_ended(b"c", t1);
         assert!(l.dest_has_room(0, t1));
+    }
+
+    #[test]
+    fn a_reload_keeps_buckets_of_unchanged_limits_and_counts_by_destination() {
+        let t0 = Instant::now();
+        let l = Limits::new(&edge("cps = 1\nchannels = 5", "cps = 1"), t0, None, &[]);
+        assert_eq!(l.admit(t0), Ok(()));
+        l.dest_take(0, t0);
+        l.call_answered(b"c", 0, t0);
+        // Same limits, destinations swapped: the buckets stay spent.
+        let e = edge("cps = 1\nchannels = 5", "");
+        let mut swapped = e.clone();
+        swapped.destinations.swap(0, 1);
+        swapped.destinations[1].cps = Some(1);
+        let r = Limits::new(&swapped, t0, Some(&l), &[Some(1), Some(0)]);
+        assert!(r.admit(t0).is_err(), "the edge's bucket was refilled");
+        assert!(!r.dest_has_room(1, t0) && r.dest_has_room(0, t0));
+        assert_eq!(r.channels_in_use(), (1, vec![0, 1]));
+        r.call_ended(b"c", t0);
+        assert_eq!(l.channels_in_use(), (0, vec![0, 0]), "one count, shared");
+        // A changed limit gets a bucket of its own.
+        let r = Limits::new(&edge("cps = 2", ""), t0, Some(&l), &[Some(0), Some(1)]);
+        assert_eq!(r.admit(t0), Ok(()));
     }
 }

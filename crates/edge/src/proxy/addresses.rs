@@ -5,6 +5,7 @@ use crate::config;
 use crate::flow::{Flow, Transport};
 use sip::Host;
 use std::net::{IpAddr, SocketAddr};
+use xxhash_rust::xxh3::xxh3_64;
 
 /// A host as configured (owned), compared against hosts in messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +91,8 @@ impl Local {
 /// One destination of the pool, as an address to send to and to recognise.
 #[derive(Clone, Debug)]
 pub struct Destination {
+    /// Its identity across reloads: the hash of its URI.
+    pub(crate) id: u64,
     /// Where requests for it are sent.
     pub addr: SocketAddr,
     /// The transport they are sent over.
@@ -112,6 +115,7 @@ impl Destination {
             })
             .unwrap_or(OwnHost::Ip(d.addr.ip()));
         Destination {
+            id: xxh3_64(d.uri.as_bytes()),
             addr: d.addr,
             transport: d.transport,
             uri: d.uri.clone(),
@@ -144,4 +148,14 @@ impl Destination {
         port.unwrap_or(5060) == self.port
             && (self.host.matches(host) || host.ip() == Some(self.addr.ip()))
     }
+}
+
+/// A destination as something that outlives one snapshot remembers it (a
+/// transaction's plan): its index in the snapshot that chose it, and its
+/// identity, by which a later snapshot finds it again after a reload
+/// moved it, or knows it removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DestRef {
+    pub(crate) index: u32,
+    pub(crate) id: u64,
 }

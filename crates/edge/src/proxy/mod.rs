@@ -6,12 +6,17 @@
 //! stages of `pipeline`, a response through `response`, and what leaves
 //! through the compact/compress stage.
 //!
-//! [`Edge`] is the snapshot built from one `[[edge]]` of the config (for a
-//! transactional edge it also holds the shared transaction table);
+//! [`Edge`] is the immutable snapshot built from one `[[edge]]` of the
+//! config, with handles on the edge's live state (destination health and
+//! totals, CPS buckets, calls in progress, the transaction table,
+//! counters). A reload builds the next snapshot with
+//! [`Edge::reloaded`], which hands that state on by edge and destination
+//! URI, so calls and transactions in flight carry on.
 //! [`Worker`] is the mutable, per-thread part (parse index, splicer, output
-//! buffers, dispatch counters, statistics). The daemon owns sockets and
-//! calls [`Worker::handle`] for every message and, on a transactional
-//! edge, [`Worker::poll`] from a timer thread.
+//! buffers, dispatch counters, statistics), moved onto a new snapshot with
+//! [`Worker::renew`]. The daemon owns sockets and calls [`Worker::handle`]
+//! for every message and, on a transactional edge, [`Worker::poll`] from a
+//! timer task.
 
 mod addresses;
 mod capacity;
@@ -29,6 +34,7 @@ mod sends;
 mod splices;
 mod stateful;
 
+pub(crate) use addresses::DestRef;
 pub use addresses::{Destination, Local};
 pub use capacity::Peer;
 pub use encoding::{Direction, Encoder};
@@ -36,7 +42,7 @@ pub use sends::Sends;
 pub use stateful::Stateful;
 
 use crate::config;
-use crate::dispatch::{Selector, Target, WorkerState};
+use crate::dispatch::{Algorithm, Selector, Target, WorkerState};
 use crate::flow::{Flow, Transport};
 use crate::health::{Counters, HealthView};
 use crate::keyring::KeyRing;
@@ -48,7 +54,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use xxhash_rust::xxh3::xxh3_64;
 
 /// The most header lines sipedge adds to a message it forwards: Via,
 /// Record-Route, Max-Forwards, Content-Length, Content-Encoding,
@@ -102,7 +107,13 @@ pub struct Edge {
     /// The edge's name from the config.
     pub name: String,
     locals: Vec<Local>,
+    /// The configured destinations, then those a reload removed while
+    /// calls may still be up on them (see [`Edge::reloaded`]).
     destinations: Vec<Destination>,
+    /// How many of `destinations` are configured: only these are chosen.
+    configured: usize,
+    /// When each removed destination (after the configured ones) was removed.
+    retired_at: Vec<Instant>,
     selector: Selector,
     health: Arc<HealthView>,
     ping_replies: bool,
@@ -123,13 +134,15 @@ pub struct Edge {
     /// (`foreign_next_hop`).
     foreign_next_hop: config::ForeignNextHop,
     /// Failures per reason (indexed like [`validate::Failure::ALL`]): a
-    /// rare path, so shared atomics.
-    invalid: Box<[AtomicU64]>,
+    /// rare path, so shared atomics; kept across reloads.
+    invalid: Arc<[AtomicU64]>,
     /// What is done to messages sent toward the destinations (`compress_in`).
     toward_pool: Direction,
     /// What is done to messages sent anywhere else (`compress_out`).
     toward_outside: Direction,
-    /// The origin of the monotonic seconds the dispatch memo counts in.
+    /// The origin of the monotonic seconds the dispatch memo counts in
+    /// and of the CPS buckets' clock: the first snapshot's start, kept
+    /// across reloads.
     epoch: Instant,
     /// The longest message this edge forwards: one datagram less what it
     /// may add.
@@ -137,9 +150,42 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Builds the snapshot of one configured edge. `keys` are the
-    /// cluster's (they key the Via branch MAC).
+    /// Builds the snapshot of one configured edge, with fresh state. `keys`
+    /// are the cluster's (they key the Via branch MAC).
     pub fn new(edge: &config::Edge, node: &config::Node, keys: &KeyRing) -> Edge {
+        Edge::build(edge, node, keys, None, Instant::now())
+    }
+
+    /// The snapshot that replaces this one when the config is reloaded:
+    /// built from `edge` (the same edge's new configuration), holding this
+    /// one's live state — the transaction table, the edge's CPS bucket
+    /// and calls in progress, the failure counters, and for each
+    /// destination whose URI is still configured its health, speed,
+    /// totals, calls in progress and (same limit) CPS bucket. A new
+    /// destination starts usable, like every destination at start.
+    ///
+    /// A removed destination gets no new calls, but the calls already on
+    /// it carry on: it is still recognised as the pool's, for in-dialog
+    /// requests toward it and for what it sends, until `max_call_duration`
+    /// after `now`, the moment of its removal. Its calls keep their counts
+    /// until their BYE.
+    pub fn reloaded(
+        &self,
+        edge: &config::Edge,
+        node: &config::Node,
+        keys: &KeyRing,
+        now: Instant,
+    ) -> Edge {
+        Edge::build(edge, node, keys, Some(self), now)
+    }
+
+    fn build(
+        edge: &config::Edge,
+        node: &config::Node,
+        keys: &KeyRing,
+        previous: Option<&Edge>,
+        now: Instant,
+    ) -> Edge {
         let locals: Vec<Local> = edge
             .listen
             .iter()
@@ -147,13 +193,15 @@ impl Edge {
             .collect();
         let longest_sent_by = locals.iter().map(|l| l.sent_by.len()).max().unwrap_or(0);
         let room = MAX_DATAGRAM.saturating_sub(2 * longest_sent_by + ADDED_BYTES);
-        let destinations: Vec<Destination> =
+        let mut destinations: Vec<Destination> =
             edge.destinations.iter().map(Destination::new).collect();
+        let configured = destinations.len();
         let targets: Vec<Target> = edge
             .destinations
             .iter()
-            .map(|d| Target {
-                id: xxh3_64(d.uri.as_bytes()),
+            .zip(&destinations)
+            .map(|(d, dest)| Target {
+                id: dest.id,
                 weight: d.weight,
                 priority: d.priority,
                 zone: d.zone.clone(),
@@ -161,18 +209,53 @@ impl Edge {
                 backup_zones: d.backup_zones.clone(),
             })
             .collect();
-        let epoch = Instant::now();
+        let carried: Vec<Option<usize>> = match previous {
+            Some(p) => {
+                let old: std::collections::HashMap<u64, usize> = p
+                    .configured()
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .map(|(j, d)| (d.id, j))
+                    .collect();
+                destinations
+                    .iter()
+                    .map(|d| old.get(&d.id).copied())
+                    .collect()
+            }
+            None => vec![None; destinations.len()],
+        };
+        let mut retired_at = Vec::new();
+        if let Some(p) = previous {
+            let keep_for = edge.capacity.max_call_duration;
+            let removed_now = p.configured().iter().map(|d| (d, now));
+            let removed_before = p.retired().iter().zip(p.retired_at.iter().copied());
+            for (d, at) in removed_now.chain(removed_before) {
+                let known = destinations.iter().any(|k| k.id == d.id);
+                if !known && now.saturating_duration_since(at) < keep_for {
+                    destinations.push(d.clone());
+                    retired_at.push(at);
+                }
+            }
+        }
+        let epoch = previous.map_or_else(Instant::now, |p| p.epoch);
+        let health = match previous {
+            Some(p) => HealthView::carried(&p.health, &carried),
+            None => HealthView::new(configured),
+        };
         Edge {
             name: edge.name.clone(),
             locals,
             destinations,
+            configured,
+            retired_at,
             selector: Selector::new(edge.algorithm, &targets, node.zone.as_deref()),
-            health: Arc::new(HealthView::new(edge.destinations.len())),
+            health: Arc::new(health),
             ping_replies: edge.ping_replies,
             keys: keys.clone(),
             stateful: (edge.insertion == config::Insertion::Transactional)
-                .then(|| Stateful::new(edge)),
-            limits: Limits::new(edge, epoch),
+                .then(|| Stateful::new(edge, previous.and_then(|p| p.stateful.as_ref()))),
+            limits: Limits::new(edge, epoch, previous.map(|p| &p.limits), &carried),
             capacity_failover: edge
                 .capacity
                 .failover
@@ -184,13 +267,42 @@ impl Edge {
             rules: validate::Rules::new(&edge.validate),
             on_invalid: edge.on_invalid,
             foreign_next_hop: edge.foreign_next_hop,
-            invalid: validate::Failure::ALL
-                .iter()
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            invalid: match previous {
+                Some(p) => Arc::clone(&p.invalid),
+                None => validate::Failure::ALL
+                    .iter()
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
+            },
             epoch,
             room,
         }
+    }
+
+    /// How a transaction names destination `i` of this snapshot so that a
+    /// later one finds it again.
+    pub(crate) fn dest_ref(&self, i: usize) -> DestRef {
+        let id = self.destinations.get(i).map_or(0, |d| d.id);
+        DestRef {
+            index: u32::try_from(i).unwrap_or(u32::MAX),
+            id,
+        }
+    }
+
+    /// The index in this snapshot of the destination `r` names: one
+    /// comparison while no reload moved it, a search after one; `None`
+    /// when a reload removed it.
+    pub(crate) fn resolve(&self, r: DestRef) -> Option<usize> {
+        let i = r.index as usize;
+        if self.destinations.get(i).is_some_and(|d| d.id == r.id) {
+            return Some(i);
+        }
+        self.destinations.iter().position(|d| d.id == r.id)
+    }
+
+    /// The dispatch algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.selector.algorithm()
     }
 
     /// The transaction state of a transactional edge (`None` when stateless).
@@ -285,7 +397,17 @@ impl Edge {
 
     /// The destinations, in config order.
     pub fn destinations(&self) -> &[Destination] {
-        &self.destinations
+        self.configured()
+    }
+
+    fn configured(&self) -> &[Destination] {
+        &self.destinations[..self.configured]
+    }
+
+    /// Destinations a reload removed that still get the in-dialog
+    /// requests of their calls.
+    pub fn retired(&self) -> &[Destination] {
+        &self.destinations[self.configured..]
     }
 
     /// The local address to send to `to` over `transport` from: the one
@@ -338,9 +460,10 @@ impl Edge {
             out: Vec::with_capacity(4096),
             sends: Sends::default(),
             dispatch: WorkerState::for_algorithm(self.selector.algorithm()),
+            algorithm: self.selector.algorithm(),
             counters: self.health.register(),
             stats: Stats {
-                per_destination: vec![0; self.destinations.len()],
+                per_destination: vec![0; self.configured],
                 ..Stats::default()
             },
         }
@@ -359,6 +482,8 @@ pub struct Worker {
     out: Vec<u8>,
     sends: Sends,
     dispatch: WorkerState,
+    /// The algorithm `dispatch` was sized for.
+    algorithm: Algorithm,
     counters: Arc<Counters>,
     /// What this worker has done.
     pub stats: Stats,
@@ -377,6 +502,21 @@ pub(crate) struct Scratch<'w> {
 }
 
 impl Worker {
+    /// Moves this worker onto `edge`, the snapshot a reload made of the
+    /// edge it served: its buffers and event counts are kept, and its
+    /// dispatch memo while the algorithm stays (the memo checks each
+    /// remembered destination's identity, so a moved one is not
+    /// followed); its per-destination counters start over, registered
+    /// with the new health view (which carries the totals on).
+    pub fn renew(&mut self, edge: &Edge) {
+        if edge.algorithm() != self.algorithm {
+            self.dispatch = WorkerState::for_algorithm(edge.algorithm());
+            self.algorithm = edge.algorithm();
+        }
+        self.counters = edge.health.register();
+        self.stats.per_destination = vec![0; edge.configured];
+    }
+
     /// Handles one message (a datagram, or one framed off a stream)
     /// received on flow `from` at `now`.
     pub fn handle(&mut self, edge: &Edge, datagram: &[u8], from: Flow, now: Instant) -> Outcome {
@@ -579,6 +719,7 @@ impl Worker {
             out,
             sends,
             dispatch,
+            algorithm: _,
             counters,
             stats,
         } = self;

@@ -207,6 +207,32 @@ pub struct SetBody {
     pub state: String,
 }
 
+/// The answer to `POST /api/reload`.
+#[derive(Serialize)]
+pub struct ReloadBody<'a> {
+    /// `reloaded`.
+    pub status: &'static str,
+    /// From the file read to the last snapshot swapped in.
+    pub took_ms: f64,
+    /// What changed and applies now.
+    pub changes: &'a [String],
+    /// What changed in the file but keeps its running value until a
+    /// restart (listen addresses, the node's id...).
+    pub needs_restart: &'a [String],
+}
+
+impl<'a> ReloadBody<'a> {
+    /// The body for `report`.
+    pub fn of(report: &'a crate::reload::Report) -> Self {
+        ReloadBody {
+            status: "reloaded",
+            took_ms: millis(report.took),
+            changes: &report.changes,
+            needs_restart: &report.needs_restart,
+        }
+    }
+}
+
 /// Every error answer: `{"error": "..."}`.
 #[derive(Serialize)]
 pub struct ErrorBody {

@@ -1,6 +1,7 @@
 //! The admin HTTP interface (`[admin] listen`): `/health` for a BGP speaker
-//! or load balancer in front of the node, and `/api/destinations` for the
-//! operator (read every destination's state, set one by hand).
+//! or load balancer in front of the node, `/api/destinations` for the
+//! operator (read every destination's state, set one by hand),
+//! `/api/connections`, and `POST /api/reload`.
 //!
 //! It runs on the main thread's runtime, next to the prober tasks, so it
 //! answers however busy the forwarding threads are.
@@ -10,7 +11,9 @@ mod json;
 mod tests;
 
 use crate::health::{Health, State};
+use crate::reload::Reloader;
 use crate::shard::Registry;
+use arc_swap::ArcSwap;
 use axum::body::Bytes;
 use axum::extract::{Path, State as Shared};
 use axum::http::StatusCode;
@@ -30,10 +33,21 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
         .map_err(|e| format!("[admin] listen {addr}: {e}"))
 }
 
+/// What the admin API reads and acts on.
+#[derive(Clone)]
+pub struct Admin {
+    /// Destination health and the running edges; a reload replaces it.
+    pub health: Arc<ArcSwap<Health>>,
+    /// The node's connections.
+    pub connections: Arc<Registry>,
+    /// Reloads the config file (`POST /api/reload`).
+    pub reloader: Arc<Reloader>,
+}
+
 /// Serves the admin API on `listener` from a task of the current runtime.
-pub fn spawn(listener: TcpListener, health: Arc<Health>, connections: Arc<Registry>) {
+pub fn spawn(listener: TcpListener, admin: Admin) {
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(health, connections)).await {
+        if let Err(e) = axum::serve(listener, router(admin)).await {
             tracing::error!("admin HTTP server stopped: {e}");
         }
     });
@@ -41,7 +55,7 @@ pub fn spawn(listener: TcpListener, health: Arc<Health>, connections: Arc<Regist
 
 /// The routes. Any other path is 404 and another method 405, as axum
 /// answers them.
-pub fn router(health: Arc<Health>, connections: Arc<Registry>) -> Router {
+pub fn router(admin: Admin) -> Router {
     Router::new()
         .route("/health", get(node_health))
         .route("/api/destinations", get(destinations))
@@ -49,19 +63,28 @@ pub fn router(health: Arc<Health>, connections: Arc<Registry>) -> Router {
             "/api/destinations/{edge}/{dest}",
             axum::routing::post(set_destination),
         )
-        .with_state(health)
-        .merge(
-            Router::new()
-                .route("/api/connections", get(connection_counts))
-                .with_state(connections),
-        )
+        .route("/api/connections", get(connection_counts))
+        .route("/api/reload", axum::routing::post(reload))
+        .with_state(admin)
+}
+
+/// `POST /api/reload`: reads the config file again and applies it (see
+/// [`crate::reload`]). 200 with what changed and what needs a restart; 400
+/// with the file's errors (`file:line: key: problem`) when it does not
+/// check, the running config staying as it was.
+async fn reload(Shared(admin): Shared<Admin>) -> Response {
+    match admin.reloader.reload_and_log().await {
+        Ok(report) => Json(json::ReloadBody::of(&report)).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
 /// `GET /api/connections`: connections open now, accepted and opened so
 /// far, and how many ended or were refused for each reason (the caps, the
 /// timeouts, oversized or unframed messages, failed connects).
-async fn connection_counts(Shared(connections): Shared<Arc<Registry>>) -> Response {
-    let body: serde_json::Map<String, serde_json::Value> = connections
+async fn connection_counts(Shared(admin): Shared<Admin>) -> Response {
+    let body: serde_json::Map<String, serde_json::Value> = admin
+        .connections
         .counts()
         .into_iter()
         .map(|(name, n)| (name.to_owned(), n.into()))
@@ -70,7 +93,8 @@ async fn connection_counts(Shared(connections): Shared<Arc<Registry>>) -> Respon
 }
 
 /// `GET /health`: 200 when at least one edge can route, else 503.
-async fn node_health(Shared(health): Shared<Arc<Health>>) -> Response {
+async fn node_health(Shared(admin): Shared<Admin>) -> Response {
+    let health = admin.health.load_full();
     let edges: Vec<_> = health.edges.iter().map(json::EdgeSummary::of).collect();
     let ok = edges.iter().any(|e| e.routable);
     let body = json::HealthBody {
@@ -86,7 +110,8 @@ async fn node_health(Shared(health): Shared<Arc<Health>>) -> Response {
 }
 
 /// `GET /api/destinations`: every destination of every edge.
-async fn destinations(Shared(health): Shared<Arc<Health>>) -> Response {
+async fn destinations(Shared(admin): Shared<Admin>) -> Response {
+    let health = admin.health.load_full();
     match json::destinations(&health).await {
         Ok(body) => Json(body).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -96,10 +121,11 @@ async fn destinations(Shared(health): Shared<Arc<Health>>) -> Response {
 /// `POST /api/destinations/{edge}/{dest}` with `{"state": "..."}`: sets the
 /// state by hand and answers with the destination after the change.
 async fn set_destination(
-    Shared(health): Shared<Arc<Health>>,
+    Shared(admin): Shared<Admin>,
     Path((edge_name, dest)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    let health = admin.health.load_full();
     let Some(edge) = health.edge(&edge_name) else {
         return error(
             StatusCode::NOT_FOUND,

@@ -30,39 +30,61 @@ zone = "B"
 weight = 3
 "#;
 
-async fn health() -> Arc<Health> {
-    let cfg = match edge::config::parse(CONFIG, "test.toml") {
+/// The admin API of a node started from `text`, written to a file of its
+/// own so that it can be reloaded: real prober tasks, snapshot slots no
+/// shard reads.
+async fn admin_of(text: &str) -> (Admin, std::path::PathBuf) {
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("sipedge-admin-{}-{n}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("write the config");
+    let cfg = match edge::config::parse(text, "test.toml") {
         Ok(c) => c,
         Err(e) => panic!("test config: {e}"),
     };
-    let edges: Arc<Vec<edge::proxy::Edge>> = Arc::new(
-        cfg.edges
-            .iter()
-            .map(|e| {
-                edge::proxy::Edge::new(
-                    e,
-                    &cfg.node,
-                    &edge::keyring::KeyRing::single(b"a-test-secret-of-some-length"),
-                )
-            })
-            .collect(),
-    );
-    match crate::health::start(&cfg, &edges).await {
-        Ok(h) => Arc::new(h),
+    let keys = edge::keyring::KeyRing::single(b"a-test-secret-of-some-length");
+    let slots: Vec<_> = cfg
+        .edges
+        .iter()
+        .map(|e| {
+            Arc::new(ArcSwap::from_pointee(edge::proxy::Edge::new(
+                e, &cfg.node, &keys,
+            )))
+        })
+        .collect();
+    let snapshots: Vec<_> = slots.iter().map(|s| s.load_full()).collect();
+    let health = match crate::health::start(&cfg, &snapshots).await {
+        Ok(h) => Arc::new(ArcSwap::from_pointee(h)),
         Err(e) => panic!("health::start: {e}"),
-    }
+    };
+    let reloader = Arc::new(Reloader::new(
+        path.clone(),
+        cfg,
+        keys,
+        slots,
+        Arc::clone(&health),
+    ));
+    let admin = Admin {
+        health,
+        connections: Arc::new(crate::shard::Registry::new(Default::default())),
+        reloader,
+    };
+    (admin, path)
+}
+
+async fn health() -> Admin {
+    admin_of(CONFIG).await.0
 }
 
 /// Sends one request; returns the status and the body as JSON (`Null` when
 /// it is not JSON).
-async fn call(h: &Arc<Health>, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
+async fn call(h: &Admin, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
     let request = Request::builder()
         .method(method)
         .uri(path)
         .body(Body::from(body.to_owned()))
         .expect("request");
-    let connections = Arc::new(crate::shard::Registry::new(Default::default()));
-    let response = router(Arc::clone(h), connections)
+    let response = router(h.clone())
         .oneshot(request)
         .await
         .expect("infallible");
@@ -227,4 +249,100 @@ async fn unknown_paths_and_methods() {
     assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
     let (code, _) = call(&h, Method::GET, "/api/destinations/edge-1/0", "").await;
     assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn reload_applies_destinations_and_keeps_what_is_known_of_the_others() {
+    let (h, path) = admin_of(CONFIG).await;
+    // The operator holds the second destination inactive.
+    let (code, _) = call(
+        &h,
+        Method::POST,
+        "/api/destinations/edge-1/1",
+        r#"{"state":"inactive"}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    // Reweighted, one removed, one added; the node's id and the listen
+    // address changed too, which waits for a restart.
+    let text = CONFIG
+        .replace(
+            "uri = \"sip:127.0.0.1:9\"\nzone = \"A\"\n",
+            "uri = \"sip:127.0.0.1:11\"\n",
+        )
+        .replace("weight = 3", "weight = 5")
+        .replace("id = \"node-1\"", "id = \"node-2\"")
+        .replace("udp:127.0.0.1:5060", "udp:127.0.0.1:5062");
+    assert_ne!(text, CONFIG);
+    std::fs::write(&path, &text).expect("rewrite");
+    let (code, r) = call(&h, Method::POST, "/api/reload", "").await;
+    assert_eq!(code, StatusCode::OK, "{r}");
+    assert_eq!(r["status"], "reloaded");
+    let changes: Vec<&str> = r["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        changes.contains(&"edge edge-1: destination sip:127.0.0.1:11 added"),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&"edge edge-1: destination sip:127.0.0.1:7;transport=udp changed"),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("edge edge-1: destination sip:127.0.0.1:9 removed")),
+        "{changes:?}"
+    );
+    let restart = r["needs_restart"].to_string();
+    assert!(
+        restart.contains("[node] id") && restart.contains("listen"),
+        "{restart}"
+    );
+    let (_, body) = call(&h, Method::GET, "/api/destinations", "").await;
+    assert_eq!(body["node"], "node-1", "the id waits for a restart");
+    let dests = body["edges"][0]["destinations"].as_array().unwrap();
+    assert_eq!(dests.len(), 2);
+    assert_eq!(dests[0]["uri"], "sip:127.0.0.1:11");
+    assert_eq!(dests[0]["state"], "active");
+    assert_eq!(dests[1]["uri"], "sip:127.0.0.1:7;transport=udp");
+    assert_eq!(dests[1]["weight"], 5);
+    assert_eq!(
+        (dests[1]["state"].as_str(), dests[1]["manual"].as_bool()),
+        (Some("inactive"), Some(true))
+    );
+    let snapshot = h.health.load_full();
+    let e = snapshot.edges[0].proxy().expect("edge");
+    assert!(
+        e.health().usable(0) && !e.health().usable(1),
+        "the view the shards read"
+    );
+    assert_eq!(
+        e.locals()[0].addr.port(),
+        5060,
+        "still the running listen address"
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn an_invalid_file_is_refused_with_its_line_and_the_running_config_stays() {
+    let (h, path) = admin_of(CONFIG).await;
+    let text = CONFIG.replace("weight = 3", "weight = \"heavy\"");
+    std::fs::write(&path, &text).expect("rewrite");
+    let (code, r) = call(&h, Method::POST, "/api/reload", "").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{r}");
+    let error = r["error"].as_str().unwrap_or_default();
+    let line = text.lines().position(|l| l.contains("heavy")).unwrap() + 1;
+    assert!(
+        error.starts_with(&format!("{}:{line}: ", path.display())) && error.contains("weight"),
+        "{error}"
+    );
+    let (_, body) = call(&h, Method::GET, "/api/destinations", "").await;
+    assert_eq!(body["edges"][0]["destinations"][1]["weight"], 3);
+    let _ = std::fs::remove_file(&path);
 }

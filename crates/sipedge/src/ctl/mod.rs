@@ -43,6 +43,10 @@ pub enum Action {
     /// Print the node's health; exit 0 when it can route, 1 when not, 2 when
     /// the admin server does not answer.
     Health,
+    /// Make the node read its config file again and apply it: print what
+    /// changed and what needs a restart; exit 1 with the file's errors
+    /// when it does not check (the running config stays).
+    Reload,
 }
 
 /// Exit code when the server answers with an error (or `/health` says 503).
@@ -62,6 +66,7 @@ pub fn run(ctl: &Ctl) -> ExitCode {
     let (method, path, body) = match &ctl.action {
         Action::Destinations => ("GET", "/api/destinations".to_owned(), None),
         Action::Health => ("GET", "/health".to_owned(), None),
+        Action::Reload => ("POST", "/api/reload".to_owned(), None),
         Action::Set { edge, dest, state } => (
             "POST",
             format!(
@@ -109,6 +114,7 @@ pub fn run(ctl: &Ctl) -> ExitCode {
     match &ctl.action {
         Action::Destinations => print!("{}", table::destinations(&value)),
         Action::Set { edge, .. } => println!("{}", table::set_result(edge, &value)),
+        Action::Reload => print!("{}", table::reload_result(&value)),
         Action::Health => {}
     }
     ExitCode::SUCCESS
@@ -126,8 +132,13 @@ fn admin_address(ctl: &Ctl) -> Result<String, String> {
                 .into(),
         );
     };
-    let cfg = crate::config_file::load(path).map_err(|e| e.to_string())?;
-    let Some(admin) = cfg.admin else {
+    // Only `[admin]` is read: the rest of the file may well be what a
+    // `ctl reload` is about to be told is wrong.
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let file = path.display().to_string();
+    let admin = edge::config::admin_of(&text, &file).map_err(|e| e.to_string())?;
+    let Some(admin) = admin else {
         return Err(format!(
             "{} has no [admin] listen: the admin API is off (or give --admin HOST:PORT)",
             path.display()

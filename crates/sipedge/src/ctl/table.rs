@@ -77,6 +77,26 @@ pub fn set_result(edge: &str, d: &Value) -> String {
     )
 }
 
+/// The answer to `reload`: a summary line, then what changed and what
+/// waits for a restart, one per line.
+pub fn reload_result(r: &Value) -> String {
+    let changes = array(r, "changes");
+    let restart = array(r, "needs_restart");
+    let took = r.get("took_ms").and_then(Value::as_f64).unwrap_or(0.0);
+    let mut out = format!(
+        "reloaded in {took:.1} ms: {} change(s), {} needing a restart\n",
+        changes.len(),
+        restart.len()
+    );
+    for c in changes.iter().filter_map(Value::as_str) {
+        out += &format!("  applied: {c}\n");
+    }
+    for c in restart.iter().filter_map(Value::as_str) {
+        out += &format!("  restart: {c}\n");
+    }
+    out
+}
+
 fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
     v.get(key)
         .and_then(Value::as_array)

@@ -61,6 +61,16 @@ pub struct LastProbe {
 
 /// A request to an edge's prober task.
 enum Command {
+    /// The config was reloaded: probe `edge`'s destinations from now on
+    /// (keeping what is known of those still configured), publish into
+    /// `view`, and use `sockets` if the families probed changed.
+    Reseed {
+        edge: Box<config::Edge>,
+        node: Box<config::Node>,
+        view: Arc<HealthView>,
+        sockets: Option<socket::Sockets>,
+        done: oneshot::Sender<()>,
+    },
     /// Report every destination's status.
     Status(oneshot::Sender<Vec<DestStatus>>),
     /// Set a destination's state by hand (operator), then report it.
@@ -97,17 +107,57 @@ pub struct EdgeHealth {
     pub tiers: Vec<Option<u8>>,
     /// What the forwarding threads read: usable flags and traffic totals.
     pub view: Arc<HealthView>,
-    /// The running edges (this one is `edges[index]`): its transactions
-    /// and calls in progress, for the API.
-    running: Arc<Vec<Edge>>,
-    index: usize,
+    /// The snapshot the forwarding threads use: its transactions and
+    /// calls in progress, for the API.
+    proxy: Arc<Edge>,
     commands: mpsc::Sender<Command>,
 }
 
 impl EdgeHealth {
+    fn new(conf: &config::Edge, proxy: Arc<Edge>, commands: mpsc::Sender<Command>) -> Self {
+        EdgeHealth {
+            name: conf.name.clone(),
+            algorithm: conf.algorithm,
+            destinations: conf.destinations.clone(),
+            tiers: (0..conf.destinations.len())
+                .map(|i| proxy.tier(i))
+                .collect(),
+            view: Arc::clone(proxy.health()),
+            proxy,
+            commands,
+        }
+    }
+
     /// The running edge the forwarding threads use.
     pub fn proxy(&self) -> Option<&Edge> {
-        self.running.get(self.index)
+        Some(&self.proxy)
+    }
+
+    /// The edge after a reload: its prober task is re-seeded with `conf`
+    /// and publishes into `proxy`'s health view — every destination's
+    /// state is in that view when this returns, so the snapshot can be
+    /// handed to the shards. `sockets` replace the probe sockets when the
+    /// address families probed changed.
+    pub(crate) async fn reloaded(
+        &self,
+        conf: &config::Edge,
+        node: &config::Node,
+        proxy: Arc<Edge>,
+        sockets: Option<socket::Sockets>,
+    ) -> Result<EdgeHealth, Stopped> {
+        let (done, finished) = oneshot::channel();
+        self.commands
+            .send(Command::Reseed {
+                edge: Box::new(conf.clone()),
+                node: Box::new(node.clone()),
+                view: Arc::clone(proxy.health()),
+                sockets,
+                done,
+            })
+            .await
+            .map_err(|_| Stopped)?;
+        finished.await.map_err(|_| Stopped)?;
+        Ok(EdgeHealth::new(conf, proxy, self.commands.clone()))
     }
 
     /// Destinations this node may use (any tier) that are usable now.
@@ -187,29 +237,45 @@ impl Health {
 /// current runtime. A socket that cannot be bound is a start error, like a
 /// listen address that cannot be bound. `edges` are the running edges built
 /// from `cfg.edges`, in the same order.
-pub async fn start(cfg: &Config, edges: &Arc<Vec<Edge>>) -> Result<Health, String> {
+pub async fn start(cfg: &Config, edges: &[Arc<Edge>]) -> Result<Health, String> {
     let mut out = Vec::with_capacity(edges.len());
-    for (index, (conf, edge)) in cfg.edges.iter().zip(edges.iter()).enumerate() {
-        let sockets = socket::Sockets::bind(conf, &cfg.node)
-            .await
-            .map_err(|e| format!("line {}: edge {}: probe socket: {e}", conf.line, conf.name))?;
+    for (conf, edge) in cfg.edges.iter().zip(edges.iter()) {
+        let sockets = probe_sockets(conf, &cfg.node).await?;
         let (commands, requests) = mpsc::channel(16);
-        let view = Arc::clone(edge.health());
-        task::spawn(conf, &cfg.node, sockets, Arc::clone(&view), requests);
-        out.push(EdgeHealth {
-            name: conf.name.clone(),
-            algorithm: conf.algorithm,
-            destinations: conf.destinations.clone(),
-            tiers: (0..conf.destinations.len()).map(|i| edge.tier(i)).collect(),
-            view,
-            running: Arc::clone(edges),
-            index,
-            commands,
-        });
+        task::spawn(
+            conf,
+            &cfg.node,
+            sockets,
+            Arc::clone(edge.health()),
+            requests,
+        );
+        out.push(EdgeHealth::new(conf, Arc::clone(edge), commands));
     }
     Ok(Health {
         node: cfg.node.id.clone(),
         zone: cfg.node.zone.clone(),
         edges: out,
     })
+}
+
+/// Binds `conf`'s probe sockets (see [`socket::Sockets`]).
+pub(crate) async fn probe_sockets(
+    conf: &config::Edge,
+    node: &config::Node,
+) -> Result<socket::Sockets, String> {
+    socket::Sockets::bind(conf, node)
+        .await
+        .map_err(|e| format!("line {}: edge {}: probe socket: {e}", conf.line, conf.name))
+}
+
+/// Whether `a` and `b` probe over the same address families (so the same
+/// probe sockets serve both).
+pub(crate) fn same_families(a: &config::Edge, b: &config::Edge) -> bool {
+    let families = |e: &config::Edge| {
+        (
+            e.destinations.iter().any(|d| d.addr.is_ipv4()),
+            e.destinations.iter().any(|d| d.addr.is_ipv6()),
+        )
+    };
+    families(a) == families(b)
 }

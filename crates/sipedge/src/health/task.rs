@@ -78,22 +78,77 @@ impl Driver {
         let mut buf6 = vec![0u8; if sockets.v6.is_some() { DATAGRAM } else { 0 }];
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut sockets = sockets;
         loop {
             self.transmit(&sockets, &mut out).await;
             self.publish();
             let deadline = self.prober.next_timeout();
-            tokio::select! {
-                r = recv(sockets.v4.as_ref(), &mut buf4) => self.received(r, &buf4),
-                r = recv(sockets.v6.as_ref(), &mut buf6) => self.received(r, &buf6),
-                Some(event) = events.recv() => self.streamed(event),
-                () = sleep(deadline) => self.prober.handle_timeout(Instant::now()),
-                _ = tick.tick() => self.tick(),
+            let reseed = tokio::select! {
+                r = recv(sockets.v4.as_ref(), &mut buf4) => {
+                    self.received(r, &buf4);
+                    None
+                }
+                r = recv(sockets.v6.as_ref(), &mut buf6) => {
+                    self.received(r, &buf6);
+                    None
+                }
+                Some(event) = events.recv() => {
+                    self.streamed(event);
+                    None
+                }
+                () = sleep(deadline) => {
+                    self.prober.handle_timeout(Instant::now());
+                    None
+                }
+                _ = tick.tick() => {
+                    self.tick();
+                    None
+                }
                 command = commands.recv() => match command {
-                    Some(command) => self.command(command),
+                    Some(Command::Reseed { edge, node, view, sockets, done }) => {
+                        Some((edge, node, view, sockets, done))
+                    }
+                    Some(command) => {
+                        self.command(command);
+                        None
+                    }
                     None => return,
                 },
+            };
+            if let Some((edge, node, view, new_sockets, done)) = reseed {
+                if let Some(s) = new_sockets {
+                    sockets = s;
+                    buf4.resize(if sockets.v4.is_some() { DATAGRAM } else { 0 }, 0);
+                    buf6.resize(if sockets.v6.is_some() { DATAGRAM } else { 0 }, 0);
+                }
+                self.reseed(&edge, &node, &sockets, view);
+                let _ = done.send(());
             }
         }
+    }
+
+    /// The config was reloaded: the prober carries on with `edge`'s
+    /// destinations (see [`Prober::reseeded`]) and publishes into `view`,
+    /// the new snapshot's, at once.
+    fn reseed(
+        &mut self,
+        edge: &config::Edge,
+        node: &config::Node,
+        sockets: &Sockets,
+        view: Arc<HealthView>,
+    ) {
+        self.prober = self
+            .prober
+            .reseeded(edge, node, &sockets.locals(), Instant::now());
+        self.uris = edge.destinations.iter().map(|d| d.uri.clone()).collect();
+        self.passive = edge
+            .probe
+            .enabled
+            .then(|| Passive::new(edge.destinations.len()));
+        self.states = self.prober.trackers().iter().map(Tracker::state).collect();
+        self.view = view;
+        self.prober.changed();
+        self.prober.apply(&self.view);
     }
 
     /// Sends every probe that is due. A send that fails (no route, no
@@ -177,6 +232,8 @@ impl Driver {
     fn command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
+            // Taken by the run loop, which may swap the sockets for it.
+            Command::Reseed { .. } => {}
             Command::Status(reply) => {
                 let all = self
                     .prober

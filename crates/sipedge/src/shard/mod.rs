@@ -5,6 +5,9 @@
 //! connections it accepted or opened. Nothing is shared on the UDP
 //! forwarding path but the immutable edge snapshots and their health
 //! views, which the shards only read (relaxed atomic loads): no locks.
+//! Each edge's snapshot sits behind an `ArcSwap`, read once per batch: a
+//! reload stores the next one there, and each shard moves its worker onto
+//! it at its next batch ([`Served::current`]).
 //! Connections are found through the node's connection registry (a lock
 //! held for one lookup); a message for a connection of another shard goes
 //! into that connection's queue. A transactional edge also shares its
@@ -21,11 +24,12 @@ mod udp;
 
 pub(crate) use tcp::Registry;
 
+use arc_swap::ArcSwap;
 use edge::config::Config;
 use edge::flow::Transport;
 use edge::keyring::KeyRing;
 use edge::proxy::{Edge, Worker};
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
@@ -36,9 +40,9 @@ pub struct Running {
     pub shards: usize,
     /// Sockets and listeners bound, over all shards.
     pub sockets: usize,
-    /// The running edges, in config order: their health views are where
-    /// the prober tasks publish what the shards may use.
-    pub edges: Arc<Vec<Edge>>,
+    /// Each edge's current snapshot, in config order: a reload stores the
+    /// next one here; the shards pick it up at their next batch.
+    pub edges: Vec<Arc<ArcSwap<Edge>>>,
     /// The node's connections.
     pub registry: Arc<Registry>,
 }
@@ -57,12 +61,11 @@ pub fn start(cfg: &Config, keys: &KeyRing) -> Result<Running, String> {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let edges: Arc<Vec<Edge>> = Arc::new(
-        cfg.edges
-            .iter()
-            .map(|e| Edge::new(e, &cfg.node, keys))
-            .collect(),
-    );
+    let edges: Vec<Arc<ArcSwap<Edge>>> = cfg
+        .edges
+        .iter()
+        .map(|e| Arc::new(ArcSwap::from_pointee(Edge::new(e, &cfg.node, keys))))
+        .collect();
     let mut bound: Vec<Vec<Vec<Option<Bound>>>> = Vec::with_capacity(shards);
     let mut sockets = 0;
     for _ in 0..shards {
@@ -87,7 +90,7 @@ pub fn start(cfg: &Config, keys: &KeyRing) -> Result<Running, String> {
     let wakes: Arc<Vec<Option<Arc<timers::Wake>>>> = Arc::new(
         edges
             .iter()
-            .map(|e| e.stateful().map(|_| Arc::default()))
+            .map(|e| e.load().stateful().map(|_| Arc::default()))
             .collect(),
     );
     let registry = Arc::new(Registry::new(cfg.connections.clone()));
@@ -96,7 +99,7 @@ pub fn start(cfg: &Config, keys: &KeyRing) -> Result<Running, String> {
     let (started, up) = std::sync::mpsc::channel::<Result<(), String>>();
     for (index, per_edge) in bound.into_iter().enumerate() {
         let shared = Shared {
-            edges: Arc::clone(&edges),
+            edges: edges.clone(),
             wakes: Arc::clone(&wakes),
             registry: Arc::clone(&registry),
         };
@@ -142,19 +145,23 @@ fn shared_socket(
 
 /// What every shard shares.
 struct Shared {
-    edges: Arc<Vec<Edge>>,
+    edges: Vec<Arc<ArcSwap<Edge>>>,
     wakes: Arc<Vec<Option<Arc<timers::Wake>>>>,
     registry: Arc<Registry>,
 }
 
-/// One edge as a shard serves it: the core worker its tasks share (one
-/// task runs at a time on a current-thread runtime, and none holds the
-/// borrow across an await), its UDP sockets, and what it shares with the
-/// other shards.
+/// One edge as a shard serves it: the snapshot in use and the core worker
+/// its tasks share (one task runs at a time on a current-thread runtime,
+/// and none holds the borrow across an await), its UDP sockets, and what
+/// it shares with the other shards.
 pub(super) struct Served {
-    edges: Arc<Vec<Edge>>,
-    edge: usize,
-    worker: RefCell<Worker>,
+    /// Where a reload stores the edge's next snapshot.
+    slot: Arc<ArcSwap<Edge>>,
+    /// The edge's position in the config (the registry's edge number).
+    index: usize,
+    /// The edge's name, for logs (a reload never renames an edge).
+    name: String,
+    current: RefCell<Current>,
     /// Indexed like the edge's local addresses; `None` where a local is
     /// not UDP.
     sockets: Vec<Option<AsyncFd<std::net::UdpSocket>>>,
@@ -163,10 +170,31 @@ pub(super) struct Served {
     registry: Arc<Registry>,
 }
 
+/// The snapshot a shard serves an edge with, and its worker for it.
+pub(super) struct Current {
+    pub edge: Arc<Edge>,
+    pub worker: Worker,
+}
+
 impl Served {
-    /// The edge.
-    fn edge(&self) -> &Edge {
-        &self.edges[self.edge]
+    /// The snapshot and the worker, moved onto the edge's latest snapshot
+    /// first if a reload stored one (a pointer comparison otherwise). Read
+    /// once per batch, and never held across an await.
+    fn current(&self) -> RefMut<'_, Current> {
+        let mut c = self.current.borrow_mut();
+        let latest = self.slot.load();
+        if !Arc::ptr_eq(&latest, &c.edge) {
+            let edge = arc_swap::Guard::into_inner(latest);
+            c.worker.renew(&edge);
+            c.edge = edge;
+        }
+        c
+    }
+
+    /// The edge's latest snapshot, for what does not change on a reload
+    /// (its local addresses).
+    fn edge(&self) -> Arc<Edge> {
+        self.slot.load_full()
     }
 }
 
@@ -193,7 +221,8 @@ fn run(
     local.block_on(&rt, async {
         let mut tasks = Vec::new();
         for (ei, per_local) in bound.into_iter().enumerate() {
-            let name = &shared.edges[ei].name;
+            let edge = shared.edges[ei].load_full();
+            let name = &edge.name;
             let mut sockets = Vec::with_capacity(per_local.len());
             let mut listeners = Vec::new();
             for (li, b) in per_local.into_iter().enumerate() {
@@ -216,9 +245,13 @@ fn run(
                 }
             }
             let served = Rc::new(Served {
-                edges: Arc::clone(&shared.edges),
-                edge: ei,
-                worker: RefCell::new(shared.edges[ei].worker()),
+                slot: Arc::clone(&shared.edges[ei]),
+                index: ei,
+                name: name.clone(),
+                current: RefCell::new(Current {
+                    worker: edge.worker(),
+                    edge: Arc::clone(&edge),
+                }),
                 sockets,
                 wake: shared.wakes.get(ei).cloned().flatten(),
                 registry: Arc::clone(&shared.registry),

@@ -6,7 +6,7 @@
 //! connection messages here.
 
 use super::tcp;
-use super::Served;
+use super::{Current, Served};
 use edge::flow::{Flow, Transport};
 use edge::proxy::{Outcome, Worker};
 use std::rc::Rc;
@@ -14,17 +14,19 @@ use std::time::Instant;
 
 /// One message that arrived on a connection, through the pipeline.
 pub(super) fn handle(served: &Rc<Served>, bytes: &[u8], from: Flow) {
-    let mut worker = served.worker.borrow_mut();
-    let outcome = worker.handle(served.edge(), bytes, from, Instant::now());
-    deliver(served, &mut worker, outcome);
+    let mut current = served.current();
+    let Current { edge, worker } = &mut *current;
+    let outcome = worker.handle(edge, bytes, from, Instant::now());
+    deliver(served, worker, outcome);
 }
 
 /// A message the framer could not frame: answered if it can be, before
 /// the connection closes.
 pub(super) fn unframed(served: &Rc<Served>, head: &[u8], why: sip::Unframed, from: Flow) {
-    let mut worker = served.worker.borrow_mut();
-    let outcome = worker.unframed(served.edge(), head, why, from);
-    deliver(served, &mut worker, outcome);
+    let mut current = served.current();
+    let Current { edge, worker } = &mut *current;
+    let outcome = worker.unframed(edge, head, why, from);
+    deliver(served, worker, outcome);
 }
 
 fn deliver(served: &Rc<Served>, worker: &mut Worker, outcome: Outcome) {

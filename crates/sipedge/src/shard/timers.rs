@@ -6,7 +6,7 @@
 //! [`Stateful::tick`]: edge::proxy::Stateful::tick
 
 use super::udp::flush;
-use super::Served;
+use super::{Current, Served};
 use edge::proxy::Edge;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,15 +30,21 @@ impl Wake {
 
 /// Runs the edge's transaction timers from shard 0 and sends what they
 /// produce from that shard's sockets.
+///
+/// The transactions outlive reloads (each snapshot shares the edge's
+/// table), so every round reads the latest snapshot: its timers and
+/// destinations are the ones in force.
 pub(super) async fn run(served: &Rc<Served>) {
-    let edge = served.edge();
-    let (Some(st), Some(wake)) = (edge.stateful(), served.wake.as_deref()) else {
+    let Some(wake) = served.wake.as_deref() else {
         return;
     };
-    let tick = st.tick();
     let mut untracked = Untracked::default();
     let mut out = super::udp::Out::new(served);
     loop {
+        let edge = served.edge();
+        let Some(st) = edge.stateful() else {
+            return;
+        };
         if st.is_empty() {
             wake.idle.store(true, Ordering::Release);
             // A transaction started before `idle` was set is seen here; one
@@ -48,13 +54,14 @@ pub(super) async fn run(served: &Rc<Served>) {
             }
             wake.idle.store(false, Ordering::Release);
         }
-        tokio::time::sleep(tick).await;
+        tokio::time::sleep(st.tick()).await;
         let now = Instant::now();
-        untracked.check(edge, now);
+        untracked.check(&edge, now);
         let due = {
-            let mut worker = served.worker.borrow_mut();
+            let mut current = served.current();
+            let Current { edge, worker } = &mut *current;
             let due = worker.poll(edge, now);
-            out.queue_all(served, &worker);
+            out.queue_all(served, worker);
             due
         };
         if due > 0 {

@@ -5,7 +5,7 @@
 //! each goes through the pipeline, and one sendmmsg per socket sends what
 //! they produced; again until the socket is drained.
 
-use super::{send, Served};
+use super::{send, Current, Served};
 use edge::flow::{Flow, Transport};
 use edge::proxy::{Outcome, Worker};
 use socket2::{Protocol, Type};
@@ -123,7 +123,7 @@ pub(super) async fn flush(served: &Served, out: &mut Out) {
 /// says, for as long as the shard runs. Answers may leave from another of
 /// the edge's sockets (the one of the destination's address family).
 pub(super) async fn serve(served: &Rc<Served>, li: usize) {
-    let edge = served.edge();
+    let name = &served.name;
     let Some(sock) = served.sockets[li].as_ref() else {
         return;
     };
@@ -134,7 +134,7 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
         let mut ready = match sock.readable().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(edge = %edge.name, "socket no longer watched: {e}");
+                tracing::error!(edge = %name, "socket no longer watched: {e}");
                 return;
             }
         };
@@ -158,7 +158,7 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
                 Ok(()) => false,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
                 Err(e) => {
-                    tracing::debug!(edge = %edge.name, "recv: {e}");
+                    tracing::debug!(edge = %name, "recv: {e}");
                     true
                 }
             };
@@ -168,14 +168,15 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
             let now = Instant::now();
             let mut queued = false;
             {
-                let mut worker = served.worker.borrow_mut();
+                let mut current = served.current();
+                let Current { edge, worker } = &mut *current;
                 for i in 0..n {
                     let Some((datagram, src)) = batch.get(i) else {
                         continue;
                     };
                     let outcome = worker.handle(edge, datagram, Flow::udp(li, src), now);
                     queued |= outcome == Outcome::Queued;
-                    out.queue(served, &mut worker, outcome);
+                    out.queue(served, worker, outcome);
                 }
             }
             flush(served, &mut out).await;

@@ -109,6 +109,46 @@ pub fn parse(text: &str, file: &str) -> Result<Config> {
 /// name that does not resolve is a config error at its line, at start or
 /// reload, rather than a failure per request.
 pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
+    with_top(text, file, dns, |cx, top| {
+        top.check_keys(TOP_KEYS, |k| Some(Contract::TopKey(k)))?;
+        let node = match top.get("node") {
+            Some(v) => node(&cx.table(v, "node", "[node]")?)?,
+            None => return Err(cx.err(0, "node", "missing required table [node]")),
+        };
+        let admin = admin_table(cx, top)?;
+        let connections = top
+            .get("connections")
+            .map(|v| connections(&cx.table(v, "connections", "[connections]")?))
+            .transpose()?
+            .unwrap_or_default();
+        let edges = match top.get("edge") {
+            Some(v) => edges(cx, v)?,
+            None => return Err(cx.err(0, "edge", "at least one [[edge]] is required")),
+        };
+        Ok(Config {
+            node,
+            admin,
+            edges,
+            connections,
+        })
+    })
+}
+
+/// Only the `[admin]` table of a configuration file's text: where
+/// `sipedge ctl` finds the admin API, even in a file with errors
+/// elsewhere (the very file a `ctl reload` is to report on). The TOML
+/// itself must parse.
+pub fn admin_of(text: &str, file: &str) -> Result<Option<Admin>> {
+    with_top(text, file, &LiteralsOnly, admin_table)
+}
+
+/// Parses `text` as TOML and hands its top-level table to `read`.
+fn with_top<T>(
+    text: &str,
+    file: &str,
+    dns: &dyn Resolve,
+    read: impl FnOnce(&Cx<'_>, &Table<'_, '_>) -> Result<T>,
+) -> Result<T> {
     let cx = Cx {
         text,
         file,
@@ -122,31 +162,14 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
         at: 0,
         prefix: "",
     };
-    top.check_keys(TOP_KEYS, |k| Some(Contract::TopKey(k)))?;
+    read(&cx, &top)
+}
 
-    let node = match top.get("node") {
-        Some(v) => node(&cx.table(v, "node", "[node]")?)?,
-        None => return Err(cx.err(0, "node", "missing required table [node]")),
-    };
-    let admin = top
-        .get("admin")
+/// `[admin]`, if the file has one.
+fn admin_table(cx: &Cx<'_>, top: &Table<'_, '_>) -> Result<Option<Admin>> {
+    top.get("admin")
         .map(|v| admin(&cx.table(v, "admin", "[admin]")?))
-        .transpose()?;
-    let connections = top
-        .get("connections")
-        .map(|v| connections(&cx.table(v, "connections", "[connections]")?))
-        .transpose()?
-        .unwrap_or_default();
-    let edges = match top.get("edge") {
-        Some(v) => edges(&cx, v)?,
-        None => return Err(cx.err(0, "edge", "at least one [[edge]] is required")),
-    };
-    Ok(Config {
-        node,
-        admin,
-        edges,
-        connections,
-    })
+        .transpose()
 }
 
 /// Turns a destination's host name into an address. Looking a name up is

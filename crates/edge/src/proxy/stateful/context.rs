@@ -14,17 +14,27 @@ use crate::proxy::checked::{self, Checked};
 use crate::proxy::forward::{count_forwarded, splice};
 use crate::proxy::pipeline::checks;
 use crate::proxy::reply::{reply_address, write_reply};
+use crate::proxy::DestRef;
 use crate::stats::Event;
 use crate::transaction::{ClientTx, Kind, OnRequest, OnResponse, OnTimer, ServerTx};
 use sip::Message;
 
 /// Where one attempt goes: an address, and which destination of the pool
 /// it is (`None` for a hop outside the pool, such as a customer's address
-/// in a request a server sends outward).
+/// in a request a server sends outward). The destination is named so
+/// that the snapshot of a later reload still finds it (or knows it gone).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Hop {
     pub to: checked::Hop,
-    pub dest: Option<usize>,
+    pub dest: Option<DestRef>,
+}
+
+impl Hop {
+    /// The hop's destination in the snapshot `env` runs with: `None` for a
+    /// hop outside the pool, or for a destination a reload removed.
+    fn dest(&self, env: &Env<'_, '_, '_>) -> Option<usize> {
+        self.dest.and_then(|r| env.edge.resolve(r))
+    }
 }
 
 /// What never changes after the request arrived.
@@ -252,7 +262,7 @@ impl Context {
         }
         let action = b.client.on_response(code, &env.cfg.timers, env.now);
         if matches!(action, OnResponse::PassUp | OnResponse::PassUpAndAck) {
-            if let Some(i) = b.hop.dest {
+            if let Some(i) = b.hop.dest(env) {
                 env.s.counters.answered(i, code);
             }
         }
@@ -341,9 +351,15 @@ impl State {
             if self.branches.len() >= MAX_ATTEMPTS {
                 break;
             }
+            let dest = hop.dest(env);
+            if hop.dest.is_some() && dest.is_none() {
+                // Removed by a reload since the plan was made: no new
+                // attempts go there.
+                continue;
+            }
             // The first hop was just chosen among usable ones; later ones
             // may have gone down (or filled up) since.
-            if let (false, Some(i)) = (self.branches.is_empty(), hop.dest) {
+            if let (false, Some(i)) = (self.branches.is_empty(), dest) {
                 let room = !req.new_call || env.edge.limits().dest_has_room(i, env.now);
                 if !env.edge.health.usable(i) || !room {
                     continue;
@@ -358,8 +374,8 @@ impl State {
             let attempt = self.branches.len() as u8;
             splice(env.edge, env.s, m, c, &out, attempt);
             env.s.sends.push(env.s.out, out);
-            count_forwarded(env.s, c, hop.dest);
-            if let (true, Some(i)) = (req.new_call, hop.dest) {
+            count_forwarded(env.s, c, dest);
+            if let (true, Some(i)) = (req.new_call, dest) {
                 env.edge.limits().dest_take(i, env.now);
             }
             if attempt > 0 {
@@ -397,7 +413,7 @@ impl State {
         b.timer_c = None;
         if !b.abandoned {
             b.abandoned = true;
-            if let Some(i) = b.hop.dest {
+            if let Some(i) = b.hop.dest(env) {
                 env.s.counters.timed_out(i);
             }
         }
@@ -465,7 +481,7 @@ impl State {
             // final (§16.7 step 10): the caller's UA sorts out extra
             // dialogs. A non-INVITE has one final answer.
             let wanted = req.kind == Kind::Invite || !self.server.is_final();
-            if let (Kind::Invite, Some(i)) = (req.kind, b.hop.dest) {
+            if let (Kind::Invite, Some(i)) = (req.kind, b.hop.dest(env)) {
                 // A call in progress, for the channel limits.
                 env.edge
                     .limits()

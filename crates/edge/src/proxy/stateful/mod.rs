@@ -20,7 +20,7 @@ mod messages;
 mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
 use self::context::{Context, Hop};
@@ -42,17 +42,26 @@ use sip::{HeaderName, Message, Method, Via};
 /// statelessly, which bounds the memory of a full table.
 const MAX_STORED: usize = 16 * 1024;
 
-/// The transactional part of one edge, shared by its workers and its timer
-/// thread.
+/// The transactional part of one edge: the transactions, shared by its
+/// workers and its timer task and kept across reloads (so transactions in
+/// flight finish), and the configuration they run by, which a reload
+/// replaces.
 pub struct Stateful {
+    kept: Arc<Kept>,
+    cfg: config::Transaction,
+    /// Destinations tried before moving on, per tier (1 and 2).
+    per_tier: [usize; 2],
+    /// Contexts allowed per table shard (`max_transactions`).
+    per_shard: usize,
+}
+
+/// What outlives a snapshot: the transactions themselves.
+struct Kept {
     table: Table,
     /// Requests forwarded statelessly for want of room (table full, or too
     /// large to keep): the one sign that the edge is not as transactional
     /// as configured. Touched only on that path.
     untracked: AtomicU64,
-    cfg: config::Transaction,
-    /// Destinations tried before moving on, per tier (1 and 2).
-    per_tier: [usize; 2],
 }
 
 impl std::fmt::Debug for Stateful {
@@ -64,28 +73,37 @@ impl std::fmt::Debug for Stateful {
 }
 
 impl Stateful {
-    /// The state of a transactional `[[edge]]`.
-    pub fn new(edge: &config::Edge) -> Stateful {
+    /// The state of a transactional `[[edge]]`: the transactions of
+    /// `previous` (the snapshot it replaces on a reload), or none yet.
+    pub fn new(edge: &config::Edge, previous: Option<&Stateful>) -> Stateful {
         Stateful {
-            table: Table::new(edge.transaction.max_transactions),
-            untracked: AtomicU64::new(0),
+            kept: previous.map_or_else(
+                || {
+                    Arc::new(Kept {
+                        table: Table::new(),
+                        untracked: AtomicU64::new(0),
+                    })
+                },
+                |p| Arc::clone(&p.kept),
+            ),
             cfg: edge.transaction.clone(),
             per_tier: [
                 edge.primary_attempts as usize,
                 edge.secondary_attempts as usize,
             ],
+            per_shard: table::per_shard(edge.transaction.max_transactions),
         }
     }
 
     /// Transactions held now.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.kept.table.len()
     }
 
     /// Requests forwarded statelessly so far because no transaction could
     /// be kept for them (`max_transactions` reached, or over 16 KiB).
     pub fn untracked(&self) -> u64 {
-        self.untracked.load(Ordering::Relaxed)
+        self.kept.untracked.load(Ordering::Relaxed)
     }
 
     /// True when no transaction is held.
@@ -158,7 +176,7 @@ pub(crate) fn transaction<'t>(
     };
     if matches!(c.method, Method::Ack | Method::Cancel) {
         let k = key(c.mac, true);
-        let mut shard = st.table.shard(k);
+        let mut shard = st.kept.table.shard(k);
         if let Some(ctx) = shard.get_mut(k, c.mac) {
             if c.method == Method::Ack {
                 if ctx.on_ack(&env) {
@@ -178,7 +196,7 @@ pub(crate) fn transaction<'t>(
         return Ok(None);
     }
     let k = key(c.mac, c.method == Method::Invite);
-    let mut shard = st.table.shard(k);
+    let mut shard = st.kept.table.shard(k);
     if let Some(ctx) = shard.get_mut(k, c.mac) {
         ctx.on_retransmission(&mut env);
         shard.settle(k);
@@ -201,10 +219,10 @@ pub(crate) fn start(
     now: Instant,
 ) -> Outcome {
     let Held { st, mut shard, k } = held;
-    if !st.table.has_room(&shard) || m.end() > MAX_STORED {
+    if shard.len() >= st.per_shard || m.end() > MAX_STORED {
         drop(shard);
         s.stats.count(Event::Untracked);
-        st.untracked.fetch_add(1, Ordering::Relaxed);
+        st.kept.untracked.fetch_add(1, Ordering::Relaxed);
         return forward::stateless(edge, s, m, c, now);
     }
     let new_call = capacity::is_new_call(c);
@@ -215,7 +233,10 @@ pub(crate) fn start(
         now,
     };
     let plan: Vec<Hop> = match c.route {
-        Route::To(to, dest) => vec![Hop { to, dest }],
+        Route::To(to, dest) => vec![Hop {
+            to,
+            dest: dest.map(|i| edge.dest_ref(i)),
+        }],
         Route::Dispatch { follow_up } => {
             let input = dispatch_input(edge, m, c, follow_up, edge.secs(now));
             let mut picks = Vec::new();
@@ -243,7 +264,7 @@ pub(crate) fn start(
                 .into_iter()
                 .map(|i| Hop {
                     to: edge.destinations[i].hop(),
-                    dest: Some(i),
+                    dest: Some(edge.dest_ref(i)),
                 })
                 .collect()
         }
@@ -290,7 +311,7 @@ pub(super) fn response(
     let (k, mut shard) = keys.iter().find_map(|signer| {
         let mac = signer.tx_mac_of(&branch);
         let k = key(mac, invite);
-        let mut shard = st.table.shard(k);
+        let mut shard = st.kept.table.shard(k);
         let found = shard
             .get_mut(k, mac)
             .is_some_and(|c| c.loop_hash == branch.loop_hash);
@@ -320,8 +341,8 @@ pub(super) fn poll(edge: &Edge, st: &Stateful, s: &mut Scratch<'_>, now: Instant
         now,
     };
     let mut n = 0;
-    for i in 0..st.table.shard_count() {
-        let mut shard = st.table.shard_at(i);
+    for i in 0..st.kept.table.shard_count() {
+        let mut shard = st.kept.table.shard_at(i);
         if shard.next_due().is_none_or(|t| t > now) {
             continue;
         }

@@ -95,19 +95,23 @@ impl Shard {
     }
 }
 
-/// Every context of one edge.
+/// Every context of one edge. How many it may hold is the snapshot's
+/// business ([`per_shard`]), so that a reload can change the limit of a
+/// table it keeps.
 pub(super) struct Table {
     shards: Box<[Mutex<Shard>]>,
-    /// Contexts allowed per shard.
-    per_shard: usize,
+}
+
+/// Contexts allowed per shard for at most about `max` in the table.
+pub(super) fn per_shard(max: usize) -> usize {
+    max.div_ceil(SHARDS).max(1)
 }
 
 impl Table {
-    /// A table for at most about `max` contexts.
-    pub fn new(max: usize) -> Table {
+    /// An empty table.
+    pub fn new() -> Table {
         Table {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            per_shard: max.div_ceil(SHARDS).max(1),
         }
     }
 
@@ -127,11 +131,6 @@ impl Table {
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
-    }
-
-    /// Whether a shard may take another context.
-    pub fn has_room(&self, shard: &Shard) -> bool {
-        shard.len() < self.per_shard
     }
 
     /// Contexts held, over every shard (locks each in turn).

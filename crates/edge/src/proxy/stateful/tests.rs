@@ -149,6 +149,26 @@ priority = 3
         }
     }
 
+    /// Reloads the edge with `dests` (in priority order) under `ring`, as
+    /// the daemon does: the next snapshot from this one, both workers
+    /// moved onto it.
+    fn reload(&mut self, extra: &str, dests: &[&str], ring: &crate::keyring::KeyRing) {
+        let mut text = format!(
+            "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\"]\nalgorithm = \"first\"\n\
+             insertion = \"transactional\"\n{extra}\n"
+        );
+        for (i, d) in dests.iter().enumerate() {
+            text += &format!(
+                "[[edge.destination]]\nuri = \"sip:{d}\"\npriority = {}\n",
+                i + 1
+            );
+        }
+        let cfg = config::parse(&text, "reload.toml").expect("config");
+        self.edge = self.edge.reloaded(&cfg.edges[0], &cfg.node, ring, self.now);
+        self.worker.renew(&self.edge);
+        self.timers.renew(&self.edge);
+    }
+
     /// Delivers a datagram from `from`; returns what the edge sent.
     fn recv(&mut self, bytes: &[u8], from: &str) -> Vec<Out> {
         let o = self.worker.handle(
@@ -782,4 +802,51 @@ fn the_hop_by_hop_ack_keeps_a_long_route_set_in_one_line() {
         "{routes}"
     );
     assert!(routes.ends_with("<sip:p299.example.com;lr>"), "{routes}");
+}
+
+#[test]
+fn a_transaction_in_flight_at_a_reload_finishes_and_fails_over_only_to_what_is_left() {
+    let mut sim = Sim::new("");
+    let inv_a = only(&sim.recv(&invite("r1"), CALLER), A);
+    // B is removed, C moves to the front, D is new; the secret rotates.
+    const D: &str = "127.0.0.1:5073";
+    let old = b"unit-test-secret-0123456789";
+    let ring = crate::keyring::KeyRing::new([&b"a-new-secret-for-the-cluster"[..], &old[..]]);
+    sim.reload("", &[C, A, D], &ring);
+    assert_eq!(sim.held(), 1, "the transaction outlives its snapshot");
+    // A's 503 (signed under the old secret) still finds the transaction;
+    // the failover skips B, gone with the reload, for C.
+    let out = sim.recv(&inv_a.answer(503), A);
+    assert_eq!(only(&out, A).method(), Some(Method::Ack));
+    assert!(to(&out, B).is_empty(), "{out:#?}");
+    let inv_c = only(&out, C);
+    assert_eq!(inv_c.method(), Some(Method::Invite));
+    // C's 200 — to an attempt signed after the rotation — reaches the caller.
+    let out = sim.recv(&inv_c.answer(200), C);
+    assert_eq!(only(&out, CALLER).status(), Some(200));
+    assert_eq!(sim.event(Event::Failover), 1);
+    // A new call goes by the new order.
+    let out = sim.recv(&request("INVITE", "r2", "z9hG4bKcaller2", ""), CALLER);
+    assert_eq!(only(&out, C).method(), Some(Method::Invite));
+}
+
+#[test]
+fn a_reload_keeps_health_and_calls_in_progress_by_uri() {
+    let mut sim = Sim::with("first", "channels = 10", "");
+    sim.edge.health().set_usable(1, false); // B down
+    let inv_a = only(&sim.recv(&invite("r3"), CALLER), A);
+    let out = sim.recv(&inv_a.answer(200), A);
+    assert_eq!(only(&out, CALLER).status(), Some(200));
+    assert_eq!(sim.edge.limits().channels_in_use(), (1, vec![1, 0, 0]));
+    let ring = crate::keyring::KeyRing::single(b"unit-test-secret-0123456789");
+    sim.reload("channels = 5", &[B, C, A], &ring);
+    // B is still down, A still has its call: the state moved with the URIs.
+    assert!(!sim.edge.health().usable(0));
+    assert!(sim.edge.health().usable(1) && sim.edge.health().usable(2));
+    let (_, per_dest) = sim.edge.limits().channels_in_use();
+    assert_eq!(per_dest, vec![0, 0, 1]);
+    // The call's BYE releases it under the new snapshot.
+    let bye = request("BYE", "r3", "z9hG4bKcallerbye", ";tag=srv5070");
+    assert!(!sim.recv(&bye, CALLER).is_empty());
+    assert_eq!(sim.edge.limits().channels_in_use(), (0, vec![0, 0, 0]));
 }

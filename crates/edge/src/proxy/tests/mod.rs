@@ -304,11 +304,9 @@ fn answers_to_requests_signed_before_a_secret_rotation_still_verify() {
     assert_ne!(top(&fwd, &mut i1), top(&again, &mut i2));
 }
 
-#[test]
-fn in_dialog_requests_route_by_route_and_request_uri() {
-    let e = edge();
-    let mut w = e.worker();
-    let bye = format!(
+/// The caller's BYE of a call on destination B, routed through the edge.
+fn bye_to_b() -> String {
+    format!(
         "BYE sip:bob@{DEST_B} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-b1\r\n\
          Route: <sip:{EDGE};lr>\r\n\
@@ -316,7 +314,24 @@ fn in_dialog_requests_route_by_route_and_request_uri() {
          From: <sip:alice@example.com>;tag=a1\r\n\
          To: <sip:service@example.com>;tag=b1\r\n\
          Call-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
-    );
+    )
+}
+
+/// The same BYE sent by `dest` toward the caller.
+fn bye_from(dest: &str) -> String {
+    bye_to_b()
+        .replace(&format!("sip:bob@{DEST_B}"), &format!("sip:alice@{CALLER}"))
+        .replace(
+            &format!("Via: SIP/2.0/UDP {CALLER}"),
+            &format!("Via: SIP/2.0/UDP {dest}"),
+        )
+}
+
+#[test]
+fn in_dialog_requests_route_by_route_and_request_uri() {
+    let e = edge();
+    let mut w = e.worker();
+    let bye = bye_to_b();
     let (o, out) = run(&e, &mut w, bye.as_bytes(), CALLER);
     assert_eq!(sent_to(o), addr(DEST_B));
     let mut idx = HeaderIndex::new();
@@ -359,14 +374,61 @@ fn in_dialog_requests_route_by_route_and_request_uri() {
     assert_eq!(sw.stats.get(Event::RelayDenied), 1);
 
     // From a destination, the BYE goes out to the caller's Contact.
-    let outward = bye
-        .replace(&format!("sip:bob@{DEST_B}"), &format!("sip:alice@{CALLER}"))
-        .replace(
-            &format!("Via: SIP/2.0/UDP {CALLER}"),
-            &format!("Via: SIP/2.0/UDP {DEST_A}"),
-        );
-    let (o, _) = run(&e, &mut w, outward.as_bytes(), DEST_A);
+    let (o, _) = run(&e, &mut w, bye_from(DEST_A).as_bytes(), DEST_A);
     assert_eq!(sent_to(o), addr(CALLER));
+}
+
+/// A destination a reload removed gets no new calls, but the in-dialog
+/// requests of its calls still reach it, and what it sends still counts
+/// as the pool's — until `max_call_duration` after its removal.
+#[test]
+fn a_removed_destination_keeps_its_dialogs_until_max_call_duration() {
+    let e = edge();
+    let text = format!(
+        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\"]\n\
+         max_call_duration = 60\n\
+         [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
+    );
+    let cfg = config::parse(&text, "test.toml").expect("config");
+    let keys = crate::keyring::KeyRing::single(SECRET);
+    let t0 = e.epoch() + std::time::Duration::from_secs(100);
+    let r = e.reloaded(&cfg.edges[0], &cfg.node, &keys, t0);
+    assert_eq!(r.destinations().len(), 1);
+    assert_eq!(r.retired().len(), 1);
+    let mut w = r.worker();
+    for i in 0..20 {
+        let (o, _) = run(
+            &r,
+            &mut w,
+            invite(&format!("n{i}"), &format!("z9hG4bKn{i}")).as_bytes(),
+            CALLER,
+        );
+        assert_eq!(sent_to(o), addr(DEST_A), "a new call");
+    }
+    let bye = bye_to_b();
+    let (o, _) = run(&r, &mut w, bye.as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(DEST_B), "its call's BYE");
+    assert_eq!(w.stats.get(Event::ForeignDispatched), 0);
+    let (o, _) = run(&r, &mut w, bye_from(DEST_B).as_bytes(), DEST_B);
+    assert_eq!(sent_to(o), addr(CALLER), "its BYE toward the caller");
+    // Another reload within the minute keeps it; one after, forgets it.
+    let r2 = r.reloaded(
+        &cfg.edges[0],
+        &cfg.node,
+        &keys,
+        t0 + std::time::Duration::from_secs(59),
+    );
+    assert_eq!(r2.retired().len(), 1);
+    let r3 = r2.reloaded(
+        &cfg.edges[0],
+        &cfg.node,
+        &keys,
+        t0 + std::time::Duration::from_secs(60),
+    );
+    assert!(r3.retired().is_empty());
+    let mut w3 = r3.worker();
+    let (o, _) = run(&r3, &mut w3, bye.as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(DEST_A), "dispatched as a foreign next hop");
 }
 
 /// Blank lines before the start line are tolerated (RFC 3261 §7.5) but

@@ -48,7 +48,7 @@ pub(crate) async fn run(
             let (handle, rx) = Handle::new();
             registry.register(
                 &mut slot,
-                served.edge,
+                served.index,
                 Transport::Tcp,
                 remote,
                 handle.clone(),

@@ -48,7 +48,7 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
             Ok(c) => c,
             Err(e) => {
                 // Out of descriptors, say: wait rather than spin.
-                tracing::warn!(edge = %served.edge().name, "accept: {e}");
+                tracing::warn!(edge = %served.name, "accept: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -70,13 +70,13 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
 /// the same address meanwhile waits in the same queue.
 pub(super) fn send(served: &Rc<Served>, flow: Flow, message: Vec<u8>) {
     let registry = Arc::clone(&served.registry);
-    if let Some(h) = registry.handle(served.edge, &flow) {
+    if let Some(h) = registry.handle(served.index, &flow) {
         h.push(message, &registry);
         return;
     }
     let (handle, rx) = Handle::new();
     let to = flow.reconnect_to();
-    let slot = match registry.open_or_reserve(served.edge, &flow, to, &handle) {
+    let slot = match registry.open_or_reserve(served.index, &flow, to, &handle) {
         Ok(Found::Open(h)) => {
             h.push(message, &registry);
             return;

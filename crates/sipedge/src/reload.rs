@@ -1,0 +1,389 @@
+//! Live reload (`SIGHUP`, `POST /api/reload`, `sipedge ctl reload`): the
+//! config file is read and checked again and each edge's next snapshot
+//! swapped in, while calls and transactions in flight carry on.
+//!
+//! The order matters and is the same for every edge: the next snapshot is
+//! built from the running one ([`Edge::reloaded`] hands its live state on
+//! by edge name and destination URI), the edge's prober task is re-seeded
+//! and has published every destination's state into the new snapshot's
+//! health view, and only then is the snapshot stored where the shards
+//! read it. A shard moves its worker onto it at its next batch.
+//!
+//! What cannot change while running — the node's id, shard count and
+//! public address, the admin address, the connection limits, which edges
+//! exist and where they listen, stateless or transactional — keeps its
+//! running value and is reported as needing a restart; everything else
+//! applies. A file that does not check is refused whole, with the same
+//! `file:line: key: problem` as `sipedge check`, and the running config
+//! stays.
+
+use crate::health::{self, Health};
+use arc_swap::ArcSwap;
+use edge::config::{self, Config};
+use edge::keyring::KeyRing;
+use edge::proxy::Edge;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a reload did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// What changed and now applies, one line each.
+    pub changes: Vec<String>,
+    /// What changed in the file but keeps its running value until a
+    /// restart, one line each (with its file and line).
+    pub needs_restart: Vec<String>,
+    /// From the file read to the last snapshot stored.
+    pub took: Duration,
+}
+
+/// What runs now: the config as applied (restart-only parts as they were
+/// started) and the cluster's keys.
+struct Applied {
+    cfg: Config,
+    keys: KeyRing,
+}
+
+/// Reloads the node's config; one reload at a time.
+pub struct Reloader {
+    path: PathBuf,
+    applied: tokio::sync::Mutex<Applied>,
+    /// Each edge's snapshot slot, as the shards read it, in config order.
+    slots: Vec<Arc<ArcSwap<Edge>>>,
+    /// What the admin API reads: replaced whole after each reload.
+    health: Arc<ArcSwap<Health>>,
+}
+
+impl Reloader {
+    /// The reloader of a node started from `path` with `cfg` and `keys`.
+    pub fn new(
+        path: PathBuf,
+        cfg: Config,
+        keys: KeyRing,
+        slots: Vec<Arc<ArcSwap<Edge>>>,
+        health: Arc<ArcSwap<Health>>,
+    ) -> Reloader {
+        Reloader {
+            path,
+            applied: tokio::sync::Mutex::new(Applied { cfg, keys }),
+            slots,
+            health,
+        }
+    }
+
+    /// Reads the file again and applies it (see the module documentation).
+    /// `Err` carries what is wrong with the file (or, should a prober task
+    /// have stopped, that); the running config then stays as it was.
+    pub async fn reload(&self) -> Result<Report, String> {
+        let mut applied = self.applied.lock().await;
+        let started = Instant::now();
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || crate::config_file::load(&path))
+            .await
+            .map_err(|e| format!("reading the config stopped: {e}"))?;
+        let new = loaded.map_err(|e| e.to_string())?;
+        let file = self.path.display().to_string();
+        let (cfg, needs_restart) = merge(&applied.cfg, new, &file);
+        let keys = if cfg.node.secret.is_none() && applied.cfg.node.secret.is_none() {
+            // A lone node's random secret lives as long as the process.
+            applied.keys.clone()
+        } else {
+            crate::secret::key_ring(&cfg.node)
+        };
+        // Probe sockets first: a family that cannot be bound refuses the
+        // reload before anything changed.
+        let mut sockets = Vec::with_capacity(cfg.edges.len());
+        for (old, conf) in applied.cfg.edges.iter().zip(&cfg.edges) {
+            sockets.push(match health::same_families(old, conf) {
+                true => None,
+                false => Some(health::probe_sockets(conf, &cfg.node).await?),
+            });
+        }
+        let running = self.health.load_full();
+        let mut edges = Vec::with_capacity(cfg.edges.len());
+        for (((conf, slot), sockets), was) in cfg
+            .edges
+            .iter()
+            .zip(&self.slots)
+            .zip(sockets)
+            .zip(&running.edges)
+        {
+            let next = Arc::new(slot.load().reloaded(conf, &cfg.node, &keys, Instant::now()));
+            let seeded = was
+                .reloaded(conf, &cfg.node, Arc::clone(&next), sockets)
+                .await
+                .map_err(|e| format!("edge {}: {e}", conf.name))?;
+            slot.store(next);
+            edges.push(seeded);
+        }
+        self.health.store(Arc::new(Health {
+            node: cfg.node.id.clone(),
+            zone: cfg.node.zone.clone(),
+            edges,
+        }));
+        let changes = describe(&applied.cfg, &cfg);
+        applied.cfg = cfg;
+        applied.keys = keys;
+        Ok(Report {
+            changes,
+            needs_restart,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Reloads and logs what came of it (for `SIGHUP`, which has no one
+    /// to answer).
+    pub async fn reload_and_log(&self) -> Result<Report, String> {
+        let result = self.reload().await;
+        match &result {
+            Ok(report) => log(report),
+            Err(e) => tracing::error!("reload refused, the running config stays: {e}"),
+        }
+        result
+    }
+}
+
+/// Logs a reload's report.
+pub fn log(report: &Report) {
+    for c in &report.changes {
+        tracing::info!("reload: {c}");
+    }
+    for r in &report.needs_restart {
+        tracing::warn!("reload: {r}");
+    }
+    tracing::info!(
+        changes = report.changes.len(),
+        needs_restart = report.needs_restart.len(),
+        took_us = report.took.as_micros() as u64,
+        "config reloaded"
+    );
+}
+
+/// The config to run after a reload: `new`, except that what cannot
+/// change while running keeps its `running` value; and a line for each
+/// such difference.
+fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
+    let mut out = new.clone();
+    let mut restart = Vec::new();
+    let mut keep = |what: &str| {
+        restart.push(format!(
+            "{file}: {what}: changed; the running value stays until a restart"
+        ));
+    };
+    if new.node.id != running.node.id {
+        keep("[node] id");
+        out.node.id = running.node.id.clone();
+    }
+    if new.node.workers != running.node.workers {
+        keep("[node] workers");
+        out.node.workers = running.node.workers;
+    }
+    if new.node.public_address != running.node.public_address {
+        keep("[node] public_address");
+        out.node.public_address = running.node.public_address.clone();
+    }
+    if new.admin != running.admin {
+        keep("[admin] listen");
+        out.admin = running.admin.clone();
+    }
+    if new.connections != running.connections {
+        keep("[connections]");
+        out.connections = running.connections.clone();
+    }
+    // The running edges, in their order: each takes its new config by name.
+    out.edges = running
+        .edges
+        .iter()
+        .map(|was| {
+            let Some(now) = new.edges.iter().find(|e| e.name == was.name) else {
+                restart.push(format!(
+                    "{file}: edge {}: removed from the file; it keeps running until a restart",
+                    was.name
+                ));
+                return was.clone();
+            };
+            let mut e = now.clone();
+            let addrs = |e: &config::Edge| {
+                e.listen
+                    .iter()
+                    .map(|l| (l.transport, l.addr))
+                    .collect::<Vec<_>>()
+            };
+            if addrs(now) != addrs(was) || now.advertise != was.advertise {
+                restart.push(format!(
+                    "{file}:{}: edge {}: listen or advertise: changed; the running addresses stay until a restart",
+                    now.line, now.name
+                ));
+                e.listen = was.listen.clone();
+                e.advertise = was.advertise.clone();
+            }
+            if now.insertion != was.insertion {
+                restart.push(format!(
+                    "{file}:{}: edge {}: insertion: changed; it stays {} until a restart",
+                    now.line,
+                    now.name,
+                    was.insertion.name()
+                ));
+                e.insertion = was.insertion;
+            }
+            e
+        })
+        .collect();
+    for e in &new.edges {
+        if !running.edges.iter().any(|r| r.name == e.name) {
+            restart.push(format!(
+                "{file}:{}: edge {}: new; it starts at the next restart",
+                e.line, e.name
+            ));
+        }
+    }
+    (out, restart)
+}
+
+/// What differs between two configs that a reload applies, one line each.
+fn describe(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.node.zone != new.node.zone {
+        out.push(format!(
+            "[node] zone: {} -> {}",
+            old.node.zone.as_deref().unwrap_or("(none)"),
+            new.node.zone.as_deref().unwrap_or("(none)")
+        ));
+    }
+    if old.node.secret != new.node.secret || old.node.previous_secrets != new.node.previous_secrets
+    {
+        out.push(format!(
+            "[node] secret: new key ring ({} previous secret(s) still verify)",
+            new.node.previous_secrets.len()
+        ));
+    }
+    for (was, now) in old.edges.iter().zip(&new.edges) {
+        let name = &now.name;
+        if was.algorithm != now.algorithm {
+            out.push(format!(
+                "edge {name}: algorithm {} -> {}",
+                was.algorithm.name(),
+                now.algorithm.name()
+            ));
+        }
+        for d in &now.destinations {
+            match was.destinations.iter().find(|o| o.uri == d.uri) {
+                None => out.push(format!("edge {name}: destination {} added", d.uri)),
+                Some(o) if without_line(o) != without_line(d) => {
+                    out.push(format!("edge {name}: destination {} changed", d.uri));
+                }
+                Some(_) => {}
+            }
+        }
+        for o in &was.destinations {
+            if !now.destinations.iter().any(|d| d.uri == o.uri) {
+                out.push(format!(
+                    "edge {name}: destination {} removed (its calls in progress carry on)",
+                    o.uri
+                ));
+            }
+        }
+        if settings(was) != settings(now) {
+            out.push(format!(
+                "edge {name}: settings changed (limits, probes, transactions or checks)"
+            ));
+        }
+    }
+    out
+}
+
+/// A destination with its line number cleared, to compare what it says.
+fn without_line(d: &config::Destination) -> config::Destination {
+    config::Destination {
+        line: 0,
+        ..d.clone()
+    }
+}
+
+/// An edge's settings besides its name, algorithm and destinations, line
+/// numbers cleared: what [`describe`] sums up as "settings changed".
+fn settings(e: &config::Edge) -> config::Edge {
+    let mut e = e.clone();
+    e.destinations.clear();
+    e.algorithm = edge::dispatch::Algorithm::WeightedRoundRobin;
+    e.line = 0;
+    e.probe.line = 0;
+    e.transaction.line = 0;
+    for l in &mut e.listen {
+        l.line = 0;
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        match config::parse(text, "t.toml") {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    const BASE: &str = "[node]\nid = \"n1\"\nworkers = 2\n\
+        [[edge]]\nname = \"a\"\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+        [[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n\
+        [[edge]]\nname = \"b\"\nlisten = [\"udp:127.0.0.1:5062\"]\n\
+        [[edge.destination]]\nuri = \"sip:127.0.0.1:5071\"\n";
+
+    #[test]
+    fn what_cannot_change_live_keeps_its_running_value() {
+        let running = cfg(BASE);
+        let text = BASE
+            .replace("workers = 2", "workers = 4")
+            .replace("insertion", "x")
+            .replace("udp:127.0.0.1:5062", "tcp:127.0.0.1:5062")
+            .replace("name = \"a\"", "name = \"c\"");
+        let (out, restart) = merge(&running, cfg(&text), "t.toml");
+        assert_eq!(out.node.workers, Some(2));
+        let names: Vec<&str> = out.edges.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"], "the running edges, in their order");
+        assert_eq!(out.edges[1].listen, running.edges[1].listen);
+        let all = restart.join("\n");
+        for want in [
+            "[node] workers",
+            "edge a: removed",
+            "edge c: new",
+            "edge b: listen",
+        ] {
+            assert!(all.contains(want), "{want}: {all}");
+        }
+        assert!(all.contains("t.toml:"), "{all}");
+    }
+
+    #[test]
+    fn an_unchanged_file_changes_nothing() {
+        let running = cfg(BASE);
+        let (out, restart) = merge(&running, cfg(BASE), "t.toml");
+        assert_eq!(out, running);
+        assert!(restart.is_empty() && describe(&running, &out).is_empty());
+    }
+
+    #[test]
+    fn changes_are_described_by_destination() {
+        let old = cfg(BASE);
+        let text = BASE
+            .replace(
+                "sip:127.0.0.1:5070\"\n",
+                "sip:127.0.0.1:5070\"\nweight = 7\n",
+            )
+            .replace("sip:127.0.0.1:5071", "sip:127.0.0.1:5072");
+        let new = cfg(&text);
+        let d = describe(&old, &new);
+        assert_eq!(
+            d,
+            [
+                "edge a: destination sip:127.0.0.1:5070 changed",
+                "edge b: destination sip:127.0.0.1:5072 added",
+                "edge b: destination sip:127.0.0.1:5071 removed (its calls in progress carry on)",
+            ]
+        );
+    }
+}
