@@ -10,6 +10,8 @@
 //! UAC --ACK, BYE (Route from Record-Route)--> proxy --> UAS --200--> ...
 //! ```
 //!
+//! Over UDP (the default) or TCP (`--transport tcp`: the UAC on one
+//! connection to the proxy, each UAS endpoint listening for the proxy's).
 //! Calls start on a fixed schedule (a token bucket at `--rate`), every
 //! transaction is retransmitted over UDP (Timer A / E / G) and bounded by
 //! `--timeout`, and the whole run is bounded by `--calls` and
@@ -23,6 +25,7 @@
 
 mod hist;
 mod msg;
+mod tcp;
 mod timers;
 mod uac;
 mod uas;
@@ -62,6 +65,25 @@ enum Role {
     Uas,
     /// Both, on one thread.
     Both,
+}
+
+/// The transport the calls use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Transport {
+    /// Datagrams, batched (recvmmsg/sendmmsg).
+    Udp,
+    /// One connection from the UAC to the proxy; each UAS endpoint accepts
+    /// the proxy's.
+    Tcp,
+}
+
+impl Transport {
+    fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
 }
 
 /// Socket receive and send buffer asked for.
@@ -122,6 +144,9 @@ struct Args {
     /// Print a line of counters to stderr every second.
     #[arg(long)]
     progress: bool,
+    /// UDP, or TCP.
+    #[arg(long, value_enum, default_value = "udp")]
+    transport: Transport,
 }
 
 /// The checked settings of a run.
@@ -139,6 +164,7 @@ struct Plan {
     limit: usize,
     service: String,
     progress: bool,
+    transport: Transport,
 }
 
 fn secs(name: &str, v: f64, max: f64) -> Result<Duration, String> {
@@ -220,6 +246,7 @@ fn plan(a: Args) -> Result<Plan, String> {
         limit: a.limit,
         service: a.service,
         progress: a.progress,
+        transport: a.transport,
     })
 }
 
@@ -238,6 +265,37 @@ impl Outbox for Net {
         b.push_with(to, build);
         if b.len() >= BATCH {
             self.refused += b.send(self.fds[sock], |_, _| {}).map_or(0, |r| r.1) as u64;
+        }
+    }
+}
+
+/// UDP sockets or TCP connections, as the state machines send on them.
+enum AnyNet {
+    Udp(Net),
+    Tcp(tcp::TcpNet),
+}
+
+impl Outbox for AnyNet {
+    fn send(&mut self, sock: usize, to: SocketAddr, build: impl FnOnce(&mut Vec<u8>)) {
+        match self {
+            AnyNet::Udp(n) => n.send(sock, to, build),
+            AnyNet::Tcp(n) => n.send(sock, to, build),
+        }
+    }
+}
+
+impl AnyNet {
+    fn flush(&mut self) {
+        match self {
+            AnyNet::Udp(n) => n.flush(),
+            AnyNet::Tcp(n) => n.flush(),
+        }
+    }
+
+    fn refused(&self) -> u64 {
+        match self {
+            AnyNet::Udp(n) => n.refused,
+            AnyNet::Tcp(n) => n.refused,
         }
     }
 }
@@ -261,6 +319,44 @@ impl Net {
     fn flush(&mut self) {
         for (b, &fd) in self.batches.iter_mut().zip(&self.fds) {
             self.refused += b.send(fd, |_, _| {}).map_or(0, |r| r.1) as u64;
+        }
+    }
+}
+
+/// The two sides, as a received message reaches them.
+struct Ends<'a> {
+    uac: &'a mut Option<Uac>,
+    uas: &'a mut Option<Uas>,
+    index: &'a mut HeaderIndex,
+    /// The first UAS socket index (1 when a UAC runs, else 0).
+    uas_base: usize,
+}
+
+impl Ends<'_> {
+    /// Hands the message received on socket `sock` (`None`: truncated or
+    /// unreadable) to the UAC (socket 0, when it runs) or the UAS.
+    fn deliver(
+        &mut self,
+        now: u64,
+        sock: usize,
+        got: Option<(&[u8], SocketAddr)>,
+        timers: &mut Timers,
+        net: &mut AnyNet,
+    ) {
+        let to_uac = self.uas_base == 1 && sock == 0;
+        let parsed =
+            got.and_then(|(bytes, from)| Some((sip::parse(bytes, self.index).ok()?, from)));
+        if to_uac {
+            let u = self.uac.as_mut().expect("uac");
+            match parsed {
+                Some((m, _)) => u.on_message(now, &m, timers, net),
+                None => u.stats.junk += 1,
+            }
+        } else if let Some(u) = self.uas.as_mut() {
+            match parsed {
+                Some((m, from)) => u.on_message(now, sock - self.uas_base, &m, from, timers, net),
+                None => u.stats.junk += 1,
+            }
         }
     }
 }
@@ -297,12 +393,30 @@ fn run(p: &Plan) -> Result<Outcome, String> {
     if has_uas {
         addrs.extend(&p.uas);
     }
-    let mut net = Net::bind(&addrs)?;
+    let mut net = match p.transport {
+        Transport::Udp => AnyNet::Udp(Net::bind(&addrs)?),
+        Transport::Tcp => AnyNet::Tcp(tcp::TcpNet::new(
+            if has_uac { p.proxy } else { None },
+            if has_uas { &p.uas } else { &[] },
+        )?),
+    };
+    // The UDP sockets' descriptors (none over TCP, whose connections come
+    // and go).
+    let udp_fds: Vec<RawFd> = match &net {
+        AnyNet::Udp(n) => n.fds.clone(),
+        AnyNet::Tcp(_) => Vec::new(),
+    };
+    let local_uac = match &net {
+        AnyNet::Udp(n) if has_uac => n.socks[0].local_addr().ok(),
+        AnyNet::Tcp(n) => n.uac_local(),
+        AnyNet::Udp(_) => None,
+    };
+    let mut inbox = tcp::Inbox::default();
     let run = run_tag();
     let mut timers = Timers::new();
     let uas_base = usize::from(has_uac);
     let mut uac = if has_uac {
-        let local = net.socks[0].local_addr().map_err(|e| e.to_string())?;
+        let local = local_uac.ok_or("the UAC has no local address")?;
         let proxy = p.proxy.expect("checked in plan");
         let mut allowed = vec![proxy];
         allowed.extend(&p.uas);
@@ -316,14 +430,10 @@ fn run(p: &Plan) -> Result<Outcome, String> {
                 timeout: p.timeout,
                 hold: p.hold,
                 run,
+                transport: p.transport.via_name(),
             },
             &mut timers,
         ))
-    } else {
-        None
-    };
-    let local_uac = if has_uac {
-        net.socks[0].local_addr().ok()
     } else {
         None
     };
@@ -339,6 +449,7 @@ fn run(p: &Plan) -> Result<Outcome, String> {
                 ack_timeout: p.timeout,
                 bye_timeout: p.timeout + p.hold,
                 run,
+                transport: p.transport.via_name(),
             },
             &mut timers,
         ))
@@ -463,8 +574,20 @@ fn run(p: &Plan) -> Result<Outcome, String> {
 
         // Take what has arrived.
         let mut got = 0;
-        for sock in 0..net.fds.len() {
-            let fd = net.fds[sock];
+        if let AnyNet::Tcp(t) = &mut net {
+            got += t.recv(&mut inbox);
+            let now = clock();
+            let mut ends = Ends {
+                uac: &mut uac,
+                uas: &mut uas,
+                index: &mut index,
+                uas_base,
+            };
+            for (sock, from, bytes) in inbox.iter() {
+                ends.deliver(now, sock, Some((bytes, from)), &mut timers, &mut net);
+            }
+        }
+        for (sock, &fd) in udp_fds.iter().enumerate() {
             for _ in 0..ROUNDS {
                 let n = recv
                     .recv(fd, Wait::No)
@@ -474,31 +597,14 @@ fn run(p: &Plan) -> Result<Outcome, String> {
                 }
                 got += n;
                 let now = clock();
+                let mut ends = Ends {
+                    uac: &mut uac,
+                    uas: &mut uas,
+                    index: &mut index,
+                    uas_base,
+                };
                 for i in 0..n {
-                    let is_uac = has_uac && sock == 0;
-                    let Some((bytes, from)) = recv.get(i) else {
-                        if is_uac {
-                            uac.as_mut().expect("uac").stats.junk += 1;
-                        } else if let Some(u) = uas.as_mut() {
-                            u.stats.junk += 1;
-                        }
-                        continue;
-                    };
-                    let parsed = sip::parse(bytes, &mut index);
-                    if is_uac {
-                        let u = uac.as_mut().expect("uac");
-                        match parsed {
-                            Ok(m) => u.on_message(now, &m, &mut timers, &mut net),
-                            Err(_) => u.stats.junk += 1,
-                        }
-                    } else if let Some(u) = uas.as_mut() {
-                        match parsed {
-                            Ok(m) => {
-                                u.on_message(now, sock - uas_base, &m, from, &mut timers, &mut net)
-                            }
-                            Err(_) => u.stats.junk += 1,
-                        }
-                    }
+                    ends.deliver(now, sock, recv.get(i), &mut timers, &mut net);
                 }
                 if n < BATCH {
                     break;
@@ -519,8 +625,19 @@ fn run(p: &Plan) -> Result<Outcome, String> {
             .min(if p.progress { next_progress } else { u64::MAX });
         let now = clock();
         if wake > now {
-            sys::wait_readable(&net.fds, Duration::from_nanos(wake - now))
-                .map_err(|e| format!("poll: {e}"))?;
+            let waited = match &net {
+                AnyNet::Udp(_) => sys::wait_readable(&udp_fds, Duration::from_nanos(wake - now)),
+                AnyNet::Tcp(t) => {
+                    // A write waiting for room is tried again within 1 ms.
+                    let wait = if t.pending() {
+                        (wake - now).min(1_000_000)
+                    } else {
+                        wake - now
+                    };
+                    sys::wait_readable(&t.fds(), Duration::from_nanos(wait))
+                }
+            };
+            waited.map_err(|e| format!("poll: {e}"))?;
         }
     }
 
@@ -539,7 +656,7 @@ fn run(p: &Plan) -> Result<Outcome, String> {
         cpu: (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
         uac,
         uas,
-        refused: net.refused,
+        refused: net.refused(),
         not_started,
         limited,
         local_uac,

@@ -270,15 +270,21 @@ pub fn dialog_from_2xx<'a>(msg: &Message<'a>) -> Result<DialogText<'a>, &'static
 
 impl UacText {
     /// Renders the fixed parts for a UAC at `local` calling `service` at
-    /// `proxy`.
-    pub fn new(local: SocketAddr, proxy: SocketAddr, service: &str, run: u32) -> UacText {
+    /// `proxy` over `transport` (`UDP`, `TCP`).
+    pub fn new(
+        local: SocketAddr,
+        proxy: SocketAddr,
+        service: &str,
+        run: u32,
+        transport: &str,
+    ) -> UacText {
         UacText {
             run,
             ruri: format!("sip:{service}@{proxy}").into_bytes(),
-            via: format!("SIP/2.0/UDP {local}").into_bytes(),
+            via: format!("SIP/2.0/{transport} {local}").into_bytes(),
             from: format!("sipload <sip:sipload@{local}>;tag=").into_bytes(),
             to: format!("{service} <sip:{service}@{proxy}>").into_bytes(),
-            contact: format!("<sip:sipload@{local};transport=UDP>").into_bytes(),
+            contact: format!("<sip:sipload@{local};transport={transport}>").into_bytes(),
             sdp: sdp(local),
         }
     }
@@ -475,7 +481,13 @@ mod tests {
 
     #[test]
     fn invite_parses_with_the_workspace_parser() {
-        let t = UacText::new(addr("127.0.0.1:5062"), addr("127.0.0.1:5060"), "service", 9);
+        let t = UacText::new(
+            addr("127.0.0.1:5062"),
+            addr("127.0.0.1:5060"),
+            "service",
+            9,
+            "UDP",
+        );
         let mut out = Vec::new();
         t.invite(&mut out, 3, 42);
         let mut idx = HeaderIndex::new();
@@ -501,7 +513,13 @@ mod tests {
     /// An INVITE as a proxy forwards it: its own Via on top, two
     /// Record-Routes (an outer and an inner proxy).
     fn proxied_invite() -> Vec<u8> {
-        let t = UacText::new(addr("127.0.0.1:5062"), addr("127.0.0.1:5060"), "service", 9);
+        let t = UacText::new(
+            addr("127.0.0.1:5062"),
+            addr("127.0.0.1:5060"),
+            "service",
+            9,
+            "UDP",
+        );
         let mut inv = Vec::new();
         t.invite(&mut inv, 3, 42);
         let text = String::from_utf8(inv).unwrap();
@@ -556,7 +574,13 @@ mod tests {
             ]
         );
         assert_eq!(d.next_hop, addr("127.0.0.2:5060"));
-        let t = UacText::new(addr("127.0.0.1:5062"), addr("127.0.0.1:5060"), "service", 9);
+        let t = UacText::new(
+            addr("127.0.0.1:5062"),
+            addr("127.0.0.1:5060"),
+            "service",
+            9,
+            "UDP",
+        );
         let mut bye = Vec::new();
         t.in_dialog(&mut bye, Txn::Bye, 3, 42, &d);
         let mut idx3 = HeaderIndex::new();

@@ -61,6 +61,7 @@ impl World {
                 timeout: Duration::from_secs(8),
                 hold: Duration::from_millis(hold_ms),
                 run: 77,
+                transport: "UDP",
             },
             &mut timers,
         );
@@ -70,6 +71,7 @@ impl World {
                 ack_timeout: Duration::from_secs(8),
                 bye_timeout: Duration::from_secs(8) + Duration::from_millis(hold_ms),
                 run: 99,
+                transport: "UDP",
             },
             &mut timers,
         );

@@ -40,6 +40,8 @@ pub struct UacConfig {
     pub hold: Duration,
     /// This run's random tag.
     pub run: u32,
+    /// The transport's name in Via and Contact (`UDP`, `TCP`).
+    pub transport: &'static str,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +145,7 @@ impl Uac {
         let t1 = ns(T1);
         let q_retrans = std::array::from_fn(|k| timers.queue(t1 << k));
         Uac {
-            text: UacText::new(cfg.local, cfg.proxy, &cfg.service, cfg.run),
+            text: UacText::new(cfg.local, cfg.proxy, &cfg.service, cfg.run, cfg.transport),
             q_timeout: timers.queue(ns(cfg.timeout)),
             q_hold: timers.queue(ns(cfg.hold)),
             q_retrans,

@@ -34,6 +34,8 @@ pub struct UasConfig {
     pub bye_timeout: Duration,
     /// This run's random tag.
     pub run: u32,
+    /// The transport's name in Contact (`UDP`, `TCP`).
+    pub transport: &'static str,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,7 +149,7 @@ impl Uas {
             contacts: cfg
                 .socks
                 .iter()
-                .map(|(_, a)| format!("<sip:{a};transport=UDP>").into_bytes())
+                .map(|(_, a)| format!("<sip:{a};transport={}>", cfg.transport).into_bytes())
                 .collect(),
             sdps: cfg.socks.iter().map(|(_, a)| msg::sdp(*a)).collect(),
             stats: UasStats {

@@ -56,11 +56,22 @@ fn field<'a>(out: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn two_thousand_direct_calls_all_succeed() {
+    direct_calls("udp");
+}
+
+/// The same over TCP: the UAC's connection to its own endpoint.
+#[test]
+fn two_thousand_direct_calls_over_tcp_all_succeed() {
+    direct_calls("tcp");
+}
+
+fn direct_calls(transport: &str) {
     require_private_netns();
     let (a, b) = (free_port(), free_port());
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_sipload"))
         .args(["--role", "both", "--rate", "2000", "--calls", "2000"])
+        .args(["--transport", transport])
         .args(["--proxy", &format!("127.0.0.1:{a}")])
         .args(["--uas", &format!("127.0.0.1:{a}")])
         .args(["--uas", &format!("127.0.0.1:{b}")])

@@ -168,6 +168,8 @@ pub(super) struct Served {
     /// Wakes the edge's timer task (a transactional edge's).
     wake: Option<Arc<timers::Wake>>,
     registry: Arc<Registry>,
+    /// The connections this shard holds (shared by its edges).
+    locals: Rc<tcp::Locals>,
 }
 
 /// The snapshot a shard serves an edge with, and its worker for it.
@@ -220,6 +222,7 @@ fn run(
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let mut tasks = Vec::new();
+        let locals = Rc::new(tcp::Locals::default());
         for (ei, per_local) in bound.into_iter().enumerate() {
             let edge = shared.edges[ei].load_full();
             let name = &edge.name;
@@ -255,6 +258,7 @@ fn run(
                 sockets,
                 wake: shared.wakes.get(ei).cloned().flatten(),
                 registry: Arc::clone(&shared.registry),
+                locals: Rc::clone(&locals),
             });
             for li in 0..served.sockets.len() {
                 if served.sockets[li].is_some() {

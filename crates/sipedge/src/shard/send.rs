@@ -56,12 +56,12 @@ fn one(served: &Rc<Served>, to: Flow, bytes: &[u8]) {
                 }
             }
         }
-        _ => to_connection(served, to, bytes.to_vec()),
+        _ => to_connection(served, to, bytes),
     }
 }
 
 /// Queues `bytes` on the connection for `to`, or opens one.
-pub(super) fn to_connection(served: &Rc<Served>, to: Flow, bytes: Vec<u8>) {
+pub(super) fn to_connection(served: &Rc<Served>, to: Flow, bytes: &[u8]) {
     if to.transport != Transport::Tcp {
         // TLS and WebSocket flows have no transport yet.
         return;

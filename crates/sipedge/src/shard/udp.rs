@@ -74,7 +74,7 @@ impl Out {
                     b.push_swap(&mut self.handoff, to.remote);
                 }
             }
-            Outcome::Send(to) => send::to_connection(served, to, worker.output().to_vec()),
+            Outcome::Send(to) => send::to_connection(served, to, worker.output()),
             Outcome::Queued => self.queue_all(served, worker),
             Outcome::Drop(_) => {}
         }
@@ -86,7 +86,7 @@ impl Out {
             match (to.transport, self.batches.get_mut(to.local)) {
                 (Transport::Udp, Some(b)) => b.push(bytes, to.remote),
                 (Transport::Udp, None) => {}
-                _ => send::to_connection(served, to, bytes.to_vec()),
+                _ => send::to_connection(served, to, bytes),
             }
         }
     }

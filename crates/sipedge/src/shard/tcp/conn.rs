@@ -1,13 +1,16 @@
 //! One connection: a reader that frames what arrives (RFC 3261 §18.3,
 //! `sip::Framer`), hands each message to the pipeline and answers CRLF
-//! pings, and a writer that empties the connection's queue. The reader
+//! pings, and a writer that sends what the shard's tasks appended to the
+//! connection's output (see `local.rs`) and what other shards queued, as
+//! few writes as it can. The reader
 //! closes a connection that trickles a header section past
 //! `header_timeout`, carries nothing for `idle_timeout`, sends a message
 //! that cannot be framed or is longer than `max_message` (those are
 //! answered first), or does not read what is written to it.
 
 use super::super::{send, Served};
-use super::registry::{Closed, Handle, Slot};
+use super::local::Output;
+use super::registry::{Closed, Handle, Slot, QUEUE_BYTES};
 use edge::flow::{Flow, Transport};
 use sip::{Frame, Framer};
 use std::net::SocketAddr;
@@ -63,10 +66,22 @@ pub(crate) async fn run(
         conn: slot.id(),
         reconnect: None,
     };
+    // What was queued before the connection was up goes first; from now
+    // on this shard appends to the output directly.
+    let mut rx = rx;
+    let out = Rc::new(Output::default());
+    while let Ok(m) = rx.try_recv() {
+        handle.queued.fetch_sub(m.len(), Ordering::AcqRel);
+        out.buf.borrow_mut().extend_from_slice(&m);
+    }
+    if let Some(id) = flow.conn {
+        served.locals.add(id, served.index, remote, &out);
+    }
     let (mut read, write) = stream.into_split();
     let writer = tokio::task::spawn_local(write_all(
         write,
         rx,
+        Rc::clone(&out),
         Arc::clone(&handle.queued),
         Arc::clone(&handle.close),
     ));
@@ -75,9 +90,17 @@ pub(crate) async fn run(
     let mut framer = Framer::default();
     // Until its first complete header section a connection has
     // header_timeout, like a message begun; then idle_timeout between
-    // messages (a lone CRLF keep-alive is not a message begun).
+    // messages (a lone CRLF keep-alive is not a message begun). One timer
+    // per connection, moved only when the deadline comes earlier; when it
+    // fires early (the deadline moved later meanwhile) it is set again:
+    // a read costs no timer operation.
     let mut since = Instant::now();
     let mut spoken = false;
+    let timer = tokio::time::sleep(limits.header_timeout);
+    tokio::pin!(timer);
+    let close = Arc::clone(&handle.close);
+    let closed = close.notified();
+    tokio::pin!(closed);
     let why = 'read: loop {
         let between = spoken && (buf.is_empty() || buf == b"\r\n");
         let limit = if between {
@@ -85,21 +108,27 @@ pub(crate) async fn run(
         } else {
             limits.header_timeout
         };
-        let wait = limit
-            .saturating_sub(since.elapsed())
-            .max(Duration::from_millis(1));
+        let deadline = tokio::time::Instant::from_std(since + limit);
+        if timer.deadline() > deadline {
+            timer.as_mut().reset(deadline);
+        }
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(READ_BUF);
         }
         let got = tokio::select! {
-            r = tokio::time::timeout(wait, read.read_buf(&mut buf)) => r,
-            () = handle.close.notified() => break Some(Closed::Stuck),
+            r = read.read_buf(&mut buf) => Some(r),
+            () = &mut timer => None,
+            () = &mut closed => break Some(Closed::Stuck),
         };
         match got {
-            Ok(Ok(0)) | Ok(Err(_)) => break None,
-            Ok(Ok(_)) => {}
-            Err(_) if between => break Some(Closed::Idle),
-            Err(_) => break Some(Closed::HeaderTimeout),
+            Some(Ok(0)) | Some(Err(_)) => break None,
+            Some(Ok(_)) => {}
+            None if tokio::time::Instant::now() < deadline => {
+                timer.as_mut().reset(deadline);
+                continue;
+            }
+            None if between => break Some(Closed::Idle),
+            None => break Some(Closed::HeaderTimeout),
         }
         if between {
             since = Instant::now();
@@ -113,7 +142,9 @@ pub(crate) async fn run(
             match framer.next(rest, limits.max_message) {
                 Frame::NeedMore => break None,
                 Frame::Ping => {
-                    handle.push(b"\r\n".to_vec(), &registry);
+                    if !out.push(b"\r\n", QUEUE_BYTES) {
+                        registry.dropped_one();
+                    }
                     at += 4;
                 }
                 Frame::KeepAlive => at += 2,
@@ -151,6 +182,9 @@ pub(crate) async fn run(
     // moment, since a peer that does not read would hold it forever. The
     // slot (the connection's place under the caps) is freed only then.
     slot.unregister();
+    if let Some(id) = flow.conn {
+        served.locals.remove(id);
+    }
     drop(handle);
     drop(buf);
     let mut writer = writer;
@@ -170,31 +204,53 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// reading is found out even if it keeps sending.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Writes every queued message in order until the queue closes (every
-/// handle dropped: the connection unregistered), the peer is gone, or it
-/// stops reading — then tells the reader to close the connection.
+/// Writes what the shard appended to `out` and what other shards queued,
+/// in order, until the queue closes (every handle dropped: the connection
+/// unregistered), the peer is gone, or it stops reading — then tells the
+/// reader to close the connection.
 async fn write_all(
     mut write: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::Receiver<Vec<u8>>,
+    out: Rc<Output>,
     queued: Arc<AtomicUsize>,
     close: Arc<tokio::sync::Notify>,
 ) {
-    // What is queued when the writer wakes goes out in one write (up to
-    // WRITE_BATCH bytes): a busy trunk costs both ends a system call per
-    // batch, not per message.
+    // Everything appended while the writer waited goes out in one write
+    // (up to WRITE_BATCH bytes of queued messages on top): a busy trunk
+    // costs both ends a system call per batch, not per message.
     let mut batch: Vec<u8> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(m) => batch.extend_from_slice(&m),
-                Err(_) => break,
+    let mut open = true;
+    while open {
+        if out.buf.borrow().is_empty() {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => {
+                        queued.fetch_sub(m.len(), Ordering::AcqRel);
+                        out.buf.borrow_mut().extend_from_slice(&m);
+                    }
+                    None => open = false,
+                },
+                () = out.ready.notified() => {}
             }
         }
+        while open && out.buf.borrow().len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(m) => {
+                    queued.fetch_sub(m.len(), Ordering::AcqRel);
+                    out.buf.borrow_mut().extend_from_slice(&m);
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+            }
+        }
+        batch.clear();
+        std::mem::swap(&mut batch, &mut *out.buf.borrow_mut());
+        if batch.is_empty() {
+            continue;
+        }
         let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&batch)).await;
-        queued.fetch_sub(batch.len(), Ordering::AcqRel);
         if !matches!(written, Ok(Ok(()))) {
+            out.closed.set(true);
             close.notify_one();
             return;
         }
@@ -202,5 +258,6 @@ async fn write_all(
             batch = Vec::new();
         }
     }
+    out.closed.set(true);
     let _ = write.shutdown().await;
 }

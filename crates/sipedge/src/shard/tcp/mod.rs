@@ -5,9 +5,11 @@
 //! writes to it through the node's [`Registry`].
 
 mod conn;
+mod local;
 mod registry;
 
 pub(crate) use conn::Queue;
+pub(crate) use local::Locals;
 pub(crate) use registry::{Closed, Found, Handle, Registry};
 
 use super::Served;
@@ -68,8 +70,15 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
 /// caller whose connection closed) from the edge's local address
 /// `flow.local`. A new one is registered at once, so what else is sent to
 /// the same address meanwhile waits in the same queue.
-pub(super) fn send(served: &Rc<Served>, flow: Flow, message: Vec<u8>) {
+pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) {
     let registry = Arc::clone(&served.registry);
+    if let Some(out) = served.locals.find(served.index, &flow) {
+        if !out.push(message, registry::QUEUE_BYTES) {
+            registry.dropped_one();
+        }
+        return;
+    }
+    let message = message.to_vec();
     if let Some(h) = registry.handle(served.index, &flow) {
         h.push(message, &registry);
         return;

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, Notify};
 /// writer's timeout.
 pub(super) const QUEUE: usize = 16_384;
 /// Bytes a connection may have waiting to be written.
-pub(super) const QUEUE_BYTES: usize = 4 << 20;
+pub(crate) const QUEUE_BYTES: usize = 4 << 20;
 
 /// Why a connection ended or was refused, counted for the admin API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,6 +247,11 @@ impl Registry {
     }
 
     /// Counts a connection ended or refused for `why`.
+    /// A message dropped for a full connection output.
+    pub(crate) fn dropped_one(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn count(&self, why: Closed) {
         self.closed[why as usize].fetch_add(1, Ordering::Relaxed);
     }
