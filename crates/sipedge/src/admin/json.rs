@@ -77,6 +77,9 @@ pub struct EdgeBody<'a> {
     pub validation_failures: std::collections::BTreeMap<&'static str, u64>,
     /// In config order; `index` is the position.
     pub destinations: Vec<DestinationBody<'a>>,
+    /// URIs of destinations a reload removed that still get the in-dialog
+    /// requests of their calls (for `max_call_duration` after removal).
+    pub retired: Vec<&'a str>,
 }
 
 /// One destination, in `GET /api/destinations` and as the answer to a
@@ -277,6 +280,9 @@ pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate
                 })
                 .unwrap_or_default(),
             destinations,
+            retired: proxy.map_or_else(Vec::new, |p| {
+                p.retired().iter().map(|d| d.uri.as_str()).collect()
+            }),
         });
     }
     Ok(DestinationsBody {

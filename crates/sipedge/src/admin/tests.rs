@@ -315,6 +315,11 @@ async fn reload_applies_destinations_and_keeps_what_is_known_of_the_others() {
         (dests[1]["state"].as_str(), dests[1]["manual"].as_bool()),
         (Some("inactive"), Some(true))
     );
+    assert_eq!(
+        body["edges"][0]["retired"],
+        serde_json::json!(["sip:127.0.0.1:9"]),
+        "the removed destination keeps its dialogs"
+    );
     let snapshot = h.health.load_full();
     let e = snapshot.edges[0].proxy().expect("edge");
     assert!(
