@@ -71,13 +71,13 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
 /// `flow.local`. A new one is registered at once, so what else is sent to
 /// the same address meanwhile waits in the same queue.
 pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) {
-    let registry = Arc::clone(&served.registry);
     if let Some(out) = served.locals.find(served.index, &flow) {
         if !out.push(message, registry::QUEUE_BYTES) {
-            registry.dropped_one();
+            served.registry.dropped_one();
         }
         return;
     }
+    let registry = Arc::clone(&served.registry);
     let message = message.to_vec();
     if let Some(h) = registry.handle(served.index, &flow) {
         h.push(message, &registry);
