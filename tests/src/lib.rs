@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod certs;
 pub mod config;
 pub mod corpus;
 pub mod expect;
@@ -35,6 +36,7 @@ pub mod json;
 pub mod junk;
 pub mod kamailio;
 pub mod netns;
+pub mod openssl;
 pub mod ports;
 mod process;
 pub mod sip;

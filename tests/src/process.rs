@@ -147,6 +147,27 @@ impl Lines {
         }
     }
 
+    /// Waits at most `limit` until `n` lines start with `prefix`; false
+    /// when the stream ended or the time ran out first.
+    pub(crate) fn wait_count(&self, prefix: &str, n: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let (lock, cvar) = &*self.shared;
+        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if state.lines.iter().filter(|l| l.starts_with(prefix)).count() >= n {
+                return true;
+            }
+            let now = Instant::now();
+            if state.closed || now >= deadline {
+                return false;
+            }
+            state = cvar
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// Everything collected so far, one line per line.
     pub(crate) fn text(&self) -> String {
         let (lock, _) = &*self.shared;

@@ -72,6 +72,8 @@ impl Transport {
             Transport::Udp => b"UDP",
             Transport::Tcp => b"TCP",
             Transport::Tls => b"TLS",
+            Transport::Ws => b"WS",
+            Transport::Wss => b"WSS",
         }
     }
 

@@ -43,8 +43,11 @@ const EXIT_START: u8 = 1;
 
 /// `sipedge check`: parse and validate, print a one-line summary.
 pub fn check(path: &Path) -> ExitCode {
-    match crate::config_file::load(path) {
-        Ok(cfg) => {
+    match crate::config_file::load_all(path) {
+        Ok(crate::config_file::Loaded { cfg, tls }) => {
+            for w in &tls.warnings {
+                eprintln!("warning: {w}");
+            }
             let dests: usize = cfg.edges.iter().map(|e| e.destinations.len()).sum();
             println!(
                 "{}: ok ({} edge(s), {} destination(s))",
@@ -70,13 +73,17 @@ pub fn check(path: &Path) -> ExitCode {
 /// signal wait, so neither probing nor the admin API ever waits on the
 /// forwarding path (nor the other way round).
 pub fn run(path: &Path) -> ExitCode {
-    let cfg = match crate::config_file::load(path) {
-        Ok(c) => c,
+    let (cfg, tls) = match crate::config_file::load_all(path) {
+        Ok(l) => (l.cfg, l.tls),
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    for w in &tls.warnings {
+        tracing::warn!("{w}");
+    }
+    let tls = Arc::new(ArcSwap::from_pointee(tls.tls));
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -94,10 +101,10 @@ pub fn run(path: &Path) -> ExitCode {
             Some(a) => Some(crate::admin::bind(a.listen).await?),
             None => None,
         };
-        let running = crate::shard::start(&cfg, &keys)?;
+        let running = crate::shard::start(&cfg, &keys, &tls)?;
         let snapshots: Vec<_> = running.edges.iter().map(|s| s.load_full()).collect();
         let health = Arc::new(ArcSwap::from_pointee(
-            crate::health::start(&cfg, &snapshots).await?,
+            crate::health::start(&cfg, &snapshots, &tls).await?,
         ));
         let reloader = Arc::new(crate::reload::Reloader::new(
             path.to_path_buf(),
@@ -105,6 +112,7 @@ pub fn run(path: &Path) -> ExitCode {
             keys.clone(),
             running.edges.clone(),
             Arc::clone(&health),
+            tls,
         ));
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         if let Some(listener) = admin {

@@ -1,5 +1,6 @@
-//! Reading the config file and resolving its destinations' host names:
-//! the I/O the sans-IO `edge::config` parser leaves to the daemon.
+//! Reading the config file, resolving its destinations' host names and
+//! reading the certificates it names: the I/O the sans-IO `edge::config`
+//! parser leaves to the daemon.
 
 use edge::config::{Config, ConfigError, Resolve};
 use std::net::{IpAddr, ToSocketAddrs};
@@ -28,6 +29,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(file.as_str(), 0, "", format!("cannot read: {e}")))?;
     edge::config::parse_with(&text, &file, &SystemDns)
+}
+
+/// A config file as it runs: the config, and its TLS material built
+/// from the certificate files it names (checked: see [`crate::tls::load`]).
+pub struct Loaded {
+    /// The config.
+    pub cfg: Config,
+    /// Server and client TLS configs, and warnings about certificates.
+    pub tls: crate::tls::Loaded,
+}
+
+/// [`load`], and the certificates and keys the file names.
+pub fn load_all(path: &Path) -> Result<Loaded, ConfigError> {
+    let cfg = load(path)?;
+    let tls = crate::tls::load(
+        &cfg,
+        &path.display().to_string(),
+        std::time::SystemTime::now(),
+    )?;
+    Ok(Loaded { cfg, tls })
 }
 
 #[cfg(test)]

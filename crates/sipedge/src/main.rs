@@ -14,6 +14,7 @@ mod health;
 mod reload;
 mod secret;
 mod shard;
+mod tls;
 
 use clap::Parser;
 use std::io::IsTerminal;

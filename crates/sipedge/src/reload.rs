@@ -18,6 +18,7 @@
 //! stays.
 
 use crate::health::{self, Health};
+use crate::tls::Tls;
 use arc_swap::ArcSwap;
 use edge::config::{self, Config};
 use edge::keyring::KeyRing;
@@ -53,6 +54,9 @@ pub struct Reloader {
     slots: Vec<Arc<ArcSwap<Edge>>>,
     /// What the admin API reads: replaced whole after each reload.
     health: Arc<ArcSwap<Health>>,
+    /// The certificates the TLS listeners present, and what TLS
+    /// destinations are verified by.
+    tls: Arc<ArcSwap<Tls>>,
 }
 
 impl Reloader {
@@ -63,12 +67,14 @@ impl Reloader {
         keys: KeyRing,
         slots: Vec<Arc<ArcSwap<Edge>>>,
         health: Arc<ArcSwap<Health>>,
+        tls: Arc<ArcSwap<Tls>>,
     ) -> Reloader {
         Reloader {
             path,
             applied: tokio::sync::Mutex::new(Applied { cfg, keys }),
             slots,
             health,
+            tls,
         }
     }
 
@@ -85,6 +91,20 @@ impl Reloader {
         let new = loaded.map_err(|e| e.to_string())?;
         let file = self.path.display().to_string();
         let (cfg, needs_restart) = merge(&applied.cfg, new, &file);
+        // The certificates of the config that will run, read and checked
+        // before anything changed: a bad one refuses the reload.
+        let tls = {
+            let (cfg, file) = (cfg.clone(), file.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::tls::load(&cfg, &file, std::time::SystemTime::now())
+            })
+            .await
+            .map_err(|e| format!("reading the certificates stopped: {e}"))?
+            .map_err(|e| e.to_string())?
+        };
+        for w in &tls.warnings {
+            tracing::warn!("{w}");
+        }
         let keys = if cfg.node.secret.is_none() && applied.cfg.node.secret.is_none() {
             // A lone node's random secret lives as long as the process.
             applied.keys.clone()
@@ -100,6 +120,9 @@ impl Reloader {
                 false => Some(health::probe_sockets(conf, &cfg.node).await?),
             });
         }
+        let names: Vec<String> = cfg.edges.iter().map(|e| e.name.clone()).collect();
+        let mut renewed = tls.tls.renewed(&self.tls.load(), &names);
+        self.tls.store(Arc::new(tls.tls));
         let running = self.health.load_full();
         let mut edges = Vec::with_capacity(cfg.edges.len());
         for (((conf, slot), sockets), was) in cfg
@@ -122,7 +145,8 @@ impl Reloader {
             zone: cfg.node.zone.clone(),
             edges,
         }));
-        let changes = describe(&applied.cfg, &cfg);
+        let mut changes = describe(&applied.cfg, &cfg);
+        changes.append(&mut renewed);
         applied.cfg = cfg;
         applied.keys = keys;
         Ok(Report {

@@ -17,17 +17,27 @@ pub(super) fn transport(name: &str) -> Option<Transport> {
 
 /// Parses a listen entry `transport:address`, e.g. `udp:[::1]:5060`.
 pub(super) fn listen(entry: &str) -> Result<(Transport, SocketAddr), String> {
-    let usage = "expected \"transport:address\" with transport udp, tcp or tls \
-                 and an IP address with port, e.g. \"udp:127.0.0.1:5060\" or \"udp:[::1]:5060\"";
+    let usage = "expected \"transport:address\" with transport udp, tcp, tls, ws \
+                 or wss and an IP address with port, e.g. \"udp:127.0.0.1:5060\" or \"udp:[::1]:5060\"";
     let Some((name, address)) = entry.split_once(':') else {
         return Err(format!("{entry:?}: {usage}"));
     };
     let Some(transport) = transport(name) else {
         return Err(format!("{entry:?}: unknown transport {name:?}; {usage}"));
     };
+    // Without a port, the transport's default (5061 for TLS); an IPv6
+    // address then needs its brackets, or its last group would read as
+    // the port.
+    let bare = |a: &str| match a.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().map(IpAddr::V6).ok(),
+        None => a.parse::<std::net::Ipv4Addr>().map(IpAddr::V4).ok(),
+    };
     let addr: SocketAddr = address
         .parse()
-        .map_err(|_| format!("{entry:?}: {address:?} is not an IP address with port; {usage}"))?;
+        .ok()
+        .or_else(|| bare(address).map(|ip| SocketAddr::new(ip, transport.default_port())))
+        .ok_or(())
+        .map_err(|_| format!("{entry:?}: {address:?} is not an IP address (with port); {usage}"))?;
     Ok((transport, addr))
 }
 
@@ -159,7 +169,7 @@ pub(super) fn sip_uri(uri: &str) -> Result<SipUri<'_>, String> {
         let (name, value) = param.split_once('=').unwrap_or((param, ""));
         if name.eq_ignore_ascii_case("transport") {
             let t = self::transport(value).ok_or_else(|| {
-                format!("{uri:?}: transport {value:?} is not supported (udp, tcp or tls)")
+                format!("{uri:?}: transport {value:?} is not supported (udp, tcp, tls, ws or wss)")
             })?;
             transport = Some(t);
         }
@@ -169,6 +179,7 @@ pub(super) fn sip_uri(uri: &str) -> Result<SipUri<'_>, String> {
         // sips: means TLS on every hop; ";transport=tcp" is the RFC 3261 way
         // of saying TLS over TCP.
         (true, None | Some(Transport::Tcp | Transport::Tls)) => Transport::Tls,
+        (true, Some(Transport::Ws | Transport::Wss)) => Transport::Wss,
         (true, Some(Transport::Udp)) => {
             return Err(format!("{uri:?}: a sips: URI cannot use transport=udp"))
         }
@@ -253,7 +264,15 @@ mod tests {
             listen("tls:[::1]:5061"),
             Ok((Transport::Tls, "[::1]:5061".parse().unwrap()))
         );
-        assert!(listen("udp:127.0.0.1").is_err());
+        assert_eq!(
+            listen("udp:127.0.0.1"),
+            Ok((Transport::Udp, "127.0.0.1:5060".parse().unwrap()))
+        );
+        assert_eq!(
+            listen("tls:[::1]"),
+            Ok((Transport::Tls, "[::1]:5061".parse().unwrap()))
+        );
+        assert!(listen("udp:localhost").is_err());
         assert!(listen("sctp:127.0.0.1:5060").is_err());
         assert!(listen("127.0.0.1:5060").is_err());
     }

@@ -11,6 +11,7 @@ mod addr;
 mod error;
 pub mod model;
 mod parse;
+pub mod tls;
 mod unsupported;
 
 #[cfg(test)]
@@ -22,3 +23,4 @@ pub use model::{
     ForeignNextHop, HostPort, Insertion, Listen, Node, OnInvalid, Probe, Transaction, Transport,
 };
 pub use parse::{admin_of, parse, parse_with, LiteralsOnly, Resolve};
+pub use tls::{Cipher, Curve, Domain, TlsClient, TlsVersion};

@@ -143,6 +143,9 @@ pub struct Edge {
     /// What an in-dialog request from outside the pool gets when its next
     /// hop is neither this edge nor a destination (`foreign_next_hop`).
     pub foreign_next_hop: ForeignNextHop,
+    /// The SIP domains its `tls:` listeners serve (`[[edge.domain]]`); the
+    /// first is the default. Never empty when the edge listens on TLS.
+    pub domains: Vec<super::tls::Domain>,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }
@@ -400,11 +403,21 @@ pub enum Transport {
     Tcp,
     /// SIP over TLS over TCP (RFC 3261 §26.2).
     Tls,
+    /// SIP over WebSocket (RFC 7118).
+    Ws,
+    /// SIP over secure WebSocket (RFC 7118).
+    Wss,
 }
 
 impl Transport {
     /// Every transport, in order.
-    pub const ALL: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
+    pub const ALL: [Transport; 5] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Ws,
+        Transport::Wss,
+    ];
 
     /// The transport `name` names, in any case (config files, the
     /// `transport` URI parameter, RFC 3261 §19.1.1, and Via's `UDP`).
@@ -420,15 +433,25 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
         }
     }
 
-    /// The port a URI without one implies: 5061 for TLS, else 5060 (RFC 3261 §19.1.2).
+    /// The port a URI without one implies: 5061 for TLS, else 5060 (RFC
+    /// 3261 §19.1.2); 80 and 443 for WebSocket (RFC 7118 §5.1).
     pub fn default_port(&self) -> u16 {
         match self {
             Transport::Udp | Transport::Tcp => 5060,
             Transport::Tls => 5061,
+            Transport::Ws => 80,
+            Transport::Wss => 443,
         }
+    }
+
+    /// Whether it is encrypted (TLS, secure WebSocket).
+    pub fn is_secure(&self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss)
     }
 }
 
@@ -519,6 +542,8 @@ pub struct Destination {
     pub cps: Option<u32>,
     /// Calls in progress this server takes from this node. `None`: no limit.
     pub channels: Option<u32>,
+    /// How a TLS destination is connected to; `None` on other transports.
+    pub tls: Option<super::tls::TlsClient>,
     /// Line of the `[[edge.destination]]` header, for messages about it.
     pub line: usize,
 }

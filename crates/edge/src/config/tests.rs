@@ -147,6 +147,7 @@ fn example_parses_to_expected_model() {
                 backup_zones: vec!["ams".into()],
                 cps: None,
                 channels: None,
+                tls: None,
                 line: 16,
             }],
             probe: Probe::default(),
@@ -158,6 +159,7 @@ fn example_parses_to_expected_model() {
             validate: Vec::new(),
             on_invalid: OnInvalid::Reject,
             foreign_next_hop: ForeignNextHop::Dispatch,
+            domains: Vec::new(),
             line: 9,
         }],
     };
@@ -316,7 +318,7 @@ fn unknown_key_in_destination() {
         8,
         "wieght",
         "unknown key (expected one of: uri, weight, priority, zone, limit_zones, backup_zones, cps, \
-         channels)",
+         channels, ca, server_name, client_cert, client_key)",
     );
 }
 
@@ -353,10 +355,10 @@ fn bad_algorithm_lists_the_names() {
 fn bad_listen_entries() {
     let bad = |entry: &str| MINIMAL.replace("udp:127.0.0.1:5060", entry);
     assert_err(
-        &bad("udp:127.0.0.1"),
+        &bad("udp:localhost"),
         5,
         "listen",
-        "not an IP address with port",
+        "not an IP address (with port)",
     );
     assert_err(
         &bad("sctp:127.0.0.1:5060"),
@@ -369,7 +371,7 @@ fn bad_listen_entries() {
         &bad("udp:::1:5060"),
         5,
         "listen",
-        "not an IP address with port",
+        "not an IP address (with port)",
     );
     assert_err(
         &MINIMAL.replace("[\"udp:127.0.0.1:5060\"]", "\"udp:127.0.0.1:5060\""),
@@ -439,17 +441,209 @@ fn bad_advertise() {
     );
 }
 
+/// MINIMAL with a TLS listener and one domain; tests append domain keys.
+fn tls_edge(domain_keys: &str) -> String {
+    format!(
+        r#"[node]
+id = "n"
+
+[[edge]]
+listen = ["udp:127.0.0.1:5060", "tls:127.0.0.1"]
+
+[[edge.destination]]
+uri = "sip:127.0.0.1:5070"
+
+[[edge.domain]]
+name = "SIP.Example.com"
+cert = "certs/sip.pem"
+key = "/etc/sipedge/sip.key"
+{domain_keys}
+"#
+    )
+}
+
 #[test]
-fn tls_listen_not_supported_and_tcp_is() {
-    let text = MINIMAL.replace("udp:127.0.0.1", "tls:127.0.0.1");
-    assert_err(
-        &text,
-        5,
-        "listen",
-        "tls: not supported by this version of sipedge",
+fn tls_listens_on_5061_by_default_with_its_domains() {
+    let c = ok(&tls_edge(""));
+    let e = &c.edges[0];
+    assert_eq!(e.listen[1].transport, Transport::Tls);
+    assert_eq!(e.listen[1].addr, sa("127.0.0.1:5061"));
+    let d = &e.domains[0];
+    assert_eq!(d.name, "sip.example.com");
+    // Relative to the config file's folder.
+    assert_eq!(d.cert, std::path::Path::new("certs/sip.pem"));
+    let c = parse(&tls_edge(""), "/etc/sipedge/sipedge.toml").unwrap();
+    assert_eq!(
+        c.edges[0].domains[0].cert,
+        std::path::Path::new("/etc/sipedge/certs/sip.pem")
     );
+    assert_eq!(d.key, std::path::Path::new("/etc/sipedge/sip.key"));
+    assert_eq!(d.versions, TlsVersion::ALL.to_vec());
+    assert!(d.ciphers.is_empty() && d.curves.is_empty());
+    assert!(!d.verify_client && !d.require_client);
+    assert_eq!(d.line, 10);
     let c = ok(&MINIMAL.replace("udp:127.0.0.1", "tcp:127.0.0.1"));
     assert_eq!(c.edges[0].listen[0].transport, Transport::Tcp);
+}
+
+#[test]
+fn a_tls_listener_needs_a_domain_and_a_tls_destination_a_tls_listener() {
+    assert_err(
+        &MINIMAL.replace("udp:127.0.0.1:5060", "tls:127.0.0.1:5061"),
+        5,
+        "listen",
+        "needs at least one [[edge.domain]]",
+    );
+    assert_err(
+        &MINIMAL.replace("sip:127.0.0.1:5070", "sips:127.0.0.1:5071"),
+        7,
+        "uri",
+        "needs a tls: listen address",
+    );
+    let c = ok(&tls_edge("").replace("sip:127.0.0.1:5070", "sips:127.0.0.1"));
+    let d = &c.edges[0].destinations[0];
+    assert_eq!(d.transport, Transport::Tls);
+    assert_eq!(d.addr, sa("127.0.0.1:5061"));
+    let t = d.tls.as_ref().expect("TLS settings");
+    assert_eq!((t.ca.as_ref(), t.server_name.as_str()), (None, "127.0.0.1"));
+    let c = ok(&tls_edge("")
+        .replace("sip:127.0.0.1:5070\"", "sip:127.0.0.1;transport=tls\"\nca = \"ca.pem\"\nserver_name = \"Pool.Example.net\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\""));
+    let t = c.edges[0].destinations[0]
+        .tls
+        .clone()
+        .expect("TLS settings");
+    assert_eq!(t.server_name, "pool.example.net");
+    assert_eq!(t.ca, Some("ca.pem".into()));
+    assert_eq!(t.client_cert, Some(("c.pem".into(), "c.key".into())));
+    assert_err(
+        &tls_edge("").replace(
+            "sip:127.0.0.1:5070\"",
+            "sip:127.0.0.1:5070\"\nca = \"ca.pem\"",
+        ),
+        9,
+        "ca",
+        "only for a TLS destination",
+    );
+    assert_err(
+        &tls_edge("").replace(
+            "sip:127.0.0.1:5070\"",
+            "sips:127.0.0.1\"\nclient_cert = \"c.pem\"",
+        ),
+        9,
+        "client_cert",
+        "go together",
+    );
+}
+
+#[test]
+fn domain_versions_ciphers_and_curves_are_names_users_know() {
+    let c = ok(&tls_edge(
+        r#"tls_versions = ["1.3", "TLSv1.2"]
+ciphers = ["TLS_AES_256_GCM_SHA384", "ECDHE-RSA-AES128-GCM-SHA256"]
+curves = ["X25519MLKEM768", "prime256v1"]"#,
+    ));
+    let d = &c.edges[0].domains[0];
+    assert_eq!(d.versions, vec![TlsVersion::V1_3, TlsVersion::V1_2]);
+    assert_eq!(
+        d.ciphers,
+        vec![
+            Cipher::TLS_AES_256_GCM_SHA384,
+            Cipher::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        ]
+    );
+    assert_eq!(d.curves, vec![Curve::X25519MlKem768, Curve::Secp256r1]);
+    for (keys, key, needle) in [
+        (
+            "tls_versions = [\"1.1\"]",
+            "domain.tls_versions",
+            "refused by design",
+        ),
+        (
+            "tls_versions = [\"TLSv1\"]",
+            "domain.tls_versions",
+            "RFC 8996",
+        ),
+        (
+            "tls_versions = [\"2.0\"]",
+            "domain.tls_versions",
+            "not a TLS version",
+        ),
+        ("tls_versions = []", "domain.tls_versions", "at least one"),
+        (
+            "ciphers = [\"TLS_RSA_WITH_AES_128_CBC_SHA\"]",
+            "domain.ciphers",
+            "only AEAD suites with forward secrecy",
+        ),
+        (
+            "ciphers = [\"TLS_FOO\"]",
+            "domain.ciphers",
+            "not a cipher suite sipedge knows",
+        ),
+        (
+            "tls_versions = [\"1.3\"]\nciphers = [\"ECDHE-RSA-AES128-GCM-SHA256\"]",
+            "domain.ciphers",
+            "no suite for TLS 1.3",
+        ),
+        (
+            "curves = [\"brainpool\"]",
+            "domain.curves",
+            "unknown key-exchange group",
+        ),
+        (
+            "curves = [\"x25519mlkem768\"]",
+            "domain.curves",
+            "TLS 1.2 has no post-quantum",
+        ),
+        (
+            "verify_client = true",
+            "domain.verify_client",
+            "needs client_ca",
+        ),
+        (
+            "require_client = true",
+            "domain.require_client",
+            "needs client_ca",
+        ),
+        ("sni = true", "domain.sni", "unknown key"),
+    ] {
+        let text = tls_edge(keys);
+        let e = err(&text);
+        assert_eq!(e.key, key, "{keys}: {e}");
+        assert!(e.line >= 10, "{keys}: {e}");
+        assert!(e.message.contains(needle), "{keys}: {e}");
+    }
+    // A TLS 1.3-only domain may offer the post-quantum group alone.
+    ok(&tls_edge(
+        "tls_versions = [\"1.3\"]\ncurves = [\"x25519mlkem768\"]",
+    ));
+    let c = ok(&tls_edge("require_client = true\nclient_ca = \"ca.pem\""));
+    assert!(c.edges[0].domains[0].verify_client);
+}
+
+#[test]
+fn domain_names_are_checked_and_unique() {
+    assert_err(
+        &tls_edge("").replace("SIP.Example.com", "sip.*.com"),
+        11,
+        "domain.name",
+        "not a domain name",
+    );
+    let two = format!(
+        "{}[[edge.domain]]\nname = \"sip.example.com\"\ncert = \"a\"\nkey = \"b\"\n",
+        tls_edge("")
+    );
+    assert_err(&two, 15, "domain.name", "already listed at line 10");
+    let c = ok(&two.replace(
+        "name = \"sip.example.com\"\ncert = \"a\"",
+        "name = \"*.example.com\"\ncert = \"a\"",
+    ));
+    assert!(c.edges[0].domains[1].covers("x.example.com"));
+    assert_err(
+        &tls_edge("").replace("cert = \"certs/sip.pem\"\n", ""),
+        10,
+        "cert",
+        "missing",
+    );
 }
 
 #[test]
@@ -490,8 +684,8 @@ fn contract_keys_not_supported() {
         e.to_string(),
         "test.toml:5: nat_test: not supported by this version of sipedge"
     );
-    let domain = format!("{MINIMAL}[[edge.domain]]\nname = \"example.com\"\n");
-    assert_err(&domain, 9, "domain", "not supported by this version");
+    let ws = MINIMAL.replace("udp:127.0.0.1:5060", "wss:127.0.0.1:443");
+    assert_err(&ws, 5, "listen", "wss: not supported by this version");
     let cluster = format!("{MINIMAL}[cluster]\nredis = \"redis://127.0.0.1\"\n");
     assert_err(&cluster, 9, "cluster", "not supported by this version");
 }
@@ -696,12 +890,11 @@ fn ipv6_destination() {
 }
 
 #[test]
-fn tls_destinations_are_refused_at_their_line_and_tcp_ones_taken() {
+fn websocket_destinations_are_refused_at_their_line_and_tcp_ones_taken() {
     // Never quietly sent over UDP instead.
     for (uri, transport) in [
-        ("sips:10.0.0.1", "tls"),
-        ("sip:10.0.0.1;transport=tls", "tls"),
-        ("sip:10.0.0.1;transport=TLS", "tls"),
+        ("sip:10.0.0.1;transport=ws", "ws"),
+        ("sips:10.0.0.1;transport=WSS", "wss"),
     ] {
         let e = err(&MINIMAL.replace("sip:127.0.0.1:5070", uri));
         assert_eq!((e.line, e.key.as_str()), (8, "uri"), "{uri}");

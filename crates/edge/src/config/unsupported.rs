@@ -32,10 +32,9 @@ pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
     match item {
         Contract::TopKey("cluster") => true,   // shared state in Redis
         Contract::EdgeKey("nat_test") => true, // NAT detection
-        Contract::EdgeKey("domain") => true,   // [[edge.domain]]: TLS per SIP domain
-        Contract::Listen(Transport::Tls) => true,
-        Contract::Destination(Transport::Tls) => true,
         Contract::Flag("registrations") => true,
+        Contract::Listen(Transport::Ws | Transport::Wss) => true, // RFC 7118
+        Contract::Destination(Transport::Ws | Transport::Wss) => true,
         _ => false,
     }
 }

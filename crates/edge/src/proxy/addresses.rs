@@ -83,7 +83,7 @@ impl Local {
 
     /// True when `host:port` (port defaulting to 5060) names this address.
     pub fn is(&self, host: &Host<'_>, port: Option<u16>) -> bool {
-        port.unwrap_or(5060) == self.port
+        port.unwrap_or(self.transport.default_port()) == self.port
             && (self.host.matches(host) || host.ip() == Some(self.addr.ip()))
     }
 }
@@ -145,7 +145,7 @@ impl Destination {
 
     /// True when a URI's `host:port` names this destination.
     pub fn is(&self, host: &Host<'_>, port: Option<u16>) -> bool {
-        port.unwrap_or(5060) == self.port
+        port.unwrap_or(self.transport.default_port()) == self.port
             && (self.host.matches(host) || host.ip() == Some(self.addr.ip()))
     }
 }

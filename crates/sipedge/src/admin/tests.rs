@@ -53,7 +53,11 @@ async fn admin_of(text: &str) -> (Admin, std::path::PathBuf) {
         })
         .collect();
     let snapshots: Vec<_> = slots.iter().map(|s| s.load_full()).collect();
-    let health = match crate::health::start(&cfg, &snapshots).await {
+    let tls = match crate::tls::load(&cfg, "test.toml", std::time::SystemTime::now()) {
+        Ok(l) => Arc::new(ArcSwap::from_pointee(l.tls)),
+        Err(e) => panic!("tls::load: {e}"),
+    };
+    let health = match crate::health::start(&cfg, &snapshots, &tls).await {
         Ok(h) => Arc::new(ArcSwap::from_pointee(h)),
         Err(e) => panic!("health::start: {e}"),
     };
@@ -63,6 +67,7 @@ async fn admin_of(text: &str) -> (Admin, std::path::PathBuf) {
         keys,
         slots,
         Arc::clone(&health),
+        tls,
     ));
     let admin = Admin {
         health,

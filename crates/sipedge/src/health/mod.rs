@@ -237,9 +237,13 @@ impl Health {
 /// current runtime. A socket that cannot be bound is a start error, like a
 /// listen address that cannot be bound. `edges` are the running edges built
 /// from `cfg.edges`, in the same order.
-pub async fn start(cfg: &Config, edges: &[Arc<Edge>]) -> Result<Health, String> {
+pub async fn start(
+    cfg: &Config,
+    edges: &[Arc<Edge>],
+    tls: &Arc<arc_swap::ArcSwap<crate::tls::Tls>>,
+) -> Result<Health, String> {
     let mut out = Vec::with_capacity(edges.len());
-    for (conf, edge) in cfg.edges.iter().zip(edges.iter()) {
+    for (index, (conf, edge)) in cfg.edges.iter().zip(edges.iter()).enumerate() {
         let sockets = probe_sockets(conf, &cfg.node).await?;
         let (commands, requests) = mpsc::channel(16);
         task::spawn(
@@ -248,6 +252,7 @@ pub async fn start(cfg: &Config, edges: &[Arc<Edge>]) -> Result<Health, String> 
             sockets,
             Arc::clone(edge.health()),
             requests,
+            (Arc::clone(tls), index),
         );
         out.push(EdgeHealth::new(conf, Arc::clone(edge), commands));
     }

@@ -1,13 +1,17 @@
-//! Probe connections: OPTIONS to a destination reached over TCP go over a
-//! connection of the prober's own (RFC 3261 §18: the probe checks the
+//! Probe connections: OPTIONS to a destination reached over TCP or TLS
+//! go over a connection of the prober's own (RFC 3261 §18: the probe checks the
 //! transport the calls use), opened when the first probe is due, kept
 //! while it works and opened again after it fails. What arrives on it is
 //! framed and handed to the prober like a datagram; a connect that fails
 //! fails the probe at once.
 
+use crate::tls::Tls;
+use arc_swap::ArcSwap;
+use edge::flow::Transport;
 use sip::{Frame, Framer};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -32,16 +36,23 @@ pub struct Streams {
     next: u64,
     events: mpsc::Sender<Event>,
     connect_timeout: Duration,
+    /// The node's TLS material and the edge's index in it.
+    tls: (Arc<ArcSwap<Tls>>, usize),
 }
 
 impl Streams {
     /// No connections yet; what they report goes to `events`.
-    pub fn new(events: mpsc::Sender<Event>, connect_timeout: Duration) -> Streams {
+    pub fn new(
+        events: mpsc::Sender<Event>,
+        connect_timeout: Duration,
+        tls: (Arc<ArcSwap<Tls>>, usize),
+    ) -> Streams {
         Streams {
             conns: HashMap::new(),
             next: 0,
             events,
             connect_timeout,
+            tls,
         }
     }
 
@@ -53,9 +64,9 @@ impl Streams {
         }
     }
 
-    /// Sends `probe` to `to` over its connection, opening one if none is
-    /// open (or the last one broke).
-    pub fn send(&mut self, to: SocketAddr, probe: &[u8]) {
+    /// Sends `probe` to `to` over its connection, opening one (over
+    /// `transport`, TCP or TLS) if none is open (or the last one broke).
+    pub fn send(&mut self, to: SocketAddr, transport: Transport, probe: &[u8]) {
         if let Some((_, tx)) = self.conns.get(&to) {
             if tx.try_send(probe.to_vec()).is_ok() {
                 return;
@@ -65,48 +76,88 @@ impl Streams {
         let _ = tx.try_send(probe.to_vec());
         self.next += 1;
         self.conns.insert(to, (self.next, tx));
+        let tls = (transport == Transport::Tls).then(|| self.tls.0.load().client(self.tls.1, to));
         tokio::spawn(run(
             to,
             self.next,
             rx,
             self.events.clone(),
             self.connect_timeout,
+            tls,
         ));
     }
 }
 
-/// One probe connection: connects, writes what is queued, reads answers.
+/// One probe connection: connects (and for TLS completes the handshake
+/// with `tls`), then runs it.
 async fn run(
+    to: SocketAddr,
+    n: u64,
+    rx: mpsc::Receiver<Vec<u8>>,
+    events: mpsc::Sender<Event>,
+    connect_timeout: Duration,
+    tls: Option<crate::tls::Client>,
+) {
+    let connected = async {
+        let stream = tokio::net::TcpStream::connect(to)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        match tls {
+            Some(client) => crate::tls::connect(client, stream)
+                .await
+                .map(|s| Stream::Tls(Box::new(s))),
+            None => Ok(Stream::Tcp(stream)),
+        }
+    };
+    let stream = match tokio::time::timeout(connect_timeout, connected).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(why)) => {
+            let _ = events.send(Event::Failed(to, n, why)).await;
+            return;
+        }
+        Err(_) => {
+            let _ = events
+                .send(Event::Failed(to, n, "connect: timed out".to_owned()))
+                .await;
+            return;
+        }
+    };
+    match stream {
+        Stream::Tcp(s) => {
+            let (read, write) = s.into_split();
+            serve(to, n, rx, events, read, write).await
+        }
+        Stream::Tls(s) => {
+            let (read, write) = tokio::io::split(*s);
+            serve(to, n, rx, events, read, write).await
+        }
+    }
+}
+
+/// A probe connection, open.
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// Writes what is queued, reads answers, until the prober drops the
+/// connection or it breaks.
+async fn serve(
     to: SocketAddr,
     n: u64,
     mut rx: mpsc::Receiver<Vec<u8>>,
     events: mpsc::Sender<Event>,
-    connect_timeout: Duration,
+    mut read: impl tokio::io::AsyncRead + Unpin,
+    mut write: impl tokio::io::AsyncWrite + Unpin,
 ) {
-    let stream =
-        match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(to)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                let _ = events
-                    .send(Event::Failed(to, n, format!("connect: {e}")))
-                    .await;
-                return;
-            }
-            Err(_) => {
-                let _ = events
-                    .send(Event::Failed(to, n, "connect: timed out".to_owned()))
-                    .await;
-                return;
-            }
-        };
-    let (mut read, mut write) = stream.into_split();
     let mut buf = Vec::with_capacity(4096);
     let mut framer = Framer::default();
     let why = loop {
         tokio::select! {
             probe = rx.recv() => match probe {
                 Some(p) => {
-                    if let Err(e) = write.write_all(&p).await {
+                    // TLS buffers what is written until it is flushed.
+                    if let Err(e) = async { write.write_all(&p).await?; write.flush().await }.await {
                         break format!("write: {e}");
                     }
                 }

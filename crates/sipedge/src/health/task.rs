@@ -30,12 +30,13 @@ pub(super) fn spawn(
     sockets: Sockets,
     view: Arc<HealthView>,
     commands: mpsc::Receiver<Command>,
+    tls: (Arc<arc_swap::ArcSwap<crate::tls::Tls>>, usize),
 ) {
     let prober = Prober::new(edge, node, &sockets.locals(), Instant::now());
     let states = prober.trackers().iter().map(Tracker::state).collect();
     let (events_tx, events) = mpsc::channel(64);
     let driver = Driver {
-        streams: Streams::new(events_tx, edge.probe.timeout),
+        streams: Streams::new(events_tx, edge.probe.timeout, tls),
         edge: edge.name.clone(),
         uris: edge.destinations.iter().map(|d| d.uri.clone()).collect(),
         prober,
@@ -162,13 +163,13 @@ impl Driver {
             };
             match transport {
                 Transport::Udp => {}
-                Transport::Tcp => {
-                    self.streams.send(to, out);
+                Transport::Tcp | Transport::Tls => {
+                    self.streams.send(to, transport, out);
                     continue;
                 }
-                Transport::Tls => {
+                Transport::Ws | Transport::Wss => {
                     self.prober
-                        .handle_send_error(to, "tls: not supported by this version", now);
+                        .handle_send_error(to, "ws: not supported by this version", now);
                     continue;
                 }
             }

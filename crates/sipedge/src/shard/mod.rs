@@ -24,6 +24,7 @@ mod udp;
 
 pub(crate) use tcp::Registry;
 
+use crate::tls::Tls;
 use arc_swap::ArcSwap;
 use edge::config::Config;
 use edge::flow::Transport;
@@ -55,7 +56,7 @@ enum Bound {
 
 /// Binds every socket and listener of every shard (so a bind failure is
 /// reported before anything runs), then starts the shard threads.
-pub fn start(cfg: &Config, keys: &KeyRing) -> Result<Running, String> {
+pub fn start(cfg: &Config, keys: &KeyRing, tls: &Arc<ArcSwap<Tls>>) -> Result<Running, String> {
     let shards = cfg
         .node
         .workers
@@ -77,8 +78,10 @@ pub fn start(cfg: &Config, keys: &KeyRing) -> Result<Running, String> {
                     |err: std::io::Error| format!("line {}: listen {}: {err}", l.line, l.addr);
                 let b = match l.transport {
                     Transport::Udp => Some(Bound::Udp(udp::bind(l.addr).map_err(fail)?)),
-                    Transport::Tcp => Some(Bound::Tcp(tcp::bind(l.addr).map_err(fail)?)),
-                    Transport::Tls => None,
+                    Transport::Tcp | Transport::Tls => {
+                        Some(Bound::Tcp(tcp::bind(l.addr).map_err(fail)?))
+                    }
+                    Transport::Ws | Transport::Wss => None,
                 };
                 sockets += usize::from(b.is_some());
                 socks.push(b);
@@ -102,6 +105,7 @@ pub fn start(cfg: &Config, keys: &KeyRing) -> Result<Running, String> {
             edges: edges.clone(),
             wakes: Arc::clone(&wakes),
             registry: Arc::clone(&registry),
+            tls: Arc::clone(tls),
         };
         let started = started.clone();
         std::thread::Builder::new()
@@ -148,6 +152,7 @@ struct Shared {
     edges: Vec<Arc<ArcSwap<Edge>>>,
     wakes: Arc<Vec<Option<Arc<timers::Wake>>>>,
     registry: Arc<Registry>,
+    tls: Arc<ArcSwap<Tls>>,
 }
 
 /// One edge as a shard serves it: the snapshot in use and the core worker
@@ -170,6 +175,8 @@ pub(super) struct Served {
     registry: Arc<Registry>,
     /// The connections this shard holds (shared by its edges).
     locals: Rc<tcp::Locals>,
+    /// The node's TLS material (this edge's is at `index`).
+    tls: Arc<ArcSwap<Tls>>,
 }
 
 /// The snapshot a shard serves an edge with, and its worker for it.
@@ -259,6 +266,7 @@ fn run(
                 wake: shared.wakes.get(ei).cloned().flatten(),
                 registry: Arc::clone(&shared.registry),
                 locals: Rc::clone(&locals),
+                tls: Arc::clone(&shared.tls),
             });
             for li in 0..served.sockets.len() {
                 if served.sockets[li].is_some() {

@@ -16,6 +16,7 @@ mod capacity;
 mod codes;
 mod coding;
 mod probe;
+mod tls;
 mod transaction;
 
 use capacity::{capacity, limit};
@@ -81,6 +82,7 @@ const EDGE_KEYS: &[&str] = &[
     "validate",
     "on_invalid",
     "foreign_next_hop",
+    "domain",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -92,6 +94,10 @@ const DESTINATION_KEYS: &[&str] = &[
     "backup_zones",
     "cps",
     "channels",
+    "ca",
+    "server_name",
+    "client_cert",
+    "client_key",
 ];
 /// Every flag the contract defines, supported or not.
 const FLAGS: &[&str] = &["ping-replies", "registrations"];
@@ -424,7 +430,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
             return Err(cx.err(
                 at,
                 "listen",
-                format!("{transport}: {NOT_SUPPORTED} (use udp or tcp)"),
+                format!("{transport}: {NOT_SUPPORTED} (use udp, tcp or tls)"),
             ));
         }
         listen.push(Listen {
@@ -553,6 +559,34 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         None => Probe::default(),
     };
 
+    let domains = tls::domains(t)?;
+    if domains.is_empty() {
+        if let Some(l) = listen.iter().find(|l| l.transport == Transport::Tls) {
+            return Err(cx.err_line(
+                l.line,
+                "listen",
+                format!(
+                    "tls:{} needs at least one [[edge.domain]] (name, cert, key): the \
+                     certificate its handshakes present",
+                    l.addr
+                ),
+            ));
+        }
+    }
+    if let Some(d) = destinations.iter().find(|d| d.transport == Transport::Tls) {
+        if !listen.iter().any(|l| l.transport == Transport::Tls) {
+            return Err(cx.err_line(
+                d.line,
+                "uri",
+                format!(
+                    "{} is a TLS destination: the edge needs a tls: listen address too, \
+                     which its Via and Record-Route name",
+                    d.uri
+                ),
+            ));
+        }
+    }
+
     let capacity = capacity(t)?;
     let (validate, on_invalid) = validation(t)?;
 
@@ -594,6 +628,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         validate,
         on_invalid,
         foreign_next_hop: foreign_next_hop(t)?,
+        domains,
         line: cx.line(t.at),
     })
 }
@@ -646,7 +681,10 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
         return Err(cx.err(
             at,
             "uri",
-            format!("{}: {NOT_SUPPORTED} (use udp or tcp)", parsed.transport),
+            format!(
+                "{}: {NOT_SUPPORTED} (use udp, tcp or tls)",
+                parsed.transport
+            ),
         ));
     }
     let port = parsed
@@ -657,6 +695,7 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
             Transport::Udp.default_port()
         });
     let addr = addr::resolve(parsed.host, port, cx.dns).map_err(|m| cx.err(at, "uri", m))?;
+    let tls = tls::tls_client(t, parsed.transport == Transport::Tls, parsed.host)?;
 
     let weight = t
         .get("weight")
@@ -695,6 +734,7 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
         backup_zones,
         cps: limit(t, "cps")?,
         channels: limit(t, "channels")?,
+        tls,
         line: cx.line(t.at),
     })
 }

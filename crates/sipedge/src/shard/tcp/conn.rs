@@ -18,9 +18,25 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+
+/// An open connection, before it is split into reader and writer.
+pub(crate) enum Stream {
+    /// TCP.
+    Tcp(TcpStream),
+    /// TLS, accepted.
+    TlsIn(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// TLS, opened by sipedge.
+    TlsOut(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl From<TcpStream> for Stream {
+    fn from(s: TcpStream) -> Stream {
+        Stream::Tcp(s)
+    }
+}
 
 /// Room a connection's read buffer starts with.
 const READ_BUF: usize = 4096;
@@ -38,29 +54,86 @@ pub(crate) struct Queue {
 /// may wait in it); an accepted connection gets its own here.
 pub(crate) async fn run(
     served: Rc<Served>,
-    stream: TcpStream,
+    stream: Stream,
+    local: usize,
+    remote: SocketAddr,
+    slot: Slot,
+    queue: Option<Queue>,
+) {
+    // A TCP stream splits into two owned halves with no lock between
+    // them; a TLS stream's halves share its session.
+    match stream {
+        Stream::Tcp(s) => {
+            let (read, write) = s.into_split();
+            serve(
+                served,
+                Transport::Tcp,
+                read,
+                write,
+                local,
+                remote,
+                slot,
+                queue,
+            )
+            .await
+        }
+        Stream::TlsIn(s) => {
+            let (read, write) = tokio::io::split(*s);
+            serve(
+                served,
+                Transport::Tls,
+                read,
+                write,
+                local,
+                remote,
+                slot,
+                queue,
+            )
+            .await
+        }
+        Stream::TlsOut(s) => {
+            let (read, write) = tokio::io::split(*s);
+            serve(
+                served,
+                Transport::Tls,
+                read,
+                write,
+                local,
+                remote,
+                slot,
+                queue,
+            )
+            .await
+        }
+    }
+}
+
+/// [`run`] once the stream is split: `read` and `write` carry `transport`.
+#[allow(clippy::too_many_arguments)]
+async fn serve<R, W>(
+    served: Rc<Served>,
+    transport: Transport,
+    mut read: R,
+    write: W,
     local: usize,
     remote: SocketAddr,
     mut slot: Slot,
     queue: Option<Queue>,
-) {
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + 'static,
+{
     let registry = Arc::clone(&served.registry);
     let Queue { handle, rx } = match queue {
         Some(q) => q,
         None => {
             let (handle, rx) = Handle::new();
-            registry.register(
-                &mut slot,
-                served.index,
-                Transport::Tcp,
-                remote,
-                handle.clone(),
-            );
+            registry.register(&mut slot, served.index, transport, remote, handle.clone());
             Queue { handle, rx }
         }
     };
     let flow = Flow {
-        transport: Transport::Tcp,
+        transport,
         local,
         remote,
         conn: slot.id(),
@@ -75,9 +148,8 @@ pub(crate) async fn run(
         out.buf.borrow_mut().extend_from_slice(&m);
     }
     if let Some(id) = flow.conn {
-        served.locals.add(id, served.index, remote, &out);
+        served.locals.add(id, served.index, transport, remote, &out);
     }
-    let (mut read, write) = stream.into_split();
     let writer = tokio::task::spawn_local(write_all(
         write,
         rx,
@@ -209,7 +281,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// unregistered), the peer is gone, or it stops reading — then tells the
 /// reader to close the connection.
 async fn write_all(
-    mut write: tokio::net::tcp::OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Vec<u8>>,
     out: Rc<Output>,
     queued: Arc<AtomicUsize>,
@@ -248,7 +320,13 @@ async fn write_all(
         if batch.is_empty() {
             continue;
         }
-        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&batch)).await;
+        // A TLS stream buffers what is written until it is flushed; a TCP
+        // stream's flush does nothing.
+        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            write.write_all(&batch).await?;
+            write.flush().await
+        })
+        .await;
         if !matches!(written, Ok(Ok(()))) {
             out.closed.set(true);
             close.notify_one();

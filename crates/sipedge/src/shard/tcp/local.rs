@@ -54,9 +54,16 @@ pub(crate) struct Locals {
 }
 
 impl Locals {
-    /// Adds connection `id` to `remote` of edge `edge`.
-    pub(crate) fn add(&self, id: ConnId, edge: usize, remote: SocketAddr, out: &Rc<Output>) {
-        let key = (edge, Transport::Tcp, remote);
+    /// Adds connection `id` over `transport` to `remote` of edge `edge`.
+    pub(crate) fn add(
+        &self,
+        id: ConnId,
+        edge: usize,
+        transport: Transport,
+        remote: SocketAddr,
+        out: &Rc<Output>,
+    ) {
+        let key = (edge, transport, remote);
         self.by_id.borrow_mut().insert(id, (key, Rc::clone(out)));
         self.by_remote.borrow_mut().entry(key).or_default().push(id);
     }

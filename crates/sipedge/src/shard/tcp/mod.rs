@@ -1,8 +1,10 @@
-//! TCP (RFC 3261 §18): one SO_REUSEPORT listener per shard per `tcp:`
-//! listen address, the connections it accepts, and the ones sipedge opens
-//! to destinations and to callers whose connection has closed (§18.2.2).
-//! A connection lives on the shard that accepted or opened it; any shard
-//! writes to it through the node's [`Registry`].
+//! TCP and TLS (RFC 3261 §18, §26.2): one SO_REUSEPORT listener per shard
+//! per `tcp:` or `tls:` listen address, the connections it accepts, and
+//! the ones sipedge opens to destinations and to callers whose connection
+//! has closed (§18.2.2). A connection lives on the shard that accepted or
+//! opened it; any shard writes to it through the node's [`Registry`]. A
+//! TLS connection is a TCP one with a handshake first (see `crate::tls`);
+//! from then on both run the same reader and writer.
 
 mod conn;
 mod local;
@@ -13,7 +15,7 @@ pub(crate) use local::Locals;
 pub(crate) use registry::{Closed, Found, Handle, Registry};
 
 use super::Served;
-use edge::flow::Flow;
+use edge::flow::{Flow, Transport};
 use socket2::{Protocol, SockRef, TcpKeepalive, Type};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -43,8 +45,15 @@ fn keepalive(stream: &tokio::net::TcpStream, idle: Duration) {
 }
 
 /// Accepts connections on the edge's listener `li` for as long as the
-/// shard runs; one over the caps is closed at once (and counted).
+/// shard runs; one over the caps is closed at once (and counted). On a
+/// TLS listener each connection's handshake runs in its own task, under
+/// `header_timeout`.
 pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::TcpListener) {
+    let tls = served
+        .edge()
+        .locals()
+        .get(li)
+        .is_some_and(|l| l.transport == Transport::Tls);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -61,7 +70,38 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
         };
         keepalive(&stream, registry.limits.keepalive);
         let _ = stream.set_nodelay(true);
-        tokio::task::spawn_local(conn::run(Rc::clone(&served), stream, li, peer, slot, None));
+        let served = Rc::clone(&served);
+        if !tls {
+            tokio::task::spawn_local(conn::run(served, stream.into(), li, peer, slot, None));
+            continue;
+        }
+        tokio::task::spawn_local(async move {
+            let limit = served.registry.limits.header_timeout;
+            match crate::tls::accept(&served.tls, served.index, stream, limit).await {
+                Ok(a) => {
+                    tracing::debug!(
+                        edge = %served.name, from = %peer, domain = %a.domain,
+                        client = a.client.as_deref().unwrap_or("-"), "TLS connection"
+                    );
+                    if let Some(subject) = &a.client {
+                        tracing::info!(edge = %served.name, from = %peer, %subject, "TLS client certificate");
+                    }
+                    conn::run(
+                        served,
+                        conn::Stream::TlsIn(Box::new(a.stream)),
+                        li,
+                        peer,
+                        slot,
+                        None,
+                    )
+                    .await;
+                }
+                Err(why) => {
+                    tracing::debug!(edge = %served.name, from = %peer, "TLS: {why}");
+                    served.registry.count(Closed::Handshake);
+                }
+            }
+        });
     }
 }
 
@@ -117,6 +157,24 @@ pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) {
             Ok(Ok(stream)) => {
                 keepalive(&stream, registry.limits.keepalive);
                 let _ = stream.set_nodelay(true);
+                let stream = if flow.transport == Transport::Tls {
+                    let client = served.tls.load().client(served.index, flow.remote);
+                    match tokio::time::timeout(limit, crate::tls::connect(client, stream)).await {
+                        Ok(Ok(s)) => conn::Stream::TlsOut(Box::new(s)),
+                        Ok(Err(why)) => {
+                            tracing::debug!(to = %flow.remote, "TLS: {why}");
+                            registry.count(Closed::Handshake);
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(to = %flow.remote, "TLS: handshake timed out");
+                            registry.count(Closed::Handshake);
+                            return;
+                        }
+                    }
+                } else {
+                    stream.into()
+                };
                 let queue = Queue { handle, rx };
                 conn::run(served, stream, flow.local, flow.remote, slot, Some(queue)).await;
             }

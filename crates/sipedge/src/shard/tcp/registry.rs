@@ -43,11 +43,13 @@ pub(crate) enum Closed {
     Stuck,
     /// A connect to a destination failed or timed out.
     ConnectFailed,
+    /// A TLS handshake failed or timed out, either way.
+    Handshake,
 }
 
 impl Closed {
     /// Every reason, in order.
-    pub(crate) const ALL: [Closed; 8] = [
+    pub(crate) const ALL: [Closed; 9] = [
         Closed::OverTotal,
         Closed::OverPerSource,
         Closed::TooLarge,
@@ -56,6 +58,7 @@ impl Closed {
         Closed::Idle,
         Closed::Stuck,
         Closed::ConnectFailed,
+        Closed::Handshake,
     ];
 
     /// The name the admin API shows.
@@ -69,6 +72,7 @@ impl Closed {
             Closed::Idle => "closed_idle",
             Closed::Stuck => "closed_stuck",
             Closed::ConnectFailed => "connect_failed",
+            Closed::Handshake => "tls_handshake_failed",
         }
     }
 }

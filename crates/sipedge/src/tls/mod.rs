@@ -1,0 +1,348 @@
+//! TLS (RFC 3261 §26.2, RFC 5630) with rustls: each edge's SIP domains as
+//! server configs picked by SNI, and what sipedge verifies a TLS
+//! destination by. Built from the config and its certificate files at
+//! start and at every reload ([`load`]); a reload stores the next [`Tls`]
+//! where the listeners read it, so new handshakes use the new
+//! certificates while established connections carry on.
+//!
+//! The certificate is chosen from the client's SNI here rather than by
+//! rustls's resolver, which matches exact names only and returns nothing
+//! when a phone sends no SNI (many do): the exact name, then a wildcard
+//! domain covering it, then the edge's first domain. Each domain has its
+//! own versions, suites, groups and client-certificate policy, so the
+//! choice is made on the ClientHello, before the handshake goes on
+//! (`LazyConfigAcceptor`).
+
+mod certs;
+mod suites;
+
+use edge::config::{Config, ConfigError, Domain, TlsClient};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpStream;
+
+/// The node's TLS material: per edge (in config order), what its TLS
+/// listeners present and how it connects to its TLS destinations.
+pub struct Tls {
+    edges: Vec<EdgeTls>,
+    /// For a TLS connection to an address no destination names (a caller
+    /// whose connection closed, a Route): the system's roots, the address
+    /// as the name the certificate must cover.
+    fallback: Arc<ClientConfig>,
+}
+
+/// One edge's TLS material.
+#[derive(Default)]
+pub struct EdgeTls {
+    /// Its domains, the first the default; empty when it has none.
+    domains: Vec<Served>,
+    /// Its TLS destinations by address.
+    clients: HashMap<SocketAddr, Client>,
+}
+
+/// One domain as its handshakes serve it.
+struct Served {
+    name: String,
+    config: Arc<ServerConfig>,
+    /// The leaf certificate, to tell a reload that changed it.
+    leaf: CertificateDer<'static>,
+}
+
+/// How to connect to one TLS destination.
+#[derive(Clone)]
+pub struct Client {
+    /// Roots, versions and the client certificate, if any.
+    pub config: Arc<ClientConfig>,
+    /// The name its certificate must cover.
+    pub name: ServerName<'static>,
+}
+
+/// What [`load`] built, with its warnings (certificates expiring soon).
+pub struct Loaded {
+    /// The material.
+    pub tls: Tls,
+    /// One line each, `file:line: key: …`.
+    pub warnings: Vec<String>,
+}
+
+/// Reads and checks every certificate and key `cfg` names (`file` is the
+/// config file, for errors), at `now`. A certificate that is expired or
+/// not yet valid, does not cover its domain or does not match its key is
+/// an error at its domain's line; one that expires within 14 days is a
+/// warning.
+pub fn load(cfg: &Config, file: &str, now: SystemTime) -> Result<Loaded, ConfigError> {
+    let mut warnings = Vec::new();
+    let mut edges = Vec::with_capacity(cfg.edges.len());
+    let needs_roots = cfg.edges.iter().any(|e| {
+        e.destinations
+            .iter()
+            .any(|d| d.tls.as_ref().is_some_and(|t| t.ca.is_none()))
+            || e.listen.iter().any(|l| l.transport.is_secure())
+    });
+    let system = Arc::new(if needs_roots {
+        system_roots()
+    } else {
+        RootCertStore::empty()
+    });
+    for e in &cfg.edges {
+        let mut domains = Vec::with_capacity(e.domains.len());
+        for d in &e.domains {
+            let err =
+                |key: &str, m: String| ConfigError::new(file, d.line, format!("domain.{key}"), m);
+            let (served, warning) = server(d, now).map_err(|(k, m)| err(k, m))?;
+            if let Some(w) = warning {
+                warnings.push(err("cert", w).to_string());
+            }
+            domains.push(served);
+        }
+        let mut clients = HashMap::new();
+        for d in &e.destinations {
+            let Some(t) = &d.tls else { continue };
+            let client =
+                client(t, &system).map_err(|(k, m)| ConfigError::new(file, d.line, k, m))?;
+            clients.insert(d.addr, client);
+        }
+        edges.push(EdgeTls { domains, clients });
+    }
+    let fallback = ClientConfig::builder_with_provider(suites::provider(&[], &[]))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::new(file, 0, "", format!("TLS: {e}")))?
+        .with_root_certificates(Arc::clone(&system))
+        .with_no_client_auth();
+    Ok(Loaded {
+        tls: Tls {
+            edges,
+            fallback: Arc::new(fallback),
+        },
+        warnings,
+    })
+}
+
+/// The system's trusted roots (rustls-native-certs: the distribution's
+/// bundle); unreadable ones are skipped.
+fn system_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::debug!("system roots: {e}");
+    }
+    roots.add_parsable_certificates(found.certs);
+    roots
+}
+
+/// A root store of the CA certificates in `path`.
+fn roots(path: &std::path::Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for c in certs::chain(path)? {
+        roots
+            .add(c)
+            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+    }
+    Ok(roots)
+}
+
+type KeyError = (&'static str, String);
+
+/// One domain's server config, checked.
+fn server(d: &Domain, now: SystemTime) -> Result<(Served, Option<String>), KeyError> {
+    let chain = certs::chain(&d.cert).map_err(|m| ("cert", m))?;
+    let key = certs::key(&d.key).map_err(|m| ("key", m))?;
+    let leaf = chain[0].clone();
+    let warning = certs::check(&leaf, Some(&d.name), now)
+        .map_err(|m| ("cert", format!("{}: {m}", d.cert.display())))?;
+    let provider = suites::provider(&d.ciphers, &d.curves);
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&suites::versions(&d.versions))
+        .map_err(|e| ("tls_versions", format!("{e}")))?;
+    let builder = match &d.client_ca {
+        Some(ca) if d.verify_client => {
+            let roots = Arc::new(roots(ca).map_err(|m| ("client_ca", m))?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let verifier = if d.require_client {
+                verifier
+            } else {
+                verifier.allow_unauthenticated()
+            };
+            builder.with_client_cert_verifier(
+                verifier
+                    .build()
+                    .map_err(|e| ("client_ca", format!("{}: {e}", ca.display())))?,
+            )
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    let config = builder.with_single_cert(chain, key).map_err(|e| {
+        let m = match e {
+            rustls::Error::InconsistentKeys(_) => {
+                format!("{} is not the key of {}", d.key.display(), d.cert.display())
+            }
+            other => format!("{}: {other}", d.key.display()),
+        };
+        ("key", m)
+    })?;
+    Ok((
+        Served {
+            name: d.name.clone(),
+            config: Arc::new(config),
+            leaf,
+        },
+        warning,
+    ))
+}
+
+/// How to connect to one TLS destination, checked.
+fn client(t: &TlsClient, system: &Arc<RootCertStore>) -> Result<Client, KeyError> {
+    let roots = match &t.ca {
+        Some(ca) => Arc::new(roots(ca).map_err(|m| ("ca", m))?),
+        None => Arc::clone(system),
+    };
+    let name = ServerName::try_from(t.server_name.clone())
+        .map_err(|e| ("server_name", format!("{:?}: {e}", t.server_name)))?;
+    let builder = ClientConfig::builder_with_provider(suites::provider(&[], &[]))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ("uri", format!("{e}")))?
+        .with_root_certificates(roots);
+    let config = match &t.client_cert {
+        Some((cert, key)) => {
+            let chain = certs::chain(cert).map_err(|m| ("client_cert", m))?;
+            let key_der = certs::key(key).map_err(|m| ("client_key", m))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| ("client_key", format!("{}: {e}", key.display())))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Client {
+        config: Arc::new(config),
+        name,
+    })
+}
+
+impl Tls {
+    /// Edge `index`'s material (empty for an index out of range).
+    pub fn edge(&self, index: usize) -> Option<&EdgeTls> {
+        self.edges.get(index)
+    }
+
+    /// How to connect to `to` from edge `edge`: as its destination at that
+    /// address, else with the system's roots and the address as the name.
+    pub fn client(&self, edge: usize, to: SocketAddr) -> Client {
+        if let Some(c) = self.edges.get(edge).and_then(|e| e.clients.get(&to)) {
+            return c.clone();
+        }
+        Client {
+            config: Arc::clone(&self.fallback),
+            name: ServerName::IpAddress(to.ip().into()),
+        }
+    }
+
+    /// The domains whose certificate differs from `old`'s, as
+    /// `edge/domain`, for a reload's report.
+    pub fn renewed(&self, old: &Tls, names: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for ((e, o), edge) in self.edges.iter().zip(&old.edges).zip(names) {
+            for d in &e.domains {
+                let same = o
+                    .domains
+                    .iter()
+                    .any(|p| p.name == d.name && p.leaf == d.leaf);
+                if !same {
+                    out.push(format!(
+                        "edge {edge}: domain {}: certificate loaded",
+                        d.name
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl EdgeTls {
+    /// The server config for a client that sent `sni`: the domain of that
+    /// exact name, else a wildcard domain covering it, else the first.
+    /// `None` when the edge has no domain.
+    fn pick(&self, sni: Option<&str>) -> Option<&Served> {
+        if let Some(sni) = sni {
+            let sni = sni.to_ascii_lowercase();
+            let sni = sni.trim_end_matches('.');
+            if let Some(d) = self.domains.iter().find(|d| d.name == sni) {
+                return Some(d);
+            }
+            if let Some(d) = self.domains.iter().find(|d| {
+                d.name.starts_with("*.") && edge::config::tls::wildcard_covers(&d.name, sni)
+            }) {
+                return Some(d);
+            }
+        }
+        self.domains.first()
+    }
+}
+
+/// An accepted TLS connection, handshake done.
+pub struct Accepted {
+    /// The stream.
+    pub stream: tokio_rustls::server::TlsStream<TcpStream>,
+    /// The domain it got.
+    pub domain: String,
+    /// The client certificate's subject, when one was sent (and verified).
+    pub client: Option<String>,
+}
+
+/// Completes the server side of a handshake on `stream` for edge `edge`
+/// within `limit`.
+pub async fn accept(
+    tls: &arc_swap::ArcSwap<Tls>,
+    edge: usize,
+    stream: TcpStream,
+    limit: Duration,
+) -> Result<Accepted, String> {
+    let handshake = async {
+        let acceptor =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+        let start = acceptor.await.map_err(|e| format!("ClientHello: {e}"))?;
+        let (config, domain) = {
+            let material = tls.load();
+            let sni = start.client_hello().server_name().map(str::to_owned);
+            let served = material
+                .edge(edge)
+                .and_then(|e| e.pick(sni.as_deref()))
+                .ok_or("the edge has no TLS domain")?;
+            (Arc::clone(&served.config), served.name.clone())
+        };
+        let stream = start
+            .into_stream(config)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let client = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| certs::subject(c.as_ref()));
+        Ok::<_, String>(Accepted {
+            stream,
+            domain,
+            client,
+        })
+    };
+    tokio::time::timeout(limit, handshake)
+        .await
+        .map_err(|_| "handshake: timed out".to_owned())?
+}
+
+/// Completes the client side of a handshake on `stream` to `client`.
+pub async fn connect(
+    client: Client,
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    tokio_rustls::TlsConnector::from(client.config)
+        .connect(client.name, stream)
+        .await
+        .map_err(|e| format!("handshake: {e}"))
+}
