@@ -29,7 +29,6 @@ impl Kamailio {
     /// Returns once it answers: an OPTIONS with Max-Forwards 0 gets its
     /// 483.
     pub fn start(cfg: &Path, port: u16, destinations: &[u16]) -> Kamailio {
-        require_private_netns();
         let dir = TempDir::new("kamailio");
         let list: String = destinations
             .iter()
@@ -37,8 +36,19 @@ impl Kamailio {
             .collect();
         let ds_list = dir.join("dispatcher.list");
         std::fs::write(&ds_list, list).expect("write dispatcher.list");
-        let mut child = Command::new("kamailio")
-            .arg("-DD")
+        let defines = [
+            format!("DS_LIST=\"{}\"", ds_list.display()),
+            format!("LISTEN=udp:127.0.0.1:{port}"),
+        ];
+        Kamailio::start_with(cfg, port, &defines, dir)
+    }
+
+    /// Starts Kamailio on `cfg` with `defines` (`-A NAME=VALUE` each),
+    /// working in `dir`; returns once it answers on UDP 127.0.0.1:`port`.
+    pub fn start_with(cfg: &Path, port: u16, defines: &[String], dir: TempDir) -> Kamailio {
+        require_private_netns();
+        let mut cmd = Command::new("kamailio");
+        cmd.arg("-DD")
             .arg("-E")
             .arg("-f")
             .arg(cfg)
@@ -47,11 +57,11 @@ impl Kamailio {
             .arg("-P")
             .arg(dir.join("kamailio.pid"))
             .arg("-w")
-            .arg(dir.path())
-            .arg("-A")
-            .arg(format!("DS_LIST=\"{}\"", ds_list.display()))
-            .arg("-A")
-            .arg(format!("LISTEN=udp:127.0.0.1:{port}"))
+            .arg(dir.path());
+        for d in defines {
+            cmd.arg("-A").arg(d);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -65,6 +75,11 @@ impl Kamailio {
         };
         kamailio.wait_ready(port);
         kamailio
+    }
+
+    /// Everything Kamailio printed so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.text()
     }
 
     /// Polls with an OPTIONS that must be answered 483 (Max-Forwards 0)

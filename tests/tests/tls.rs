@@ -15,8 +15,9 @@ use std::path::Path;
 use e2e::admin::AdminApi;
 use e2e::certs::{Ca, Leaf, Validity};
 use e2e::config::SECRET;
+use e2e::kamailio::Kamailio;
 use e2e::openssl::{self, Session};
-use e2e::{free_port, require_private_netns, Sipedge, TempDir};
+use e2e::{free_port, require_private_netns, Sipedge, SippUac, SippUas, TempDir};
 
 /// One `[[edge.domain]]` with the given name, certificate and keys.
 fn domain(name: &str, leaf: &Leaf, keys: &str) -> String {
@@ -401,4 +402,122 @@ fn certificates_reload_with_the_config_and_connections_carry_on() {
     assert!(held.wait_answers(3));
     drop(held.close());
     drop(edge);
+}
+
+/// Kamailio's tls module settings for [`calls_cross_tls_in_and_out`]: its
+/// certificate from `ca`, and `ca` to verify the edge's, both ways (the
+/// edge presents its domain's certificate as a client).
+fn kamailio_tls_cfg(dir: &TempDir, ca: &Ca, leaf: &Leaf) -> std::path::PathBuf {
+    let cfg = format!(
+        "[server:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n\
+         private_key = {key}\ncertificate = {cert}\nca_list = {ca}\n\n\
+         [client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n\
+         ca_list = {ca}\nprivate_key = {key}\ncertificate = {cert}\n",
+        key = leaf.key.display(),
+        cert = leaf.cert.display(),
+        ca = ca.cert().display()
+    );
+    let path = dir.join("tls.cfg");
+    std::fs::write(&path, cfg).expect("write tls.cfg");
+    path
+}
+
+/// SIP over TLS with a real TLS peer, Kamailio's tls module, on each side
+/// of the edge: SIPp callers over UDP reach Kamailio, which relays over
+/// TLS to the edge's `tls:` listener, on to a SIPp server over UDP (TLS
+/// in, UDP out); and SIPp callers over UDP reach the edge, which relays
+/// over TLS to Kamailio as its destination (verified against `ca`), on to
+/// a SIPp server (UDP in, TLS out). Calls complete with the BYE from
+/// either end; in-dialog requests keep to the right transport through the
+/// edge's two Record-Routes.
+#[test]
+fn calls_cross_tls_in_and_out() {
+    require_private_netns();
+    let dir = TempDir::new("tls-kamailio");
+    let ca = Ca::new(dir.path(), "ca");
+    let kam_leaf = ca.leaf("kamailio", &["127.0.0.1"]);
+    let edge_leaf = ca.leaf("edge", &["sip.example.com"]);
+    let [kam_udp, kam_tls, in_udp, in_tls, out_udp, out_tls, uas_in, uas_out, admin] =
+        [(); 9].map(|()| free_port());
+    let domain = domain("sip.example.com", &edge_leaf, "");
+    let ca_file = ca.cert().display().to_string();
+    let toml = format!(
+        "[node]\nid = \"tls\"\nsecret = \"{SECRET}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+         [[edge]]\nname = \"in\"\nlisten = [\"udp:127.0.0.1:{in_udp}\", \"tls:127.0.0.1:{in_tls}\"]\n\
+         tls_ca = \"{ca_file}\"\n\
+         [[edge.destination]]\nuri = \"sip:127.0.0.1:{uas_in}\"\n[edge.probe]\nenabled = false\n{domain}\n\
+         [[edge]]\nname = \"out\"\nlisten = [\"udp:127.0.0.1:{out_udp}\", \"tls:127.0.0.1:{out_tls}\"]\n\
+         [[edge.destination]]\nuri = \"sip:127.0.0.1:{kam_tls};transport=tls\"\nca = \"{ca_file}\"\n\
+         [edge.probe]\nenabled = false\n{domain}"
+    );
+    let edge = Sipedge::start(&toml);
+    let defines = [
+        format!("UDP_LISTEN=udp:127.0.0.1:{kam_udp}"),
+        format!("TLS_LISTEN=tls:127.0.0.1:{kam_tls}"),
+        format!(
+            "TLS_CFG=\"{}\"",
+            kamailio_tls_cfg(&dir, &ca, &kam_leaf).display()
+        ),
+        format!("TO_TLS=\"sip:127.0.0.1:{in_tls};transport=tls\""),
+        format!("TO_UDP=\"sip:127.0.0.1:{uas_out}\""),
+    ];
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("kamailio/tls-relay.cfg");
+    let kamailio = Kamailio::start_with(&cfg, kam_udp, &defines, TempDir::new("kamailio-tls"));
+
+    for (name, first_hop, uas_port) in [
+        ("TLS in, UDP out", kam_udp, uas_in),
+        ("UDP in, TLS out", out_udp, uas_out),
+    ] {
+        // The caller hangs up, then the callee does.
+        for (uac, uas) in [("uac.xml", "uas.xml"), ("uac-hung-up.xml", "uas-bye.xml")] {
+            let server = SippUas::start(uas, uas_port, &[]);
+            let calls = SippUac::run(uac, &format!("127.0.0.1:{first_hop}"), 10, 10, &[]);
+            let server = server.stop();
+            assert_eq!(
+                (calls.successful(), calls.failed()),
+                (10, 0),
+                "{name}, {uac}: {}\n--- sipedge\n{}\n--- kamailio\n{}",
+                calls.summary(),
+                edge.stderr_text(),
+                kamailio.stderr_text()
+            );
+            assert_eq!(server.count("INVITE"), 10, "{name}, {uac}");
+            let invite = server.requests("INVITE")[0].clone();
+            let vias = invite.headers("Via").join(" | ");
+            let rr = invite.headers("Record-Route").join(",");
+            if uas_port == uas_in {
+                // Kamailio -> TLS -> edge -> UDP -> server.
+                assert!(
+                    vias.starts_with(&format!("SIP/2.0/UDP 127.0.0.1:{in_udp};"))
+                        && vias.contains("SIP/2.0/TLS 127.0.0.1:"),
+                    "{name}: {vias}"
+                );
+                assert!(
+                    rr.contains(&format!("<sip:127.0.0.1:{in_udp};lr>"))
+                        && rr.contains(&format!("<sip:127.0.0.1:{in_tls};transport=tls;lr>")),
+                    "{name}: {rr}"
+                );
+            } else {
+                // edge -> TLS -> Kamailio -> UDP -> server.
+                assert!(
+                    vias.contains(&format!("SIP/2.0/TLS 127.0.0.1:{out_tls};")),
+                    "{name}: {vias}"
+                );
+                assert!(
+                    rr.contains(&format!("<sip:127.0.0.1:{out_tls};transport=tls;lr>"))
+                        && rr.contains(&format!("<sip:127.0.0.1:{out_udp};lr>")),
+                    "{name}: {rr}"
+                );
+            }
+            let byes = if uac == "uac.xml" {
+                server.count("BYE")
+            } else {
+                server
+                    .received()
+                    .filter(|m| m.text.starts_with("SIP/2.0 200") && m.text.contains(" BYE\r\n"))
+                    .count()
+            };
+            assert_eq!(byes, 10, "{name}, {uac}: BYEs through both TLS hops");
+        }
+    }
 }

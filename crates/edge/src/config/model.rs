@@ -146,6 +146,10 @@ pub struct Edge {
     /// The SIP domains its `tls:` listeners serve (`[[edge.domain]]`); the
     /// first is the default. Never empty when the edge listens on TLS.
     pub domains: Vec<super::tls::Domain>,
+    /// The CAs that TLS peers other than destinations (the next hop of a
+    /// Route toward the outside, a caller whose connection closed) are
+    /// verified against (`tls_ca`); `None`: the system's roots.
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }

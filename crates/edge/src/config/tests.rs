@@ -160,6 +160,7 @@ fn example_parses_to_expected_model() {
             on_invalid: OnInvalid::Reject,
             foreign_next_hop: ForeignNextHop::Dispatch,
             domains: Vec::new(),
+            tls_ca: None,
             line: 9,
         }],
     };

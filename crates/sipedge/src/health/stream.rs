@@ -76,7 +76,9 @@ impl Streams {
         let _ = tx.try_send(probe.to_vec());
         self.next += 1;
         self.conns.insert(to, (self.next, tx));
-        let tls = (transport == Transport::Tls).then(|| self.tls.0.load().client(self.tls.1, to));
+        let tls = (transport == Transport::Tls)
+            .then(|| self.tls.0.load().client(self.tls.1, to))
+            .flatten();
         tokio::spawn(run(
             to,
             self.next,

@@ -17,7 +17,7 @@ mod certs;
 mod suites;
 
 use edge::config::{Config, ConfigError, Domain, TlsClient};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use std::collections::HashMap;
@@ -30,19 +30,19 @@ use tokio::net::TcpStream;
 /// listeners present and how it connects to its TLS destinations.
 pub struct Tls {
     edges: Vec<EdgeTls>,
-    /// For a TLS connection to an address no destination names (a caller
-    /// whose connection closed, a Route): the system's roots, the address
-    /// as the name the certificate must cover.
-    fallback: Arc<ClientConfig>,
 }
 
 /// One edge's TLS material.
-#[derive(Default)]
 pub struct EdgeTls {
     /// Its domains, the first the default; empty when it has none.
     domains: Vec<Served>,
     /// Its TLS destinations by address.
     clients: HashMap<SocketAddr, Client>,
+    /// For a TLS connection to an address no destination names (the next
+    /// hop of a Route toward the outside, a caller whose connection
+    /// closed): the edge's `tls_ca` or the system's roots, the address
+    /// as the name the certificate must cover.
+    outside: Arc<ClientConfig>,
 }
 
 /// One domain as its handshakes serve it.
@@ -82,7 +82,7 @@ pub fn load(cfg: &Config, file: &str, now: SystemTime) -> Result<Loaded, ConfigE
         e.destinations
             .iter()
             .any(|d| d.tls.as_ref().is_some_and(|t| t.ca.is_none()))
-            || e.listen.iter().any(|l| l.transport.is_secure())
+            || (e.tls_ca.is_none() && e.listen.iter().any(|l| l.transport.is_secure()))
     });
     let system = Arc::new(if needs_roots {
         system_roots()
@@ -100,27 +100,72 @@ pub fn load(cfg: &Config, file: &str, now: SystemTime) -> Result<Loaded, ConfigE
             }
             domains.push(served);
         }
+        // What sipedge presents when a TLS peer asks for a certificate:
+        // the destination's client_cert, else the edge's first domain's.
+        let identity = match e.domains.first() {
+            Some(d) => Some(
+                identity(&d.cert, &d.key)
+                    .map_err(|(_, m)| ConfigError::new(file, d.line, "domain.cert", m))?,
+            ),
+            None => None,
+        };
         let mut clients = HashMap::new();
         for d in &e.destinations {
             let Some(t) = &d.tls else { continue };
-            let client =
-                client(t, &system).map_err(|(k, m)| ConfigError::new(file, d.line, k, m))?;
+            let client = client(t, &system, identity.as_ref())
+                .map_err(|(k, m)| ConfigError::new(file, d.line, k, m))?;
             clients.insert(d.addr, client);
         }
-        edges.push(EdgeTls { domains, clients });
+        let roots = match &e.tls_ca {
+            Some(ca) => {
+                Arc::new(roots(ca).map_err(|m| ConfigError::new(file, e.line, "tls_ca", m))?)
+            }
+            None => Arc::clone(&system),
+        };
+        let outside = client_config(roots, identity.as_ref().map(clone_identity))
+            .map_err(|(k, m)| ConfigError::new(file, e.line, k, m))?;
+        edges.push(EdgeTls {
+            domains,
+            clients,
+            outside,
+        });
     }
-    let fallback = ClientConfig::builder_with_provider(suites::provider(&[], &[]))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError::new(file, 0, "", format!("TLS: {e}")))?
-        .with_root_certificates(Arc::clone(&system))
-        .with_no_client_auth();
     Ok(Loaded {
-        tls: Tls {
-            edges,
-            fallback: Arc::new(fallback),
-        },
+        tls: Tls { edges },
         warnings,
     })
+}
+
+/// A certificate chain and its key, as a TLS client presents them.
+type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+fn clone_identity((chain, key): &Identity) -> Identity {
+    (chain.clone(), key.clone_key())
+}
+
+/// Reads a chain and its key.
+fn identity(cert: &std::path::Path, key: &std::path::Path) -> Result<Identity, KeyError> {
+    let chain = certs::chain(cert).map_err(|m| ("client_cert", m))?;
+    let key = certs::key(key).map_err(|m| ("client_key", m))?;
+    Ok((chain, key))
+}
+
+/// A client config trusting `roots` and presenting `identity` when asked.
+fn client_config(
+    roots: Arc<RootCertStore>,
+    identity: Option<Identity>,
+) -> Result<Arc<ClientConfig>, KeyError> {
+    let builder = ClientConfig::builder_with_provider(suites::provider(&[], &[]))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ("uri", format!("{e}")))?
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| ("client_key", format!("{e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
 }
 
 /// The system's trusted roots (rustls-native-certs: the distribution's
@@ -195,30 +240,25 @@ fn server(d: &Domain, now: SystemTime) -> Result<(Served, Option<String>), KeyEr
     ))
 }
 
-/// How to connect to one TLS destination, checked.
-fn client(t: &TlsClient, system: &Arc<RootCertStore>) -> Result<Client, KeyError> {
+/// How to connect to one TLS destination, checked: `default` is what
+/// it presents unless the destination names its own client certificate.
+fn client(
+    t: &TlsClient,
+    system: &Arc<RootCertStore>,
+    default: Option<&Identity>,
+) -> Result<Client, KeyError> {
     let roots = match &t.ca {
         Some(ca) => Arc::new(roots(ca).map_err(|m| ("ca", m))?),
         None => Arc::clone(system),
     };
     let name = ServerName::try_from(t.server_name.clone())
         .map_err(|e| ("server_name", format!("{:?}: {e}", t.server_name)))?;
-    let builder = ClientConfig::builder_with_provider(suites::provider(&[], &[]))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ("uri", format!("{e}")))?
-        .with_root_certificates(roots);
-    let config = match &t.client_cert {
-        Some((cert, key)) => {
-            let chain = certs::chain(cert).map_err(|m| ("client_cert", m))?;
-            let key_der = certs::key(key).map_err(|m| ("client_key", m))?;
-            builder
-                .with_client_auth_cert(chain, key_der)
-                .map_err(|e| ("client_key", format!("{}: {e}", key.display())))?
-        }
-        None => builder.with_no_client_auth(),
+    let identity = match &t.client_cert {
+        Some((cert, key)) => Some(identity(cert, key)?),
+        None => default.map(clone_identity),
     };
     Ok(Client {
-        config: Arc::new(config),
+        config: client_config(roots, identity)?,
         name,
     })
 }
@@ -230,15 +270,17 @@ impl Tls {
     }
 
     /// How to connect to `to` from edge `edge`: as its destination at that
-    /// address, else with the system's roots and the address as the name.
-    pub fn client(&self, edge: usize, to: SocketAddr) -> Client {
-        if let Some(c) = self.edges.get(edge).and_then(|e| e.clients.get(&to)) {
-            return c.clone();
+    /// address, else as an outside peer, the address the name its
+    /// certificate must cover. `None` for an edge out of range.
+    pub fn client(&self, edge: usize, to: SocketAddr) -> Option<Client> {
+        let e = self.edges.get(edge)?;
+        if let Some(c) = e.clients.get(&to) {
+            return Some(c.clone());
         }
-        Client {
-            config: Arc::clone(&self.fallback),
+        Some(Client {
+            config: Arc::clone(&e.outside),
             name: ServerName::IpAddress(to.ip().into()),
-        }
+        })
     }
 
     /// The domains whose certificate differs from `old`'s, as

@@ -83,6 +83,7 @@ const EDGE_KEYS: &[&str] = &[
     "on_invalid",
     "foreign_next_hop",
     "domain",
+    "tls_ca",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -560,6 +561,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
     };
 
     let domains = tls::domains(t)?;
+    let tls_ca = tls::edge_ca(t)?;
     if domains.is_empty() {
         if let Some(l) = listen.iter().find(|l| l.transport == Transport::Tls) {
             return Err(cx.err_line(
@@ -629,6 +631,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         on_invalid,
         foreign_next_hop: foreign_next_hop(t)?,
         domains,
+        tls_ca,
         line: cx.line(t.at),
     })
 }

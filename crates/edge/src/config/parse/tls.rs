@@ -331,6 +331,15 @@ pub(super) fn tls_client(t: &Table<'_, '_>, tls: bool, host: &str) -> Result<Opt
     }))
 }
 
+/// An edge's `tls_ca`: the CAs TLS peers that are not destinations are
+/// verified against.
+pub(super) fn edge_ca(t: &Table<'_, '_>) -> Result<Option<PathBuf>> {
+    match t.get("tls_ca") {
+        Some(_) => Ok(Some(path(t, "tls_ca", "CA certificates, a PEM file")?)),
+        None => Ok(None),
+    }
+}
+
 /// The file `key` names, relative to the config file's folder unless
 /// absolute.
 fn path(t: &Table<'_, '_>, key: &str, what: &str) -> Result<PathBuf> {

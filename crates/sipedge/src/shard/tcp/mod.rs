@@ -158,7 +158,9 @@ pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) {
                 keepalive(&stream, registry.limits.keepalive);
                 let _ = stream.set_nodelay(true);
                 let stream = if flow.transport == Transport::Tls {
-                    let client = served.tls.load().client(served.index, flow.remote);
+                    let Some(client) = served.tls.load().client(served.index, flow.remote) else {
+                        return;
+                    };
                     match tokio::time::timeout(limit, crate::tls::connect(client, stream)).await {
                         Ok(Ok(s)) => conn::Stream::TlsOut(Box::new(s)),
                         Ok(Err(why)) => {
