@@ -45,6 +45,7 @@ mod sipp;
 mod tempdir;
 pub mod trace;
 mod udp;
+pub mod websocket;
 
 pub use admin::{AdminApi, CtlOutput, HttpResponse};
 pub use fake::{Arrival, FakePool};

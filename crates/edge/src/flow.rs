@@ -58,10 +58,17 @@ impl Flow {
         )
     }
 
-    /// True on a stream transport (TCP, TLS): messages are framed by
-    /// Content-Length and answers go back on the connection.
+    /// True on a connection transport (TCP, TLS, WebSocket): answers go
+    /// back on the connection.
     pub fn is_stream(&self) -> bool {
         self.transport != Transport::Udp
+    }
+
+    /// True where a message's end is found by its Content-Length (TCP,
+    /// TLS; RFC 3261 §18.3), rather than by the datagram or the WebSocket
+    /// message that carries it (RFC 7118 §5.1).
+    pub fn frames_by_content_length(&self) -> bool {
+        matches!(self.transport, Transport::Tcp | Transport::Tls)
     }
 }
 

@@ -685,8 +685,15 @@ fn contract_keys_not_supported() {
         e.to_string(),
         "test.toml:5: nat_test: not supported by this version of sipedge"
     );
-    let ws = MINIMAL.replace("udp:127.0.0.1:5060", "wss:127.0.0.1:443");
-    assert_err(&ws, 5, "listen", "wss: not supported by this version");
+    let wss = MINIMAL.replace("udp:127.0.0.1:5060", "wss:127.0.0.1");
+    assert_err(
+        &wss,
+        5,
+        "listen",
+        "wss:127.0.0.1:443 needs at least one [[edge.domain]]",
+    );
+    let ws = ok(&MINIMAL.replace("udp:127.0.0.1:5060", "ws:127.0.0.1:8088"));
+    assert_eq!(ws.edges[0].listen[0].transport, Transport::Ws);
     let cluster = format!("{MINIMAL}[cluster]\nredis = \"redis://127.0.0.1\"\n");
     assert_err(&cluster, 9, "cluster", "not supported by this version");
 }

@@ -17,8 +17,6 @@ pub(super) enum Contract<'a> {
     TopKey(&'a str),
     /// A key of an `[[edge]]` table.
     EdgeKey(&'a str),
-    /// The transport of a `listen` entry.
-    Listen(Transport),
     /// The transport of a destination's `uri` (`;transport=`, `sips:`).
     Destination(Transport),
     /// An entry of `flags`.
@@ -33,7 +31,7 @@ pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
         Contract::TopKey("cluster") => true,   // shared state in Redis
         Contract::EdgeKey("nat_test") => true, // NAT detection
         Contract::Flag("registrations") => true,
-        Contract::Listen(Transport::Ws | Transport::Wss) => true, // RFC 7118
+        // sipedge takes WebSocket connections, it never opens one.
         Contract::Destination(Transport::Ws | Transport::Wss) => true,
         _ => false,
     }

@@ -44,6 +44,9 @@ pub(crate) struct RouteSet<'a> {
     pub len: usize,
     pub ours: usize,
     pub next: NextHop,
+    /// The WebSocket caller one of our own entries names (`flow`, see
+    /// `forward::write_flow`), when no Route follows ours.
+    pub flow: Option<Hop>,
 }
 
 /// The request as it came: its top Via and where it came from, which is

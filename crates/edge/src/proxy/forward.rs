@@ -142,13 +142,27 @@ pub(crate) fn splice(
         // the next hop uses, names the side facing it; the other the side
         // facing the caller.
         let inbound = &edge.locals[c.origin.from.local];
+        let from = &c.origin.from;
         sp.insert_with(at, |w| {
-            record_route(w, outbound);
-            let other_side = c.origin.from.local != out.local
+            record_route(w, outbound, None);
+            let other_side = from.local != out.local
                 && (inbound.transport != outbound.transport || inbound.sent_by != outbound.sent_by);
             if other_side {
-                record_route(w, inbound);
+                record_route(w, inbound, Some(from));
             }
+        });
+    }
+    if c.method == Method::Register && undialable(&c.origin.from) {
+        // RFC 3327: the registrar keeps this Path with the binding, and
+        // what it sends to the caller comes through here, to its flow.
+        let at = m
+            .first(HeaderName::Path)
+            .map_or(first_via, |h| h.line.start as usize);
+        let from = &c.origin.from;
+        sp.insert_with(at, |w| {
+            w.extend_from_slice(b"Path: ");
+            entry(w, outbound, Some(from));
+            w.extend_from_slice(b"\r\n");
         });
     }
     let routes = &c.routes;
@@ -161,14 +175,46 @@ pub(crate) fn splice(
     sp.write_message(m, s.out);
 }
 
-/// A Record-Route line naming `local`: `<sip:host:port;lr>`, with the
-/// transport parameter when it is not UDP.
-fn record_route(w: &mut Vec<u8>, local: &Local) {
-    w.extend_from_slice(b"Record-Route: <sip:");
+/// A Record-Route line naming `local` (see [`entry`]).
+fn record_route(w: &mut Vec<u8>, local: &Local, caller: Option<&Flow>) {
+    w.extend_from_slice(b"Record-Route: ");
+    entry(w, local, caller);
+    w.extend_from_slice(b"\r\n");
+}
+
+/// A route entry naming `local`: `<sip:host:port;lr>`, with the transport
+/// parameter when it is not UDP, and the caller's flow when `caller` is
+/// one sipedge cannot dial (see [`write_flow`]).
+fn entry(w: &mut Vec<u8>, local: &Local, caller: Option<&Flow>) {
+    w.extend_from_slice(b"<sip:");
     w.extend_from_slice(local.sent_by.as_bytes());
     if local.transport != Transport::Udp {
         w.extend_from_slice(b";transport=");
         w.extend_from_slice(local.transport.name().as_bytes());
     }
-    w.extend_from_slice(b";lr>\r\n");
+    w.extend_from_slice(b";lr");
+    if let Some(f) = caller.filter(|f| undialable(f)) {
+        write_flow(w, f);
+    }
+    w.push(b'>');
+}
+
+/// Whether a caller on `flow` can only be reached over the connection it
+/// opened: a WebSocket client (a browser), whose Contact names no host.
+fn undialable(flow: &Flow) -> bool {
+    matches!(flow.transport, Transport::Ws | Transport::Wss)
+}
+
+/// `;flow=TRANSPORT~IP~PORT`: the caller's connection as this edge sees
+/// it, so that a request from the pool along this route reaches it
+/// whatever its Request-URI says. It names a connection only: sipedge
+/// never dials a WebSocket, so a forged one reaches at most another
+/// WebSocket client of this edge, and only from the pool.
+fn write_flow(w: &mut Vec<u8>, f: &Flow) {
+    w.extend_from_slice(b";flow=");
+    w.extend_from_slice(f.transport.name().as_bytes());
+    w.push(b'~');
+    sip::splice::write_ip(w, f.remote.ip(), true);
+    w.push(b'~');
+    write_num(w, f.remote.port());
 }

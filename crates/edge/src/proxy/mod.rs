@@ -61,10 +61,11 @@ use std::time::Instant;
 const ADDED_HEADERS: usize = 8;
 
 /// The most bytes sipedge adds to a message it forwards, besides its
-/// sent-by twice (in Via and Record-Route): the rest of those two lines,
+/// sent-by three times (in Via and two Record-Routes, or Via and Path):
+/// the rest of those lines, a WebSocket caller's flow parameter,
 /// `received`/`rport`, Max-Forwards, Content-Length, Content-Encoding and
-/// X-Validate-Fail come to about 270; with room to spare.
-const ADDED_BYTES: usize = 320;
+/// X-Validate-Fail come to about 330; with room to spare.
+const ADDED_BYTES: usize = 384;
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8): nothing larger can
 /// be sent.
@@ -192,7 +193,7 @@ impl Edge {
             .map(|l| Local::new(l.transport, l.addr, edge.advertise.as_ref()))
             .collect();
         let longest_sent_by = locals.iter().map(|l| l.sent_by.len()).max().unwrap_or(0);
-        let room = MAX_DATAGRAM.saturating_sub(2 * longest_sent_by + ADDED_BYTES);
+        let room = MAX_DATAGRAM.saturating_sub(3 * longest_sent_by + ADDED_BYTES);
         let mut destinations: Vec<Destination> =
             edge.destinations.iter().map(Destination::new).collect();
         let configured = destinations.len();
@@ -557,7 +558,7 @@ impl Worker {
         // A stream message without Content-Length cannot be framed (RFC
         // 3261 §18.3): the runtime hands over its header section, it is
         // answered here, and the connection closes.
-        if from.is_stream() && msg.content_length().is_none() {
+        if from.frames_by_content_length() && msg.content_length().is_none() {
             let (code, reason) = sip::Unframed::NoContentLength.answer();
             s.stats.count(Event::Malformed);
             return reply::refuse(edge, &mut s, &msg, from, code, reason, Event::Malformed);

@@ -11,11 +11,13 @@ use std::net::SocketAddr;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Where a response to this request goes (RFC 3261 §18.2.2, RFC 3581 §4):
-/// the source address, and the source port when rport was asked for,
-/// otherwise the sent-by port.
-pub fn reply_address(via: &Via<'_>, src: SocketAddr) -> SocketAddr {
+/// the source address, and the source port when rport was asked for or
+/// the request came on a connection (whose other end that is: a WebSocket
+/// client's Via names no port, nor a host), otherwise the sent-by port.
+pub fn reply_address(via: &Via<'_>, from: &Flow) -> SocketAddr {
+    let src = from.remote;
     let port = match via.rport {
-        Rport::Absent => via.port.unwrap_or(5060),
+        Rport::Absent if !from.is_stream() => via.port.unwrap_or(5060),
         _ => src.port(),
     };
     SocketAddr::new(src.ip(), port)
@@ -48,7 +50,7 @@ pub(crate) fn reply(
         // An ACK is never answered (RFC 3261 §17.2.1).
         return Outcome::Drop(Event::AckDropped);
     }
-    let to = reply_address(&origin.via, origin.from.remote);
+    let to = reply_address(&origin.via, &origin.from);
     if edge.answers_itself(Some(&origin.via), to) {
         return Outcome::Drop(Event::OwnVia);
     }
@@ -226,7 +228,7 @@ pub(crate) fn salvaged(
     // copied as it is, and the answer goes back to the source address: the
     // sender still learns why.
     let via = Via::parse(h.top_via).ok();
-    let to = via.as_ref().map_or(src, |v| reply_address(v, src));
+    let to = via.as_ref().map_or(src, |v| reply_address(v, &from));
     if edge.answers_itself(via.as_ref(), to) {
         s.stats.count(Event::OwnVia);
         return Outcome::Drop(Event::OwnVia);

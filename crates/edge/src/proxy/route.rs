@@ -22,14 +22,19 @@ impl<'a> RouteSet<'a> {
         let mut entries: [Option<sip::Element<'a>>; 8] = [None; 8];
         let mut len = 0;
         let mut ours = 0;
+        let mut flow = None;
         for e in m.elements(HeaderName::Route).take(entries.len()) {
             let uri = facts.route_uris[len].as_ref();
-            if len == ours && uri.is_some_and(|u| is_here(edge, u)) {
-                ours += 1;
+            if len == ours {
+                if let Some(u) = uri.filter(|u| is_here(edge, u)) {
+                    ours += 1;
+                    flow = flow.or_else(|| read_flow(u));
+                }
             }
             entries[len] = Some(e);
             len += 1;
         }
+        let flow = flow.filter(|_| len == ours);
         let target_uri = match entries.get(ours).copied().flatten() {
             Some(_) => facts.route_uris.get(ours).copied().flatten(),
             None => Some(facts.uri),
@@ -43,6 +48,7 @@ impl<'a> RouteSet<'a> {
             len,
             ours,
             next,
+            flow,
         }
     }
 }
@@ -64,6 +70,12 @@ pub(crate) fn decide(
     let method = m.method();
     let next = routes.next;
     let dispatch_as = |follow_up: bool| Route::Dispatch { follow_up };
+    // From the pool to a WebSocket caller our Record-Route or Path names:
+    // over its connection, whatever the Request-URI says (a browser's
+    // Contact names no reachable host).
+    if let (Some(_), Some(flow)) = (from_pool, routes.flow) {
+        return Ok((Route::To(flow, None), false));
+    }
     let route = match (from_pool, next) {
         // From the pool: outward along its Route / Request-URI.
         (Some(_), NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
@@ -121,6 +133,25 @@ pub(crate) fn dispatch_input<'a>(
         follow_up,
         now_secs,
     }
+}
+
+/// The flow a `flow=TRANSPORT~IP~PORT` parameter of our own Route entry
+/// names (written by `forward::write_flow`).
+fn read_flow(u: &Uri<'_>) -> Option<Hop> {
+    let v = u.param(b"flow").flatten()?;
+    let text = std::str::from_utf8(v).ok()?;
+    let (transport, rest) = text.split_once('~')?;
+    let (ip, port) = rest.rsplit_once('~')?;
+    let transport = Transport::from_name(transport.as_bytes())?;
+    let ip = ip
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    Some(Hop {
+        transport,
+        addr: SocketAddr::new(ip, port.parse().ok()?),
+    })
 }
 
 fn is_here(edge: &Edge, u: &Uri<'_>) -> bool {

@@ -27,7 +27,7 @@ pub(crate) fn origin<'a>(
     // A request carrying the edge's own Via on top came from the edge
     // itself (or says it did): anything done with it, an answer above all,
     // would come back here.
-    if edge.answers_itself(Some(&via), super::reply::reply_address(&via, from.remote)) {
+    if edge.answers_itself(Some(&via), super::reply::reply_address(&via, &from)) {
         return Err(Outcome::Drop(Event::OwnVia));
     }
     Ok(Origin { top, via, from })

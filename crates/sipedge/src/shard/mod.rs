@@ -78,10 +78,9 @@ pub fn start(cfg: &Config, keys: &KeyRing, tls: &Arc<ArcSwap<Tls>>) -> Result<Ru
                     |err: std::io::Error| format!("line {}: listen {}: {err}", l.line, l.addr);
                 let b = match l.transport {
                     Transport::Udp => Some(Bound::Udp(udp::bind(l.addr).map_err(fail)?)),
-                    Transport::Tcp | Transport::Tls => {
+                    Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
                         Some(Bound::Tcp(tcp::bind(l.addr).map_err(fail)?))
                     }
-                    Transport::Ws | Transport::Wss => None,
                 };
                 sockets += usize::from(b.is_some());
                 socks.push(b);

@@ -62,8 +62,7 @@ fn one(served: &Rc<Served>, to: Flow, bytes: &[u8]) {
 
 /// Queues `bytes` on the connection for `to`, or opens one.
 pub(super) fn to_connection(served: &Rc<Served>, to: Flow, bytes: &[u8]) {
-    if !matches!(to.transport, Transport::Tcp | Transport::Tls) {
-        // WebSocket flows have no transport yet.
+    if to.transport == Transport::Udp {
         return;
     }
     tcp::send(served, to, bytes);

@@ -427,13 +427,6 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
     let mut listen = Vec::with_capacity(entries.len());
     for (entry, at) in entries {
         let (transport, addr) = addr::listen(entry).map_err(|m| cx.err(at, "listen", m))?;
-        if not_supported_yet(Contract::Listen(transport)) {
-            return Err(cx.err(
-                at,
-                "listen",
-                format!("{transport}: {NOT_SUPPORTED} (use udp, tcp or tls)"),
-            ));
-        }
         listen.push(Listen {
             transport,
             addr,
@@ -563,14 +556,14 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
     let domains = tls::domains(t)?;
     let tls_ca = tls::edge_ca(t)?;
     if domains.is_empty() {
-        if let Some(l) = listen.iter().find(|l| l.transport == Transport::Tls) {
+        if let Some(l) = listen.iter().find(|l| l.transport.is_secure()) {
             return Err(cx.err_line(
                 l.line,
                 "listen",
                 format!(
-                    "tls:{} needs at least one [[edge.domain]] (name, cert, key): the \
+                    "{}:{} needs at least one [[edge.domain]] (name, cert, key): the \
                      certificate its handshakes present",
-                    l.addr
+                    l.transport, l.addr
                 ),
             ));
         }
@@ -685,7 +678,8 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
             at,
             "uri",
             format!(
-                "{}: {NOT_SUPPORTED} (use udp, tcp or tls)",
+                "{}: {NOT_SUPPORTED}: sipedge takes WebSocket connections but never \
+                 opens one (use udp, tcp or tls)",
                 parsed.transport
             ),
         ));

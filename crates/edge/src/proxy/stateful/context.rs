@@ -156,7 +156,7 @@ impl Context {
                 from: origin.from,
                 kind,
                 upstream: Flow {
-                    remote: reply_address(&origin.via, origin.from.remote),
+                    remote: reply_address(&origin.via, &origin.from),
                     ..origin.from
                 },
                 plan,

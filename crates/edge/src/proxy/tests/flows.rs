@@ -241,3 +241,146 @@ fn an_answer_finds_the_connection_by_rport_and_reopens_one_to_sent_by() {
     assert_eq!(back.reconnect, Some(5099));
     assert_eq!(back.reconnect_to(), addr("127.0.0.1:5099"));
 }
+
+/// An edge listening on UDP (local 0) and WebSocket (local 1).
+fn ws_edge() -> Edge {
+    let text = format!(
+        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\", \"ws:127.0.0.1:8088\"]\n\
+         algorithm = \"first\"\n\
+         [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
+    );
+    let cfg = config::parse(&text, "test.toml").expect("config");
+    Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &KeyRing::single(b"unit-test-secret-0123456789"),
+    )
+}
+
+const BROWSER: &str = "127.0.0.1:50123";
+
+fn ws(conn: u64) -> Flow {
+    Flow {
+        transport: Transport::Ws,
+        local: 1,
+        remote: addr(BROWSER),
+        conn: Some(ConnId(conn)),
+        reconnect: None,
+    }
+}
+
+/// What a browser's SIP stack sends: a Via and Contact naming a made-up
+/// `.invalid` host, no Content-Length (the WebSocket message frames it).
+fn from_browser(method: &str, call: &str) -> String {
+    format!(
+        "{method} sip:bob@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK-w{call}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=w{call}\r\n\
+         To: <sip:bob@example.com>\r\nCall-ID: {call}@browser\r\nCSeq: 1 {method}\r\n\
+         Contact: <sip:x8s1@df7jal23ls0d.invalid;transport=ws;ob>\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_websocket_callers_requests_name_its_flow_and_the_pool_reaches_it_through_them() {
+    let e = ws_edge();
+    // A MESSAGE without Content-Length: a WebSocket message is framed.
+    let (o, out) = handle(&e, from_browser("INVITE", "w1").as_bytes(), ws(9));
+    assert_eq!(
+        o,
+        Outcome::Send(Flow::udp(0, addr(DEST_A))),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    let mut idx = HeaderIndex::new();
+    assert_eq!(
+        header(&out, HeaderName::RecordRoute, &mut idx),
+        [
+            "<sip:127.0.0.1:5060;lr>",
+            "<sip:127.0.0.1:8088;transport=ws;lr;flow=ws~127.0.0.1~50123>"
+        ]
+    );
+    // The answer goes back over the WebSocket, by the Via's received and
+    // rport.
+    let (o, _) = handle(&e, &answer(&out, 200), Flow::udp(0, addr(DEST_A)));
+    let Outcome::Send(back) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(
+        (back.transport, back.remote),
+        (Transport::Ws, addr(BROWSER))
+    );
+
+    // A BYE from the pool, to the browser's Contact, along the route set.
+    let bye = format!(
+        "BYE sip:x8s1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-b1\r\nMax-Forwards: 70\r\n\
+         Route: <sip:127.0.0.1:5060;lr>\r\n\
+         Route: <sip:127.0.0.1:8088;transport=ws;lr;flow=ws~127.0.0.1~50123>\r\n\
+         From: <sip:bob@example.com>;tag=b\r\nTo: <sip:alice@example.com>;tag=ww1\r\n\
+         Call-ID: w1@browser\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (o, out) = handle(&e, bye.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    let Outcome::Send(to) = o else {
+        panic!("{o:?}: {}", String::from_utf8_lossy(&out))
+    };
+    assert_eq!(
+        (to.transport, to.local, to.remote),
+        (Transport::Ws, 1, addr(BROWSER))
+    );
+    let mut idx = HeaderIndex::new();
+    assert!(header(&out, HeaderName::Route, &mut idx).is_empty());
+
+    // The same from outside the pool is not sent to the flow.
+    let (o, _) = handle(&e, bye.as_bytes(), Flow::udp(0, addr("127.0.0.1:7777")));
+    assert!(
+        !matches!(
+            o,
+            Outcome::Send(Flow {
+                transport: Transport::Ws,
+                ..
+            })
+        ),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_websocket_callers_register_carries_a_path_to_its_flow() {
+    let e = ws_edge();
+    let register = from_browser("REGISTER", "r1").replace("REGISTER sip:bob@", "REGISTER sip:");
+    let (o, out) = handle(&e, register.as_bytes(), ws(9));
+    assert_eq!(o, Outcome::Send(Flow::udp(0, addr(DEST_A))));
+    let mut idx = HeaderIndex::new();
+    assert_eq!(
+        header(&out, HeaderName::Path, &mut idx),
+        ["<sip:127.0.0.1:5060;lr;flow=ws~127.0.0.1~50123>"]
+    );
+    // A MESSAGE from the registrar to the binding, along the Path.
+    let message = format!(
+        "MESSAGE sip:x8s1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-m1\r\nMax-Forwards: 70\r\n\
+         Route: <sip:127.0.0.1:5060;lr;flow=ws~127.0.0.1~50123>\r\n\
+         From: <sip:bob@example.com>;tag=m\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: m1@pool\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
+         Content-Length: 2\r\n\r\nhi"
+    );
+    let (o, _) = handle(&e, message.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    let Outcome::Send(to) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!((to.transport, to.remote), (Transport::Ws, addr(BROWSER)));
+    // Over TCP a REGISTER gets no Path: its Contact can be reached.
+    let over_tcp = register
+        .replace(
+            "SIP/2.0/WS df7jal23ls0d.invalid",
+            &format!("SIP/2.0/TCP {TCP_CALLER}"),
+        )
+        .replace("\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n");
+    let mut flow = ws(3);
+    flow.transport = Transport::Tcp;
+    let e = edge();
+    let (_, out) = handle(&e, over_tcp.as_bytes(), flow);
+    let mut idx = HeaderIndex::new();
+    assert!(header(&out, HeaderName::Path, &mut idx).is_empty());
+}

@@ -4,11 +4,13 @@
 //! has closed (§18.2.2). A connection lives on the shard that accepted or
 //! opened it; any shard writes to it through the node's [`Registry`]. A
 //! TLS connection is a TCP one with a handshake first (see `crate::tls`);
-//! from then on both run the same reader and writer.
+//! from then on both run the same reader and writer. A WebSocket
+//! connection (`ws:`, and `wss:` over TLS) has its own (`ws.rs`).
 
 mod conn;
 mod local;
 mod registry;
+mod ws;
 
 pub(crate) use conn::Queue;
 pub(crate) use local::Locals;
@@ -46,14 +48,14 @@ fn keepalive(stream: &tokio::net::TcpStream, idle: Duration) {
 
 /// Accepts connections on the edge's listener `li` for as long as the
 /// shard runs; one over the caps is closed at once (and counted). On a
-/// TLS listener each connection's handshake runs in its own task, under
-/// `header_timeout`.
+/// TLS or WebSocket listener each connection's handshake runs in its own
+/// task, under `header_timeout`.
 pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::TcpListener) {
-    let tls = served
+    let transport = served
         .edge()
         .locals()
         .get(li)
-        .is_some_and(|l| l.transport == Transport::Tls);
+        .map_or(Transport::Tcp, |l| l.transport);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -71,37 +73,51 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
         keepalive(&stream, registry.limits.keepalive);
         let _ = stream.set_nodelay(true);
         let served = Rc::clone(&served);
-        if !tls {
-            tokio::task::spawn_local(conn::run(served, stream.into(), li, peer, slot, None));
-            continue;
-        }
-        tokio::task::spawn_local(async move {
-            let limit = served.registry.limits.header_timeout;
-            match crate::tls::accept(&served.tls, served.index, stream, limit).await {
-                Ok(a) => {
-                    tracing::debug!(
-                        edge = %served.name, from = %peer, domain = %a.domain,
-                        client = a.client.as_deref().unwrap_or("-"), "TLS connection"
-                    );
-                    if let Some(subject) = &a.client {
-                        tracing::info!(edge = %served.name, from = %peer, %subject, "TLS client certificate");
-                    }
-                    conn::run(
-                        served,
-                        conn::Stream::TlsIn(Box::new(a.stream)),
-                        li,
-                        peer,
-                        slot,
-                        None,
-                    )
-                    .await;
-                }
-                Err(why) => {
-                    tracing::debug!(edge = %served.name, from = %peer, "TLS: {why}");
-                    served.registry.count(Closed::Handshake);
-                }
+        match transport {
+            Transport::Tcp | Transport::Udp => {
+                tokio::task::spawn_local(conn::run(served, stream.into(), li, peer, slot, None));
             }
-        });
+            Transport::Ws => {
+                tokio::task::spawn_local(ws::run(served, stream, transport, li, peer, slot));
+            }
+            Transport::Tls | Transport::Wss => {
+                tokio::task::spawn_local(async move {
+                    let Some(tls) = handshake(&served, stream, peer).await else {
+                        return;
+                    };
+                    if transport == Transport::Wss {
+                        ws::run(served, tls, transport, li, peer, slot).await;
+                    } else {
+                        let stream = conn::Stream::TlsIn(Box::new(tls));
+                        conn::run(served, stream, li, peer, slot, None).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The server side of a TLS handshake on an accepted connection; `None`
+/// (counted) when it fails.
+async fn handshake(
+    served: &Served,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let limit = served.registry.limits.header_timeout;
+    match crate::tls::accept(&served.tls, served.index, stream, limit).await {
+        Ok(a) => {
+            tracing::debug!(edge = %served.name, from = %peer, domain = %a.domain, "TLS connection");
+            if let Some(subject) = &a.client {
+                tracing::info!(edge = %served.name, from = %peer, %subject, "TLS client certificate");
+            }
+            Some(a.stream)
+        }
+        Err(why) => {
+            tracing::debug!(edge = %served.name, from = %peer, "TLS: {why}");
+            served.registry.count(Closed::Handshake);
+            None
+        }
     }
 }
 
@@ -121,6 +137,11 @@ pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) {
     let message = message.to_vec();
     if let Some(h) = registry.handle(served.index, &flow) {
         h.push(message, &registry);
+        return;
+    }
+    if matches!(flow.transport, Transport::Ws | Transport::Wss) {
+        // A WebSocket client cannot be dialled: its connection is gone.
+        registry.dropped_one();
         return;
     }
     let (handle, rx) = Handle::new();

@@ -45,11 +45,14 @@ pub(crate) enum Closed {
     ConnectFailed,
     /// A TLS handshake failed or timed out, either way.
     Handshake,
+    /// A WebSocket upgrade was refused (not a WebSocket request, or no
+    /// `sip` subprotocol).
+    Upgrade,
 }
 
 impl Closed {
     /// Every reason, in order.
-    pub(crate) const ALL: [Closed; 9] = [
+    pub(crate) const ALL: [Closed; 10] = [
         Closed::OverTotal,
         Closed::OverPerSource,
         Closed::TooLarge,
@@ -59,6 +62,7 @@ impl Closed {
         Closed::Stuck,
         Closed::ConnectFailed,
         Closed::Handshake,
+        Closed::Upgrade,
     ];
 
     /// The name the admin API shows.
@@ -73,6 +77,7 @@ impl Closed {
             Closed::Stuck => "closed_stuck",
             Closed::ConnectFailed => "connect_failed",
             Closed::Handshake => "tls_handshake_failed",
+            Closed::Upgrade => "ws_upgrade_refused",
         }
     }
 }
