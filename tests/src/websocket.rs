@@ -73,3 +73,105 @@ pub fn python_client(url: &str, mode: &str) -> Events {
         stderr: stderr.text(),
     }
 }
+
+/// What the browser page reported, in order.
+#[derive(Debug)]
+pub struct PageReport {
+    /// Each state the page reported.
+    pub states: Vec<String>,
+    /// What Chromium printed (the page's console, with JsSIP's debug log).
+    pub console: String,
+}
+
+/// Opens `tests/browser/PAGE?QUERY&report=…` in headless Chromium and
+/// collects what the page reports until one state starts with `ok` or
+/// `failed`, or `limit` passes; then closes the browser.
+pub fn browser(page: &str, query: &str, limit: Duration) -> PageReport {
+    use std::io::{BufRead, BufReader, Write};
+    require_private_netns();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser");
+    assert!(
+        dir.join("jssip.bundle.js").is_file(),
+        "tests/browser/jssip.bundle.js is missing: run tests/browser/setup (scripts/test does)"
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the report listener");
+    let report = format!("http://{}/state", listener.local_addr().expect("its address"));
+    let url = format!("file://{}/{page}?{query}&report={report}", dir.display());
+    let profile = crate::TempDir::new("chromium");
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            // The edge's certificate is the test's own.
+            "--ignore-certificate-errors",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start chromium (apt-get install chromium): {e}"));
+    let mut console = Lines::collect(child.stderr.take().expect("piped stderr"), None);
+    listener.set_nonblocking(true).expect("non-blocking listener");
+    let deadline = std::time::Instant::now() + limit;
+    let mut states = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let Ok((mut conn, _)) = listener.accept() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        let _ = BufReader::new(&conn).read_line(&mut line);
+        let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        // GET /state?WHAT HTTP/1.1
+        let what = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.split_once('?'))
+            .map(|(_, q)| percent_decode(q))
+            .unwrap_or_default();
+        let done = what.starts_with("ok") || what.starts_with("failed");
+        states.push(what);
+        if done {
+            break;
+        }
+    }
+    process::stop(&mut child, libc::SIGTERM, Duration::from_secs(3));
+    console.finish(Duration::from_secs(2));
+    PageReport {
+        states,
+        console: console.text(),
+    }
+}
+
+/// `%XX` escapes decoded (what `encodeURIComponent` wrote).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

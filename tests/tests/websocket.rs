@@ -131,3 +131,55 @@ fn websocket_ping_subprotocol_and_size_limit() {
         "{c:?}"
     );
 }
+
+/// A browser — headless Chromium running JsSIP, vendored from npm —
+/// registers through the edge's `wss:` listener with a registrar in the
+/// pool (SIPp), sends a MESSAGE into the pool and receives one from it:
+/// the registrar reaches the browser along the Path the edge added.
+#[test]
+fn a_browser_registers_over_secure_websocket_and_sends_and_receives_messages() {
+    require_private_netns();
+    let dir = e2e::TempDir::new("wss");
+    let ca = e2e::certs::Ca::new(dir.path(), "ca");
+    let leaf = ca.leaf("edge", &["sip.example.com"]);
+    let (udp, wss, admin, registrar) = (free_port(), free_port(), free_port(), free_port());
+    let toml = format!(
+        "[node]\nid = \"wss\"\nsecret = \"{SECRET}\"\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+         [[edge]]\nname = \"web\"\nlisten = [\"udp:127.0.0.1:{udp}\", \"wss:127.0.0.1:{wss}\"]\n\n\
+         [[edge.destination]]\nuri = \"sip:127.0.0.1:{registrar}\"\n[edge.probe]\nenabled = false\n\n\
+         [[edge.domain]]\nname = \"sip.example.com\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        leaf.cert.display(),
+        leaf.key.display()
+    );
+    let edge = Sipedge::start(&toml);
+    let pool = SippUas::start("registrar.xml", registrar, &[]);
+    let page = e2e::websocket::browser(
+        "jssip.html",
+        &format!("wss=wss://127.0.0.1:{wss}"),
+        std::time::Duration::from_secs(30),
+    );
+    let pool = pool.stop();
+    // (SIPp ends the body it sends with a line end.)
+    let last = page.states.last().map_or("", |s| s.trim_end());
+    assert_eq!(
+        last,
+        "ok registered, sent, received: hello from the pool",
+        "states: {:?}\n--- chromium\n{}\n--- sipedge\n{}",
+        page.states,
+        page.console,
+        edge.stderr_text()
+    );
+    let register = pool.requests("REGISTER")[0].clone();
+    let path = register.headers("Path").join(",");
+    assert!(
+        path.starts_with(&format!("<sip:127.0.0.1:{udp};lr;flow=wss~127.0.0.1~")),
+        "{path}"
+    );
+    assert!(
+        register.headers("Via")[1].starts_with("SIP/2.0/WSS "),
+        "{}",
+        register.text
+    );
+    let message = pool.requests("MESSAGE")[0].clone();
+    assert!(message.text.ends_with("hello from the browser"), "{}", message.text);
+}
