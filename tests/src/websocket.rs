@@ -95,7 +95,10 @@ pub fn browser(page: &str, query: &str, limit: Duration) -> PageReport {
         "tests/browser/jssip.bundle.js is missing: run tests/browser/setup (scripts/test does)"
     );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the report listener");
-    let report = format!("http://{}/state", listener.local_addr().expect("its address"));
+    let report = format!(
+        "http://{}/state",
+        listener.local_addr().expect("its address")
+    );
     let url = format!("file://{}/{page}?{query}&report={report}", dir.display());
     let profile = crate::TempDir::new("chromium");
     let mut child = Command::new("chromium")
@@ -121,7 +124,9 @@ pub fn browser(page: &str, query: &str, limit: Duration) -> PageReport {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start chromium (apt-get install chromium): {e}"));
     let mut console = Lines::collect(child.stderr.take().expect("piped stderr"), None);
-    listener.set_nonblocking(true).expect("non-blocking listener");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
     let deadline = std::time::Instant::now() + limit;
     let mut states = Vec::new();
     while std::time::Instant::now() < deadline {
@@ -162,7 +167,11 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;

@@ -181,5 +181,9 @@ fn a_browser_registers_over_secure_websocket_and_sends_and_receives_messages() {
         register.text
     );
     let message = pool.requests("MESSAGE")[0].clone();
-    assert!(message.text.ends_with("hello from the browser"), "{}", message.text);
+    assert!(
+        message.text.ends_with("hello from the browser"),
+        "{}",
+        message.text
+    );
 }

@@ -55,6 +55,9 @@ pub enum Event {
     Oversized,
     /// A response or ACK that failed validation, dropped.
     Invalid,
+    /// A request too large for a UDP datagram sent over the stream
+    /// transport its destination also takes (RFC 3261 §18.1.1).
+    LargeOverStream,
     /// A response whose fields the proxy reads are not fit to act on (a
     /// singleton header twice, a Call-ID or CSeq that does not parse),
     /// dropped.
@@ -94,6 +97,7 @@ impl Event {
         Event::ForeignDispatched,
         Event::Oversized,
         Event::Invalid,
+        Event::LargeOverStream,
         Event::BadResponse,
         Event::OwnVia,
     ];
@@ -123,6 +127,7 @@ impl Event {
             Event::ForeignDispatched => "foreign_dispatched",
             Event::Oversized => "oversized",
             Event::Invalid => "invalid",
+            Event::LargeOverStream => "large_over_stream",
             Event::BadResponse => "bad_response",
             Event::OwnVia => "own_via",
         }

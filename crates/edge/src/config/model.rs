@@ -548,6 +548,10 @@ pub struct Destination {
     pub channels: Option<u32>,
     /// How a TLS destination is connected to; `None` on other transports.
     pub tls: Option<super::tls::TlsClient>,
+    /// The stream transport (TCP or TLS) a request too large for a UDP
+    /// datagram goes over instead (`transports = ["udp", "tcp"]`); `None`:
+    /// every request goes over `transport`.
+    pub large: Option<Transport>,
     /// Line of the `[[edge.destination]]` header, for messages about it.
     pub line: usize,
 }

@@ -148,6 +148,7 @@ fn example_parses_to_expected_model() {
                 cps: None,
                 channels: None,
                 tls: None,
+                large: None,
                 line: 16,
             }],
             probe: Probe::default(),
@@ -319,7 +320,7 @@ fn unknown_key_in_destination() {
         8,
         "wieght",
         "unknown key (expected one of: uri, weight, priority, zone, limit_zones, backup_zones, cps, \
-         channels, ca, server_name, client_cert, client_key)",
+         channels, transports, ca, server_name, client_cert, client_key)",
     );
 }
 
@@ -1564,4 +1565,43 @@ fn previous_secrets_rotate_the_cluster_key() {
     let e = err(&with("previous_secrets = [\"the old secret, 16+\"]"));
     assert_eq!((e.line, e.key.as_str()), (3, "previous_secrets"));
     assert!(e.message.contains("needs `secret`"), "{e}");
+}
+
+#[test]
+fn a_destination_may_take_large_requests_over_tcp() {
+    let with = |keys: &str| {
+        MINIMAL.replace(
+            "uri = \"sip:127.0.0.1:5070\"",
+            &format!("uri = \"sip:127.0.0.1:5070\"\n{keys}"),
+        )
+    };
+    let c = ok(&with("transports = [\"udp\", \"tcp\"]"));
+    let d = &c.edges[0].destinations[0];
+    assert_eq!(
+        (d.transport, d.large),
+        (Transport::Udp, Some(Transport::Tcp))
+    );
+    assert_eq!(
+        ok(&with("transports = [\"udp\"]")).edges[0].destinations[0].large,
+        None
+    );
+    assert_err(
+        &with("transports = [\"tcp\", \"udp\"]"),
+        9,
+        "transports",
+        "must start with the uri's transport (udp)",
+    );
+    assert_err(
+        &with("transports = [\"udp\", \"sctp\"]"),
+        9,
+        "transports",
+        "expected udp, tcp or tls",
+    );
+    assert_err(
+        &with("transports = [\"udp\", \"tcp\"]")
+            .replace("sip:127.0.0.1:5070", "sip:127.0.0.1:5070;transport=udp"),
+        9,
+        "transports",
+        "drop ;transport=",
+    );
 }

@@ -97,6 +97,9 @@ pub struct Destination {
     pub addr: SocketAddr,
     /// The transport they are sent over.
     pub transport: Transport,
+    /// The stream transport a request too large for a datagram goes
+    /// over instead, if the destination takes one.
+    pub large: Option<Transport>,
     /// The URI as configured.
     pub uri: String,
     host: OwnHost,
@@ -118,6 +121,7 @@ impl Destination {
             id: xxh3_64(d.uri.as_bytes()),
             addr: d.addr,
             transport: d.transport,
+            large: d.large,
             uri: d.uri.clone(),
             host,
             port: d.addr.port(),
@@ -139,7 +143,8 @@ impl Destination {
         if flow.transport == Transport::Udp {
             self.transport == Transport::Udp && flow.remote == self.addr
         } else {
-            flow.transport == self.transport && flow.remote.ip() == self.addr.ip()
+            (flow.transport == self.transport || Some(flow.transport) == self.large)
+                && flow.remote.ip() == self.addr.ip()
         }
     }
 

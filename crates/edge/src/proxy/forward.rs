@@ -73,8 +73,49 @@ pub(crate) fn stateless(
         return Outcome::Drop(Event::NoSocket);
     };
     splice(edge, s, m, c, &out, 0);
+    let out = too_large_for_udp(edge, s, m, c, out, dest_index, 0);
     count_forwarded(s, c, dest_index);
     Outcome::Send(out)
+}
+
+/// The largest request sent in a UDP datagram to a destination that
+/// takes a stream transport too: RFC 3261 §18.1.1 (1300 bytes, for a path
+/// MTU of 1500 and no fragmentation).
+pub(crate) const UDP_LIMIT: usize = 1300;
+
+/// RFC 3261 §18.1.1: a request spliced in `s.out` for UDP flow `out` that
+/// is over [`UDP_LIMIT`] bytes — after the compaction and compression the
+/// edge applies toward the pool — goes over the stream transport its
+/// destination takes instead, spliced again for it. Otherwise, or when
+/// the edge has no local address of that transport, `out` as it was.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn too_large_for_udp(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    c: &Checked<'_>,
+    out: Flow,
+    dest: Option<usize>,
+    attempt: u8,
+) -> Flow {
+    if out.transport != Transport::Udp || s.out.len() <= UDP_LIMIT {
+        return out;
+    }
+    let Some(large) = dest
+        .and_then(|i| edge.destinations.get(i))
+        .and_then(|d| d.large)
+    else {
+        return out;
+    };
+    if edge.fits_a_datagram_once_coded(s.out, &out) {
+        return out;
+    }
+    let Some(stream) = edge.flow_to(large, out.remote, c.origin.from.local) else {
+        return out;
+    };
+    splice(edge, s, m, c, &stream, attempt);
+    s.stats.count(Event::LargeOverStream);
+    stream
 }
 
 /// The 503 for a request no destination is usable for.

@@ -321,6 +321,19 @@ impl Edge {
         }
     }
 
+    /// Whether `message`, for `to`, is within [`forward::UDP_LIMIT`] once
+    /// the edge's compaction and compression toward `to` are applied (on
+    /// a copy: only requests over the limit get here).
+    fn fits_a_datagram_once_coded(&self, message: &[u8], to: &Flow) -> bool {
+        let d = self.direction(to);
+        if d.is_identity() {
+            return message.len() <= forward::UDP_LIMIT;
+        }
+        let mut copy = message.to_vec();
+        Encoder::default().apply(d, &mut copy);
+        copy.len() <= forward::UDP_LIMIT
+    }
+
     /// True when an answer to a request whose top Via is `via`, sent to
     /// `to`, would reach this edge itself: the Via is one the edge wrote
     /// (one of its addresses with one of its branches — a phone behind

@@ -95,6 +95,7 @@ const DESTINATION_KEYS: &[&str] = &[
     "backup_zones",
     "cps",
     "channels",
+    "transports",
     "ca",
     "server_name",
     "client_cert",
@@ -693,6 +694,7 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
         });
     let addr = addr::resolve(parsed.host, port, cx.dns).map_err(|m| cx.err(at, "uri", m))?;
     let tls = tls::tls_client(t, parsed.transport == Transport::Tls, parsed.host)?;
+    let large = large_transport(t, uri, parsed.transport)?;
 
     let weight = t
         .get("weight")
@@ -732,8 +734,56 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
         cps: limit(t, "cps")?,
         channels: limit(t, "channels")?,
         tls,
+        large,
         line: cx.line(t.at),
     })
+}
+
+/// A destination's `transports`: the first is the URI's (UDP unless it
+/// says otherwise), and a stream transport after it is what a request
+/// too large for a datagram goes over (RFC 3261 §18.1.1).
+fn large_transport(t: &Table<'_, '_>, uri: &str, primary: Transport) -> Result<Option<Transport>> {
+    let cx = t.cx;
+    let Some(v) = t.get("transports") else {
+        return Ok(None);
+    };
+    let names = cx.string_array(v, "transports")?;
+    let at = v.span().start;
+    let mut list = Vec::new();
+    for (name, at) in names {
+        let tr = Transport::from_name(name.as_bytes())
+            .filter(|t| matches!(t, Transport::Udp | Transport::Tcp | Transport::Tls))
+            .ok_or_else(|| {
+                cx.err(
+                    at,
+                    "transports",
+                    format!("{name:?}: expected udp, tcp or tls"),
+                )
+            })?;
+        if !list.contains(&tr) {
+            list.push(tr);
+        }
+    }
+    let usage = "e.g. transports = [\"udp\", \"tcp\"]: requests go over the first, one too large \
+                 for a datagram over the second";
+    match list.as_slice() {
+        [first] if *first == primary => Ok(None),
+        [Transport::Udp, second] if primary == Transport::Udp => {
+            if uri.to_ascii_lowercase().contains(";transport=") {
+                return Err(cx.err(
+                    at,
+                    "transports",
+                    "the uri names its transport: drop ;transport= from it or this key",
+                ));
+            }
+            Ok(Some(*second))
+        }
+        _ => Err(cx.err(
+            at,
+            "transports",
+            format!("must start with the uri's transport ({primary}); {usage}"),
+        )),
+    }
 }
 
 /// The text being parsed and its name: turns byte offsets into errors.

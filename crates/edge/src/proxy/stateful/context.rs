@@ -11,7 +11,7 @@ use super::Env;
 use crate::branch::MAX_ATTEMPTS;
 use crate::flow::Flow;
 use crate::proxy::checked::{self, Checked};
-use crate::proxy::forward::{count_forwarded, splice};
+use crate::proxy::forward::{count_forwarded, splice, too_large_for_udp};
 use crate::proxy::pipeline::checks;
 use crate::proxy::reply::{reply_address, write_reply};
 use crate::proxy::DestRef;
@@ -373,6 +373,7 @@ impl State {
             };
             let attempt = self.branches.len() as u8;
             splice(env.edge, env.s, m, c, &out, attempt);
+            let out = too_large_for_udp(env.edge, env.s, m, c, out, dest, attempt);
             env.s.sends.push(env.s.out, out);
             count_forwarded(env.s, c, dest);
             if let (true, Some(i)) = (req.new_call, dest) {

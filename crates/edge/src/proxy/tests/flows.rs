@@ -384,3 +384,105 @@ fn a_websocket_callers_register_carries_a_path_to_its_flow() {
     let mut idx = HeaderIndex::new();
     assert!(header(&out, HeaderName::Path, &mut idx).is_empty());
 }
+
+/// An edge on UDP and TCP whose one destination takes UDP and, for what
+/// is too large for a datagram, TCP; `coding` is its `compress_in`.
+fn large_edge(coding: &str, insertion: &str) -> Edge {
+    let text = format!(
+        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\", \"tcp:{EDGE}\"]\n\
+         algorithm = \"first\"\ninsertion = \"{insertion}\"\ncompress_in = {coding}\n\
+         [[edge.destination]]\nuri = \"sip:{DEST_A}\"\ntransports = [\"udp\", \"tcp\"]\n"
+    );
+    let cfg = config::parse(&text, "test.toml").expect("config");
+    Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &KeyRing::single(b"unit-test-secret-0123456789"),
+    )
+}
+
+/// An INVITE over TCP with an SDP body of about `sdp` bytes.
+fn sized_invite(call: &str, sdp: usize) -> String {
+    let mut body = String::from("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n");
+    while body.len() < sdp {
+        body.push_str("a=rtpmap:0 PCMU/8000\r\n");
+    }
+    format!(
+        "INVITE sip:service@{EDGE} SIP/2.0\r\nVia: SIP/2.0/TCP {TCP_CALLER};branch=z9hG4bK-{call}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:service@example.com>\r\n\
+         Call-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{TCP_CALLER};transport=tcp>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_request_too_large_for_udp_goes_over_tcp_when_the_destination_takes_it() {
+    for insertion in ["stateless", "transactional"] {
+        let e = large_edge("[]", insertion);
+        let mut w = e.worker();
+        let big = sized_invite("big", 3000);
+        assert!(big.len() > 3000, "{big}");
+        let o = w.handle(&e, big.as_bytes(), tcp(TCP_CALLER, 7), e.epoch());
+        let (to, out) = match o {
+            Outcome::Send(to) => (to, w.output().to_vec()),
+            // A transactional edge's 100 Trying goes first.
+            Outcome::Queued => {
+                let (b, to) = w
+                    .sends()
+                    .iter()
+                    .find(|(_, to)| to.remote == addr(DEST_A))
+                    .expect("a send to the destination");
+                (to, b.to_vec())
+            }
+            other => panic!("{insertion}: {other:?}"),
+        };
+        assert_eq!(
+            (to.transport, to.local, to.remote),
+            (Transport::Tcp, 1, addr(DEST_A)),
+            "{insertion}"
+        );
+        let mut idx = HeaderIndex::new();
+        assert!(
+            header(&out, HeaderName::Via, &mut idx)[0].starts_with("SIP/2.0/TCP 127.0.0.1:5060;"),
+            "{insertion}"
+        );
+        let mut idx = HeaderIndex::new();
+        assert_eq!(
+            header(&out, HeaderName::RecordRoute, &mut idx),
+            ["<sip:127.0.0.1:5060;transport=tcp;lr>"],
+            "{insertion}: one entry, caller and destination both on TCP"
+        );
+        // A small one stays on UDP.
+        let o = w.handle(
+            &e,
+            sized_invite("small", 300).as_bytes(),
+            tcp(TCP_CALLER, 7),
+            e.epoch(),
+        );
+        let to = match o {
+            Outcome::Send(to) => to,
+            Outcome::Queued => {
+                w.sends()
+                    .iter()
+                    .find(|(_, to)| to.remote == addr(DEST_A))
+                    .expect("a send to the destination")
+                    .1
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(to.transport, Transport::Udp, "{insertion}");
+    }
+    // Compressed toward the pool, 3 KB of SDP fits a datagram: UDP.
+    let e = large_edge("[\"compact\", \"deflate\"]", "stateless");
+    let (o, out) = handle(
+        &e,
+        sized_invite("deflated", 3000).as_bytes(),
+        tcp(TCP_CALLER, 7),
+    );
+    let Outcome::Send(to) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(to.transport, Transport::Udp);
+    assert!(out.len() <= 1300, "{} bytes", out.len());
+}
