@@ -115,3 +115,65 @@ impl Drop for Kamailio {
         process::stop(&mut self.child, libc::SIGTERM, Duration::from_secs(5));
     }
 }
+
+/// Where `tests/kamailio/relay.cfg` sends what arrives at its front
+/// (from SIPp callers), by Request-URI user.
+pub struct Front {
+    /// For user `to-udp`.
+    pub to_udp: String,
+    /// For user `to-tcp`.
+    pub to_tcp: String,
+    /// For user `to-tls`.
+    pub to_tls: String,
+    /// For any other user.
+    pub default: String,
+}
+
+impl Kamailio {
+    /// Kamailio on `tests/kamailio/relay.cfg`: UDP callers at
+    /// 127.0.0.1:`front` relayed to the edge as `to` says; what the edge
+    /// sends to `back_ip`:`back` (UDP or TCP) or `back_tls` (TLS) relayed
+    /// over UDP to a server at 127.0.0.1:`to_back`. (On a connection the
+    /// edge knows a server by its address alone, whatever the port: a
+    /// Kamailio in the pool and one in front of the edge need two.) Its TLS certificate is `leaf`
+    /// (from `ca`), and it verifies the edge's against `ca` both ways.
+    pub fn relay(
+        front: u16,
+        back_ip: &str,
+        back: u16,
+        back_tls: u16,
+        to_back: u16,
+        to: &Front,
+        ca: &crate::certs::Ca,
+        leaf: &crate::certs::Leaf,
+    ) -> Kamailio {
+        let dir = TempDir::new("kamailio-relay");
+        let tls = format!(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n\
+             private_key = {key}\ncertificate = {cert}\nca_list = {ca}\n\n\
+             [client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n\
+             ca_list = {ca}\nprivate_key = {key}\ncertificate = {cert}\n",
+            key = leaf.key.display(),
+            cert = leaf.cert.display(),
+            ca = ca.cert().display()
+        );
+        let tls_cfg = dir.join("tls.cfg");
+        std::fs::write(&tls_cfg, tls).expect("write tls.cfg");
+        let quoted = |name: &str, v: &str| format!("{name}=\"{v}\"");
+        let defines = [
+            format!("LISTEN_FRONT=udp:127.0.0.1:{front}"),
+            format!("FRONT_PORT={front}"),
+            format!("LISTEN_BACK_UDP=udp:{back_ip}:{back}"),
+            format!("LISTEN_BACK_TCP=tcp:{back_ip}:{back}"),
+            format!("LISTEN_BACK_TLS=tls:{back_ip}:{back_tls}"),
+            quoted("TLS_CFG", &tls_cfg.display().to_string()),
+            quoted("TO_BACK", &format!("sip:127.0.0.1:{to_back}")),
+            quoted("FRONT_TO_UDP", &to.to_udp),
+            quoted("FRONT_TO_TCP", &to.to_tcp),
+            quoted("FRONT_TO_TLS", &to.to_tls),
+            quoted("FRONT_DEFAULT", &to.default),
+        ];
+        let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("kamailio/relay.cfg");
+        Kamailio::start_with(&cfg, front, &defines, dir)
+    }
+}

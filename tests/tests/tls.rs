@@ -15,7 +15,7 @@ use std::path::Path;
 use e2e::admin::AdminApi;
 use e2e::certs::{Ca, Leaf, Validity};
 use e2e::config::SECRET;
-use e2e::kamailio::Kamailio;
+use e2e::kamailio::{Front, Kamailio};
 use e2e::openssl::{self, Session};
 use e2e::{free_port, require_private_netns, Sipedge, SippUac, SippUas, TempDir};
 
@@ -404,24 +404,6 @@ fn certificates_reload_with_the_config_and_connections_carry_on() {
     drop(edge);
 }
 
-/// Kamailio's tls module settings for [`calls_cross_tls_in_and_out`]: its
-/// certificate from `ca`, and `ca` to verify the edge's, both ways (the
-/// edge presents its domain's certificate as a client).
-fn kamailio_tls_cfg(dir: &TempDir, ca: &Ca, leaf: &Leaf) -> std::path::PathBuf {
-    let cfg = format!(
-        "[server:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n\
-         private_key = {key}\ncertificate = {cert}\nca_list = {ca}\n\n\
-         [client:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n\
-         ca_list = {ca}\nprivate_key = {key}\ncertificate = {cert}\n",
-        key = leaf.key.display(),
-        cert = leaf.cert.display(),
-        ca = ca.cert().display()
-    );
-    let path = dir.join("tls.cfg");
-    std::fs::write(&path, cfg).expect("write tls.cfg");
-    path
-}
-
 /// SIP over TLS with a real TLS peer, Kamailio's tls module, on each side
 /// of the edge: SIPp callers over UDP reach Kamailio, which relays over
 /// TLS to the edge's `tls:` listener, on to a SIPp server over UDP (TLS
@@ -451,18 +433,23 @@ fn calls_cross_tls_in_and_out() {
          [edge.probe]\nenabled = false\n{domain}"
     );
     let edge = Sipedge::start(&toml);
-    let defines = [
-        format!("UDP_LISTEN=udp:127.0.0.1:{kam_udp}"),
-        format!("TLS_LISTEN=tls:127.0.0.1:{kam_tls}"),
-        format!(
-            "TLS_CFG=\"{}\"",
-            kamailio_tls_cfg(&dir, &ca, &kam_leaf).display()
-        ),
-        format!("TO_TLS=\"sip:127.0.0.1:{in_tls};transport=tls\""),
-        format!("TO_UDP=\"sip:127.0.0.1:{uas_out}\""),
-    ];
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("kamailio/tls-relay.cfg");
-    let kamailio = Kamailio::start_with(&cfg, kam_udp, &defines, TempDir::new("kamailio-tls"));
+    let edge_tls = format!("sip:127.0.0.1:{in_tls};transport=tls");
+    let front = Front {
+        to_udp: edge_tls.clone(),
+        to_tcp: edge_tls.clone(),
+        to_tls: edge_tls.clone(),
+        default: edge_tls,
+    };
+    let kamailio = Kamailio::relay(
+        kam_udp,
+        "127.0.0.1",
+        free_port(),
+        kam_tls,
+        uas_out,
+        &front,
+        &ca,
+        &kam_leaf,
+    );
 
     for (name, first_hop, uas_port) in [
         ("TLS in, UDP out", kam_udp, uas_in),
