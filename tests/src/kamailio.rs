@@ -129,20 +129,29 @@ pub struct Front {
     pub default: String,
 }
 
+/// Where `tests/kamailio/relay.cfg` takes what the edge sends it, and
+/// where it relays that.
+pub struct Back<'a> {
+    /// Its address for the edge.
+    pub ip: &'a str,
+    /// Its UDP and TCP port there.
+    pub port: u16,
+    /// Its TLS port there.
+    pub tls_port: u16,
+    /// The server (SIPp, UDP on 127.0.0.1) it relays to.
+    pub to: u16,
+}
+
 impl Kamailio {
     /// Kamailio on `tests/kamailio/relay.cfg`: UDP callers at
     /// 127.0.0.1:`front` relayed to the edge as `to` says; what the edge
-    /// sends to `back_ip`:`back` (UDP or TCP) or `back_tls` (TLS) relayed
-    /// over UDP to a server at 127.0.0.1:`to_back`. (On a connection the
+    /// sends to `back` (UDP, TCP or TLS) relayed over UDP to its server. (On a connection the
     /// edge knows a server by its address alone, whatever the port: a
     /// Kamailio in the pool and one in front of the edge need two.) Its TLS certificate is `leaf`
     /// (from `ca`), and it verifies the edge's against `ca` both ways.
     pub fn relay(
         front: u16,
-        back_ip: &str,
-        back: u16,
-        back_tls: u16,
-        to_back: u16,
+        back: &Back<'_>,
         to: &Front,
         ca: &crate::certs::Ca,
         leaf: &crate::certs::Leaf,
@@ -163,11 +172,11 @@ impl Kamailio {
         let defines = [
             format!("LISTEN_FRONT=udp:127.0.0.1:{front}"),
             format!("FRONT_PORT={front}"),
-            format!("LISTEN_BACK_UDP=udp:{back_ip}:{back}"),
-            format!("LISTEN_BACK_TCP=tcp:{back_ip}:{back}"),
-            format!("LISTEN_BACK_TLS=tls:{back_ip}:{back_tls}"),
+            format!("LISTEN_BACK_UDP=udp:{}:{}", back.ip, back.port),
+            format!("LISTEN_BACK_TCP=tcp:{}:{}", back.ip, back.port),
+            format!("LISTEN_BACK_TLS=tls:{}:{}", back.ip, back.tls_port),
             quoted("TLS_CFG", &tls_cfg.display().to_string()),
-            quoted("TO_BACK", &format!("sip:127.0.0.1:{to_back}")),
+            quoted("TO_BACK", &format!("sip:127.0.0.1:{}", back.to)),
             quoted("FRONT_TO_UDP", &to.to_udp),
             quoted("FRONT_TO_TCP", &to.to_tcp),
             quoted("FRONT_TO_TLS", &to.to_tls),

@@ -9,7 +9,7 @@
 
 use e2e::certs::Ca;
 use e2e::config::SECRET;
-use e2e::kamailio::{Front, Kamailio};
+use e2e::kamailio::{Back, Front, Kamailio};
 use e2e::websocket::python_client;
 use e2e::{free_port, require_private_netns, Sipedge, SippUac, SippUas, TempDir, TracedMessage};
 
@@ -124,20 +124,24 @@ fn calls_between_every_pair_of_transports_keep_their_in_dialog_requests_on_the_r
     // which knows a server on a connection by its address).
     let kamailio = Kamailio::relay(
         kam_front,
-        "127.0.0.1",
-        free_port(),
-        free_port(),
-        kam_server,
+        &Back {
+            ip: "127.0.0.1",
+            port: free_port(),
+            tls_port: free_port(),
+            to: kam_server,
+        },
         &front,
         &ca,
         &kam_leaf,
     );
     let _behind = Kamailio::relay(
         free_port(),
-        "127.0.0.2",
-        kam_back,
-        kam_back_tls,
-        kam_server,
+        &Back {
+            ip: "127.0.0.2",
+            port: kam_back,
+            tls_port: kam_back_tls,
+            to: kam_server,
+        },
         &front,
         &ca,
         &kam_leaf,

@@ -15,7 +15,7 @@ use std::path::Path;
 use e2e::admin::AdminApi;
 use e2e::certs::{Ca, Leaf, Validity};
 use e2e::config::SECRET;
-use e2e::kamailio::{Front, Kamailio};
+use e2e::kamailio::{Back, Front, Kamailio};
 use e2e::openssl::{self, Session};
 use e2e::{free_port, require_private_netns, Sipedge, SippUac, SippUas, TempDir};
 
@@ -442,10 +442,12 @@ fn calls_cross_tls_in_and_out() {
     };
     let kamailio = Kamailio::relay(
         kam_udp,
-        "127.0.0.1",
-        free_port(),
-        kam_tls,
-        uas_out,
+        &Back {
+            ip: "127.0.0.1",
+            port: free_port(),
+            tls_port: kam_tls,
+            to: uas_out,
+        },
         &front,
         &ca,
         &kam_leaf,
