@@ -63,8 +63,7 @@ fn last_invite(server: &SippUas) -> TracedMessage {
     server
         .messages_so_far()
         .into_iter()
-        .filter(|m| m.text.starts_with("INVITE "))
-        .last()
+        .rfind(|m| m.text.starts_with("INVITE "))
         .expect("an INVITE")
 }
 
@@ -238,8 +237,7 @@ fn calls_between_every_pair_of_transports_keep_their_in_dialog_requests_on_the_r
     };
     let invite = messages
         .iter()
-        .filter(|m| m.text.starts_with("INVITE ") && m.text.len() > 3000)
-        .last()
+        .rfind(|m| m.text.starts_with("INVITE ") && m.text.len() > 3000)
         .expect("the large INVITE");
     assert_eq!(
         edge_via(invite).as_deref(),
@@ -249,8 +247,7 @@ fn calls_between_every_pair_of_transports_keep_their_in_dialog_requests_on_the_r
     );
     let bye = messages
         .iter()
-        .filter(|m| m.text.starts_with("BYE "))
-        .last()
+        .rfind(|m| m.text.starts_with("BYE "))
         .expect("its BYE");
     assert_eq!(
         edge_via(bye).as_deref(),
