@@ -27,6 +27,7 @@ mod hist;
 mod msg;
 mod tcp;
 mod timers;
+mod tls;
 mod uac;
 mod uas;
 
@@ -75,6 +76,9 @@ enum Transport {
     /// One connection from the UAC to the proxy; each UAS endpoint accepts
     /// the proxy's.
     Tcp,
+    /// As TCP, with TLS on each connection (`--tls-cert`, `--tls-key` for
+    /// the UAS endpoints).
+    Tls,
 }
 
 impl Transport {
@@ -82,6 +86,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
@@ -144,9 +149,15 @@ struct Args {
     /// Print a line of counters to stderr every second.
     #[arg(long)]
     progress: bool,
-    /// UDP, or TCP.
+    /// UDP, TCP or TLS.
     #[arg(long, value_enum, default_value = "udp")]
     transport: Transport,
+    /// The UAS endpoints' certificate chain, PEM (--transport tls).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Its private key, PEM.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// The checked settings of a run.
@@ -165,6 +176,8 @@ struct Plan {
     service: String,
     progress: bool,
     transport: Transport,
+    /// Over TLS: the client and server configs.
+    tls: Option<tls::Tls>,
 }
 
 fn secs(name: &str, v: f64, max: f64) -> Result<Duration, String> {
@@ -226,6 +239,15 @@ fn plan(a: Args) -> Result<Plan, String> {
     if uas.len() > 15 {
         return Err("at most 15 --uas endpoints".into());
     }
+    let tls = match (a.transport, &a.tls_cert, &a.tls_key) {
+        (Transport::Tls, Some(c), Some(k)) => Some(tls::Tls::new(Some((c, k)))?),
+        (Transport::Tls, None, None) if !has_uas => Some(tls::Tls::new(None)?),
+        (Transport::Tls, _, _) => {
+            return Err("--transport tls: the UAS endpoints need --tls-cert and --tls-key".into())
+        }
+        (_, None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go with --transport tls".into()),
+    };
     let default_duration =
         a.calls as f64 / a.rate + 2.0 * timeout.as_secs_f64() + hold.as_secs_f64() + 10.0;
     let duration = secs(
@@ -247,6 +269,7 @@ fn plan(a: Args) -> Result<Plan, String> {
         service: a.service,
         progress: a.progress,
         transport: a.transport,
+        tls,
     })
 }
 
@@ -395,9 +418,10 @@ fn run(p: &Plan) -> Result<Outcome, String> {
     }
     let mut net = match p.transport {
         Transport::Udp => AnyNet::Udp(Net::bind(&addrs)?),
-        Transport::Tcp => AnyNet::Tcp(tcp::TcpNet::new(
+        Transport::Tcp | Transport::Tls => AnyNet::Tcp(tcp::TcpNet::new(
             if has_uac { p.proxy } else { None },
             if has_uas { &p.uas } else { &[] },
+            p.tls.clone(),
         )?),
     };
     // The UDP sockets' descriptors (none over TCP, whose connections come

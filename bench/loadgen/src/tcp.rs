@@ -1,4 +1,5 @@
-//! SIP over TCP for sipload (`--transport tcp`): the UAC on one
+//! SIP over TCP for sipload (`--transport tcp`, and `tls` with a TLS
+//! session on each connection, see `tls.rs`): the UAC on one
 //! connection to the proxy, each UAS endpoint a listener taking the
 //! proxy's connections. Messages are framed with `sip::Framer`; what the
 //! state machines send is appended to its connection's buffer and written
@@ -27,6 +28,8 @@ struct Conn {
     wbuf: Vec<u8>,
     framer: Framer,
     closed: bool,
+    /// The TLS session, over TLS.
+    tls: Option<rustls::Connection>,
 }
 
 /// Messages received in one turn, copied out of the connections' buffers
@@ -64,12 +67,18 @@ pub struct TcpNet {
     pub refused: u64,
     /// Connections closed by their peer or on an error.
     pub closed: u64,
+    /// Over TLS: the configs.
+    tls: Option<crate::tls::Tls>,
 }
 
 impl TcpNet {
     /// Connects the UAC (socket 0) to `proxy` when given, and listens on
     /// each of `uas` (the following socket indices).
-    pub fn new(proxy: Option<SocketAddr>, uas: &[SocketAddr]) -> Result<TcpNet, String> {
+    pub fn new(
+        proxy: Option<SocketAddr>,
+        uas: &[SocketAddr],
+        tls: Option<crate::tls::Tls>,
+    ) -> Result<TcpNet, String> {
         let mut net = TcpNet {
             listeners: Vec::new(),
             conns: Vec::new(),
@@ -77,6 +86,7 @@ impl TcpNet {
             uac: None,
             refused: 0,
             closed: 0,
+            tls,
         };
         if proxy.is_some() {
             net.listeners.push(None);
@@ -90,7 +100,11 @@ impl TcpNet {
         if let Some(proxy) = proxy {
             let stream =
                 TcpStream::connect(proxy).map_err(|e| format!("cannot connect to {proxy}: {e}"))?;
-            net.add(0, proxy, stream)?;
+            let session = match &net.tls {
+                Some(t) => Some(t.client()?),
+                None => None,
+            };
+            net.add(0, proxy, stream, session)?;
             net.uac = Some(0);
         }
         Ok(net)
@@ -102,7 +116,13 @@ impl TcpNet {
             .and_then(|i| self.conns[i].stream.local_addr().ok())
     }
 
-    fn add(&mut self, sock: usize, peer: SocketAddr, stream: TcpStream) -> Result<(), String> {
+    fn add(
+        &mut self,
+        sock: usize,
+        peer: SocketAddr,
+        stream: TcpStream,
+        tls: Option<rustls::Connection>,
+    ) -> Result<(), String> {
         stream.set_nonblocking(true).map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
         self.by_peer.insert((sock, peer), self.conns.len());
@@ -114,6 +134,7 @@ impl TcpNet {
             wbuf: Vec::new(),
             framer: Framer::default(),
             closed: false,
+            tls,
         });
         Ok(())
     }
@@ -131,14 +152,40 @@ impl TcpNet {
 
     /// Whether a write is waiting for room in a socket buffer.
     pub fn pending(&self) -> bool {
-        self.conns.iter().any(|c| !c.closed && !c.wbuf.is_empty())
+        self.conns.iter().any(|c| {
+            !c.closed && (!c.wbuf.is_empty() || c.tls.as_ref().is_some_and(|t| t.wants_write()))
+        })
     }
 
     /// Writes what each connection has buffered, as far as the kernel
     /// takes it.
     pub fn flush(&mut self) {
         for c in &mut self.conns {
-            if c.closed || c.wbuf.is_empty() {
+            if c.closed {
+                continue;
+            }
+            if let Some(t) = c.tls.as_mut() {
+                // The plaintext into the session (no limit on what it
+                // buffers), the records out as far as the kernel takes them.
+                if !c.wbuf.is_empty() && t.writer().write_all(&c.wbuf).is_ok() {
+                    c.wbuf.clear();
+                }
+                while t.wants_write() {
+                    match t.write_tls(&mut c.stream) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => {
+                            c.closed = true;
+                            self.closed += 1;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            if c.wbuf.is_empty() {
                 continue;
             }
             let mut at = 0;
@@ -168,7 +215,12 @@ impl TcpNet {
                 let Ok((stream, peer)) = l.accept() else {
                     break;
                 };
-                if self.add(sock, peer, stream).is_err() {
+                let session = self.tls.as_ref().and_then(|t| t.server());
+                if self.tls.is_some() && session.is_none() {
+                    self.closed += 1;
+                    continue;
+                }
+                if self.add(sock, peer, stream, session).is_err() {
                     self.closed += 1;
                 }
             }
@@ -177,60 +229,106 @@ impl TcpNet {
             if c.closed {
                 continue;
             }
-            loop {
-                let len = c.rbuf.len();
-                c.rbuf.resize(len + READ, 0);
-                let got = c.stream.read(&mut c.rbuf[len..]);
-                let n = match got {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        c.rbuf.truncate(len);
-                        break;
-                    }
-                    Err(_) => {
-                        c.rbuf.truncate(len);
-                        c.closed = true;
-                        break;
-                    }
-                };
-                c.rbuf.truncate(len + n);
-                if n == 0 {
+            if let Some(t) = c.tls.as_mut() {
+                if !read_tls(t, &mut c.stream, &mut c.rbuf) {
                     c.closed = true;
-                    break;
                 }
-                if n < READ {
-                    break;
-                }
+            } else {
+                read_plain(&mut c.stream, &mut c.rbuf, &mut c.closed);
             }
             if c.closed {
                 self.closed += 1;
             }
-            let mut at = 0;
-            loop {
-                match c.framer.next(&c.rbuf[at..], MAX_MESSAGE) {
-                    Frame::Message(n) => {
-                        let start = inbox.bytes.len();
-                        inbox.bytes.extend_from_slice(&c.rbuf[at..at + n]);
-                        inbox.messages.push((c.sock, c.peer, start..start + n));
-                        at += n;
-                    }
-                    Frame::Ping => at += 4,
-                    Frame::KeepAlive => at += 2,
-                    Frame::NeedMore => break,
-                    Frame::Unframed { .. } => {
-                        // Nothing after it can be framed.
-                        at = c.rbuf.len();
-                        c.closed = true;
-                        self.closed += 1;
-                        break;
-                    }
-                }
-            }
-            c.rbuf.drain(..at);
+            frame(c, inbox, &mut self.closed);
         }
         inbox.messages.len()
     }
+}
+
+/// Reads what a plain connection has, into `rbuf`; sets `closed` when
+/// the peer closed it or it failed.
+fn read_plain(stream: &mut TcpStream, rbuf: &mut Vec<u8>, closed: &mut bool) {
+    loop {
+        let len = rbuf.len();
+        rbuf.resize(len + READ, 0);
+        let n = match stream.read(&mut rbuf[len..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                rbuf.truncate(len);
+                return;
+            }
+            Err(_) => {
+                rbuf.truncate(len);
+                *closed = true;
+                return;
+            }
+        };
+        rbuf.truncate(len + n);
+        if n == 0 {
+            *closed = true;
+            return;
+        }
+        if n < READ {
+            return;
+        }
+    }
+}
+
+/// Reads what a TLS connection has: records into the session, plaintext
+/// into `rbuf` after each read (the session holds only so much of it).
+/// False when the peer closed it or it failed.
+fn read_tls(t: &mut rustls::Connection, stream: &mut TcpStream, rbuf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match t.read_tls(stream) {
+            Ok(0) => return false,
+            Ok(_) => {
+                if t.process_new_packets().is_err() {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+        loop {
+            match t.reader().read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => rbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Takes the complete messages off the front of `c.rbuf` into `inbox`.
+fn frame(c: &mut Conn, inbox: &mut Inbox, closed: &mut u64) {
+    let mut at = 0;
+    loop {
+        match c.framer.next(&c.rbuf[at..], MAX_MESSAGE) {
+            Frame::Message(n) => {
+                let start = inbox.bytes.len();
+                inbox.bytes.extend_from_slice(&c.rbuf[at..at + n]);
+                inbox.messages.push((c.sock, c.peer, start..start + n));
+                at += n;
+            }
+            Frame::Ping => at += 4,
+            Frame::KeepAlive => at += 2,
+            Frame::NeedMore => break,
+            Frame::Unframed { .. } => {
+                // Nothing after it can be framed.
+                at = c.rbuf.len();
+                if !c.closed {
+                    c.closed = true;
+                    *closed += 1;
+                }
+                break;
+            }
+        }
+    }
+    c.rbuf.drain(..at);
 }
 
 impl Outbox for TcpNet {

@@ -193,7 +193,14 @@ async fn serve<R, W>(
             () = &mut closed => break Some(Closed::Stuck),
         };
         match got {
-            Some(Ok(0)) | Some(Err(_)) => break None,
+            Some(Ok(0)) => {
+                tracing::debug!(to = %remote, "connection: end of stream");
+                break None;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(to = %remote, "connection: {e}");
+                break None;
+            }
             Some(Ok(_)) => {}
             None if tokio::time::Instant::now() < deadline => {
                 timer.as_mut().reset(deadline);
