@@ -38,8 +38,13 @@ impl From<TcpStream> for Stream {
     }
 }
 
-/// Room a connection's read buffer starts with.
+/// Room a connection's read buffer grows by.
 const READ_BUF: usize = 4096;
+
+/// Room it starts with: enough for keep-alives and a short message, so a
+/// connection that stays idle (a phone's, between registrations) holds
+/// little; the first larger read grows it by [`READ_BUF`].
+const FIRST_READ_BUF: usize = 1024;
 
 /// A connection's queue: its handle (registered, so every shard can write
 /// to it) and the receiving end its writer empties.
@@ -158,7 +163,7 @@ async fn serve<R, W>(
         Arc::clone(&handle.close),
     ));
     let limits = &registry.limits;
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF);
+    let mut buf: Vec<u8> = Vec::with_capacity(FIRST_READ_BUF);
     let mut framer = Framer::default();
     // Until its first complete header section a connection has
     // header_timeout, like a message begun; then idle_timeout between
@@ -184,7 +189,7 @@ async fn serve<R, W>(
         if timer.deadline() > deadline {
             timer.as_mut().reset(deadline);
         }
-        if buf.capacity() - buf.len() < 1024 {
+        if buf.capacity() - buf.len() < FIRST_READ_BUF / 2 {
             buf.reserve(READ_BUF);
         }
         let got = tokio::select! {
