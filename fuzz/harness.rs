@@ -258,7 +258,7 @@ secret = "fuzz-secret-0123456789abcdef"
 
 [[edge]]
 name = "stateless"
-listen = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
+listen = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "ws:127.0.0.1:5066"]
 algorithm = "hash-call-id"
 flags = ["ping-replies"]
 cps = 1000
@@ -270,12 +270,13 @@ validate = ["basic", "sdp", "request-uri", "from", "to", "contact", "no-max-forw
 [[edge.destination]]
 uri = "sip:127.0.0.1:5070"
 channels = 10
+transports = ["udp", "tcp"]
 [[edge.destination]]
 uri = "sip:127.0.0.1:5071"
 
 [[edge]]
 name = "transactional"
-listen = ["udp:127.0.0.1:5062", "tcp:127.0.0.1:5062"]
+listen = ["udp:127.0.0.1:5062", "tcp:127.0.0.1:5062", "ws:127.0.0.1:5068"]
 algorithm = "weighted-round-robin"
 insertion = "transactional"
 compress_out = ["compact", "gzip"]
@@ -344,8 +345,9 @@ fn check(bytes: &[u8]) {
 
 /// The whole proxy on arbitrary datagrams (see fuzz_targets/pipeline.rs):
 /// the first byte picks the edge (stateless or transactional), the source
-/// (either destination, a caller over IPv6, a caller over IPv4) and how far
-/// the clock moves; the rest is the datagram.
+/// (either destination, a caller over IPv6, a caller over IPv4), how far
+/// the clock moves, and the transport (its top bit: a TCP stream, or with
+/// the next bit too one WebSocket message); the rest is the datagram.
 /// Checks what one step of the pipeline sends.
 fn checked(worker: &Worker, outcome: Outcome) {
     match outcome {
@@ -380,6 +382,18 @@ pub fn pipeline(data: &[u8]) {
     let (edge, worker) = (&edges[e], &mut workers[e]);
     if selector & 0x80 == 0 {
         let outcome = worker.handle(edge, datagram, edge::flow::Flow::udp(0, src), *now);
+        checked(worker, outcome);
+    } else if selector & 0x40 != 0 {
+        // One WebSocket message: framed by the WebSocket, not by
+        // Content-Length (RFC 7118).
+        let flow = edge::flow::Flow {
+            transport: edge::flow::Transport::Ws,
+            local: 2,
+            remote: src,
+            conn: Some(edge::flow::ConnId(2)),
+            reconnect: None,
+        };
+        let outcome = worker.handle(edge, datagram, flow, *now);
         checked(worker, outcome);
     } else {
         // The bytes as a TCP stream: framed as a connection frames them,
