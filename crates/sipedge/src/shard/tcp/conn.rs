@@ -70,64 +70,73 @@ pub(crate) async fn run(
     match stream {
         Stream::Tcp(s) => {
             let (read, write) = s.into_split();
-            serve(
-                served,
-                Transport::Tcp,
-                read,
-                write,
+            let ends = Ends {
                 local,
                 remote,
                 slot,
                 queue,
-            )
-            .await
+            };
+            serve(served, Transport::Tcp, read, write, ends).await
         }
         Stream::TlsIn(s) => {
-            let (read, write) = tokio::io::split(*s);
-            serve(
+            serve_tls(
                 served,
-                Transport::Tls,
-                read,
-                write,
-                local,
-                remote,
-                slot,
-                queue,
+                *s,
+                Ends {
+                    local,
+                    remote,
+                    slot,
+                    queue,
+                },
             )
             .await
         }
         Stream::TlsOut(s) => {
-            let (read, write) = tokio::io::split(*s);
-            serve(
+            serve_tls(
                 served,
-                Transport::Tls,
-                read,
-                write,
-                local,
-                remote,
-                slot,
-                queue,
+                *s,
+                Ends {
+                    local,
+                    remote,
+                    slot,
+                    queue,
+                },
             )
             .await
         }
     }
 }
 
-/// [`run`] once the stream is split: `read` and `write` carry `transport`.
-#[allow(clippy::too_many_arguments)]
-async fn serve<R, W>(
-    served: Rc<Served>,
-    transport: Transport,
-    mut read: R,
-    write: W,
+/// Where a connection runs: its local address, its peer, its place under
+/// the caps and, for one sipedge opened, its queue.
+struct Ends {
     local: usize,
     remote: SocketAddr,
-    mut slot: Slot,
+    slot: Slot,
     queue: Option<Queue>,
-) where
+}
+
+/// [`serve`] for a TLS stream, split into halves that share its session.
+async fn serve_tls<S>(served: Rc<Served>, stream: S, ends: Ends)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
+    serve(served, Transport::Tls, read, write, ends).await
+}
+
+/// [`run`] once the stream is split: `read` and `write` carry `transport`.
+async fn serve<R, W>(served: Rc<Served>, transport: Transport, mut read: R, write: W, ends: Ends)
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + 'static,
 {
+    let Ends {
+        local,
+        remote,
+        mut slot,
+        queue,
+    } = ends;
     let registry = Arc::clone(&served.registry);
     let Queue { handle, rx } = match queue {
         Some(q) => q,
@@ -258,20 +267,31 @@ async fn serve<R, W>(
             buf = Vec::with_capacity(READ_BUF);
         }
     };
+    drop(buf);
+    finish(&served, why, slot, flow.conn, handle, writer).await;
+}
+
+/// Ends a connection that stopped for `why`: counted, unregistered (no
+/// new message finds it), then its writer sends what is queued (the
+/// answer to the last message, say) and closes — given a moment, since a
+/// peer that does not read would hold it forever. The slot (the
+/// connection's place under the caps) is freed only then.
+pub(super) async fn finish(
+    served: &Served,
+    why: Option<Closed>,
+    mut slot: Slot,
+    conn: Option<edge::flow::ConnId>,
+    handle: Handle,
+    mut writer: tokio::task::JoinHandle<()>,
+) {
     if let Some(why) = why {
-        registry.count(why);
+        served.registry.count(why);
     }
-    // Unregistered: no new message finds it; the writer sends what is
-    // queued (the answer to the last message, say) and closes — given a
-    // moment, since a peer that does not read would hold it forever. The
-    // slot (the connection's place under the caps) is freed only then.
     slot.unregister();
-    if let Some(id) = flow.conn {
+    if let Some(id) = conn {
         served.locals.remove(id);
     }
     drop(handle);
-    drop(buf);
-    let mut writer = writer;
     if tokio::time::timeout(CLOSING, &mut writer).await.is_err() {
         writer.abort();
     }
@@ -287,6 +307,45 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// How long one message may take to be written: a peer that stops
 /// reading is found out even if it keeps sending.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits for something to write — appended to `out` by this shard, or
+/// queued by another — and moves what there is (up to [`WRITE_BATCH`]
+/// bytes of queued messages on top) into `batch`, emptied first. False
+/// once the queue has closed (every handle dropped: the connection
+/// unregistered); `batch` then holds what was left.
+pub(super) async fn next_batch(
+    rx: &mut mpsc::Receiver<Vec<u8>>,
+    out: &Output,
+    queued: &AtomicUsize,
+    batch: &mut Vec<u8>,
+) -> bool {
+    let mut open = true;
+    if out.buf.borrow().is_empty() {
+        tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => {
+                    queued.fetch_sub(m.len(), Ordering::AcqRel);
+                    out.buf.borrow_mut().extend_from_slice(&m);
+                }
+                None => open = false,
+            },
+            () = out.ready.notified() => {}
+        }
+    }
+    while open && out.buf.borrow().len() < WRITE_BATCH {
+        match rx.try_recv() {
+            Ok(m) => {
+                queued.fetch_sub(m.len(), Ordering::AcqRel);
+                out.buf.borrow_mut().extend_from_slice(&m);
+            }
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+        }
+    }
+    batch.clear();
+    std::mem::swap(batch, &mut *out.buf.borrow_mut());
+    open
+}
 
 /// Writes what the shard appended to `out` and what other shards queued,
 /// in order, until the queue closes (every handle dropped: the connection
@@ -305,30 +364,7 @@ async fn write_all(
     let mut batch: Vec<u8> = Vec::new();
     let mut open = true;
     while open {
-        if out.buf.borrow().is_empty() {
-            tokio::select! {
-                m = rx.recv() => match m {
-                    Some(m) => {
-                        queued.fetch_sub(m.len(), Ordering::AcqRel);
-                        out.buf.borrow_mut().extend_from_slice(&m);
-                    }
-                    None => open = false,
-                },
-                () = out.ready.notified() => {}
-            }
-        }
-        while open && out.buf.borrow().len() < WRITE_BATCH {
-            match rx.try_recv() {
-                Ok(m) => {
-                    queued.fetch_sub(m.len(), Ordering::AcqRel);
-                    out.buf.borrow_mut().extend_from_slice(&m);
-                }
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => open = false,
-            }
-        }
-        batch.clear();
-        std::mem::swap(&mut batch, &mut *out.buf.borrow_mut());
+        open = next_batch(&mut rx, &out, &queued, &mut batch).await;
         if batch.is_empty() {
             continue;
         }

@@ -18,7 +18,7 @@ use sip::{Frame, Framer};
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -129,19 +129,7 @@ pub(crate) async fn run<S>(
             }
         }
     };
-    if let Some(why) = why {
-        registry.count(why);
-    }
-    slot.unregister();
-    if let Some(id) = flow.conn {
-        served.locals.remove(id);
-    }
-    drop(handle);
-    let mut writer = writer;
-    if tokio::time::timeout(CLOSING, &mut writer).await.is_err() {
-        writer.abort();
-    }
-    drop(slot);
+    super::conn::finish(&served, why, slot, flow.conn, handle, writer).await;
 }
 
 /// The upgrade's check: the client must offer the `sip` subprotocol,
@@ -168,9 +156,6 @@ fn sip_subprotocol(request: &Request, mut response: Response) -> Result<Response
     Ok(response)
 }
 
-/// How long a closing connection's writer may take to send what is left.
-const CLOSING: Duration = Duration::from_secs(2);
-
 /// How long one batch may take to be written.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -191,24 +176,7 @@ async fn write_frames<S>(
     let mut batch: Vec<u8> = Vec::new();
     let mut open = true;
     while open {
-        if out.buf.borrow().is_empty() {
-            tokio::select! {
-                m = rx.recv() => match m {
-                    Some(m) => {
-                        queued.fetch_sub(m.len(), Ordering::AcqRel);
-                        out.buf.borrow_mut().extend_from_slice(&m);
-                    }
-                    None => open = false,
-                },
-                () = out.ready.notified() => {}
-            }
-        }
-        while let Ok(m) = rx.try_recv() {
-            queued.fetch_sub(m.len(), Ordering::AcqRel);
-            out.buf.borrow_mut().extend_from_slice(&m);
-        }
-        batch.clear();
-        std::mem::swap(&mut batch, &mut *out.buf.borrow_mut());
+        open = super::conn::next_batch(&mut rx, &out, &queued, &mut batch).await;
         if batch.is_empty() {
             continue;
         }
