@@ -510,3 +510,82 @@ fn calls_cross_tls_in_and_out() {
         }
     }
 }
+
+/// A MESSAGE over TLS through the edge, with a forged certificate header,
+/// from `s_client` with `args`; what the pool got.
+fn message_through(addr: SocketAddr, args: &[&str], pool: &e2e::FakePool, n: u32) -> String {
+    let mut s = Session::open(addr, args);
+    s.send(&format!(
+        "MESSAGE sip:bob@example.com SIP/2.0\r\n\
+         Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-m{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=m{n}\r\n\
+         To: <sip:bob@example.com>\r\nCall-ID: m{n}@example.com\r\nCSeq: 1 MESSAGE\r\n\
+         X-Client-Cert: CN=forged\r\nContent-Length: 0\r\n\r\n"
+    ));
+    let got = pool.recv_matching(std::time::Duration::from_secs(5), |a| {
+        a.text.contains(&format!("Call-ID: m{n}@example.com"))
+    });
+    drop(s.close());
+    got.map(|a| a.text).unwrap_or_default()
+}
+
+/// `client_cert_header`: the subject of a verified client certificate
+/// reaches the pool in that header, and only as sipedge wrote it — a copy
+/// the client sent is replaced; a TLS client without a certificate and a
+/// caller over UDP have theirs removed.
+#[test]
+fn a_verified_client_certificate_reaches_the_pool_in_the_configured_header() {
+    require_private_netns();
+    let dir = TempDir::new("tls-subject");
+    let ca = Ca::new(dir.path(), "ca");
+    let server = ca.leaf("server", &["sip.example.com"]);
+    let phone = ca.leaf("phone", &["phone-1.example.com"]);
+    let pool = e2e::FakePool::start(1);
+    let (udp, tls) = (free_port(), free_port());
+    let toml = format!(
+        "[node]\nid = \"tls\"\nsecret = \"{SECRET}\"\n\n\
+         [[edge]]\nname = \"e\"\nlisten = [\"udp:127.0.0.1:{udp}\", \"tls:127.0.0.1:{tls}\"]\n\
+         client_cert_header = \"X-Client-Cert\"\n\
+         [[edge.destination]]\nuri = \"sip:{}\"\n[edge.probe]\nenabled = false\n{}",
+        pool.addr(0),
+        domain(
+            "sip.example.com",
+            &server,
+            &format!(
+                "verify_client = true\nclient_ca = \"{}\"",
+                ca.cert().display()
+            )
+        )
+    );
+    let _edge = Sipedge::start(&toml);
+    let addr: SocketAddr = format!("127.0.0.1:{tls}").parse().unwrap();
+    let (cert, key) = (path(&phone.cert), path(&phone.key));
+
+    let got = message_through(addr, &["-cert", cert, "-key", key], &pool, 1);
+    let headers = e2e::sip::headers(&got, "X-Client-Cert");
+    assert_eq!(headers, ["CN=phone-1.example.com, O=sipedge test"], "{got}");
+
+    let got = message_through(addr, &[], &pool, 2);
+    assert!(!got.is_empty(), "the MESSAGE without a certificate arrived");
+    assert!(e2e::sip::headers(&got, "X-Client-Cert").is_empty(), "{got}");
+
+    let caller = e2e::Udp::bind();
+    caller.send_to(
+        format!(
+            "MESSAGE sip:bob@example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {};branch=z9hG4bK-u1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=u1\r\n\
+             To: <sip:bob@example.com>\r\nCall-ID: u1@example.com\r\nCSeq: 1 MESSAGE\r\n\
+             x-client-cert: CN=forged over UDP\r\nContent-Length: 0\r\n\r\n",
+            caller.local_addr()
+        ),
+        ("127.0.0.1", udp),
+    );
+    let got = pool
+        .recv_matching(std::time::Duration::from_secs(5), |a| {
+            a.text.contains("Call-ID: u1@example.com")
+        })
+        .expect("the UDP MESSAGE arrived")
+        .text;
+    assert!(e2e::sip::headers(&got, "X-Client-Cert").is_empty(), "{got}");
+}

@@ -150,6 +150,10 @@ pub struct Edge {
     /// Route toward the outside, a caller whose connection closed) are
     /// verified against (`tls_ca`); `None`: the system's roots.
     pub tls_ca: Option<std::path::PathBuf>,
+    /// The header that carries a verified TLS client certificate's subject
+    /// toward the pool (`client_cert_header`); sipedge removes it from
+    /// every other request from outside, so it cannot be forged.
+    pub client_cert_header: Option<String>,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }

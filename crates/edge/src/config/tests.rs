@@ -162,6 +162,7 @@ fn example_parses_to_expected_model() {
             foreign_next_hop: ForeignNextHop::Dispatch,
             domains: Vec::new(),
             tls_ca: None,
+            client_cert_header: None,
             line: 9,
         }],
     };
@@ -1603,5 +1604,39 @@ fn a_destination_may_take_large_requests_over_tcp() {
         9,
         "transports",
         "drop ;transport=",
+    );
+}
+
+#[test]
+fn client_cert_header_needs_a_verifying_domain_and_a_name_of_its_own() {
+    let with = |keys: &str, domain_keys: &str| {
+        tls_edge(domain_keys).replace(
+            "listen = [\"udp:127.0.0.1:5060\", \"tls:127.0.0.1\"]",
+            &format!("listen = [\"udp:127.0.0.1:5060\", \"tls:127.0.0.1\"]\n{keys}"),
+        )
+    };
+    let verifying = "verify_client = true\nclient_ca = \"ca.pem\"";
+    let c = ok(&with("client_cert_header = \"X-Client-Cert\"", verifying));
+    assert_eq!(
+        c.edges[0].client_cert_header.as_deref(),
+        Some("X-Client-Cert")
+    );
+    assert_err(
+        &with("client_cert_header = \"X-Client-Cert\"", ""),
+        6,
+        "client_cert_header",
+        "verifies client certificates",
+    );
+    assert_err(
+        &with("client_cert_header = \"Via\"", verifying),
+        6,
+        "client_cert_header",
+        "a header SIP defines",
+    );
+    assert_err(
+        &with("client_cert_header = \"X Cert\"", verifying),
+        6,
+        "client_cert_header",
+        "not a header name",
     );
 }

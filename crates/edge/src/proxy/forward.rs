@@ -206,6 +206,14 @@ pub(crate) fn splice(
             w.extend_from_slice(b"\r\n");
         });
     }
+    // The certificate header is sipedge's to write: the runtime wrote it
+    // into what came on a TLS connection; anyone else's is removed.
+    if let Some(name) = edge.client_cert_header() {
+        let from = &c.origin.from;
+        if from.transport != Transport::Tls && edge.destination_of(from).is_none() {
+            super::client_cert::strip(sp, m, name);
+        }
+    }
     let routes = &c.routes;
     if routes.ours > 0 {
         let elems: [Element<'_>; 8] = std::array::from_fn(|i| routes.entries[i].unwrap_or(*top));

@@ -21,6 +21,7 @@
 mod addresses;
 mod capacity;
 mod checked;
+mod client_cert;
 mod encoding;
 mod forward;
 mod hops;
@@ -37,6 +38,7 @@ mod stateful;
 pub(crate) use addresses::DestRef;
 pub use addresses::{Destination, Local};
 pub use capacity::Peer;
+pub use client_cert::ClientTagger;
 pub use encoding::{Direction, Encoder};
 pub use sends::Sends;
 pub use stateful::Stateful;
@@ -134,6 +136,9 @@ pub struct Edge {
     /// In-dialog requests from outside toward a foreign next hop
     /// (`foreign_next_hop`).
     foreign_next_hop: config::ForeignNextHop,
+    /// The header carrying a verified TLS client's certificate subject
+    /// toward the pool (`client_cert_header`).
+    client_cert_header: Option<Box<str>>,
     /// Failures per reason (indexed like [`validate::Failure::ALL`]): a
     /// rare path, so shared atomics; kept across reloads.
     invalid: Arc<[AtomicU64]>,
@@ -268,6 +273,7 @@ impl Edge {
             rules: validate::Rules::new(&edge.validate),
             on_invalid: edge.on_invalid,
             foreign_next_hop: edge.foreign_next_hop,
+            client_cert_header: edge.client_cert_header.as_deref().map(Box::from),
             invalid: match previous {
                 Some(p) => Arc::clone(&p.invalid),
                 None => validate::Failure::ALL
@@ -422,6 +428,14 @@ impl Edge {
     /// requests of their calls.
     pub fn retired(&self) -> &[Destination] {
         &self.destinations[self.configured..]
+    }
+
+    /// The header that carries a verified TLS client's certificate
+    /// subject toward the pool, if configured. The runtime writes it into
+    /// what arrives on a TLS connection ([`ClientTagger`]); on every other
+    /// flow the forwarding stage removes it.
+    pub fn client_cert_header(&self) -> Option<&str> {
+        self.client_cert_header.as_deref()
     }
 
     /// The local address to send to `to` over `transport` from: the one

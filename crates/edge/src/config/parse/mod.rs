@@ -84,6 +84,7 @@ const EDGE_KEYS: &[&str] = &[
     "foreign_next_hop",
     "domain",
     "tls_ca",
+    "client_cert_header",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -556,6 +557,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
 
     let domains = tls::domains(t)?;
     let tls_ca = tls::edge_ca(t)?;
+    let client_cert_header = tls::client_cert_header(t, &domains)?;
     if domains.is_empty() {
         if let Some(l) = listen.iter().find(|l| l.transport.is_secure()) {
             return Err(cx.err_line(
@@ -626,6 +628,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         foreign_next_hop: foreign_next_hop(t)?,
         domains,
         tls_ca,
+        client_cert_header,
         line: cx.line(t.at),
     })
 }

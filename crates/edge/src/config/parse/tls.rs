@@ -340,6 +340,45 @@ pub(super) fn edge_ca(t: &Table<'_, '_>) -> Result<Option<PathBuf>> {
     }
 }
 
+/// An edge's `client_cert_header`: the header that carries a verified
+/// client certificate's subject toward the pool. Some domain must verify
+/// client certificates.
+pub(super) fn client_cert_header(t: &Table<'_, '_>, domains: &[Domain]) -> Result<Option<String>> {
+    let cx = t.cx;
+    let Some(v) = t.get("client_cert_header") else {
+        return Ok(None);
+    };
+    let name = cx.string(v, "client_cert_header")?;
+    let at = v.span().start;
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!%*+`'~".contains(&b));
+    if !token {
+        return Err(cx.err(
+            at,
+            "client_cert_header",
+            format!("{name:?} is not a header name, e.g. \"X-Client-Cert-Subject\""),
+        ));
+    }
+    if sip::HeaderName::lookup(name.as_bytes()) != sip::HeaderName::Other {
+        return Err(cx.err(
+            at,
+            "client_cert_header",
+            format!("{name:?} is a header SIP defines: name one of your own"),
+        ));
+    }
+    if !domains.iter().any(|d| d.verify_client) {
+        return Err(cx.err(
+            at,
+            "client_cert_header",
+            "no [[edge.domain]] of this edge verifies client certificates \
+             (verify_client or require_client)",
+        ));
+    }
+    Ok(Some(name.to_owned()))
+}
+
 /// The file `key` names, relative to the config file's folder unless
 /// absolute.
 fn path(t: &Table<'_, '_>, key: &str, what: &str) -> Result<PathBuf> {

@@ -12,6 +12,7 @@ use super::super::{send, Served};
 use super::local::Output;
 use super::registry::{Closed, Handle, Slot, QUEUE_BYTES};
 use edge::flow::{Flow, Transport};
+use edge::proxy::ClientTagger;
 use sip::{Frame, Framer};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -26,8 +27,12 @@ use tokio::sync::mpsc;
 pub(crate) enum Stream {
     /// TCP.
     Tcp(TcpStream),
-    /// TLS, accepted.
-    TlsIn(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// TLS, accepted, with the subject of the client's certificate if it
+    /// presented one.
+    TlsIn(
+        Box<tokio_rustls::server::TlsStream<TcpStream>>,
+        Option<String>,
+    ),
     /// TLS, opened by sipedge.
     TlsOut(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
@@ -67,53 +72,47 @@ pub(crate) async fn run(
 ) {
     // A TCP stream splits into two owned halves with no lock between
     // them; a TLS stream's halves share its session.
+    let ends = |client| Ends {
+        local,
+        remote,
+        slot,
+        queue,
+        client,
+    };
     match stream {
         Stream::Tcp(s) => {
             let (read, write) = s.into_split();
-            let ends = Ends {
-                local,
-                remote,
-                slot,
-                queue,
+            serve(served, Transport::Tcp, read, write, ends(None)).await
+        }
+        Stream::TlsIn(s, subject) => {
+            let client = Client {
+                subject,
+                tagger: ClientTagger::default(),
             };
-            serve(served, Transport::Tcp, read, write, ends).await
+            serve_tls(served, *s, ends(Some(client))).await
         }
-        Stream::TlsIn(s) => {
-            serve_tls(
-                served,
-                *s,
-                Ends {
-                    local,
-                    remote,
-                    slot,
-                    queue,
-                },
-            )
-            .await
-        }
-        Stream::TlsOut(s) => {
-            serve_tls(
-                served,
-                *s,
-                Ends {
-                    local,
-                    remote,
-                    slot,
-                    queue,
-                },
-            )
-            .await
-        }
+        Stream::TlsOut(s) => serve_tls(served, *s, ends(None)).await,
     }
 }
 
+/// A TLS client of an accepted connection: the subject of its
+/// certificate, written into its requests in the edge's
+/// `client_cert_header` (see `edge::proxy::ClientTagger`).
+struct Client {
+    subject: Option<String>,
+    tagger: ClientTagger,
+}
+
 /// Where a connection runs: its local address, its peer, its place under
-/// the caps and, for one sipedge opened, its queue.
+/// the caps, for one sipedge opened its queue, and for one accepted over
+/// TLS its client.
 struct Ends {
     local: usize,
     remote: SocketAddr,
     slot: Slot,
     queue: Option<Queue>,
+    /// On a connection accepted over TLS, its client.
+    client: Option<Client>,
 }
 
 /// [`serve`] for a TLS stream, split into halves that share its session.
@@ -136,6 +135,7 @@ where
         remote,
         mut slot,
         queue,
+        mut client,
     } = ends;
     let registry = Arc::clone(&served.registry);
     let Queue { handle, rx } = match queue {
@@ -242,7 +242,18 @@ where
                 }
                 Frame::KeepAlive => at += 2,
                 Frame::Message(n) => {
-                    send::handle(&served, &rest[..n], flow);
+                    let message = &rest[..n];
+                    // Only a connection accepted over TLS is looked at (and
+                    // the edge's setting read, which a reload may change).
+                    let edge = client.as_ref().map(|_| served.edge());
+                    let name = edge.as_deref().and_then(|e| e.client_cert_header());
+                    match (client.as_mut(), name) {
+                        (Some(c), Some(name)) => {
+                            let tagged = c.tagger.tag(message, name, c.subject.as_deref());
+                            send::handle(&served, tagged, flow);
+                        }
+                        _ => send::handle(&served, message, flow),
+                    }
                     at += n;
                     spoken = true;
                     since = Instant::now();

@@ -82,13 +82,13 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
             }
             Transport::Tls | Transport::Wss => {
                 tokio::task::spawn_local(async move {
-                    let Some(tls) = handshake(&served, stream, peer).await else {
+                    let Some((tls, client)) = handshake(&served, stream, peer).await else {
                         return;
                     };
                     if transport == Transport::Wss {
                         ws::run(served, tls, transport, li, peer, slot).await;
                     } else {
-                        let stream = conn::Stream::TlsIn(Box::new(tls));
+                        let stream = conn::Stream::TlsIn(Box::new(tls), client);
                         conn::run(served, stream, li, peer, slot, None).await;
                     }
                 });
@@ -97,13 +97,17 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
     }
 }
 
-/// The server side of a TLS handshake on an accepted connection; `None`
-/// (counted) when it fails.
+/// The server side of a TLS handshake on an accepted connection, and the
+/// subject of the client's certificate if it presented one (verified);
+/// `None` (counted) when it fails.
 async fn handshake(
     served: &Served,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+) -> Option<(
+    tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    Option<String>,
+)> {
     let limit = served.registry.limits.header_timeout;
     match crate::tls::accept(&served.tls, served.index, stream, limit).await {
         Ok(a) => {
@@ -111,7 +115,7 @@ async fn handshake(
             if let Some(subject) = &a.client {
                 tracing::info!(edge = %served.name, from = %peer, %subject, "TLS client certificate");
             }
-            Some(a.stream)
+            Some((a.stream, a.client))
         }
         Err(why) => {
             tracing::debug!(edge = %served.name, from = %peer, "TLS: {why}");
