@@ -136,13 +136,15 @@ pub(crate) fn dispatch_input<'a>(
 }
 
 /// The flow a `flow=TRANSPORT~IP~PORT` parameter of our own Route entry
-/// names (written by `forward::write_flow`).
+/// names (written by `forward::write_flow`): a WebSocket connection only,
+/// which sipedge never dials.
 fn read_flow(u: &Uri<'_>) -> Option<Hop> {
     let v = u.param(b"flow").flatten()?;
     let text = std::str::from_utf8(v).ok()?;
     let (transport, rest) = text.split_once('~')?;
     let (ip, port) = rest.rsplit_once('~')?;
-    let transport = Transport::from_name(transport.as_bytes())?;
+    let transport = Transport::from_name(transport.as_bytes())
+        .filter(|t| matches!(t, Transport::Ws | Transport::Wss))?;
     let ip = ip
         .trim_start_matches('[')
         .trim_end_matches(']')

@@ -486,3 +486,23 @@ fn a_request_too_large_for_udp_goes_over_tcp_when_the_destination_takes_it() {
     assert_eq!(to.transport, Transport::Udp);
     assert!(out.len() <= 1300, "{} bytes", out.len());
 }
+
+#[test]
+fn a_flow_parameter_names_a_websocket_connection_or_nothing() {
+    let e = ws_edge();
+    // From the pool, a Route of ours naming a UDP "flow": not followed;
+    // the request goes where its Request-URI says.
+    let bye = format!(
+        "BYE sip:alice@127.0.0.1:7000 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-f1\r\nMax-Forwards: 70\r\n\
+         Route: <sip:127.0.0.1:5060;lr;flow=udp~127.0.0.1~9999>\r\n\
+         From: <sip:bob@example.com>;tag=b\r\nTo: <sip:alice@example.com>;tag=a\r\n\
+         Call-ID: f1@pool\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (o, _) = handle(&e, bye.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    assert_eq!(o, Outcome::Send(Flow::udp(0, addr("127.0.0.1:7000"))));
+    // Garbage in it: the same.
+    let garbled = bye.replace("udp~127.0.0.1~9999", "ws~not-an-ip~99999999");
+    let (o, _) = handle(&e, garbled.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    assert_eq!(o, Outcome::Send(Flow::udp(0, addr("127.0.0.1:7000"))));
+}
