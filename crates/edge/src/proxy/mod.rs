@@ -139,6 +139,9 @@ pub struct Edge {
     /// The header carrying a verified TLS client's certificate subject
     /// toward the pool (`client_cert_header`).
     client_cert_header: Option<Box<str>>,
+    /// Whether it listens on WebSocket: only then do its Route entries
+    /// name callers' flows.
+    takes_websockets: bool,
     /// Failures per reason (indexed like [`validate::Failure::ALL`]): a
     /// rare path, so shared atomics; kept across reloads.
     invalid: Arc<[AtomicU64]>,
@@ -274,6 +277,10 @@ impl Edge {
             on_invalid: edge.on_invalid,
             foreign_next_hop: edge.foreign_next_hop,
             client_cert_header: edge.client_cert_header.as_deref().map(Box::from),
+            takes_websockets: edge
+                .listen
+                .iter()
+                .any(|l| matches!(l.transport, Transport::Ws | Transport::Wss)),
             invalid: match previous {
                 Some(p) => Arc::clone(&p.invalid),
                 None => validate::Failure::ALL

@@ -28,7 +28,10 @@ impl<'a> RouteSet<'a> {
             if len == ours {
                 if let Some(u) = uri.filter(|u| is_here(edge, u)) {
                     ours += 1;
-                    flow = flow.or_else(|| read_flow(u));
+                    // Only an edge with WebSocket listeners writes flows.
+                    if flow.is_none() && edge.takes_websockets {
+                        flow = read_flow(u);
+                    }
                 }
             }
             entries[len] = Some(e);
