@@ -400,6 +400,21 @@ fn certificates_reload_with_the_config_and_connections_carry_on() {
     passes(addr, &sip2);
     held.send(&openssl::options_to(addr, 3));
     assert!(held.wait_answers(3));
+
+    // A file without the tls: listener and its domain: the listener stays
+    // until a restart, so the reload is refused rather than leaving it
+    // without a certificate.
+    install(&second);
+    let without = config(udp, tls, admin, "").replace(&format!(", \"tls:127.0.0.1:{tls}\""), "");
+    std::fs::write(edge.config_path(), without).expect("rewrite the config");
+    let r = api.post_json("/api/reload", "");
+    assert_ne!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("needs at least one [[edge.domain]]"),
+        "{}",
+        r.body
+    );
+    passes(addr, &sip2);
     drop(held.close());
     drop(edge);
 }

@@ -91,6 +91,7 @@ impl Reloader {
         let new = loaded.map_err(|e| e.to_string())?;
         let file = self.path.display().to_string();
         let (cfg, needs_restart) = merge(&applied.cfg, new, &file);
+        check_merged(&cfg, &file)?;
         // The certificates of the config that will run, read and checked
         // before anything changed: a bad one refuses the reload.
         let tls = {
@@ -263,6 +264,40 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
         }
     }
     (out, restart)
+}
+
+/// What must hold between an edge's listeners, which a reload keeps until
+/// a restart, and the rest of its new config, which the file's own checks
+/// saw only against the file's listen addresses.
+fn check_merged(cfg: &Config, file: &str) -> Result<(), String> {
+    use edge::flow::Transport;
+    for e in &cfg.edges {
+        let has = |t: Transport| e.listen.iter().any(|l| l.transport == t);
+        if let Some(l) = e.listen.iter().find(|l| l.transport.is_secure()) {
+            if e.domains.is_empty() {
+                return Err(format!(
+                    "{file}:{}: edge {}: {}:{} keeps running until a restart and needs at \
+                     least one [[edge.domain]]",
+                    e.line, e.name, l.transport, l.addr
+                ));
+            }
+        }
+        for d in &e.destinations {
+            let needs = match (d.transport, d.large) {
+                (Transport::Tls, _) => Some(Transport::Tls),
+                (_, Some(t)) => Some(t),
+                _ => None,
+            };
+            if let Some(t) = needs.filter(|t| !has(*t)) {
+                return Err(format!(
+                    "{file}:{}: edge {}: {} needs a {t}: listen address, which only a \
+                     restart adds",
+                    d.line, e.name, d.uri
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What differs between two configs that a reload applies, one line each.

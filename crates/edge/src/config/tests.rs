@@ -1571,10 +1571,15 @@ fn previous_secrets_rotate_the_cluster_key() {
 #[test]
 fn a_destination_may_take_large_requests_over_tcp() {
     let with = |keys: &str| {
-        MINIMAL.replace(
-            "uri = \"sip:127.0.0.1:5070\"",
-            &format!("uri = \"sip:127.0.0.1:5070\"\n{keys}"),
-        )
+        MINIMAL
+            .replace(
+                "uri = \"sip:127.0.0.1:5070\"",
+                &format!("uri = \"sip:127.0.0.1:5070\"\n{keys}"),
+            )
+            .replace(
+                "[\"udp:127.0.0.1:5060\"]",
+                "[\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]",
+            )
     };
     let c = ok(&with("transports = [\"udp\", \"tcp\"]"));
     let d = &c.edges[0].destinations[0];
@@ -1593,10 +1598,22 @@ fn a_destination_may_take_large_requests_over_tcp() {
         "must start with the uri's transport (udp)",
     );
     assert_err(
+        &with("transports = [\"udp\", \"tls\"]"),
+        9,
+        "transports",
+        "expected udp or tcp",
+    );
+    assert_err(
+        &with("transports = [\"udp\", \"tcp\"]").replace(", \"tcp:127.0.0.1:5060\"", ""),
+        7,
+        "transports",
+        "needs a tcp: listen address",
+    );
+    assert_err(
         &with("transports = [\"udp\", \"sctp\"]"),
         9,
         "transports",
-        "expected udp, tcp or tls",
+        "expected udp or tcp",
     );
     assert_err(
         &with("transports = [\"udp\", \"tcp\"]")

@@ -185,11 +185,13 @@ pub(crate) fn splice(
         let inbound = &edge.locals[c.origin.from.local];
         let from = &c.origin.from;
         sp.insert_with(at, |w| {
-            record_route(w, outbound, None);
+            // Toward a WebSocket callee, the entry facing it names its
+            // flow too: the pool's in-dialog requests reach it by that.
+            record_route(w, edge, outbound, Some(out));
             let other_side = from.local != out.local
                 && (inbound.transport != outbound.transport || inbound.sent_by != outbound.sent_by);
             if other_side {
-                record_route(w, inbound, Some(from));
+                record_route(w, edge, inbound, Some(from));
             }
         });
     }
@@ -202,7 +204,7 @@ pub(crate) fn splice(
         let from = &c.origin.from;
         sp.insert_with(at, |w| {
             w.extend_from_slice(b"Path: ");
-            entry(w, outbound, Some(from));
+            entry(w, edge, outbound, Some(from));
             w.extend_from_slice(b"\r\n");
         });
     }
@@ -225,16 +227,16 @@ pub(crate) fn splice(
 }
 
 /// A Record-Route line naming `local` (see [`entry`]).
-fn record_route(w: &mut Vec<u8>, local: &Local, caller: Option<&Flow>) {
+fn record_route(w: &mut Vec<u8>, edge: &Edge, local: &Local, peer: Option<&Flow>) {
     w.extend_from_slice(b"Record-Route: ");
-    entry(w, local, caller);
+    entry(w, edge, local, peer);
     w.extend_from_slice(b"\r\n");
 }
 
 /// A route entry naming `local`: `<sip:host:port;lr>`, with the transport
-/// parameter when it is not UDP, and the caller's flow when `caller` is
-/// one sipedge cannot dial (see [`write_flow`]).
-fn entry(w: &mut Vec<u8>, local: &Local, caller: Option<&Flow>) {
+/// parameter when it is not UDP, and the peer's flow when `peer` is one
+/// sipedge cannot dial (see [`write_flow`]).
+fn entry(w: &mut Vec<u8>, edge: &Edge, local: &Local, peer: Option<&Flow>) {
     w.extend_from_slice(b"<sip:");
     w.extend_from_slice(local.sent_by.as_bytes());
     if local.transport != Transport::Udp {
@@ -242,8 +244,8 @@ fn entry(w: &mut Vec<u8>, local: &Local, caller: Option<&Flow>) {
         w.extend_from_slice(local.transport.name().as_bytes());
     }
     w.extend_from_slice(b";lr");
-    if let Some(f) = caller.filter(|f| undialable(f)) {
-        write_flow(w, f);
+    if let Some(f) = peer.filter(|f| undialable(f)) {
+        write_flow(w, edge, f);
     }
     w.push(b'>');
 }
@@ -254,16 +256,21 @@ fn undialable(flow: &Flow) -> bool {
     matches!(flow.transport, Transport::Ws | Transport::Wss)
 }
 
-/// `;flow=TRANSPORT~IP~PORT`: the caller's connection as this edge sees
+/// `;flow=TRANSPORT~IP~PORT~MAC`: the peer's connection as this edge sees
 /// it, so that a request from the pool along this route reaches it
-/// whatever its Request-URI says. It names a connection only: sipedge
-/// never dials a WebSocket, so a forged one reaches at most another
-/// WebSocket client of this edge, and only from the pool.
-fn write_flow(w: &mut Vec<u8>, f: &Flow) {
+/// whatever its Request-URI says. The MAC (keyed with the cluster secret,
+/// [`crate::branch::BranchKey::flow_mac`]) keeps anyone else from naming
+/// a flow: a Record-Route or Path a caller writes itself cannot steer the
+/// pool's requests to another client's connection.
+fn write_flow(w: &mut Vec<u8>, edge: &Edge, f: &Flow) {
     w.extend_from_slice(b";flow=");
+    let start = w.len();
     w.extend_from_slice(f.transport.name().as_bytes());
     w.push(b'~');
     sip::splice::write_ip(w, f.remote.ip(), true);
     w.push(b'~');
     write_num(w, f.remote.port());
+    let mac = edge.keys.signing().flow_mac(&w[start..]);
+    w.push(b'~');
+    crate::branch::write_hex(w, mac);
 }

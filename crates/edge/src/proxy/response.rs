@@ -1,7 +1,7 @@
 //! The response pipeline: check that the top Via is ours and signed by us,
 //! pop it, and send the response to the next Via (RFC 3261 §16.11, §18.2.2).
 
-use super::splices::remove_leading;
+use super::splices::{add_content_length, remove_leading};
 use super::{Edge, Outcome, Scratch};
 use crate::branch::{self, parse_branch};
 use crate::flow::{Flow, Transport};
@@ -88,6 +88,11 @@ pub fn handle(
     sp.clear();
     let elems: [Element<'_>; 2] = [top, second.unwrap_or(top)];
     remove_leading(sp, &elems, 1);
+    // A datagram's end framed it; on a connection (and in a WebSocket
+    // message, which the writer cuts by it) the length must be said.
+    if out.is_stream() {
+        add_content_length(sp, m);
+    }
     s.out.clear();
     sp.write_message(m, s.out);
     s.stats.count(Event::ResponseForwarded);

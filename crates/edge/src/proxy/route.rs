@@ -30,7 +30,7 @@ impl<'a> RouteSet<'a> {
                     ours += 1;
                     // Only an edge with WebSocket listeners writes flows.
                     if flow.is_none() && edge.takes_websockets {
-                        flow = read_flow(u);
+                        flow = read_flow(edge, u);
                     }
                 }
             }
@@ -138,12 +138,23 @@ pub(crate) fn dispatch_input<'a>(
     }
 }
 
-/// The flow a `flow=TRANSPORT~IP~PORT` parameter of our own Route entry
-/// names (written by `forward::write_flow`): a WebSocket connection only,
-/// which sipedge never dials.
-fn read_flow(u: &Uri<'_>) -> Option<Hop> {
+/// The flow a `flow=TRANSPORT~IP~PORT~MAC` parameter of our own Route
+/// entry names (written by `forward::write_flow`): a WebSocket connection
+/// only, which sipedge never dials, and only when the cluster's key (one
+/// that still verifies) made its MAC.
+fn read_flow(edge: &Edge, u: &Uri<'_>) -> Option<Hop> {
     let v = u.param(b"flow").flatten()?;
-    let text = std::str::from_utf8(v).ok()?;
+    let split = v.iter().rposition(|&b| b == b'~')?;
+    let (signed, mac) = (&v[..split], crate::branch::read_hex(&v[split + 1..])?);
+    if !edge
+        .keys
+        .verifying()
+        .iter()
+        .any(|k| k.flow_mac(signed) == mac)
+    {
+        return None;
+    }
+    let text = std::str::from_utf8(signed).ok()?;
     let (transport, rest) = text.split_once('~')?;
     let (ip, port) = rest.rsplit_once('~')?;
     let transport = Transport::from_name(transport.as_bytes())

@@ -571,6 +571,22 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
             ));
         }
     }
+    if let Some(d) = destinations
+        .iter()
+        .find(|d| d.large == Some(Transport::Tcp))
+    {
+        if !listen.iter().any(|l| l.transport == Transport::Tcp) {
+            return Err(cx.err_line(
+                d.line,
+                "transports",
+                format!(
+                    "{} takes large requests over TCP: the edge needs a tcp: listen \
+                     address too, which its Via names",
+                    d.uri
+                ),
+            ));
+        }
+    }
     if let Some(d) = destinations.iter().find(|d| d.transport == Transport::Tls) {
         if !listen.iter().any(|l| l.transport == Transport::Tls) {
             return Err(cx.err_line(
@@ -755,14 +771,8 @@ fn large_transport(t: &Table<'_, '_>, uri: &str, primary: Transport) -> Result<O
     let mut list = Vec::new();
     for (name, at) in names {
         let tr = Transport::from_name(name.as_bytes())
-            .filter(|t| matches!(t, Transport::Udp | Transport::Tcp | Transport::Tls))
-            .ok_or_else(|| {
-                cx.err(
-                    at,
-                    "transports",
-                    format!("{name:?}: expected udp, tcp or tls"),
-                )
-            })?;
+            .filter(|t| matches!(t, Transport::Udp | Transport::Tcp))
+            .ok_or_else(|| cx.err(at, "transports", format!("{name:?}: expected udp or tcp")))?;
         if !list.contains(&tr) {
             list.push(tr);
         }

@@ -3,7 +3,7 @@
 //! relayed upstream without our Via.
 
 use crate::branch::write_attempt_branch;
-use crate::proxy::splices::remove_leading;
+use crate::proxy::splices::{add_content_length, remove_leading};
 use sip::splice::write_num;
 use sip::{Element, HeaderName, Message, Splicer, Writer};
 
@@ -113,6 +113,8 @@ pub(super) fn relay(
     sp.clear();
     let elems: [Element<'_>; 2] = [top, second];
     remove_leading(sp, &elems, 1);
+    // Upstream may be a connection, where the length frames the message.
+    add_content_length(sp, m);
     if let Some(line) = status {
         sp.replace(m.start_line_span().range(), line);
     }

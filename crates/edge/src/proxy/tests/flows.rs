@@ -293,13 +293,15 @@ fn a_websocket_callers_requests_name_its_flow_and_the_pool_reaches_it_through_th
         String::from_utf8_lossy(&out)
     );
     let mut idx = HeaderIndex::new();
-    assert_eq!(
-        header(&out, HeaderName::RecordRoute, &mut idx),
-        [
-            "<sip:127.0.0.1:5060;lr>",
-            "<sip:127.0.0.1:8088;transport=ws;lr;flow=ws~127.0.0.1~50123>"
-        ]
-    );
+    let rr = header(&out, HeaderName::RecordRoute, &mut idx);
+    assert_eq!(rr[0], "<sip:127.0.0.1:5060;lr>");
+    // The flow, signed: 16 hex digits of MAC.
+    let ws_entry = rr[1].clone();
+    let mac = ws_entry
+        .strip_prefix("<sip:127.0.0.1:8088;transport=ws;lr;flow=ws~127.0.0.1~50123~")
+        .and_then(|m| m.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("{ws_entry}"));
+    assert_eq!(mac.len(), 16, "{ws_entry}");
     // The answer goes back over the WebSocket, by the Via's received and
     // rport.
     let (o, _) = handle(&e, &answer(&out, 200), Flow::udp(0, addr(DEST_A)));
@@ -316,7 +318,7 @@ fn a_websocket_callers_requests_name_its_flow_and_the_pool_reaches_it_through_th
         "BYE sip:x8s1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
          Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-b1\r\nMax-Forwards: 70\r\n\
          Route: <sip:127.0.0.1:5060;lr>\r\n\
-         Route: <sip:127.0.0.1:8088;transport=ws;lr;flow=ws~127.0.0.1~50123>\r\n\
+         Route: {ws_entry}\r\n\
          From: <sip:bob@example.com>;tag=b\r\nTo: <sip:alice@example.com>;tag=ww1\r\n\
          Call-ID: w1@browser\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
     );
@@ -330,6 +332,21 @@ fn a_websocket_callers_requests_name_its_flow_and_the_pool_reaches_it_through_th
     );
     let mut idx = HeaderIndex::new();
     assert!(header(&out, HeaderName::Route, &mut idx).is_empty());
+
+    // A flow whose MAC is not the cluster's (written by someone else, or
+    // changed) is not followed.
+    let forged = bye.replace("127.0.0.1~50123~", "127.0.0.1~50124~");
+    let (o, _) = handle(&e, forged.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    assert!(
+        !matches!(
+            o,
+            Outcome::Send(Flow {
+                transport: Transport::Ws,
+                ..
+            })
+        ),
+        "{o:?}"
+    );
 
     // The same from outside the pool is not sent to the flow.
     let (o, _) = handle(&e, bye.as_bytes(), Flow::udp(0, addr("127.0.0.1:7777")));
@@ -352,20 +369,61 @@ fn a_websocket_callers_register_carries_a_path_to_its_flow() {
     let (o, out) = handle(&e, register.as_bytes(), ws(9));
     assert_eq!(o, Outcome::Send(Flow::udp(0, addr(DEST_A))));
     let mut idx = HeaderIndex::new();
-    assert_eq!(
-        header(&out, HeaderName::Path, &mut idx),
-        ["<sip:127.0.0.1:5060;lr;flow=ws~127.0.0.1~50123>"]
+    let path = header(&out, HeaderName::Path, &mut idx);
+    assert_eq!(path.len(), 1);
+    let path = path[0].clone();
+    assert!(
+        path.starts_with("<sip:127.0.0.1:5060;lr;flow=ws~127.0.0.1~50123~"),
+        "{path}"
     );
     // A MESSAGE from the registrar to the binding, along the Path.
     let message = format!(
         "MESSAGE sip:x8s1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
          Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-m1\r\nMax-Forwards: 70\r\n\
-         Route: <sip:127.0.0.1:5060;lr;flow=ws~127.0.0.1~50123>\r\n\
+         Route: {path}\r\n\
          From: <sip:bob@example.com>;tag=m\r\nTo: <sip:alice@example.com>\r\n\
          Call-ID: m1@pool\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
          Content-Length: 2\r\n\r\nhi"
     );
-    let (o, _) = handle(&e, message.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    let (o, out) = handle(&e, message.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    let Outcome::Send(to) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!((to.transport, to.remote), (Transport::Ws, addr(BROWSER)));
+
+    // An INVITE to the browser the same way: the Record-Route entry facing
+    // it names its flow too, so the pool's BYE reaches it as well.
+    let _ = out;
+    let invite = message
+        .replace("MESSAGE sip:", "INVITE sip:")
+        .replace("CSeq: 1 MESSAGE", "CSeq: 1 INVITE")
+        .replace("Call-ID: m1@pool", "Call-ID: i1@pool");
+    let (o, out) = handle(&e, invite.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    assert!(
+        matches!(
+            o,
+            Outcome::Send(Flow {
+                transport: Transport::Ws,
+                ..
+            })
+        ),
+        "{o:?}"
+    );
+    let mut idx = HeaderIndex::new();
+    let rr = header(&out, HeaderName::RecordRoute, &mut idx);
+    assert!(
+        rr[0].starts_with("<sip:127.0.0.1:8088;transport=ws;lr;flow=ws~127.0.0.1~50123~"),
+        "{rr:?}"
+    );
+    let bye = format!(
+        "BYE sip:x8s1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-b2\r\nMax-Forwards: 70\r\n\
+         Route: {}\r\nRoute: {}\r\n\
+         From: <sip:bob@example.com>;tag=b\r\nTo: <sip:alice@example.com>;tag=a\r\n\
+         Call-ID: i1@pool\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        rr[1], rr[0]
+    );
+    let (o, _) = handle(&e, bye.as_bytes(), Flow::udp(0, addr(DEST_A)));
     let Outcome::Send(to) = o else {
         panic!("{o:?}")
     };

@@ -91,7 +91,16 @@ pub(crate) async fn run(
             };
             serve_tls(served, *s, ends(Some(client))).await
         }
-        Stream::TlsOut(s) => serve_tls(served, *s, ends(None)).await,
+        // A TLS connection sipedge opened carries requests too (from a
+        // caller it reached again, say): no certificate was checked, so a
+        // certificate header on them is removed.
+        Stream::TlsOut(s) => {
+            let client = Client {
+                subject: None,
+                tagger: ClientTagger::default(),
+            };
+            serve_tls(served, *s, ends(Some(client))).await
+        }
     }
 }
 
