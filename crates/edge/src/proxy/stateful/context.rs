@@ -382,10 +382,16 @@ impl State {
             if attempt > 0 {
                 env.s.stats.count(Event::Failover);
             }
+            let mut client = ClientTx::start(req.kind, &env.cfg.timers, env.now);
+            if out.is_stream() {
+                // Timers A and E are for unreliable transports only (RFC
+                // 3261 §17.1.1.2, §17.1.2.2): the connection delivers.
+                client.stop_retransmitting();
+            }
             self.branches.push(Branch {
                 hop,
                 out,
-                client: ClientTx::start(req.kind, &env.cfg.timers, env.now),
+                client,
                 provisional: false,
                 failover_at: (!req.fixed).then(|| env.now + env.cfg.failover_timeout),
                 timer_c: None,

@@ -511,6 +511,15 @@ fn a_request_too_large_for_udp_goes_over_tcp_when_the_destination_takes_it() {
             ["<sip:127.0.0.1:5060;transport=tcp;lr>"],
             "{insertion}: one entry, caller and destination both on TCP"
         );
+        // Over the connection the request is not retransmitted (Timer A is
+        // for unreliable transports); over UDP it would be by now.
+        if insertion == "transactional" {
+            w.poll(&e, e.epoch() + std::time::Duration::from_secs(1));
+            assert!(
+                !w.sends().iter().any(|(_, to)| to.remote == addr(DEST_A)),
+                "retransmitted over TCP"
+            );
+        }
         // A small one stays on UDP.
         let o = w.handle(
             &e,
