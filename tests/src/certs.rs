@@ -79,8 +79,19 @@ impl Ca {
         self.leaf_valid(file, names, Validity::GOOD)
     }
 
+    /// [`Ca::leaf`] with an RSA key (2048 bits) instead of ECDSA P-256.
+    pub fn leaf_rsa(&self, file: &str, names: &[&str]) -> Leaf {
+        let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+        self.leaf_with(file, names, Validity::GOOD, key)
+    }
+
     /// [`Ca::leaf`] with the given validity.
     pub fn leaf_valid(&self, file: &str, names: &[&str], validity: Validity) -> Leaf {
+        let key = KeyPair::generate().expect("leaf key");
+        self.leaf_with(file, names, validity, key)
+    }
+
+    fn leaf_with(&self, file: &str, names: &[&str], validity: Validity, key: KeyPair) -> Leaf {
         let sans: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(sans).expect("leaf params");
         if let Some(cn) = names.first() {
@@ -98,7 +109,6 @@ impl Ca {
         let (from, to) = dates(validity);
         params.not_before = from;
         params.not_after = to;
-        let key = KeyPair::generate().expect("leaf key");
         let cert = params
             .signed_by(&key, &self.issuer)
             .expect("leaf certificate");

@@ -310,6 +310,34 @@ fn check_refuses_certificates_that_would_fail_their_clients() {
             && out.contains("less than 14 days"),
         "{out}"
     );
+    // TLS 1.2 suites name the key they sign with: ECDSA-only suites and
+    // an RSA key fail every 1.2 handshake.
+    let rsa = ca.leaf_rsa("rsa", &["sip.example.com"]);
+    let ecdsa_only = "ciphers = [\"TLS_AES_128_GCM_SHA256\", \"ECDHE-ECDSA-AES128-GCM-SHA256\"]";
+    let check_with = |keys: &str| {
+        Sipedge::check(&config(
+            5060,
+            5061,
+            8080,
+            &domain("sip.example.com", &rsa, keys),
+        ))
+    };
+    let (ok, out) = check_with(&format!(
+        "tls_versions = [\"1.2\"]\n{}",
+        ecdsa_only.replace("\"TLS_AES_128_GCM_SHA256\", ", "")
+    ));
+    assert!(
+        !ok && out.contains(":18: domain.ciphers: ") && out.contains("RSA key"),
+        "{out}"
+    );
+    let (ok, out) = check_with(ecdsa_only);
+    assert!(
+        ok && out.contains("warning: ") && out.contains("TLS 1.2 clients cannot connect"),
+        "{out}"
+    );
+    let (ok, out) = check_with("");
+    assert!(ok && out.is_empty(), "{out}");
+
     let missing = Leaf {
         cert: dir.join("nowhere.pem"),
         key: good.key.clone(),

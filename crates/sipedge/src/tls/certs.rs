@@ -87,6 +87,15 @@ pub fn check(
     Ok(warning)
 }
 
+/// Whether a certificate's key is RSA (`Some(true)`) or another kind
+/// (EC, Ed25519: `Some(false)`), which decides the TLS 1.2 suites it can
+/// serve; `None` when it cannot be read.
+pub fn is_rsa(der: &[u8]) -> Option<bool> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let key = cert.public_key().parsed().ok()?;
+    Some(matches!(key, x509_parser::public_key::PublicKey::RSA(_)))
+}
+
 /// The subject of a DER certificate, as `CN=…, O=…` (for logs).
 pub fn subject(der: &[u8]) -> Option<String> {
     X509Certificate::from_der(der)

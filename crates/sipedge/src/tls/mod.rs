@@ -94,9 +94,9 @@ pub fn load(cfg: &Config, file: &str, now: SystemTime) -> Result<Loaded, ConfigE
         for d in &e.domains {
             let err =
                 |key: &str, m: String| ConfigError::new(file, d.line, format!("domain.{key}"), m);
-            let (served, warning) = server(d, now).map_err(|(k, m)| err(k, m))?;
-            if let Some(w) = warning {
-                warnings.push(err("cert", w).to_string());
+            let (served, found) = server(d, now).map_err(|(k, m)| err(k, m))?;
+            for (k, w) in found {
+                warnings.push(err(k, w).to_string());
             }
             domains.push(served);
         }
@@ -194,12 +194,16 @@ fn roots(path: &std::path::Path) -> Result<RootCertStore, String> {
 type KeyError = (&'static str, String);
 
 /// One domain's server config, checked.
-fn server(d: &Domain, now: SystemTime) -> Result<(Served, Option<String>), KeyError> {
+fn server(d: &Domain, now: SystemTime) -> Result<(Served, Vec<KeyError>), KeyError> {
     let chain = certs::chain(&d.cert).map_err(|m| ("cert", m))?;
     let key = certs::key(&d.key).map_err(|m| ("key", m))?;
     let leaf = chain[0].clone();
-    let warning = certs::check(&leaf, Some(&d.name), now)
-        .map_err(|m| ("cert", format!("{}: {m}", d.cert.display())))?;
+    let mut warnings: Vec<KeyError> = certs::check(&leaf, Some(&d.name), now)
+        .map_err(|m| ("cert", format!("{}: {m}", d.cert.display())))?
+        .map(|w| ("cert", w))
+        .into_iter()
+        .collect();
+    warnings.extend(suites_for_key(d, &leaf)?.map(|w| ("ciphers", w)));
     let provider = suites::provider(&d.ciphers, &d.curves);
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&suites::versions(&d.versions))
@@ -236,8 +240,42 @@ fn server(d: &Domain, now: SystemTime) -> Result<(Served, Option<String>), KeyEr
             config: Arc::new(config),
             leaf,
         },
-        warning,
+        warnings,
     ))
+}
+
+/// TLS 1.2 suites name the key they authenticate with (ECDSA or RSA): a
+/// domain offering TLS 1.2 whose `ciphers` have no suite for its
+/// certificate's key fails every TLS 1.2 handshake. An error when 1.2 is
+/// its only version, else a warning (TLS 1.3 suites fit any key).
+fn suites_for_key(d: &Domain, leaf: &CertificateDer<'_>) -> Result<Option<String>, KeyError> {
+    use edge::config::TlsVersion;
+    if d.ciphers.is_empty() || !d.versions.contains(&TlsVersion::V1_2) {
+        return Ok(None);
+    }
+    let Some(rsa) = certs::is_rsa(leaf.as_ref()) else {
+        return Ok(None);
+    };
+    let (kind, family) = if rsa {
+        ("RSA", "_RSA_")
+    } else {
+        ("ECDSA", "_ECDSA_")
+    };
+    let fits = d
+        .ciphers
+        .iter()
+        .any(|c| c.version() == TlsVersion::V1_2 && c.name().contains(family));
+    if fits {
+        return Ok(None);
+    }
+    let m = format!(
+        "no TLS 1.2 suite in ciphers fits the certificate's {kind} key (add a \
+         TLS_ECDHE_{kind}_WITH_… suite)"
+    );
+    if d.versions == [TlsVersion::V1_2] {
+        return Err(("ciphers", m));
+    }
+    Ok(Some(format!("{m}: TLS 1.2 clients cannot connect")))
 }
 
 /// How to connect to one TLS destination, checked: `default` is what
