@@ -399,6 +399,9 @@ fn certificates_reload_with_the_config_and_connections_carry_on() {
     let mut held = Session::open(addr, &["-CAfile", ca_file]);
     held.send(&openssl::options_to(addr, 1));
     assert!(held.wait_answers(1), "the held connection works");
+    let c = AdminApi::local(admin).get("/api/connections").json();
+    assert_eq!(c.get("open_tls").and_then(|v| v.as_u64()), Some(1), "{c:?}");
+    assert_eq!(c.get("open_tcp").and_then(|v| v.as_u64()), Some(0), "{c:?}");
 
     install(&second);
     let api = AdminApi::local(admin);

@@ -366,8 +366,25 @@ impl Registry {
     /// What the admin API shows: open, accepted and opened so far, and
     /// every reason a connection ended or was refused.
     pub(crate) fn counts(&self) -> Vec<(&'static str, u64)> {
+        // Open connections per transport (registered: past their TLS
+        // handshake or WebSocket upgrade), counted under the lock once
+        // per admin request.
+        let (mut tcp, mut tls, mut ws, mut wss) = (0, 0, 0, 0);
+        for e in self.lock().by_id.values() {
+            match e.key.1 {
+                Transport::Tcp => tcp += 1,
+                Transport::Tls => tls += 1,
+                Transport::Ws => ws += 1,
+                Transport::Wss => wss += 1,
+                Transport::Udp => {}
+            }
+        }
         let mut out = vec![
             ("open", self.open() as u64),
+            ("open_tcp", tcp),
+            ("open_tls", tls),
+            ("open_ws", ws),
+            ("open_wss", wss),
             ("accepted", self.accepted.load(Ordering::Relaxed)),
             ("opened", self.opened.load(Ordering::Relaxed)),
             (
