@@ -270,31 +270,13 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
 /// a restart, and the rest of its new config, which the file's own checks
 /// saw only against the file's listen addresses.
 fn check_merged(cfg: &Config, file: &str) -> Result<(), String> {
-    use edge::flow::Transport;
     for e in &cfg.edges {
-        let has = |t: Transport| e.listen.iter().any(|l| l.transport == t);
-        if let Some(l) = e.listen.iter().find(|l| l.transport.is_secure()) {
-            if e.domains.is_empty() {
-                return Err(format!(
-                    "{file}:{}: edge {}: {}:{} keeps running until a restart and needs at \
-                     least one [[edge.domain]]",
-                    e.line, e.name, l.transport, l.addr
-                ));
-            }
-        }
-        for d in &e.destinations {
-            let needs = match (d.transport, d.large) {
-                (Transport::Tls, _) => Some(Transport::Tls),
-                (_, Some(t)) => Some(t),
-                _ => None,
-            };
-            if let Some(t) = needs.filter(|t| !has(*t)) {
-                return Err(format!(
-                    "{file}:{}: edge {}: {} needs a {t}: listen address, which only a \
-                     restart adds",
-                    d.line, e.name, d.uri
-                ));
-            }
+        if let Some((line, key, problem)) = e.unfit_listener() {
+            return Err(format!(
+                "{file}:{line}: {key}: {problem} (edge {}: its running listen addresses \
+                 stay until a restart)",
+                e.name
+            ));
         }
     }
     Ok(())

@@ -158,6 +158,56 @@ pub struct Edge {
     pub line: usize,
 }
 
+impl Edge {
+    /// What its listen addresses lack for the rest of it, as (line, key,
+    /// problem): a `tls:` or `wss:` listener needs a domain, a TLS
+    /// destination a `tls:` listener (its Via and Record-Route name it),
+    /// one taking large requests over TCP a `tcp:` listener. Checked when
+    /// a file is read, and again after a reload, which keeps the running
+    /// listen addresses until a restart.
+    pub fn unfit_listener(&self) -> Option<(usize, &'static str, String)> {
+        let has = |t: Transport| self.listen.iter().any(|l| l.transport == t);
+        if self.domains.is_empty() {
+            if let Some(l) = self.listen.iter().find(|l| l.transport.is_secure()) {
+                return Some((
+                    l.line,
+                    "listen",
+                    format!(
+                        "{}:{} needs at least one [[edge.domain]] (name, cert, key): the \
+                         certificate its handshakes present",
+                        l.transport, l.addr
+                    ),
+                ));
+            }
+        }
+        for d in &self.destinations {
+            if d.large == Some(Transport::Tcp) && !has(Transport::Tcp) {
+                return Some((
+                    d.line,
+                    "transports",
+                    format!(
+                        "{} takes large requests over TCP: the edge needs a tcp: listen \
+                         address too, which its Via names",
+                        d.uri
+                    ),
+                ));
+            }
+            if d.transport == Transport::Tls && !has(Transport::Tls) {
+                return Some((
+                    d.line,
+                    "uri",
+                    format!(
+                        "{} is a TLS destination: the edge needs a tls: listen address too, \
+                         which its Via and Record-Route name",
+                        d.uri
+                    ),
+                ));
+            }
+        }
+        None
+    }
+}
+
 /// Health probing of an edge's destinations (`[edge.probe]`): SIP OPTIONS
 /// at an interval, so a dead server leaves the rotation within seconds and
 /// comes back by itself when it recovers.

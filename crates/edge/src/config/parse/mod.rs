@@ -558,49 +558,6 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
     let domains = tls::domains(t)?;
     let tls_ca = tls::edge_ca(t)?;
     let client_cert_header = tls::client_cert_header(t, &domains)?;
-    if domains.is_empty() {
-        if let Some(l) = listen.iter().find(|l| l.transport.is_secure()) {
-            return Err(cx.err_line(
-                l.line,
-                "listen",
-                format!(
-                    "{}:{} needs at least one [[edge.domain]] (name, cert, key): the \
-                     certificate its handshakes present",
-                    l.transport, l.addr
-                ),
-            ));
-        }
-    }
-    if let Some(d) = destinations
-        .iter()
-        .find(|d| d.large == Some(Transport::Tcp))
-    {
-        if !listen.iter().any(|l| l.transport == Transport::Tcp) {
-            return Err(cx.err_line(
-                d.line,
-                "transports",
-                format!(
-                    "{} takes large requests over TCP: the edge needs a tcp: listen \
-                     address too, which its Via names",
-                    d.uri
-                ),
-            ));
-        }
-    }
-    if let Some(d) = destinations.iter().find(|d| d.transport == Transport::Tls) {
-        if !listen.iter().any(|l| l.transport == Transport::Tls) {
-            return Err(cx.err_line(
-                d.line,
-                "uri",
-                format!(
-                    "{} is a TLS destination: the edge needs a tls: listen address too, \
-                     which its Via and Record-Route name",
-                    d.uri
-                ),
-            ));
-        }
-    }
-
     let capacity = capacity(t)?;
     let (validate, on_invalid) = validation(t)?;
 
@@ -623,7 +580,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         None => Transaction::default(),
     };
 
-    Ok(Edge {
+    let edge = Edge {
         name,
         listen,
         advertise,
@@ -646,7 +603,11 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         tls_ca,
         client_cert_header,
         line: cx.line(t.at),
-    })
+    };
+    if let Some((line, key, message)) = edge.unfit_listener() {
+        return Err(cx.err_line(line, key, message));
+    }
+    Ok(edge)
 }
 
 /// Reads `foreign_next_hop` (`dispatch` or `refuse`).

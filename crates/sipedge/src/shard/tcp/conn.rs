@@ -252,10 +252,12 @@ where
                 Frame::KeepAlive => at += 2,
                 Frame::Message(n) => {
                     let message = &rest[..n];
-                    // Only a connection accepted over TLS is looked at (and
+                    // Only a TLS connection is looked at (and
                     // the edge's setting read, which a reload may change).
-                    let edge = client.as_ref().map(|_| served.edge());
-                    let name = edge.as_deref().and_then(|e| e.client_cert_header());
+                    // (A guard, not a counted reference: no shared counter
+                    // touched per message.)
+                    let edge = client.as_ref().map(|_| served.slot.load());
+                    let name = edge.as_ref().and_then(|e| e.client_cert_header());
                     match (client.as_mut(), name) {
                         (Some(c), Some(name)) => {
                             let tagged = c.tagger.tag(message, name, c.subject.as_deref());
