@@ -283,6 +283,7 @@ compress_out = ["compact", "gzip"]
 validate = ["basic", "headers", "sdp"]
 foreign_next_hop = "refuse"
 on_invalid = "tag"
+outbound_from = ["127.0.0.0/30", "::1"]
 [edge.transaction]
 t1 = 0.05
 failover_timeout = 0.1
@@ -358,6 +359,14 @@ fn checked(worker: &Worker, outcome: Outcome) {
             }
         }
         Outcome::Drop(_) => {}
+        // A request to a host name: the query must read back as a SIP URI
+        // of a name (what the daemon's resolver parses).
+        Outcome::Resolve => {
+            let key = worker.lookup();
+            let uri = sip::Uri::parse(key.as_bytes())
+                .unwrap_or_else(|e| panic!("query {key:?} does not parse: {e:?}"));
+            assert!(matches!(uri.host, sip::Host::Name(_)), "{key:?}");
+        }
     }
 }
 

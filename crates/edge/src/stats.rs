@@ -67,10 +67,21 @@ pub enum Event {
     /// response of its own (a garbled response, a forged Via, a pool
     /// server sending the edge its own request back).
     OwnVia,
+    /// An out-of-dialog request from outside that routes through this edge
+    /// to a foreign host (an open-relay attempt on the outbound proxy):
+    /// refused 403. Only the edge's destinations and `outbound_from` may
+    /// go out through it.
+    OutboundDenied,
+    /// A request to a host name whose DNS answer was not at hand: handed
+    /// to the resolver, and handled again when the answer comes.
+    Resolving,
+    /// A request to a host name that has no usable DNS answer: refused
+    /// (404 when the name has no records, 503 when the lookup failed).
+    Unresolvable,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::OwnVia as usize + 1;
+pub const EVENTS: usize = Event::Unresolvable as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -100,6 +111,9 @@ impl Event {
         Event::LargeOverStream,
         Event::BadResponse,
         Event::OwnVia,
+        Event::OutboundDenied,
+        Event::Resolving,
+        Event::Unresolvable,
     ];
 
     /// A stable name for metrics and logs.
@@ -130,6 +144,9 @@ impl Event {
             Event::LargeOverStream => "large_over_stream",
             Event::BadResponse => "bad_response",
             Event::OwnVia => "own_via",
+            Event::OutboundDenied => "outbound_denied",
+            Event::Resolving => "resolving",
+            Event::Unresolvable => "unresolvable",
         }
     }
 }

@@ -117,6 +117,7 @@ fn count_for(algorithm: &str) -> (u64, usize) {
             Outcome::Send(_) => sent += 1,
             Outcome::Drop(ev) => panic!("{ev:?}: {}", String::from_utf8_lossy(ok)),
             Outcome::Queued => panic!("a stateless edge queued"),
+            Outcome::Resolve => panic!("no host names here"),
         }
     }
     (allocations() - before, sent)

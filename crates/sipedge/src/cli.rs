@@ -101,7 +101,8 @@ pub fn run(path: &Path) -> ExitCode {
             Some(a) => Some(crate::admin::bind(a.listen).await?),
             None => None,
         };
-        let running = crate::shard::start(&cfg, &keys, &tls)?;
+        let dns = crate::dns::start(&cfg.node.dns)?;
+        let running = crate::shard::start(&cfg, &keys, &tls, &dns)?;
         let snapshots: Vec<_> = running.edges.iter().map(|s| s.load_full()).collect();
         let health = Arc::new(ArcSwap::from_pointee(
             crate::health::start(&cfg, &snapshots, &tls).await?,

@@ -10,6 +10,7 @@ mod admin;
 mod cli;
 mod config_file;
 mod ctl;
+mod dns;
 mod health;
 mod reload;
 mod secret;

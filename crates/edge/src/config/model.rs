@@ -87,6 +87,9 @@ pub struct Node {
     pub public_address: Option<String>,
     /// Worker threads; `None` means one per CPU core. Always in 1..=256.
     pub workers: Option<usize>,
+    /// The name servers the outbound proxy and destinations named by DNS
+    /// ask (`dns`); empty: those of /etc/resolv.conf.
+    pub dns: Vec<SocketAddr>,
 }
 
 /// The admin HTTP interface (`[admin]`): metrics, health, API and dashboard.
@@ -154,6 +157,9 @@ pub struct Edge {
     /// toward the pool (`client_cert_header`); sipedge removes it from
     /// every other request from outside, so it cannot be forged.
     pub client_cert_header: Option<String>,
+    /// Networks besides the destinations whose requests may go out
+    /// through the edge (`outbound_from`): to anyone else it is no relay.
+    pub outbound_from: Vec<ipnet::IpNet>,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }

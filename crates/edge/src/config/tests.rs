@@ -111,6 +111,7 @@ fn example_parses_to_expected_model() {
             previous_secrets: Vec::new(),
             public_address: None,
             workers: None,
+            dns: Vec::new(),
         },
         admin: Some(Admin {
             listen: sa("127.0.0.1:8080"),
@@ -163,6 +164,7 @@ fn example_parses_to_expected_model() {
             domains: Vec::new(),
             tls_ca: None,
             client_cert_header: None,
+            outbound_from: Vec::new(),
             line: 9,
         }],
     };
@@ -1656,4 +1658,34 @@ fn client_cert_header_needs_a_verifying_domain_and_a_name_of_its_own() {
         "client_cert_header",
         "not a header name",
     );
+}
+
+#[test]
+fn outbound_from_takes_networks_and_addresses() {
+    let e = &ok(&edge_with(
+        "outbound_from = [\"10.1.2.3/16\", \"192.0.2.7\", \"2001:db8::/32\"]",
+    ))
+    .edges[0];
+    let nets: Vec<String> = e.outbound_from.iter().map(|n| n.to_string()).collect();
+    // Host bits are dropped: the network is what is meant.
+    assert_eq!(nets, ["10.1.0.0/16", "192.0.2.7/32", "2001:db8::/32"]);
+    assert!(ok(&edge_with("")).edges[0].outbound_from.is_empty());
+    assert_err(
+        &edge_with("outbound_from = [\"10.0.0.0/33\"]"),
+        5,
+        "outbound_from",
+        "not a network",
+    );
+}
+
+#[test]
+fn dns_names_the_name_servers_with_port_53_by_default() {
+    let with = |line: &str| MINIMAL.replace("id = \"n\"", &format!("id = \"n\"\n{line}"));
+    let node = ok(&with("dns = [\"127.0.0.1:5353\", \"::1\"]")).node;
+    let want: Vec<std::net::SocketAddr> = vec![sa("127.0.0.1:5353"), sa("[::1]:53")];
+    assert_eq!(node.dns, want);
+    assert!(ok(MINIMAL).node.dns.is_empty());
+    let e = err(&with("dns = [\"ns1.example.com\"]"));
+    assert_eq!(e.key, "dns", "{e}");
+    assert!(e.message.contains("not a name server address"), "{e}");
 }

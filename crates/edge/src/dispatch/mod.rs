@@ -11,7 +11,7 @@
 mod algorithm;
 mod health_lookup;
 mod recent;
-mod rendezvous;
+pub(crate) mod rendezvous;
 mod round_robin;
 mod selector;
 mod target;

@@ -47,6 +47,8 @@ pub(crate) struct RouteSet<'a> {
     /// The WebSocket caller one of our own entries names (`flow`, see
     /// `forward::write_flow`), when no Route follows ours.
     pub flow: Option<Hop>,
+    /// The DNS query of a next hop outside named by host name.
+    pub name: Option<crate::outbound::Query<'a>>,
 }
 
 /// The request as it came: its top Via and where it came from, which is
@@ -129,4 +131,7 @@ pub(crate) enum Route {
     To(Hop, Option<usize>),
     /// Choose a destination by the edge's algorithm.
     Dispatch { follow_up: bool },
+    /// Out through the outbound proxy to the host name of the route
+    /// set's `name`: its DNS answer's targets, in turn (RFC 3263).
+    Named,
 }

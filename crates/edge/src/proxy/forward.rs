@@ -39,6 +39,15 @@ pub(crate) fn stateless(
 ) -> Outcome {
     let (to, dest_index) = match c.route {
         Route::To(a, i) => (a, i),
+        // A stateless edge keeps no transaction to fail over with: the
+        // first target of the DNS answer.
+        Route::Named => match super::route::named(edge, s, m, c) {
+            Ok(()) => {
+                let (transport, addr) = s.tries[0];
+                (super::checked::Hop { transport, addr }, None)
+            }
+            Err(o) => return o,
+        },
         Route::Dispatch { follow_up } => {
             let input = dispatch_input(edge, m, c, follow_up, edge.secs(now));
             let new_call = capacity::is_new_call(c) && edge.limits.limits_destinations();

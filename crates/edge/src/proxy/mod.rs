@@ -102,6 +102,11 @@ pub enum Outcome {
     Queued,
     /// Nothing to send; the event says why (already counted).
     Drop(Event),
+    /// The request's next hop is a host name without a DNS answer at hand:
+    /// look up [`Worker::lookup`] (RFC 3263), store the answer in
+    /// [`Edge::names`], then hand the same message to
+    /// [`Worker::handle`] again.
+    Resolve,
 }
 
 /// One edge, ready to route: addresses, destinations, selector, keys.
@@ -156,6 +161,11 @@ pub struct Edge {
     /// The longest message this edge forwards: one datagram less what it
     /// may add.
     room: usize,
+    /// The outbound proxy's DNS answers, kept across reloads.
+    names: Arc<crate::outbound::Names>,
+    /// Networks besides the destinations that may go out through the
+    /// edge (`outbound_from`).
+    outbound_from: Vec<ipnet::IpNet>,
 }
 
 impl Edge {
@@ -290,7 +300,21 @@ impl Edge {
             },
             epoch,
             room,
+            names: previous.map_or_else(Arc::default, |p| Arc::clone(&p.names)),
+            outbound_from: edge.outbound_from.clone(),
         }
+    }
+
+    /// The outbound proxy's DNS answers: the daemon stores what it looked
+    /// up here (and removes what expired).
+    pub fn names(&self) -> &Arc<crate::outbound::Names> {
+        &self.names
+    }
+
+    /// True when requests from `ip` may go out through the edge to hosts
+    /// outside the pool (besides the destinations: `outbound_from`).
+    pub(crate) fn lets_out(&self, ip: std::net::IpAddr) -> bool {
+        self.outbound_from.iter().any(|n| n.contains(&ip))
     }
 
     /// How a transaction names destination `i` of this snapshot so that a
@@ -497,6 +521,8 @@ impl Edge {
             dispatch: WorkerState::for_algorithm(self.selector.algorithm()),
             algorithm: self.selector.algorithm(),
             counters: self.health.register(),
+            lookup: String::new(),
+            tries: Vec::with_capacity(crate::outbound::MAX_TRIES),
             stats: Stats {
                 per_destination: vec![0; self.configured],
                 ..Stats::default()
@@ -520,6 +546,10 @@ pub struct Worker {
     /// The algorithm `dispatch` was sized for.
     algorithm: Algorithm,
     counters: Arc<Counters>,
+    /// The DNS query of the last [`Outcome::Resolve`] (reused buffer).
+    lookup: String,
+    /// The targets of a request to a host name, in the order tried.
+    tries: Vec<(Transport, SocketAddr)>,
     /// What this worker has done.
     pub stats: Stats,
 }
@@ -534,6 +564,8 @@ pub(crate) struct Scratch<'w> {
     pub dispatch: &'w mut WorkerState,
     pub counters: &'w Counters,
     pub stats: &'w mut Stats,
+    pub lookup: &'w mut String,
+    pub tries: &'w mut Vec<(Transport, SocketAddr)>,
 }
 
 impl Worker {
@@ -656,7 +688,7 @@ impl Worker {
         };
         match outcome {
             Outcome::Drop(e) => s.stats.count(e),
-            Outcome::Send(_) | Outcome::Queued => {}
+            Outcome::Send(_) | Outcome::Queued | Outcome::Resolve => {}
         }
         if let Some(f) = tag {
             self.tag(outcome, is_request, f);
@@ -721,7 +753,7 @@ impl Worker {
                 self.sends
                     .rewrite(|bytes, to| encoder.apply(edge.direction(to), bytes));
             }
-            Outcome::Drop(_) => {}
+            Outcome::Drop(_) | Outcome::Resolve => {}
         }
     }
 
@@ -757,6 +789,8 @@ impl Worker {
             algorithm: _,
             counters,
             stats,
+            lookup,
+            tries,
         } = self;
         sends.clear();
         let s = Scratch {
@@ -767,6 +801,8 @@ impl Worker {
             dispatch,
             counters,
             stats,
+            lookup,
+            tries,
         };
         (index, s)
     }
@@ -787,6 +823,13 @@ impl Worker {
     /// The bytes to send after [`Outcome::Send`].
     pub fn output(&self) -> &[u8] {
         &self.out
+    }
+
+    /// What to look up after [`Outcome::Resolve`]: the query's key
+    /// ([`crate::outbound::Query::write_key`]), a SIP URI of the host,
+    /// port, transport and scheme that decide which records are asked.
+    pub fn lookup(&self) -> &str {
+        &self.lookup
     }
 }
 

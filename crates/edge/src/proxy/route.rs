@@ -10,6 +10,7 @@ use super::{Edge, Outcome, Scratch};
 use crate::config::ForeignNextHop;
 use crate::dispatch::{Algorithm, Input};
 use crate::flow::Transport;
+use crate::outbound::{Answer, Query};
 use crate::stats::Event;
 use sip::{HeaderName, Host, Message, Method, NameAddr, Uri};
 use std::net::SocketAddr;
@@ -46,12 +47,17 @@ impl<'a> RouteSet<'a> {
             Some(u) => classify(edge, u),
             None => NextHop::Outside(None),
         };
+        let name = match (next, &target_uri) {
+            (NextHop::Outside(None), Some(u)) => Query::of(u),
+            _ => None,
+        };
         RouteSet {
             entries,
             len,
             ours,
             next,
             flow,
+            name,
         }
     }
 }
@@ -79,11 +85,16 @@ pub(crate) fn decide(
     if let (Some(_), Some(flow)) = (from_pool, routes.flow) {
         return Ok((Route::To(flow, None), false));
     }
-    let route = match (from_pool, next) {
+    // The pool, and the networks `outbound_from` names, may go out.
+    let outward = from_pool.is_some()
+        || (!edge.outbound_from.is_empty() && edge.lets_out(origin.from.remote.ip()));
+    let route = match (outward, next) {
         // From the pool: outward along its Route / Request-URI.
-        (Some(_), NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
-        (Some(_), NextHop::Outside(Some(a))) => Route::To(a, None),
-        (Some(_), NextHop::Outside(None)) => {
+        (true, NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
+        (true, NextHop::Outside(Some(a))) => Route::To(a, None),
+        (true, NextHop::Outside(None)) if routes.name.is_some() => Route::Named,
+        (true, NextHop::Outside(None)) => {
+            s.stats.count(Event::Unresolvable);
             return Err(reply(
                 edge,
                 s,
@@ -94,20 +105,33 @@ pub(crate) fn decide(
                 &[],
             ));
         }
-        (Some(_), NextHop::Here) => dispatch_as(matches!(method, Method::Cancel | Method::Ack)),
-        // From outside: new requests and CANCELs by dispatch, whatever they name.
-        (None, _) if method == Method::Cancel => dispatch_as(true),
-        (None, _) if !in_dialog => dispatch_as(false),
+        (true, NextHop::Here) => dispatch_as(matches!(method, Method::Cancel | Method::Ack)),
+        // From outside: new requests and CANCELs by dispatch, whatever they
+        // name — unless a Route names this edge and then a foreign host:
+        // that asks for the outbound proxy, which is the pool's only (no
+        // open relay). A foreign Request-URI alone is an address of
+        // record like any other, for the pool to serve.
+        (false, _) if method == Method::Cancel => dispatch_as(true),
+        (false, NextHop::Outside(_))
+            if !in_dialog
+                && routes.ours > 0
+                && routes.len > routes.ours
+                && method != Method::Ack =>
+        {
+            s.stats.count(Event::OutboundDenied);
+            return Err(reply(edge, s, m, origin, 403, "Relaying Denied", &[]));
+        }
+        (false, _) if !in_dialog => dispatch_as(false),
         // In dialog: toward a destination of the pool, or into the pool.
-        (None, NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
-        (None, NextHop::Here) => dispatch_as(method == Method::Ack),
+        (false, NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
+        (false, NextHop::Here) => dispatch_as(method == Method::Ack),
         // An ACK naming no destination is mostly the ACK of a non-2xx
         // answer, with its INVITE's Request-URI and Route (RFC 3261
         // §17.1.1.3): it follows its INVITE into the pool, in either mode.
-        (None, NextHop::Outside(_)) if method == Method::Ack => dispatch_as(true),
+        (false, NextHop::Outside(_)) if method == Method::Ack => dispatch_as(true),
         // Any other request is never sent to a foreign next hop: it goes
         // into the pool, whose servers own the dialog, or is refused.
-        (None, NextHop::Outside(_)) => match edge.foreign_next_hop {
+        (false, NextHop::Outside(_)) => match edge.foreign_next_hop {
             ForeignNextHop::Refuse => {
                 s.stats.count(Event::RelayDenied);
                 return Err(reply(edge, s, m, origin, 403, "Relaying Denied", &[]));
@@ -120,6 +144,45 @@ pub(crate) fn decide(
         && !matches!(method, Method::Ack | Method::Cancel)
         && matches!(next, NextHop::Outside(_));
     Ok((route, foreign_hop))
+}
+
+/// The targets of a [`Route::Named`] request, into `s.tries` in the order
+/// to try them: from the edge's DNS answer for the route set's name.
+/// `Err` with [`Outcome::Resolve`] when there is no answer yet (the
+/// worker's `lookup` names the query), or with the refusal of a name that
+/// has none (404) or whose lookup failed (503).
+pub(crate) fn named(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'_>,
+    c: &Checked<'_>,
+) -> Result<(), Outcome> {
+    let Some(query) = c.routes.name else {
+        return Err(reply(
+            edge,
+            s,
+            m,
+            &c.origin,
+            404,
+            "Unresolvable Destination",
+            &[],
+        ));
+    };
+    query.write_key(s.lookup);
+    let Some(answer) = edge.names.get(s.lookup) else {
+        s.stats.count(Event::Resolving);
+        return Err(Outcome::Resolve);
+    };
+    answer.order(c.mac, s.tries);
+    if !s.tries.is_empty() {
+        return Ok(());
+    }
+    s.stats.count(Event::Unresolvable);
+    let (code, reason) = match *answer {
+        Answer::Failed => (503, "DNS Lookup Failed"),
+        _ => (404, "Unresolvable Destination"),
+    };
+    Err(reply(edge, s, m, &c.origin, code, reason, &[]))
 }
 
 /// What the dispatch algorithms are asked for this request.

@@ -17,6 +17,7 @@
 //! The thread count is the shard count, whatever the number of edges and
 //! listen addresses.
 
+mod resolve;
 mod send;
 mod tcp;
 mod timers;
@@ -56,7 +57,12 @@ enum Bound {
 
 /// Binds every socket and listener of every shard (so a bind failure is
 /// reported before anything runs), then starts the shard threads.
-pub fn start(cfg: &Config, keys: &KeyRing, tls: &Arc<ArcSwap<Tls>>) -> Result<Running, String> {
+pub fn start(
+    cfg: &Config,
+    keys: &KeyRing,
+    tls: &Arc<ArcSwap<Tls>>,
+    dns: &crate::dns::Dns,
+) -> Result<Running, String> {
     let shards = cfg
         .node
         .workers
@@ -105,6 +111,7 @@ pub fn start(cfg: &Config, keys: &KeyRing, tls: &Arc<ArcSwap<Tls>>) -> Result<Ru
             wakes: Arc::clone(&wakes),
             registry: Arc::clone(&registry),
             tls: Arc::clone(tls),
+            dns: dns.clone(),
         };
         let started = started.clone();
         std::thread::Builder::new()
@@ -152,6 +159,7 @@ struct Shared {
     wakes: Arc<Vec<Option<Arc<timers::Wake>>>>,
     registry: Arc<Registry>,
     tls: Arc<ArcSwap<Tls>>,
+    dns: crate::dns::Dns,
 }
 
 /// One edge as a shard serves it: the snapshot in use and the core worker
@@ -176,6 +184,8 @@ pub(super) struct Served {
     locals: Rc<tcp::Locals>,
     /// The node's TLS material (this edge's is at `index`).
     tls: Arc<ArcSwap<Tls>>,
+    /// The node's resolver, for requests to host names.
+    dns: crate::dns::Dns,
 }
 
 /// The snapshot a shard serves an edge with, and its worker for it.
@@ -266,6 +276,7 @@ fn run(
                 registry: Arc::clone(&shared.registry),
                 locals: Rc::clone(&locals),
                 tls: Arc::clone(&shared.tls),
+                dns: shared.dns.clone(),
             });
             for li in 0..served.sockets.len() {
                 if served.sockets[li].is_some() {

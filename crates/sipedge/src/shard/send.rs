@@ -17,6 +17,20 @@ pub(super) fn handle(served: &Rc<Served>, bytes: &[u8], from: Flow) {
     let mut current = served.current();
     let Current { edge, worker } = &mut *current;
     let outcome = worker.handle(edge, bytes, from, Instant::now());
+    if outcome == Outcome::Resolve {
+        super::resolve::park(served, worker.lookup(), bytes, from);
+        return;
+    }
+    deliver(served, worker, outcome);
+}
+
+/// A message that waited for a DNS answer, through the pipeline again.
+/// The answer is stored by now (and kept for a while), so it does not
+/// wait twice; if it would, it is dropped rather than looped.
+pub(super) fn handle_answered(served: &Rc<Served>, bytes: &[u8], from: Flow) {
+    let mut current = served.current();
+    let Current { edge, worker } = &mut *current;
+    let outcome = worker.handle(edge, bytes, from, Instant::now());
     deliver(served, worker, outcome);
 }
 
@@ -37,7 +51,7 @@ fn deliver(served: &Rc<Served>, worker: &mut Worker, outcome: Outcome) {
                 one(served, to, bytes);
             }
         }
-        Outcome::Drop(_) => {}
+        Outcome::Drop(_) | Outcome::Resolve => {}
     }
     if outcome == Outcome::Queued {
         if let Some(w) = &served.wake {

@@ -76,7 +76,7 @@ impl Out {
             }
             Outcome::Send(to) => send::to_connection(served, to, worker.output()),
             Outcome::Queued => self.queue_all(served, worker),
-            Outcome::Drop(_) => {}
+            Outcome::Drop(_) | Outcome::Resolve => {}
         }
     }
 
@@ -174,7 +174,12 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
                     let Some((datagram, src)) = batch.get(i) else {
                         continue;
                     };
-                    let outcome = worker.handle(edge, datagram, Flow::udp(li, src), now);
+                    let from = Flow::udp(li, src);
+                    let outcome = worker.handle(edge, datagram, from, now);
+                    if outcome == Outcome::Resolve {
+                        super::resolve::park(served, worker.lookup(), datagram, from);
+                        continue;
+                    }
                     queued |= outcome == Outcome::Queued;
                     out.queue(served, worker, outcome);
                 }

@@ -6,7 +6,7 @@
 //! range, missing key — names the exact line and key without having to be
 //! reverse-engineered from a serde message.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -46,6 +46,7 @@ const NODE_KEYS: &[&str] = &[
     "previous_secrets",
     "public_address",
     "workers",
+    "dns",
 ];
 /// Keys of `[admin]`.
 const ADMIN_KEYS: &[&str] = &["listen"];
@@ -85,6 +86,7 @@ const EDGE_KEYS: &[&str] = &[
     "domain",
     "tls_ca",
     "client_cert_header",
+    "outbound_from",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -243,6 +245,25 @@ fn node(t: &Table<'_, '_>) -> Result<Node> {
         .map(|v| t.cx.int(v, "workers", 1, 256))
         .transpose()?
         .map(|n| n as usize);
+    let dns = match t.get("dns") {
+        Some(v) => t
+            .cx
+            .string_array(v, "dns")?
+            .into_iter()
+            .map(|(s, at)| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| {
+                        t.cx.err(
+                            at,
+                            "dns",
+                            format!("{s:?} is not a name server address (\"IP\" or \"IP:PORT\")"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
     Ok(Node {
         id: id.to_owned(),
         zone,
@@ -250,6 +271,7 @@ fn node(t: &Table<'_, '_>) -> Result<Node> {
         previous_secrets,
         public_address,
         workers,
+        dns,
     })
 }
 
@@ -602,12 +624,36 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         domains,
         tls_ca,
         client_cert_header,
+        outbound_from: outbound_from(t)?,
         line: cx.line(t.at),
     };
     if let Some((line, key, message)) = edge.unfit_listener() {
         return Err(cx.err_line(line, key, message));
     }
     Ok(edge)
+}
+
+/// Reads `outbound_from`: the networks, besides the destinations, whose
+/// requests may leave through the edge's outbound proxy.
+fn outbound_from(t: &Table<'_, '_>) -> Result<Vec<ipnet::IpNet>> {
+    let Some(v) = t.get("outbound_from") else {
+        return Ok(Vec::new());
+    };
+    t.cx.string_array(v, "outbound_from")?
+        .into_iter()
+        .map(|(s, at)| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    t.cx.err(
+                        at,
+                        "outbound_from",
+                        format!("{s:?} is not a network (\"10.0.0.0/8\") or an IP address"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Reads `foreign_next_hop` (`dispatch` or `refuse`).

@@ -237,6 +237,19 @@ pub(crate) fn start(
             to,
             dest: dest.map(|i| edge.dest_ref(i)),
         }],
+        Route::Named => {
+            if let Err(o) = super::route::named(edge, env.s, m, c) {
+                return o;
+            }
+            env.s
+                .tries
+                .iter()
+                .map(|&(transport, addr)| Hop {
+                    to: super::checked::Hop { transport, addr },
+                    dest: None,
+                })
+                .collect()
+        }
         Route::Dispatch { follow_up } => {
             let input = dispatch_input(edge, m, c, follow_up, edge.secs(now));
             let mut picks = Vec::new();
@@ -272,7 +285,8 @@ pub(crate) fn start(
     if plan.is_empty() {
         return no_destination(edge, env.s, m, &c.origin);
     }
-    let fixed = matches!(c.route, Route::To(..));
+    // One next hop: nothing to fail over to, so it waits for Timer B or F.
+    let fixed = plan.len() == 1 && !matches!(c.route, Route::Dispatch { .. });
     let ctx = Context::start(&mut env, m, c, plan, fixed, new_call);
     shard.insert(k, ctx);
     queued(env.s)

@@ -437,8 +437,15 @@ fn a_websocket_callers_register_carries_a_path_to_its_flow() {
         .replace("\r\n\r\n", "\r\nContent-Length: 0\r\n\r\n");
     let mut flow = ws(3);
     flow.transport = Transport::Tcp;
+    // Not from the pool's address (over TCP the pool is known by IP).
+    flow.remote = addr("127.0.0.3:40001");
     let e = edge();
-    let (_, out) = handle(&e, over_tcp.as_bytes(), flow);
+    let (o, out) = handle(&e, over_tcp.as_bytes(), flow);
+    assert_eq!(
+        o,
+        Outcome::Send(Flow::udp(0, addr(DEST_A))),
+        "into the pool"
+    );
     let mut idx = HeaderIndex::new();
     assert!(header(&out, HeaderName::Path, &mut idx).is_empty());
 }

@@ -80,6 +80,7 @@ fn sent_to(o: Outcome) -> SocketAddr {
         Outcome::Send(crate::flow::Flow { remote: to, .. }) => to,
         Outcome::Queued => panic!("a stateless edge queued"),
         Outcome::Drop(e) => panic!("dropped: {e:?}"),
+        Outcome::Resolve => panic!("waits for DNS"),
     }
 }
 
@@ -1013,6 +1014,7 @@ fn conformance_corpus_through_the_pipeline() {
                 },
                 Outcome::Drop(ev) => format!("drop {}", ev.name()),
                 Outcome::Queued => "queued by a stateless edge".to_string(),
+                Outcome::Resolve => "waits for DNS".to_string(),
             };
             let meets = |want: &str| match want {
                 "forward" => got == "forward",
@@ -1122,3 +1124,4 @@ fn forwarded_requests_and_verified_answers_feed_the_passive_counters() {
 }
 
 mod flows;
+mod outbound;
