@@ -9,7 +9,7 @@
 //! health view, and only then is the snapshot stored where the shards
 //! read it. A shard moves its worker onto it at its next batch.
 //!
-//! What cannot change while running — the node's id, shard count and
+//! What cannot change while running — the node's id, shard count, name servers and
 //! public address, the admin address, the connection limits, which edges
 //! exist and where they listen, stateless or transactional — keeps its
 //! running value and is reported as needing a restart; everything else
@@ -204,6 +204,10 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
         keep("[node] workers");
         out.node.workers = running.node.workers;
     }
+    if new.node.dns != running.node.dns {
+        keep("[node] dns");
+        out.node.dns = running.node.dns.clone();
+    }
     if new.node.public_address != running.node.public_address {
         keep("[node] public_address");
         out.node.public_address = running.node.public_address.clone();
@@ -378,18 +382,20 @@ mod tests {
     fn what_cannot_change_live_keeps_its_running_value() {
         let running = cfg(BASE);
         let text = BASE
-            .replace("workers = 2", "workers = 4")
+            .replace("workers = 2", "workers = 4\ndns = [\"127.0.0.1:5353\"]")
             .replace("insertion", "x")
             .replace("udp:127.0.0.1:5062", "tcp:127.0.0.1:5062")
             .replace("name = \"a\"", "name = \"c\"");
         let (out, restart) = merge(&running, cfg(&text), "t.toml");
         assert_eq!(out.node.workers, Some(2));
+        assert!(out.node.dns.is_empty(), "the resolver is built at start");
         let names: Vec<&str> = out.edges.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["a", "b"], "the running edges, in their order");
         assert_eq!(out.edges[1].listen, running.edges[1].listen);
         let all = restart.join("\n");
         for want in [
             "[node] workers",
+            "[node] dns",
             "edge a: removed",
             "edge c: new",
             "edge b: listen",
