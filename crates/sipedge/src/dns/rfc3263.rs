@@ -115,6 +115,27 @@ fn srv_prefix(t: Transport) -> &'static str {
     }
 }
 
+/// `name`'s records of type `rtype`, their expiry kept in `until`;
+/// `None` when it has none, `Err` when the lookup failed.
+async fn records(
+    dns: &TokioResolver,
+    name: &str,
+    rtype: RecordType,
+    until: &mut Option<Instant>,
+) -> Result<Option<hickory_resolver::lookup::Lookup>, ()> {
+    match dns.lookup(name, rtype).await {
+        Ok(l) => {
+            hold(until, l.valid_until());
+            Ok(Some(l))
+        }
+        Err(e) if e.is_no_records_found() => Ok(None),
+        Err(e) => {
+            tracing::debug!(name, ?rtype, "lookup failed: {e}");
+            Err(())
+        }
+    }
+}
+
 /// The SRV names the domain's NAPTR records point at, for the services
 /// sipedge speaks, in order and preference (RFC 3263 §4.1, RFC 3403).
 async fn naptr(
@@ -123,15 +144,9 @@ async fn naptr(
     secure: bool,
     until: &mut Option<Instant>,
 ) -> Result<Vec<(Transport, String)>, ()> {
-    let lookup = match dns.lookup(host, RecordType::NAPTR).await {
-        Ok(l) => l,
-        Err(e) if e.is_no_records_found() => return Ok(Vec::new()),
-        Err(e) => {
-            tracing::debug!(host, "NAPTR lookup failed: {e}");
-            return Err(());
-        }
+    let Some(lookup) = records(dns, host, RecordType::NAPTR, until).await? else {
+        return Ok(Vec::new());
     };
-    hold(until, lookup.valid_until());
     let mut found: Vec<(u16, u16, Transport, String)> = lookup
         .answers()
         .iter()
@@ -160,15 +175,9 @@ async fn srv(
     transport: Transport,
     until: &mut Option<Instant>,
 ) -> Result<Vec<Target>, ()> {
-    let lookup = match dns.lookup(name, RecordType::SRV).await {
-        Ok(l) => l,
-        Err(e) if e.is_no_records_found() => return Ok(Vec::new()),
-        Err(e) => {
-            tracing::debug!(name, "SRV lookup failed: {e}");
-            return Err(());
-        }
+    let Some(lookup) = records(dns, name, RecordType::SRV, until).await? else {
+        return Ok(Vec::new());
     };
-    hold(until, lookup.valid_until());
     let records: Vec<_> = lookup
         .answers()
         .iter()
