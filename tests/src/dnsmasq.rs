@@ -86,6 +86,9 @@ impl Dnsmasq {
             &format!("--port={port}"),
             &format!("--local-ttl={ttl}"),
             "--conf-file=/dev/null",
+            // Authoritative for .test: a name or type it has no record
+            // of is answered "none", not refused for want of upstreams.
+            "--local=/test/",
         ]);
         for r in records {
             cmd.arg(r.option());

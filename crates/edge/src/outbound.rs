@@ -37,6 +37,9 @@ pub struct Target {
     /// port, the same on every node, so every instance tries the targets
     /// of one transaction in the same order.
     pub id: u64,
+    /// The server's host name: the SRV target, or the name looked up for
+    /// its address (lower case, no trailing dot).
+    pub host: Box<str>,
     /// The transport the NAPTR or SRV record (or the URI) chose.
     pub transport: Transport,
     /// Where to send.
@@ -201,6 +204,7 @@ mod tests {
             priority,
             weight,
             id,
+            host: "carrier.test".into(),
             transport: Transport::Udp,
             addr: SocketAddr::from(([10, 0, 0, 1], port)),
         }

@@ -44,7 +44,8 @@ const EXIT_START: u8 = 1;
 /// `sipedge check`: parse and validate, print a one-line summary.
 pub fn check(path: &Path) -> ExitCode {
     match crate::config_file::load_all(path) {
-        Ok(crate::config_file::Loaded { cfg, tls }) => {
+        Ok(crate::config_file::Loaded { parsed, tls }) => {
+            let cfg = parsed.cfg;
             for w in &tls.warnings {
                 eprintln!("warning: {w}");
             }
@@ -73,13 +74,14 @@ pub fn check(path: &Path) -> ExitCode {
 /// signal wait, so neither probing nor the admin API ever waits on the
 /// forwarding path (nor the other way round).
 pub fn run(path: &Path) -> ExitCode {
-    let (cfg, tls) = match crate::config_file::load_all(path) {
-        Ok(l) => (l.cfg, l.tls),
+    let (parsed, tls) = match crate::config_file::load_all(path) {
+        Ok(l) => (l.parsed, l.tls),
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let cfg = parsed.cfg.clone();
     for w in &tls.warnings {
         tracing::warn!("{w}");
     }
@@ -109,12 +111,13 @@ pub fn run(path: &Path) -> ExitCode {
         ));
         let reloader = Arc::new(crate::reload::Reloader::new(
             path.to_path_buf(),
-            cfg.clone(),
+            &parsed,
             keys.clone(),
             running.edges.clone(),
             Arc::clone(&health),
             tls,
         ));
+        crate::reload::follow_dns(Arc::clone(&reloader));
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         if let Some(listener) = admin {
             let admin = crate::admin::Admin {

@@ -44,6 +44,11 @@ pub struct Report {
 struct Applied {
     cfg: Config,
     keys: KeyRing,
+    /// The text `cfg` was parsed from: a DNS refresh parses it again
+    /// (never the file, whose edits wait for a reload).
+    text: String,
+    /// When its destinations' DNS answers run out.
+    dns_until: Option<Instant>,
 }
 
 /// Reloads the node's config; one reload at a time.
@@ -63,7 +68,7 @@ impl Reloader {
     /// The reloader of a node started from `path` with `cfg` and `keys`.
     pub fn new(
         path: PathBuf,
-        cfg: Config,
+        parsed: &crate::config_file::Parsed,
         keys: KeyRing,
         slots: Vec<Arc<ArcSwap<Edge>>>,
         health: Arc<ArcSwap<Health>>,
@@ -71,7 +76,12 @@ impl Reloader {
     ) -> Reloader {
         Reloader {
             path,
-            applied: tokio::sync::Mutex::new(Applied { cfg, keys }),
+            applied: tokio::sync::Mutex::new(Applied {
+                cfg: parsed.cfg.clone(),
+                keys,
+                text: parsed.text.clone(),
+                dns_until: parsed.dns_until,
+            }),
             slots,
             health,
             tls,
@@ -88,7 +98,55 @@ impl Reloader {
         let loaded = tokio::task::spawn_blocking(move || crate::config_file::load(&path))
             .await
             .map_err(|e| format!("reading the config stopped: {e}"))?;
-        let new = loaded.map_err(|e| e.to_string())?;
+        let parsed = loaded.map_err(|e| e.to_string())?;
+        self.apply(&mut applied, parsed, started).await
+    }
+
+    /// Looks the destinations' DNS names up again (their TTL ran out) by
+    /// parsing the running config's text again, and applies what changed
+    /// like a reload; `Ok(None)` when every name still names the same
+    /// servers. A name whose lookup fails keeps the servers it had.
+    pub async fn refresh_dns(&self) -> Result<Option<Report>, String> {
+        let mut applied = self.applied.lock().await;
+        let started = Instant::now();
+        let (text, file) = (applied.text.clone(), self.path.display().to_string());
+        let parsed =
+            tokio::task::spawn_blocking(move || crate::config_file::parse_text(text, &file))
+                .await
+                .map_err(|e| format!("reading the config stopped: {e}"))?
+                .map_err(|e| e.to_string())?;
+        let same = parsed.cfg.edges.len() == applied.cfg.edges.len()
+            && parsed
+                .cfg
+                .edges
+                .iter()
+                .zip(&applied.cfg.edges)
+                .all(|(a, b)| a.destinations == b.destinations);
+        if same {
+            applied.dns_until = parsed.dns_until;
+            return Ok(None);
+        }
+        self.apply(&mut applied, parsed, started).await.map(Some)
+    }
+
+    /// When the running config's DNS answers run out (`None`: it names no
+    /// host).
+    pub async fn dns_until(&self) -> Option<Instant> {
+        self.applied.lock().await.dns_until
+    }
+
+    /// Applies a parsed config (see the module documentation).
+    async fn apply(
+        &self,
+        applied: &mut Applied,
+        parsed: crate::config_file::Parsed,
+        started: Instant,
+    ) -> Result<Report, String> {
+        let crate::config_file::Parsed {
+            cfg: new,
+            text,
+            dns_until,
+        } = parsed;
         let file = self.path.display().to_string();
         let (cfg, needs_restart) = merge(&applied.cfg, new, &file);
         check_merged(&cfg, &file)?;
@@ -150,6 +208,8 @@ impl Reloader {
         changes.append(&mut renewed);
         applied.cfg = cfg;
         applied.keys = keys;
+        applied.text = text;
+        applied.dns_until = dns_until;
         Ok(Report {
             changes,
             needs_restart,
@@ -167,6 +227,41 @@ impl Reloader {
         }
         result
     }
+}
+
+/// Follows the DNS names of the destinations: each time their answers run
+/// out, looks them up again and applies what changed (a task on the
+/// current runtime, for as long as it runs).
+pub fn follow_dns(reloader: Arc<Reloader>) {
+    tokio::spawn(async move {
+        loop {
+            // A reload may add the first name: looked at once a minute.
+            let at = reloader
+                .dns_until()
+                .await
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
+            tokio::time::sleep_until(at.into()).await;
+            if reloader
+                .dns_until()
+                .await
+                .is_none_or(|u| u > Instant::now())
+            {
+                continue;
+            }
+            match reloader.refresh_dns().await {
+                Ok(Some(report)) => {
+                    for c in &report.changes {
+                        tracing::info!("dns: {c}");
+                    }
+                }
+                Ok(None) => tracing::debug!("dns: the destinations' names name the same servers"),
+                Err(e) => {
+                    tracing::warn!("dns: refresh refused, the running config stays: {e}");
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+            }
+        }
+    });
 }
 
 /// Logs a reload's report.

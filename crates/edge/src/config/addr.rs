@@ -191,20 +191,6 @@ pub(super) fn sip_uri(uri: &str) -> Result<SipUri<'_>, String> {
     })
 }
 
-/// Turns a URI's host and port into the socket address to send to: an IP
-/// literal directly, a DNS name by `dns`, once.
-pub(super) fn resolve(
-    host: &str,
-    port: u16,
-    dns: &dyn super::parse::Resolve,
-) -> Result<SocketAddr, String> {
-    let ip = match host.parse::<IpAddr>() {
-        Ok(ip) => ip,
-        Err(_) => dns.resolve(host)?,
-    };
-    Ok(SocketAddr::new(ip, port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

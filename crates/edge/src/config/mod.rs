@@ -22,5 +22,5 @@ pub use model::{
     Admin, BodyCoding, Capacity, CodeRange, Coding, Config, Connections, Destination, Edge,
     ForeignNextHop, HostPort, Insertion, Listen, Node, OnInvalid, Probe, Transaction, Transport,
 };
-pub use parse::{admin_of, parse, parse_with, LiteralsOnly, Resolve};
+pub use parse::{admin_of, dns_of, parse, parse_with, LiteralsOnly, Resolve};
 pub use tls::{Cipher, Curve, Domain, TlsClient, TlsVersion};

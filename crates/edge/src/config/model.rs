@@ -579,13 +579,16 @@ impl fmt::Display for HostPort {
     }
 }
 
-/// One server an edge dispatches to (`[[edge.destination]]`).
+/// One server an edge dispatches to (`[[edge.destination]]`, or one of
+/// the servers its DNS name leads to: see `named_by`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
-    /// The URI exactly as written in the file, for logs and the dashboard.
+    /// The URI exactly as written in the file, for logs and the dashboard
+    /// (for a server found by DNS, its own: see `named_by`). Its identity
+    /// across reloads and DNS refreshes.
     pub uri: String,
-    /// Where requests are sent, resolved once at load (a DNS name is looked
-    /// up when the file is loaded, not per request).
+    /// Where requests are sent: looked up when the file is loaded and
+    /// again when the records' TTL runs out, never per request.
     pub addr: SocketAddr,
     /// Transport to the destination: `;transport=`, else UDP (TLS for `sips:`).
     pub transport: Transport,
@@ -612,6 +615,14 @@ pub struct Destination {
     /// datagram goes over instead (`transports = ["udp", "tcp"]`); `None`:
     /// every request goes over `transport`.
     pub large: Option<Transport>,
+    /// For a server a destination's DNS name led to (an SRV target, or
+    /// one of several addresses), that destination's URI as written;
+    /// `uri` is then the server's own (`sip:TARGET:PORT`). `None` for a
+    /// destination given as one server.
+    pub named_by: Option<String>,
+    /// Its backup rank among the servers of its name (see
+    /// [`crate::dispatch::Target::rank`]); 0 otherwise.
+    pub rank: u8,
     /// Line of the `[[edge.destination]]` header, for messages about it.
     pub line: usize,
 }

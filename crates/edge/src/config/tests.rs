@@ -150,6 +150,8 @@ fn example_parses_to_expected_model() {
                 channels: None,
                 tls: None,
                 large: None,
+                named_by: None,
+                rank: 0,
                 line: 16,
             }],
             probe: Probe::default(),
@@ -955,6 +957,75 @@ fn host_names_go_to_the_resolver_given() {
     // Without a resolver, names are refused rather than looked up.
     let e = parse(&text, "t.toml").expect_err("no resolver");
     assert!(e.message.contains("needs a resolver"), "{e}");
+}
+
+#[test]
+fn a_name_with_several_servers_becomes_one_destination_each() {
+    struct Srv;
+    impl Resolve for Srv {
+        fn resolve(&self, host: &str) -> std::result::Result<std::net::IpAddr, String> {
+            Err(format!("no {host}"))
+        }
+        fn locate(
+            &self,
+            key: &str,
+            _host: &str,
+            _port: u16,
+            _transport: Transport,
+        ) -> std::result::Result<Vec<crate::outbound::Target>, String> {
+            assert_eq!(key, "sip:pool.example.com");
+            let t =
+                |host: &str, ip: [u8; 4], priority, weight, transport| crate::outbound::Target {
+                    priority,
+                    weight,
+                    id: 0,
+                    host: Box::from(host),
+                    transport,
+                    addr: std::net::SocketAddr::from((ip, 5070)),
+                };
+            Ok(vec![
+                t("a.example.com", [10, 0, 0, 1], 10, 10, Transport::Udp),
+                t("b.example.com", [10, 0, 0, 2], 10, 30, Transport::Udp),
+                t("c.example.com", [10, 0, 0, 3], 20, 5, Transport::Tcp),
+                t("c.example.com", [10, 0, 0, 4], 20, 5, Transport::Tcp),
+            ])
+        }
+    }
+    let text = MINIMAL.replace(
+        "uri = \"sip:127.0.0.1:5070\"",
+        "uri = \"sip:pool.example.com\"\ncps = 7",
+    );
+    let c = parse_with(&text, "t.toml", &Srv).expect("resolves");
+    let got: Vec<(&str, u32, u8, Transport, Option<u32>)> = c.edges[0]
+        .destinations
+        .iter()
+        .map(|d| (d.uri.as_str(), d.weight, d.rank, d.transport, d.cps))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("sip:a.example.com:5070", 17, 0, Transport::Udp, Some(7)),
+            ("sip:b.example.com:5070", 50, 0, Transport::Udp, Some(7)),
+            (
+                "sip:10.0.0.3:5070;transport=tcp",
+                50,
+                1,
+                Transport::Tcp,
+                Some(7)
+            ),
+            (
+                "sip:10.0.0.4:5070;transport=tcp",
+                50,
+                1,
+                Transport::Tcp,
+                Some(7)
+            ),
+        ]
+    );
+    for d in &c.edges[0].destinations {
+        assert_eq!(d.named_by.as_deref(), Some("sip:pool.example.com"));
+        assert_eq!(d.line, 7);
+    }
 }
 
 #[test]

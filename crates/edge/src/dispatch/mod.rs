@@ -23,4 +23,4 @@ mod tests;
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use health_lookup::HealthLookup;
 pub use selector::{Input, Selector, WorkerState};
-pub use target::Target;
+pub use target::{Target, MAX_RANK};

@@ -9,7 +9,7 @@ use super::recent::{id_check, RecentPicks};
 use super::rendezvous::{draw, id_mix, key_hash, score, tx_seed};
 use super::round_robin::RoundRobin;
 use super::target::Target;
-use super::tiers::{tier_of, Tiers, TIER_COUNT};
+use super::tiers::{tier_of, Tiers, GROUPS};
 
 /// What the caller extracted from the request for dispatch. The selector
 /// does no SIP parsing.
@@ -38,7 +38,7 @@ pub struct Input<'a> {
 /// round-robin, hash-auth-username and least-latency) touch it.
 #[derive(Clone)]
 pub struct WorkerState {
-    rr: [RoundRobin; TIER_COUNT],
+    rr: [RoundRobin; GROUPS],
     recent: RecentPicks,
 }
 
@@ -236,7 +236,8 @@ impl Selector {
 
     /// Destinations in preference order, for serial failover: clears `out`
     /// and fills it with at most `max` indices, skipping those `health`
-    /// calls unusable — tier 1 candidates first, then tier 2, then tier 3.
+    /// calls unusable — tier 1 candidates first, then tier 2, then tier 3
+    /// (within a tier, servers of a DNS name by SRV priority).
     ///
     /// Call it instead of [`Selector::select`], once per request: its first
     /// element, and its effect on `state`, are exactly those of `select`
@@ -265,7 +266,7 @@ impl Selector {
             return;
         };
         out.push(first);
-        for (tier, list) in self.tiers.lists.iter().enumerate() {
+        for (group, list) in self.tiers.lists.iter().enumerate() {
             let start = out.len();
             if start >= max {
                 break;
@@ -288,7 +289,7 @@ impl Selector {
                 Mode::First => out.extend(list.iter().copied().filter(others).take(room)),
                 Mode::RoundRobin => {
                     let n = list.len();
-                    let from = match state.rr[tier].pos {
+                    let from = match state.rr[group].pos {
                         pos if pos < n => pos,
                         _ => 0,
                     };

@@ -25,4 +25,14 @@ pub struct Target {
     /// Nodes of these zones use the destination when their own zone has
     /// nothing usable (tier 2).
     pub backup_zones: Vec<String>,
+    /// Backup rank within its tier: 0 for a destination given by
+    /// address; for a server a destination's DNS name led to, the place of
+    /// its SRV priority among that name's (the lowest 0, capped at
+    /// [`MAX_RANK`]). A tier's rank 1 is used only when none of its rank 0
+    /// is usable, and so on (RFC 2782: lower priorities first).
+    pub rank: u8,
 }
+
+/// The highest backup rank: SRV priorities beyond the fourth distinct one
+/// share it.
+pub const MAX_RANK: u8 = 3;

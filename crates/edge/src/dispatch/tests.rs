@@ -15,6 +15,7 @@ fn dest(n: u64, weight: u32) -> Target {
         zone: None,
         limit_zones: Vec::new(),
         backup_zones: Vec::new(),
+        rank: 0,
     }
 }
 
@@ -812,5 +813,45 @@ fn attempts_try_each_tier_up_to_its_limit_then_the_rest() {
             assert_eq!(out.len(), 3);
             assert!(!out.contains(&3));
         }
+    }
+}
+
+#[test]
+fn a_higher_rank_is_used_only_when_no_lower_rank_of_its_tier_is_usable() {
+    // Two servers of SRV priority 10 (rank 0, weights 1 and 3) and one of
+    // priority 20 (rank 1), in one tier; every algorithm agrees.
+    let mut targets = weighted(&[1, 3, 1]);
+    targets[2].rank = 1;
+    for alg in [
+        Algorithm::WeightedRoundRobin,
+        Algorithm::Random,
+        Algorithm::HashCallId,
+        Algorithm::First,
+        Algorithm::LeastLatency,
+    ] {
+        let sel = Selector::new(alg, &targets, None);
+        let mut state = WorkerState::new();
+        let mut counts = [0usize; 3];
+        for k in 0..400u64 {
+            let key = k.to_le_bytes();
+            let picked = sel.select(&new_tx(Some(&key), k), &mut state, &|_: usize| true);
+            counts[picked.expect("a pick")] += 1;
+        }
+        assert_eq!(counts[2], 0, "{alg:?}: rank 1 while rank 0 is up");
+        if alg != Algorithm::First {
+            assert!(counts[1] > counts[0], "{alg:?}: by weight {counts:?}");
+        }
+        let only_backup = |i: usize| i == 2;
+        let picked = sel.select(&new_tx(Some(b"x"), 1), &mut state, &only_backup);
+        assert_eq!(picked, Some(2), "{alg:?}: rank 1 when rank 0 is down");
+        let mut out = Vec::new();
+        sel.ranked(
+            &new_tx(Some(b"y"), 999),
+            &mut state,
+            3,
+            &|_: usize| true,
+            &mut out,
+        );
+        assert_eq!(out.last(), Some(&2), "{alg:?}: failover tries rank 1 last");
     }
 }

@@ -6,24 +6,33 @@
 
 use super::target::Target;
 
-/// How many tiers there are; tier `t` is `Tiers::lists[t]`.
+/// How many tiers there are.
 pub(crate) const TIER_COUNT: usize = 3;
+/// Backup ranks per tier (see [`Target::rank`]).
+const RANKS: usize = super::target::MAX_RANK as usize + 1;
+/// How many groups the selector goes through in order: each tier's
+/// ranks, tier by tier.
+pub(crate) const GROUPS: usize = TIER_COUNT * RANKS;
 
-/// The allowed destinations of one node, grouped into tiers, each tier in
-/// config order (or in priority order for `first`).
+/// The allowed destinations of one node, grouped in the order they are
+/// used — tier 1 rank 0, tier 1 rank 1, …, tier 2 rank 0, … (group `g`
+/// is tier `g / RANKS`, rank `g % RANKS`) — each group in config order
+/// (or in priority order for `first`). Only destinations found by DNS
+/// have a rank above 0, so without them a tier is one group.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Tiers {
-    pub(crate) lists: [Vec<usize>; TIER_COUNT],
+    pub(crate) lists: [Vec<usize>; GROUPS],
 }
 
 impl Tiers {
     /// Groups `targets` for a node of zone `node_zone`. With `by_priority`
-    /// each tier is sorted by priority, ties in config order.
+    /// each group is sorted by priority, ties in config order.
     pub(crate) fn new(targets: &[Target], node_zone: Option<&str>, by_priority: bool) -> Tiers {
         let mut tiers = Tiers::default();
         for (index, target) in targets.iter().enumerate() {
             if let Some(tier) = tier_of(target, node_zone) {
-                tiers.lists[tier].push(index);
+                let rank = usize::from(target.rank).min(RANKS - 1);
+                tiers.lists[tier * RANKS + rank].push(index);
             }
         }
         if by_priority {

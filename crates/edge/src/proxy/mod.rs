@@ -226,6 +226,7 @@ impl Edge {
                 zone: d.zone.clone(),
                 limit_zones: d.limit_zones.clone(),
                 backup_zones: d.backup_zones.clone(),
+                rank: d.rank,
             })
             .collect();
         let carried: Vec<Option<usize>> = match previous {

@@ -88,9 +88,17 @@ pub struct EdgeBody<'a> {
 pub struct DestinationBody<'a> {
     /// 0-based position in the edge's config.
     pub index: usize,
-    /// The URI exactly as configured.
+    /// The URI exactly as configured, or for a server DNS found for a
+    /// destination's name, its own (`sip:TARGET:PORT`).
     pub uri: &'a str,
-    /// Where requests go (resolved at load).
+    /// For a server DNS found: the destination URI (as configured) whose
+    /// name led to it; `null` otherwise.
+    pub named_by: Option<&'a str>,
+    /// Its backup rank among its name's servers (SRV priority order: 0
+    /// first); 0 for a destination given as one server.
+    pub rank: u8,
+    /// Where requests go (looked up at load and when the DNS answer
+    /// expires).
     pub address: String,
     /// The destination's zone.
     pub zone: Option<&'a str>,
@@ -137,6 +145,8 @@ impl<'a> DestinationBody<'a> {
         Some(DestinationBody {
             index,
             uri: &conf.uri,
+            named_by: conf.named_by.as_deref(),
+            rank: conf.rank,
             address: conf.addr.to_string(),
             zone: conf.zone.as_deref(),
             tier: edge.tiers.get(index).copied().flatten(),

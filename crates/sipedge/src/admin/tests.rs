@@ -61,9 +61,14 @@ async fn admin_of(text: &str) -> (Admin, std::path::PathBuf) {
         Ok(h) => Arc::new(ArcSwap::from_pointee(h)),
         Err(e) => panic!("health::start: {e}"),
     };
+    let parsed = crate::config_file::Parsed {
+        cfg,
+        text: text.to_owned(),
+        dns_until: None,
+    };
     let reloader = Arc::new(Reloader::new(
         path.clone(),
-        cfg,
+        &parsed,
         keys,
         slots,
         Arc::clone(&health),

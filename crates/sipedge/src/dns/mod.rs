@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-pub use rfc3263::Wanted;
+pub use rfc3263::{locate, Wanted};
 
 /// The shortest time an answer is kept, whatever its TTL (0 is common on
 /// small servers): a waiting request must find the answer it waited for,

@@ -63,7 +63,7 @@ pub async fn locate(dns: &TokioResolver, w: &Wanted) -> (Answer, Instant) {
             (Answer::Targets(targets), until.unwrap_or(failed_until))
         }
         Ok(_) => (Answer::NoSuchName, until.unwrap_or(failed_until)),
-        Err(()) => (Answer::Failed, failed_until),
+        Err(_) => (Answer::Failed, failed_until),
     }
 }
 
@@ -72,13 +72,16 @@ fn hold(until: &mut Option<Instant>, t: Instant) {
     *until = Some(until.map_or(t, |u| u.min(t)));
 }
 
-/// The targets; `Err` when a lookup failed other than by the name having
-/// no such records.
+/// The targets; `Err` when nothing was found and some lookup failed
+/// other than by the name having no such records. A NAPTR or SRV lookup
+/// the name server answers with an error (servers and firewalls that
+/// mishandle those types are common) moves on to the next step, as if
+/// there were none; one it does not answer at all ends the search.
 async fn find(
     dns: &TokioResolver,
     w: &Wanted,
     until: &mut Option<Instant>,
-) -> Result<Vec<Target>, ()> {
+) -> Result<Vec<Target>, Failure> {
     let allowed = w.transports();
     if allowed.is_empty() {
         return Ok(Vec::new());
@@ -87,24 +90,44 @@ async fn find(
     if let Some(port) = w.port {
         return addresses(dns, &w.host, port, allowed[0], 0, 1, until).await;
     }
+    let mut failed = false;
+    let mut step = |r: Result<Vec<Target>, Failure>| match r {
+        Ok(targets) if !targets.is_empty() => Some(Ok(targets)),
+        Ok(_) => None,
+        Err(Failure::Silent) => Some(Err(Failure::Silent)),
+        Err(Failure::Answered) => {
+            failed = true;
+            None
+        }
+    };
     // §4.1: NAPTR only when no transport was given.
     if w.transport.is_none() {
-        for (transport, srv_name) in naptr(dns, &w.host, w.secure, until).await? {
-            let targets = srv(dns, &srv_name, transport, until).await?;
-            if !targets.is_empty() {
-                return Ok(targets);
+        let pointers = match naptr(dns, &w.host, w.secure, until).await {
+            Ok(p) => p,
+            Err(f) => {
+                if let Some(done) = step(Err(f)) {
+                    return done;
+                }
+                Vec::new()
+            }
+        };
+        for (transport, srv_name) in pointers {
+            if let Some(done) = step(srv(dns, &srv_name, transport, until).await) {
+                return done;
             }
         }
     }
     for &t in &allowed {
         let name = format!("{}.{}", srv_prefix(t), w.host);
-        let targets = srv(dns, &name, t, until).await?;
-        if !targets.is_empty() {
-            return Ok(targets);
+        if let Some(done) = step(srv(dns, &name, t, until).await) {
+            return done;
         }
     }
     let t = allowed[0];
-    addresses(dns, &w.host, t.default_port(), t, 0, 1, until).await
+    match addresses(dns, &w.host, t.default_port(), t, 0, 1, until).await {
+        Ok(targets) if targets.is_empty() && failed => Err(Failure::Answered),
+        other => other,
+    }
 }
 
 fn srv_prefix(t: Transport) -> &'static str {
@@ -122,7 +145,7 @@ async fn records(
     name: &str,
     rtype: RecordType,
     until: &mut Option<Instant>,
-) -> Result<Option<hickory_resolver::lookup::Lookup>, ()> {
+) -> Result<Option<hickory_resolver::lookup::Lookup>, Failure> {
     match dns.lookup(name, rtype).await {
         Ok(l) => {
             hold(until, l.valid_until());
@@ -131,8 +154,25 @@ async fn records(
         Err(e) if e.is_no_records_found() => Ok(None),
         Err(e) => {
             tracing::debug!(name, ?rtype, "lookup failed: {e}");
-            Err(())
+            Err(failure(&e))
         }
+    }
+}
+
+/// Why a lookup failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// The name server answered with an error (REFUSED, SERVFAIL…): other
+    /// record types may still be answered.
+    Answered,
+    /// No answer (timeout, unreachable): asking more is only slower.
+    Silent,
+}
+
+fn failure(e: &hickory_resolver::net::NetError) -> Failure {
+    match e {
+        hickory_resolver::net::NetError::Dns(_) => Failure::Answered,
+        _ => Failure::Silent,
     }
 }
 
@@ -143,7 +183,7 @@ async fn naptr(
     host: &str,
     secure: bool,
     until: &mut Option<Instant>,
-) -> Result<Vec<(Transport, String)>, ()> {
+) -> Result<Vec<(Transport, String)>, Failure> {
     let Some(lookup) = records(dns, host, RecordType::NAPTR, until).await? else {
         return Ok(Vec::new());
     };
@@ -174,7 +214,7 @@ async fn srv(
     name: &str,
     transport: Transport,
     until: &mut Option<Instant>,
-) -> Result<Vec<Target>, ()> {
+) -> Result<Vec<Target>, Failure> {
     let Some(lookup) = records(dns, name, RecordType::SRV, until).await? else {
         return Ok(Vec::new());
     };
@@ -190,10 +230,10 @@ async fn srv(
     for s in records {
         let host = s.target.to_ascii();
         // A target that does not resolve is left out; the others serve.
-        if let Ok(mut t) =
-            addresses(dns, &host, s.port, transport, s.priority, s.weight, until).await
-        {
-            targets.append(&mut t);
+        match addresses(dns, &host, s.port, transport, s.priority, s.weight, until).await {
+            Ok(mut t) => targets.append(&mut t),
+            Err(Failure::Silent) => return Err(Failure::Silent),
+            Err(Failure::Answered) => {}
         }
     }
     Ok(targets)
@@ -208,13 +248,13 @@ async fn addresses(
     priority: u16,
     weight: u16,
     until: &mut Option<Instant>,
-) -> Result<Vec<Target>, ()> {
+) -> Result<Vec<Target>, Failure> {
     let lookup = match dns.lookup_ip(host).await {
         Ok(l) => l,
         Err(e) if e.is_no_records_found() => return Ok(Vec::new()),
         Err(e) => {
             tracing::debug!(host, "address lookup failed: {e}");
-            return Err(());
+            return Err(failure(&e));
         }
     };
     hold(until, lookup.valid_until());
@@ -227,6 +267,7 @@ async fn addresses(
                 priority,
                 weight,
                 id: xxh3_64(format!("{name}:{port}/{addr}").as_bytes()),
+                host: name.as_str().into(),
                 transport,
                 addr,
             }

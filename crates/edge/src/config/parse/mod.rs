@@ -153,6 +153,16 @@ pub fn admin_of(text: &str, file: &str) -> Result<Option<Admin>> {
     with_top(text, file, &LiteralsOnly, admin_table)
 }
 
+/// Only `[node] dns` of a configuration file's text: the name servers
+/// the rest of the file's host names are to be looked up with, read
+/// before them. Errors as [`parse`] gives them for `[node]`.
+pub fn dns_of(text: &str, file: &str) -> Result<Vec<SocketAddr>> {
+    with_top(text, file, &LiteralsOnly, |cx, top| match top.get("node") {
+        Some(v) => node(&cx.table(v, "node", "[node]")?).map(|n| n.dns),
+        None => Ok(Vec::new()),
+    })
+}
+
 /// Parses `text` as TOML and hands its top-level table to `read`.
 fn with_top<T>(
     text: &str,
@@ -183,12 +193,36 @@ fn admin_table(cx: &Cx<'_>, top: &Table<'_, '_>) -> Result<Option<Admin>> {
         .transpose()
 }
 
-/// Turns a destination's host name into an address. Looking a name up is
+/// Turns a destination's host name into servers. Looking a name up is
 /// I/O, which this crate does not do: the daemon passes its resolver.
 pub trait Resolve {
     /// The address of `host`, or why there is none (a config error at the
     /// destination's line).
     fn resolve(&self, host: &str) -> std::result::Result<std::net::IpAddr, String>;
+
+    /// The servers RFC 3263 finds for a destination URI whose host is a
+    /// name: `key` is the URI's query
+    /// ([`crate::outbound::Query::write_key`]); `port` and `transport`
+    /// are what a server found by its address alone takes. The default
+    /// knows addresses only: the one [`Resolve::resolve`] gives.
+    fn locate(
+        &self,
+        key: &str,
+        host: &str,
+        port: u16,
+        transport: Transport,
+    ) -> std::result::Result<Vec<crate::outbound::Target>, String> {
+        let _ = key;
+        let ip = self.resolve(host)?;
+        Ok(vec![crate::outbound::Target {
+            priority: 0,
+            weight: 1,
+            id: 0,
+            host: host.into(),
+            transport,
+            addr: SocketAddr::new(ip, port),
+        }])
+    }
 }
 
 /// A resolver that knows no names: IP literals only.
@@ -547,7 +581,10 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
             DeValue::Array(items) => items
                 .iter()
                 .map(|item| destination(&cx.table(item, "destination", "[[edge.destination]]")?))
-                .collect::<Result<Vec<_>>>()?,
+                .collect::<Result<Vec<Vec<_>>>>()?
+                .into_iter()
+                .flatten()
+                .collect(),
             other => {
                 return Err(cx.err(
                     v.span().start,
@@ -689,7 +726,7 @@ fn known_flags() -> String {
 }
 
 /// Reads one `[[edge.destination]]`, resolving its host.
-fn destination(t: &Table<'_, '_>) -> Result<Destination> {
+fn destination(t: &Table<'_, '_>) -> Result<Vec<Destination>> {
     let cx = t.cx;
     t.check_keys(DESTINATION_KEYS, |_| None)?;
     let uri_value = t.required(
@@ -718,7 +755,7 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
         } else {
             Transport::Udp.default_port()
         });
-    let addr = addr::resolve(parsed.host, port, cx.dns).map_err(|m| cx.err(at, "uri", m))?;
+    let servers = servers(t, uri, &parsed, port)?;
     let tls = tls::tls_client(t, parsed.transport == Transport::Tls, parsed.host)?;
     let large = large_transport(t, uri, parsed.transport)?;
 
@@ -748,9 +785,9 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
     let limit_zones = zones("limit_zones")?;
     let backup_zones = zones("backup_zones")?;
 
-    Ok(Destination {
+    let one = Destination {
         uri: uri.to_owned(),
-        addr,
+        addr: servers[0].addr,
         transport: parsed.transport,
         weight,
         priority,
@@ -761,8 +798,164 @@ fn destination(t: &Table<'_, '_>) -> Result<Destination> {
         channels: limit(t, "channels")?,
         tls,
         large,
+        named_by: None,
+        rank: 0,
         line: cx.line(t.at),
-    })
+    };
+    // The name's own address (no SRV record): the destination as written.
+    let own = |s: &crate::outbound::Target| {
+        s.host
+            .eq_ignore_ascii_case(parsed.host.trim_end_matches('.'))
+            && s.transport == parsed.transport
+    };
+    if servers.len() == 1 && own(&servers[0]) {
+        return Ok(vec![one]);
+    }
+    members(t, one, parsed.host, &servers)
+}
+
+/// The servers a destination URI names: its address, or what DNS finds
+/// for its host name (RFC 3263; never empty).
+fn servers(
+    t: &Table<'_, '_>,
+    uri: &str,
+    parsed: &addr::SipUri<'_>,
+    port: u16,
+) -> Result<Vec<crate::outbound::Target>> {
+    let cx = t.cx;
+    let at = t.get("uri").map_or(t.at, |v| v.span().start);
+    if let Ok(ip) = parsed.host.parse::<IpAddr>() {
+        return Ok(vec![crate::outbound::Target {
+            priority: 0,
+            weight: 1,
+            id: 0,
+            host: parsed.host.into(),
+            transport: parsed.transport,
+            addr: SocketAddr::new(ip, port),
+        }]);
+    }
+    let mut key = String::new();
+    if let Some(q) = sip::Uri::parse(uri.as_bytes())
+        .ok()
+        .as_ref()
+        .and_then(crate::outbound::Query::of)
+    {
+        q.write_key(&mut key);
+    }
+    let found = cx
+        .dns
+        .locate(&key, parsed.host, port, parsed.transport)
+        .map_err(|m| cx.err(at, "uri", m))?;
+    let mut usable: Vec<_> = found
+        .into_iter()
+        .filter(|s| !matches!(s.transport, Transport::Ws | Transport::Wss))
+        .collect();
+    // DNS answers come in any order; the destinations keep one (their
+    // index is how the admin API and a refresh that changed nothing see
+    // them).
+    usable.sort_by(|a, b| {
+        (a.priority, &a.host, a.addr.port(), a.addr.ip()).cmp(&(
+            b.priority,
+            &b.host,
+            b.addr.port(),
+            b.addr.ip(),
+        ))
+    });
+    if usable.is_empty() {
+        return Err(cx.err(
+            at,
+            "uri",
+            format!(
+                "{:?}: DNS names no SIP server for it (no NAPTR, SRV or address records)",
+                parsed.host
+            ),
+        ));
+    }
+    Ok(usable)
+}
+
+/// The destinations a DNS name stands for: one per server, each like
+/// `d` (its limits, zones and priority) but with its own URI, address and
+/// transport, its SRV priority's backup rank and its SRV weight (scaled
+/// to 1..=50 within its priority; `d`'s weight when they are all equal).
+fn members(
+    t: &Table<'_, '_>,
+    d: Destination,
+    host: &str,
+    servers: &[crate::outbound::Target],
+) -> Result<Vec<Destination>> {
+    let mut priorities: Vec<u16> = servers.iter().map(|s| s.priority).collect();
+    priorities.sort_unstable();
+    priorities.dedup();
+    let equal_weights = servers.windows(2).all(|w| w[0].weight == w[1].weight);
+    let mut out = Vec::with_capacity(servers.len());
+    for s in servers {
+        let rank = priorities
+            .iter()
+            .position(|&p| p == s.priority)
+            .unwrap_or(0)
+            .min(usize::from(crate::dispatch::MAX_RANK)) as u8;
+        let weight = if equal_weights {
+            d.weight
+        } else {
+            let top = servers
+                .iter()
+                .filter(|o| o.priority == s.priority)
+                .map(|o| u32::from(o.weight))
+                .max()
+                .unwrap_or(0);
+            match top {
+                0 => 1,
+                top => (u32::from(s.weight) * 50).div_ceil(top).clamp(1, 50),
+            }
+        };
+        // Several addresses of one name and port: each named by its address.
+        let shared = servers
+            .iter()
+            .filter(|o| o.host == s.host && o.addr.port() == s.addr.port())
+            .count()
+            > 1;
+        let tls = match (s.transport, &d.tls) {
+            (Transport::Tls, Some(c)) => Some(c.clone()),
+            (Transport::Tls, None) => tls::tls_client(t, true, host)?,
+            _ => None,
+        };
+        out.push(Destination {
+            uri: member_uri(s, shared),
+            addr: s.addr,
+            transport: s.transport,
+            weight,
+            tls,
+            large: d.large.filter(|_| s.transport == Transport::Udp),
+            named_by: Some(d.uri.clone()),
+            rank,
+            ..d.clone()
+        });
+    }
+    Ok(out)
+}
+
+/// A server's own SIP URI: `sip:TARGET:PORT` (or its address), with the
+/// transport it is reached by.
+fn member_uri(s: &crate::outbound::Target, by_address: bool) -> String {
+    let scheme = if s.transport == Transport::Tls {
+        "sips"
+    } else {
+        "sip"
+    };
+    let host = if by_address {
+        match s.addr.ip() {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        }
+    } else {
+        s.host.to_string()
+    };
+    let transport = match s.transport {
+        Transport::Tcp => ";transport=tcp",
+        _ => "",
+    };
+    format!("{scheme}:{host}:{}{transport}", s.addr.port())
 }
 
 /// A destination's `transports`: the first is the URI's (UDP unless it

@@ -27,6 +27,7 @@ fn targets() -> Answer {
         priority,
         weight: 10,
         id,
+        host: "a.carrier.test".into(),
         transport: crate::flow::Transport::Udp,
         addr: addr(a),
     };
