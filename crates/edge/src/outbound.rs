@@ -58,12 +58,19 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// The targets one request tries, into `out` (at most [`MAX_TRIES`]):
-    /// by priority, and within a priority by weighted rendezvous over the
-    /// transaction key — RFC 2782's weighted random choice, made the same
-    /// way by every instance for every retransmission and CANCEL of the
-    /// transaction.
-    pub fn order(&self, tx_key: u64, out: &mut Vec<(Transport, SocketAddr)>) {
+    /// The targets one request tries, into `out` (at most [`MAX_TRIES`]),
+    /// of those `usable` accepts (the edge can send there, and it is not
+    /// the edge itself): by priority, and within a priority by weighted
+    /// rendezvous over the transaction key — RFC 2782's weighted random
+    /// choice, made the same way by every instance of a cluster (the key
+    /// is signed with its secret) for every retransmission and CANCEL of
+    /// the transaction.
+    pub fn order(
+        &self,
+        tx_key: u64,
+        out: &mut Vec<(Transport, SocketAddr)>,
+        usable: impl Fn(Transport, SocketAddr) -> bool,
+    ) {
         out.clear();
         let Answer::Targets(targets) = self else {
             return;
@@ -84,15 +91,18 @@ impl Answer {
             let best = targets
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| !picked[..slot].contains(i))
+                .filter(|(i, t)| !picked[..slot].contains(i) && usable(t.transport, t.addr))
                 .min_by(|(_, a), (_, b)| {
                     a.priority
                         .cmp(&b.priority)
                         .then_with(|| rank(b).total_cmp(&rank(a)))
                 });
-            if let Some((i, t)) = best {
-                picked[slot] = i;
-                out.push((t.transport, t.addr));
+            match best {
+                Some((i, t)) => {
+                    picked[slot] = i;
+                    out.push((t.transport, t.addr));
+                }
+                None => break,
             }
         }
     }
@@ -155,6 +165,9 @@ impl<'a> Query<'a> {
 #[derive(Debug, Default)]
 pub struct Names {
     answers: RwLock<HashMap<Box<str>, Arc<Answer>>>,
+    /// The SIP domain a TLS target was found for: the name its
+    /// certificate must cover (RFC 5922 §4), by the target's address.
+    tls_names: RwLock<HashMap<SocketAddr, Box<str>>>,
 }
 
 impl Names {
@@ -176,12 +189,32 @@ impl Names {
     }
 
     /// Removes `key`'s answer if it is still `answer` (its TTL ran out),
-    /// so the next request looks it up again.
-    pub fn expire(&self, key: &str, answer: &Arc<Answer>) {
+    /// so the next request looks it up again. A weak reference: what
+    /// waits to expire an answer does not keep it alive.
+    pub fn expire(&self, key: &str, answer: &std::sync::Weak<Answer>) {
         let mut map = self.answers.write().unwrap_or_else(|e| e.into_inner());
-        if map.get(key).is_some_and(|a| Arc::ptr_eq(a, answer)) {
+        if map
+            .get(key)
+            .is_some_and(|a| Arc::as_ptr(a) == answer.as_ptr())
+        {
             map.remove(key);
         }
+    }
+
+    /// Remembers that the TLS target at `addr` serves SIP domain `domain`.
+    pub fn name_tls(&self, addr: SocketAddr, domain: &str) {
+        let mut map = self.tls_names.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_NAMES && !map.contains_key(&addr) {
+            map.clear();
+        }
+        map.insert(addr, domain.into());
+    }
+
+    /// The SIP domain the TLS target at `addr` was found for, if any: the
+    /// name a connection to it verifies.
+    pub fn tls_name(&self, addr: SocketAddr) -> Option<Box<str>> {
+        let map = self.tls_names.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&addr).cloned()
     }
 
     /// How many queries have an answer.
@@ -233,12 +266,12 @@ mod tests {
         let mut out = Vec::new();
         let mut firsts = [0usize; 2];
         for tx in 0..4000u64 {
-            a.order(tx, &mut out);
+            a.order(tx, &mut out, |_, _| true);
             assert_eq!(out.len(), 3);
             assert_eq!(out[2].1.port(), 5001, "priority 20 comes last");
             firsts[usize::from(out[0].1.port() == 5003)] += 1;
             let again = out.clone();
-            a.order(tx, &mut out);
+            a.order(tx, &mut out, |_, _| true);
             assert_eq!(out, again, "a transaction's order never changes");
         }
         // Weight 3 against 1: about three quarters of first picks.
@@ -250,9 +283,15 @@ mod tests {
     fn at_most_max_tries_and_nothing_for_a_failure() {
         let many = Answer::Targets((0..10).map(|i| target(0, 1, i, 5000)).collect());
         let mut out = Vec::new();
-        many.order(7, &mut out);
+        many.order(7, &mut out, |_, _| true);
         assert_eq!(out.len(), MAX_TRIES);
-        Answer::Failed.order(7, &mut out);
+        many.order(7, &mut out, |_, a| a.port() == 5003);
+        assert!(out.is_empty(), "none usable");
+        let a = Answer::Targets(vec![target(10, 1, 1, 5001), target(20, 1, 2, 5002)]);
+        a.order(7, &mut out, |_, a| a.port() != 5001);
+        assert_eq!(out.len(), 1, "only what the edge can use");
+        assert_eq!(out[0].1.port(), 5002);
+        Answer::Failed.order(7, &mut out, |_, _| true);
         assert!(out.is_empty());
     }
 
@@ -263,9 +302,9 @@ mod tests {
         names.put("sip:a", Arc::clone(&old));
         let new = Arc::new(Answer::Failed);
         names.put("sip:a", Arc::clone(&new));
-        names.expire("sip:a", &old);
+        names.expire("sip:a", &Arc::downgrade(&old));
         assert_eq!(names.get("sip:a").as_deref(), Some(&Answer::Failed));
-        names.expire("sip:a", &new);
+        names.expire("sip:a", &Arc::downgrade(&new));
         assert!(names.get("sip:a").is_none() && names.is_empty());
     }
 }

@@ -117,12 +117,20 @@ pub struct Parsed {
     pub dns_until: Option<Instant>,
 }
 
-/// Parses `text` (of file `file`), looking destination names up with the
-/// name servers of its `[node] dns` (else /etc/resolv.conf). Runs on a
-/// thread of its own, which may block on DNS whatever runtime the caller
-/// is in.
-pub fn parse_text(text: String, file: &str) -> Result<Parsed, ConfigError> {
-    let servers = edge::config::dns_of(&text, file)?;
+/// Parses `text` (of file `file`), looking destination names up with
+/// `servers` — those of a running node (its `[node] dns` is read at start
+/// only) — or else those of the text's own `[node] dns`, or else
+/// /etc/resolv.conf's. Runs on a thread of its own, which may block on
+/// DNS whatever runtime the caller is in.
+pub fn parse_text(
+    text: String,
+    file: &str,
+    servers: Option<Vec<SocketAddr>>,
+) -> Result<Parsed, ConfigError> {
+    let servers = match servers {
+        Some(s) => s,
+        None => edge::config::dns_of(&text, file)?,
+    };
     std::thread::scope(|s| {
         s.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -149,13 +157,14 @@ pub fn parse_text(text: String, file: &str) -> Result<Parsed, ConfigError> {
     })
 }
 
-/// Reads and parses the configuration file at `path`; an unreadable file is
-/// an error with line 0.
-pub fn load(path: &Path) -> Result<Parsed, ConfigError> {
+/// Reads and parses the configuration file at `path` (see
+/// [`parse_text`] for `servers`); an unreadable file is an error with
+/// line 0.
+pub fn load(path: &Path, servers: Option<Vec<SocketAddr>>) -> Result<Parsed, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(file.as_str(), 0, "", format!("cannot read: {e}")))?;
-    parse_text(text, &file)
+    parse_text(text, &file, servers)
 }
 
 /// A config file as it runs: the config, and its TLS material built
@@ -169,7 +178,7 @@ pub struct Loaded {
 
 /// [`load`], and the certificates and keys the file names.
 pub fn load_all(path: &Path) -> Result<Loaded, ConfigError> {
-    let parsed = load(path)?;
+    let parsed = load(path, None)?;
     let tls = crate::tls::load(
         &parsed.cfg,
         &path.display().to_string(),
@@ -184,7 +193,7 @@ mod tests {
 
     #[test]
     fn load_reports_io_errors_with_line_zero() {
-        let e = load(Path::new("/nonexistent/sipedge.toml"))
+        let e = load(Path::new("/nonexistent/sipedge.toml"), None)
             .err()
             .expect("an error");
         assert_eq!(e.line, 0);
@@ -210,13 +219,13 @@ listen = ["udp:127.0.0.1:5060"]
 [[edge.destination]]
 uri = "sip:localhost:5070"
 "#;
-        let p = parse_text(text.to_owned(), "t.toml").expect("resolves");
+        let p = parse_text(text.to_owned(), "t.toml", None).expect("resolves");
         assert!(p.cfg.edges[0].destinations[0].addr.ip().is_loopback());
         assert!(p.dns_until.is_some(), "a name was looked up");
         let e = edge::config::parse(text, "t.toml").expect_err("no resolver");
         assert_eq!((e.line, e.key.as_str()), (6, "uri"), "{e}");
         let literal = text.replace("localhost", "127.0.0.1");
-        let p = parse_text(literal, "t.toml").expect("parses");
+        let p = parse_text(literal, "t.toml", None).expect("parses");
         assert!(p.dns_until.is_none(), "nothing to look up");
     }
 }

@@ -62,6 +62,8 @@ pub struct Reloader {
     /// The certificates the TLS listeners present, and what TLS
     /// destinations are verified by.
     tls: Arc<ArcSwap<Tls>>,
+    /// Told when a config was applied: its names expire at another time.
+    dns_changed: tokio::sync::Notify,
 }
 
 impl Reloader {
@@ -85,6 +87,7 @@ impl Reloader {
             slots,
             health,
             tls,
+            dns_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -95,7 +98,8 @@ impl Reloader {
         let mut applied = self.applied.lock().await;
         let started = Instant::now();
         let path = self.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::config_file::load(&path))
+        let servers = Some(applied.cfg.node.dns.clone());
+        let loaded = tokio::task::spawn_blocking(move || crate::config_file::load(&path, servers))
             .await
             .map_err(|e| format!("reading the config stopped: {e}"))?;
         let parsed = loaded.map_err(|e| e.to_string())?;
@@ -107,21 +111,38 @@ impl Reloader {
     /// like a reload; `Ok(None)` when every name still names the same
     /// servers. A name whose lookup fails keeps the servers it had.
     pub async fn refresh_dns(&self) -> Result<Option<Report>, String> {
-        let mut applied = self.applied.lock().await;
+        // Looked up without holding the lock: a reload meanwhile is not
+        // kept waiting by a slow name server (and wins: see below).
+        let (text, servers) = {
+            let applied = self.applied.lock().await;
+            (applied.text.clone(), applied.cfg.node.dns.clone())
+        };
         let started = Instant::now();
-        let (text, file) = (applied.text.clone(), self.path.display().to_string());
-        let parsed =
-            tokio::task::spawn_blocking(move || crate::config_file::parse_text(text, &file))
-                .await
-                .map_err(|e| format!("reading the config stopped: {e}"))?
-                .map_err(|e| e.to_string())?;
-        let same = parsed.cfg.edges.len() == applied.cfg.edges.len()
-            && parsed
+        let file = self.path.display().to_string();
+        let parsed = {
+            let text = text.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::config_file::parse_text(text, &file, Some(servers))
+            })
+            .await
+            .map_err(|e| format!("reading the config stopped: {e}"))?
+            .map_err(|e| e.to_string())?
+        };
+        let mut applied = self.applied.lock().await;
+        if applied.text != text {
+            // A reload came first, with answers of its own.
+            return Ok(None);
+        }
+        // Compared by edge name: the running config may keep edges a
+        // reload could not change (see `merge`).
+        let same = applied.cfg.edges.iter().all(|running| {
+            parsed
                 .cfg
                 .edges
                 .iter()
-                .zip(&applied.cfg.edges)
-                .all(|(a, b)| a.destinations == b.destinations);
+                .find(|e| e.name == running.name)
+                .is_none_or(|e| e.destinations == running.destinations)
+        });
         if same {
             applied.dns_until = parsed.dns_until;
             return Ok(None);
@@ -210,6 +231,7 @@ impl Reloader {
         applied.keys = keys;
         applied.text = text;
         applied.dns_until = dns_until;
+        self.dns_changed.notify_one();
         Ok(Report {
             changes,
             needs_restart,
@@ -235,7 +257,6 @@ impl Reloader {
 pub fn follow_dns(reloader: Arc<Reloader>) {
     tokio::spawn(async move {
         loop {
-            // A reload may add the first name: looked at once a minute.
             let at = reloader
                 .dns_until()
                 .await

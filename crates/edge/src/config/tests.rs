@@ -991,10 +991,15 @@ fn a_name_with_several_servers_becomes_one_destination_each() {
             ])
         }
     }
-    let text = MINIMAL.replace(
-        "uri = \"sip:127.0.0.1:5070\"",
-        "uri = \"sip:pool.example.com\"\ncps = 7",
-    );
+    let text = MINIMAL
+        .replace(
+            "uri = \"sip:127.0.0.1:5070\"",
+            "uri = \"sip:pool.example.com\"\ncps = 7",
+        )
+        .replace(
+            "[\"udp:127.0.0.1:5060\"]",
+            "[\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]",
+        );
     let c = parse_with(&text, "t.toml", &Srv).expect("resolves");
     let got: Vec<(&str, u32, u8, Transport, Option<u32>)> = c.edges[0]
         .destinations
@@ -1026,6 +1031,56 @@ fn a_name_with_several_servers_becomes_one_destination_each() {
         assert_eq!(d.named_by.as_deref(), Some("sip:pool.example.com"));
         assert_eq!(d.line, 7);
     }
+}
+
+#[test]
+fn servers_the_edge_cannot_send_to_are_left_out() {
+    struct Mixed;
+    impl Resolve for Mixed {
+        fn resolve(&self, host: &str) -> std::result::Result<std::net::IpAddr, String> {
+            Err(format!("no {host}"))
+        }
+        fn locate(
+            &self,
+            key: &str,
+            _host: &str,
+            _port: u16,
+            _transport: Transport,
+        ) -> std::result::Result<Vec<crate::outbound::Target>, String> {
+            let t = |host: &str, addr: &str, transport| crate::outbound::Target {
+                priority: 10,
+                weight: 1,
+                id: 0,
+                host: Box::from(host),
+                transport,
+                addr: sa(addr),
+            };
+            Ok(match key {
+                "sip:pool.example.com" => vec![
+                    t("v4.example.com", "10.0.0.1:5060", Transport::Udp),
+                    t("v6.example.com", "[2001:db8::1]:5060", Transport::Udp),
+                    t("tls.example.com", "10.0.0.2:5061", Transport::Tls),
+                ],
+                _ => vec![t("tls.example.com", "10.0.0.2:5061", Transport::Tls)],
+            })
+        }
+    }
+    let text = MINIMAL.replace("sip:127.0.0.1:5070", "sip:pool.example.com");
+    let c = parse_with(&text, "t.toml", &Mixed).expect("parses");
+    let uris: Vec<&str> = c.edges[0]
+        .destinations
+        .iter()
+        .map(|d| d.uri.as_str())
+        .collect();
+    assert_eq!(
+        uris,
+        ["sip:v4.example.com:5060"],
+        "IPv4 UDP only on this edge"
+    );
+    let text = MINIMAL.replace("sip:127.0.0.1:5070", "sip:tls-only.example.com");
+    let e = parse_with(&text, "t.toml", &Mixed).expect_err("nothing reachable");
+    assert_eq!((e.line, e.key.as_str()), (7, "uri"), "{e}");
+    assert!(e.message.contains("cannot send to"), "{e}");
 }
 
 #[test]

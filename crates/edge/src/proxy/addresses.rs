@@ -104,6 +104,10 @@ pub struct Destination {
     pub uri: String,
     host: OwnHost,
     port: u16,
+    /// For a server DNS found for a destination's name, that name and its
+    /// port as written: a message naming the pool by it names this server
+    /// (the first such server, for the route stage).
+    alias: Option<(OwnHost, u16)>,
 }
 
 impl Destination {
@@ -117,7 +121,13 @@ impl Destination {
                     .map(OwnHost::from_text)
             })
             .unwrap_or(OwnHost::Ip(d.addr.ip()));
+        let alias = d.named_by.as_deref().and_then(|written| {
+            let u = sip::Uri::parse(written.as_bytes()).ok()?;
+            let host = OwnHost::from_text(std::str::from_utf8(u.host_text).ok()?);
+            Some((host, u.port.unwrap_or(Transport::of_uri(&u).default_port())))
+        });
         Destination {
+            alias,
             id: xxh3_64(d.uri.as_bytes()),
             addr: d.addr,
             transport: d.transport,
@@ -150,8 +160,12 @@ impl Destination {
 
     /// True when a URI's `host:port` names this destination.
     pub fn is(&self, host: &Host<'_>, port: Option<u16>) -> bool {
-        port.unwrap_or(self.transport.default_port()) == self.port
-            && (self.host.matches(host) || host.ip() == Some(self.addr.ip()))
+        let port = port.unwrap_or(self.transport.default_port());
+        (port == self.port && (self.host.matches(host) || host.ip() == Some(self.addr.ip())))
+            || self
+                .alias
+                .as_ref()
+                .is_some_and(|(h, p)| *p == port && h.matches(host))
     }
 }
 

@@ -173,7 +173,12 @@ pub(crate) fn named(
         s.stats.count(Event::Resolving);
         return Err(Outcome::Resolve);
     };
-    answer.order(c.mac, s.tries);
+    // Only where the edge can send (a local address of the transport and
+    // family), and never to the edge itself.
+    let from = c.origin.from.local;
+    answer.order(c.mac, s.tries, |t, a| {
+        edge.local_for(t, a, from).is_some() && !edge.answers_itself(None, a)
+    });
     if !s.tries.is_empty() {
         return Ok(());
     }

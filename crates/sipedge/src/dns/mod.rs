@@ -7,6 +7,7 @@
 
 mod rfc3263;
 
+use edge::flow::Transport;
 use edge::outbound::{Answer, Names};
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -105,13 +106,20 @@ pub fn start(servers: &[SocketAddr]) -> Result<Dns, String> {
             let resolver = Arc::clone(&resolver);
             let pending = Arc::clone(&pending);
             tokio::spawn(async move {
-                let (answer, until) = match Wanted::from_key(&ask.key) {
-                    Some(w) => rfc3263::locate(&resolver, &w).await,
+                let wanted = Wanted::from_key(&ask.key);
+                let (answer, until) = match &wanted {
+                    Some(w) => rfc3263::locate(&resolver, w).await,
                     None => (Answer::NoSuchName, Instant::now()),
                 };
                 log(&ask.key, &answer);
+                if let (Answer::Targets(targets), Some(w)) = (&answer, &wanted) {
+                    for t in targets.iter().filter(|t| t.transport == Transport::Tls) {
+                        ask.names.name_tls(t.addr, &w.host);
+                    }
+                }
                 let answer = Arc::new(answer);
                 ask.names.put(&ask.key, Arc::clone(&answer));
+                let answer = Arc::downgrade(&answer);
                 let waiting = pending
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

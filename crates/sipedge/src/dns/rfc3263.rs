@@ -45,7 +45,7 @@ impl Wanted {
     /// dial it).
     fn transports(&self) -> Vec<Transport> {
         match (self.transport, self.secure) {
-            (Some(Transport::Ws | Transport::Wss), _) => Vec::new(),
+            (Some(Transport::Ws | Transport::Wss), _) | (Some(Transport::Udp), true) => Vec::new(),
             (Some(Transport::Tcp | Transport::Tls), true) | (None, true) => vec![Transport::Tls],
             (Some(t), _) => vec![t],
             (None, false) => vec![Transport::Udp, Transport::Tcp, Transport::Tls],
@@ -295,6 +295,8 @@ mod tests {
         );
         let w = Wanted::from_key("sip:example.com;transport=ws").unwrap();
         assert!(w.transports().is_empty(), "sipedge never dials WebSocket");
+        let w = Wanted::from_key("sips:example.com;transport=udp").unwrap();
+        assert!(w.transports().is_empty(), "sips: is TLS on every hop");
         assert!(Wanted::from_key("sip:10.0.0.1").is_none());
         assert!(Wanted::from_key("garbage").is_none());
     }

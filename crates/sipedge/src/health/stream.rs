@@ -77,7 +77,7 @@ impl Streams {
         self.next += 1;
         self.conns.insert(to, (self.next, tx));
         let tls = (transport == Transport::Tls)
-            .then(|| self.tls.0.load().client(self.tls.1, to))
+            .then(|| self.tls.0.load().client(self.tls.1, to, None))
             .flatten();
         tokio::spawn(run(
             to,

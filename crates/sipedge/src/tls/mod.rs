@@ -308,16 +308,20 @@ impl Tls {
     }
 
     /// How to connect to `to` from edge `edge`: as its destination at that
-    /// address, else as an outside peer, the address the name its
-    /// certificate must cover. `None` for an edge out of range.
-    pub fn client(&self, edge: usize, to: SocketAddr) -> Option<Client> {
+    /// address, else as an outside peer whose certificate must cover
+    /// `domain` (the SIP domain DNS found it for, RFC 5922) or, without
+    /// one, its address. `None` for an edge out of range.
+    pub fn client(&self, edge: usize, to: SocketAddr, domain: Option<&str>) -> Option<Client> {
         let e = self.edges.get(edge)?;
         if let Some(c) = e.clients.get(&to) {
             return Some(c.clone());
         }
+        let name = domain
+            .and_then(|d| ServerName::try_from(d.to_owned()).ok())
+            .unwrap_or_else(|| ServerName::IpAddress(to.ip().into()));
         Some(Client {
             config: Arc::clone(&e.outside),
-            name: ServerName::IpAddress(to.ip().into()),
+            name,
         })
     }
 

@@ -664,10 +664,51 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         outbound_from: outbound_from(t)?,
         line: cx.line(t.at),
     };
+    let mut edge = edge;
+    if let Some((line, message)) = reachable_servers(&mut edge) {
+        return Err(cx.err_line(line, "uri", message));
+    }
     if let Some((line, key, message)) = edge.unfit_listener() {
         return Err(cx.err_line(line, key, message));
     }
     Ok(edge)
+}
+
+/// Leaves out the servers DNS found for a destination's name that the
+/// edge cannot send to: no listen address of their transport and address
+/// family (TLS without a `tls:` listener, IPv6 on an IPv4 edge). A name
+/// left with none is an error at its line.
+fn reachable_servers(edge: &mut Edge) -> Option<(usize, String)> {
+    let listen = &edge.listen;
+    let fits = |d: &Destination| {
+        d.named_by.is_none()
+            || listen
+                .iter()
+                .any(|l| l.transport == d.transport && l.addr.is_ipv4() == d.addr.is_ipv4())
+    };
+    let lost: Vec<(usize, String)> = edge
+        .destinations
+        .iter()
+        .filter(|d| !fits(d))
+        .filter_map(|d| d.named_by.clone().map(|n| (d.line, n)))
+        .collect();
+    edge.destinations.retain(|d| fits(d));
+    lost.into_iter()
+        .find(|(_, name)| {
+            !edge
+                .destinations
+                .iter()
+                .any(|d| d.named_by.as_ref() == Some(name))
+        })
+        .map(|(line, name)| {
+            (
+                line,
+                format!(
+                    "{name}: DNS names only servers this edge cannot send to (their transport \
+                     or address family has no listen address here)"
+                ),
+            )
+        })
 }
 
 /// Reads `outbound_from`: the networks, besides the destinations, whose

@@ -183,7 +183,10 @@ pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) {
                 keepalive(&stream, registry.limits.keepalive);
                 let _ = stream.set_nodelay(true);
                 let stream = if flow.transport == Transport::Tls {
-                    let Some(client) = served.tls.load().client(served.index, flow.remote) else {
+                    let domain = served.edge().names().tls_name(flow.remote);
+                    let tls = served.tls.load();
+                    let Some(client) = tls.client(served.index, flow.remote, domain.as_deref())
+                    else {
                         return;
                     };
                     match tokio::time::timeout(limit, crate::tls::connect(client, stream)).await {
