@@ -959,38 +959,54 @@ fn host_names_go_to_the_resolver_given() {
     assert!(e.message.contains("needs a resolver"), "{e}");
 }
 
+/// A resolver whose `locate` answers from a table: the servers of each
+/// query key (none for a key not in it).
+struct Located(fn(&str) -> Vec<crate::outbound::Target>);
+
+impl Resolve for Located {
+    fn resolve(&self, host: &str) -> std::result::Result<std::net::IpAddr, String> {
+        Err(format!("no {host}"))
+    }
+    fn locate(
+        &self,
+        key: &str,
+        _host: &str,
+        _port: u16,
+        _transport: Transport,
+    ) -> std::result::Result<Vec<crate::outbound::Target>, String> {
+        Ok((self.0)(key))
+    }
+}
+
+/// One server a DNS lookup found.
+fn server(
+    host: &str,
+    addr: &str,
+    priority: u16,
+    weight: u16,
+    transport: Transport,
+) -> crate::outbound::Target {
+    crate::outbound::Target {
+        priority,
+        weight,
+        id: 0,
+        host: Box::from(host),
+        transport,
+        addr: sa(addr),
+    }
+}
+
 #[test]
 fn a_name_with_several_servers_becomes_one_destination_each() {
-    struct Srv;
-    impl Resolve for Srv {
-        fn resolve(&self, host: &str) -> std::result::Result<std::net::IpAddr, String> {
-            Err(format!("no {host}"))
-        }
-        fn locate(
-            &self,
-            key: &str,
-            _host: &str,
-            _port: u16,
-            _transport: Transport,
-        ) -> std::result::Result<Vec<crate::outbound::Target>, String> {
-            assert_eq!(key, "sip:pool.example.com");
-            let t =
-                |host: &str, ip: [u8; 4], priority, weight, transport| crate::outbound::Target {
-                    priority,
-                    weight,
-                    id: 0,
-                    host: Box::from(host),
-                    transport,
-                    addr: std::net::SocketAddr::from((ip, 5070)),
-                };
-            Ok(vec![
-                t("a.example.com", [10, 0, 0, 1], 10, 10, Transport::Udp),
-                t("b.example.com", [10, 0, 0, 2], 10, 30, Transport::Udp),
-                t("c.example.com", [10, 0, 0, 3], 20, 5, Transport::Tcp),
-                t("c.example.com", [10, 0, 0, 4], 20, 5, Transport::Tcp),
-            ])
-        }
-    }
+    let srv = Located(|key| {
+        assert_eq!(key, "sip:pool.example.com");
+        vec![
+            server("a.example.com", "10.0.0.1:5070", 10, 10, Transport::Udp),
+            server("b.example.com", "10.0.0.2:5070", 10, 30, Transport::Udp),
+            server("c.example.com", "10.0.0.3:5070", 20, 5, Transport::Tcp),
+            server("c.example.com", "10.0.0.4:5070", 20, 5, Transport::Tcp),
+        ]
+    });
     let text = MINIMAL
         .replace(
             "uri = \"sip:127.0.0.1:5070\"",
@@ -1000,7 +1016,7 @@ fn a_name_with_several_servers_becomes_one_destination_each() {
             "[\"udp:127.0.0.1:5060\"]",
             "[\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]",
         );
-    let c = parse_with(&text, "t.toml", &Srv).expect("resolves");
+    let c = parse_with(&text, "t.toml", &srv).expect("resolves");
     let got: Vec<(&str, u32, u8, Transport, Option<u32>)> = c.edges[0]
         .destinations
         .iter()
@@ -1035,38 +1051,28 @@ fn a_name_with_several_servers_becomes_one_destination_each() {
 
 #[test]
 fn servers_the_edge_cannot_send_to_are_left_out() {
-    struct Mixed;
-    impl Resolve for Mixed {
-        fn resolve(&self, host: &str) -> std::result::Result<std::net::IpAddr, String> {
-            Err(format!("no {host}"))
-        }
-        fn locate(
-            &self,
-            key: &str,
-            _host: &str,
-            _port: u16,
-            _transport: Transport,
-        ) -> std::result::Result<Vec<crate::outbound::Target>, String> {
-            let t = |host: &str, addr: &str, transport| crate::outbound::Target {
-                priority: 10,
-                weight: 1,
-                id: 0,
-                host: Box::from(host),
-                transport,
-                addr: sa(addr),
-            };
-            Ok(match key {
-                "sip:pool.example.com" => vec![
-                    t("v4.example.com", "10.0.0.1:5060", Transport::Udp),
-                    t("v6.example.com", "[2001:db8::1]:5060", Transport::Udp),
-                    t("tls.example.com", "10.0.0.2:5061", Transport::Tls),
-                ],
-                _ => vec![t("tls.example.com", "10.0.0.2:5061", Transport::Tls)],
-            })
-        }
-    }
+    let mixed = Located(|key| match key {
+        "sip:pool.example.com" => vec![
+            server("v4.example.com", "10.0.0.1:5060", 10, 1, Transport::Udp),
+            server(
+                "v6.example.com",
+                "[2001:db8::1]:5060",
+                10,
+                1,
+                Transport::Udp,
+            ),
+            server("tls.example.com", "10.0.0.2:5061", 10, 1, Transport::Tls),
+        ],
+        _ => vec![server(
+            "tls.example.com",
+            "10.0.0.2:5061",
+            10,
+            1,
+            Transport::Tls,
+        )],
+    });
     let text = MINIMAL.replace("sip:127.0.0.1:5070", "sip:pool.example.com");
-    let c = parse_with(&text, "t.toml", &Mixed).expect("parses");
+    let c = parse_with(&text, "t.toml", &mixed).expect("parses");
     let uris: Vec<&str> = c.edges[0]
         .destinations
         .iter()
@@ -1078,7 +1084,7 @@ fn servers_the_edge_cannot_send_to_are_left_out() {
         "IPv4 UDP only on this edge"
     );
     let text = MINIMAL.replace("sip:127.0.0.1:5070", "sip:tls-only.example.com");
-    let e = parse_with(&text, "t.toml", &Mixed).expect_err("nothing reachable");
+    let e = parse_with(&text, "t.toml", &mixed).expect_err("nothing reachable");
     assert_eq!((e.line, e.key.as_str()), (7, "uri"), "{e}");
     assert!(e.message.contains("cannot send to"), "{e}");
 }
