@@ -116,3 +116,56 @@ fn outbound_from_lets_a_network_out_like_the_pool() {
     let (o, _) = run(&e, &mut e.worker(), msg.as_bytes(), CALLER);
     assert_eq!(sent_to(o), addr(CARRIER_1), "out, like the pool");
 }
+
+/// Resolves `pool.test` to two servers (SRV targets on 127.0.0.1).
+struct Pool;
+
+impl crate::config::Resolve for Pool {
+    fn resolve(&self, host: &str) -> Result<std::net::IpAddr, String> {
+        Err(format!("no {host}"))
+    }
+    fn locate(
+        &self,
+        _key: &str,
+        _host: &str,
+        _port: u16,
+        _transport: crate::flow::Transport,
+    ) -> Result<Vec<Target>, String> {
+        let t = |host: &str, a: &str| Target {
+            priority: 10,
+            weight: 10,
+            id: 0,
+            host: host.into(),
+            transport: crate::flow::Transport::Udp,
+            addr: addr(a),
+        };
+        Ok(vec![t("a.pool.test", DEST_A), t("b.pool.test", DEST_B)])
+    }
+}
+
+#[test]
+fn a_request_naming_the_pool_by_its_dns_name_goes_to_one_of_its_servers() {
+    let text = format!(
+        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\"]\n\
+         foreign_next_hop = \"refuse\"\n\
+         [[edge.destination]]\nuri = \"sip:pool.test\"\n"
+    );
+    let cfg = crate::config::parse_with(&text, "t.toml", &Pool).expect("config");
+    assert_eq!(cfg.edges[0].destinations.len(), 2);
+    let e = Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &crate::keyring::KeyRing::single(SECRET),
+    );
+    // In dialog from outside, routed by the written name: to the pool,
+    // not refused as a foreign next hop.
+    let bye = out_invite(
+        "sip:svc@pool.test",
+        &format!("Route: <sip:{EDGE};lr>, <sip:pool.test;lr>\r\n"),
+        CALLER,
+    )
+    .replace("INVITE", "BYE")
+    .replace("To: <sip:svc@pool.test>", "To: <sip:svc@pool.test>;tag=x");
+    let (o, _) = run(&e, &mut e.worker(), bye.as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(DEST_A), "the first server of the name");
+}
