@@ -267,6 +267,7 @@ compress_in = ["compact", "deflate"]
 compress_out = ["decompress"]
 compact_keep = ["Call-ID"]
 validate = ["basic", "sdp", "request-uri", "from", "to", "contact", "no-max-forwards"]
+nat_test = 127
 [[edge.destination]]
 uri = "sip:127.0.0.1:5070"
 channels = 10

@@ -160,6 +160,9 @@ pub struct Edge {
     /// Networks besides the destinations whose requests may go out
     /// through the edge (`outbound_from`): to anyone else it is no relay.
     pub outbound_from: Vec<ipnet::IpNet>,
+    /// The NAT tests run on requests from outside (`nat_test`); empty:
+    /// none.
+    pub nat_test: crate::nat::NatTests,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }

@@ -167,6 +167,7 @@ fn example_parses_to_expected_model() {
             tls_ca: None,
             client_cert_header: None,
             outbound_from: Vec::new(),
+            nat_test: crate::nat::NatTests::default(),
             line: 9,
         }],
     };
@@ -685,11 +686,35 @@ idle = 5
 }
 
 #[test]
+fn nat_test_takes_names_or_an_opensips_bitmask() {
+    use crate::nat::{NatTest, NatTests};
+    let by_flags = ok(&edge_with("nat_test = 19")).edges[0].nat_test;
+    let by_names = ok(&edge_with(
+        "nat_test = [\"private-contact\", \"received\", \"via-port\"]",
+    ))
+    .edges[0]
+        .nat_test;
+    assert_eq!(by_flags, by_names);
+    assert_eq!(
+        by_names,
+        NatTests::of(&[NatTest::PrivateContact, NatTest::Received, NatTest::ViaPort])
+    );
+    assert!(ok(&edge_with("")).edges[0].nat_test.is_empty());
+    assert_err(
+        &edge_with("nat_test = [\"received\", \"stun\"]"),
+        5,
+        "nat_test",
+        "unknown test \"stun\" (known: private-contact, received,",
+    );
+    assert_err(&edge_with("nat_test = 128"), 5, "nat_test", "");
+}
+
+#[test]
 fn contract_keys_not_supported() {
-    let e = err(&edge_with("nat_test = 19"));
+    let e = err(&edge_with("topology_hiding = true"));
     assert_eq!(
         e.to_string(),
-        "test.toml:5: nat_test: not supported by this version of sipedge"
+        "test.toml:5: topology_hiding: not supported by this version of sipedge"
     );
     let wss = MINIMAL.replace("udp:127.0.0.1:5060", "wss:127.0.0.1");
     assert_err(

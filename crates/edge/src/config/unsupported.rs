@@ -28,8 +28,8 @@ pub(super) enum Contract<'a> {
 /// The single list of what is missing: lift a feature by deleting its line.
 pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
     match item {
-        Contract::TopKey("cluster") => true,   // shared state in Redis
-        Contract::EdgeKey("nat_test") => true, // NAT detection
+        Contract::TopKey("cluster") => true, // shared state in Redis
+        Contract::EdgeKey("topology_hiding") => true,
         Contract::Flag("registrations") => true,
         // sipedge takes WebSocket connections, it never opens one.
         Contract::Destination(Transport::Ws | Transport::Wss) => true,

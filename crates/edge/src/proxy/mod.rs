@@ -166,6 +166,12 @@ pub struct Edge {
     /// Networks besides the destinations that may go out through the
     /// edge (`outbound_from`).
     outbound_from: Vec<ipnet::IpNet>,
+    /// The NAT tests run on requests from outside (`nat_test`).
+    nat_tests: crate::nat::NatTests,
+    /// Requests from outside found behind NAT, then per test (indexed
+    /// like [`crate::nat::NatTest::ALL`]): a shared counter per request
+    /// only where NAT was found; kept across reloads.
+    nat_found: Arc<[AtomicU64; 8]>,
 }
 
 impl Edge {
@@ -303,7 +309,33 @@ impl Edge {
             room,
             names: previous.map_or_else(Arc::default, |p| Arc::clone(&p.names)),
             outbound_from: edge.outbound_from.clone(),
+            nat_tests: edge.nat_test,
+            nat_found: previous.map_or_else(Arc::default, |p| Arc::clone(&p.nat_found)),
         }
+    }
+
+    /// The NAT tests run on requests from outside, for the NAT stage.
+    pub(crate) fn nat_tests(&self) -> crate::nat::NatTests {
+        self.nat_tests
+    }
+
+    /// Counts a request from outside that `fired` found behind NAT.
+    pub(crate) fn count_nat(&self, fired: crate::nat::NatTests) {
+        self.nat_found[0].fetch_add(1, Ordering::Relaxed);
+        for t in fired.iter() {
+            self.nat_found[1 + t.index()].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests from outside found behind NAT since start, and how often
+    /// each test fired (the tests configured, in flag order).
+    pub fn nat_counts(&self) -> (u64, Vec<(crate::nat::NatTest, u64)>) {
+        let per_test = self
+            .nat_tests
+            .iter()
+            .map(|t| (t, self.nat_found[1 + t.index()].load(Ordering::Relaxed)))
+            .collect();
+        (self.nat_found[0].load(Ordering::Relaxed), per_test)
     }
 
     /// The outbound proxy's DNS answers: the daemon stores what it looked

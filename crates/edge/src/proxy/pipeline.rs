@@ -63,7 +63,16 @@ fn run(
     if capacity::is_new_call(&c) {
         capacity::admit(edge, s, m, &c, now)?;
     }
-    // nat: the NAT fixes of a request go here (NAT traversal).
+    // nat: a request from outside is tested for NAT (`nat_test`) and
+    // counted; rport/received are written for every request by the send
+    // stage, and the fixes that depend on the verdict go here.
+    let tests = edge.nat_tests();
+    if !tests.is_empty() && edge.destination_of(&from).is_none() {
+        let fired = crate::nat::detect_in(tests, m, &c.origin.via, from.remote);
+        if !fired.is_empty() {
+            edge.count_nat(fired);
+        }
+    }
     Ok(match held {
         Some(held) => stateful::start(edge, held, s, m, &c, now),
         None => forward::stateless(edge, s, m, &c, now),

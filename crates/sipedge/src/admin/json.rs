@@ -75,11 +75,25 @@ pub struct EdgeBody<'a> {
     /// Messages that failed the edge's `validate` checks since start, by
     /// reason token (`no-max-forwards`: 3); reasons never seen are left out.
     pub validation_failures: std::collections::BTreeMap<&'static str, u64>,
+    /// NAT detection (`nat_test`) since start: requests from outside found
+    /// behind NAT, and how often each configured test fired; `null` when
+    /// the edge runs no test.
+    pub nat: Option<NatBody>,
     /// In config order; `index` is the position.
     pub destinations: Vec<DestinationBody<'a>>,
     /// URIs of destinations a reload removed that still get the in-dialog
     /// requests of their calls (for `max_call_duration` after removal).
     pub retired: Vec<&'a str>,
+}
+
+/// NAT detection counts of one edge.
+#[derive(Serialize)]
+pub struct NatBody {
+    /// Requests from outside any configured test fired for.
+    pub behind_nat: u64,
+    /// Per configured test, by name (`received`: 12), counted once per
+    /// request it fired for.
+    pub tests: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// One destination, in `GET /api/destinations` and as the answer to a
@@ -289,6 +303,13 @@ pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate
                         .collect()
                 })
                 .unwrap_or_default(),
+            nat: proxy.and_then(|p| {
+                let (behind_nat, per_test) = p.nat_counts();
+                (!per_test.is_empty()).then(|| NatBody {
+                    behind_nat,
+                    tests: per_test.into_iter().map(|(t, n)| (t.name(), n)).collect(),
+                })
+            }),
             destinations,
             retired: proxy.map_or_else(Vec::new, |p| {
                 p.retired().iter().map(|d| d.uri.as_str()).collect()

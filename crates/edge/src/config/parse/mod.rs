@@ -87,6 +87,7 @@ const EDGE_KEYS: &[&str] = &[
     "tls_ca",
     "client_cert_header",
     "outbound_from",
+    "nat_test",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -662,6 +663,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         tls_ca,
         client_cert_header,
         outbound_from: outbound_from(t)?,
+        nat_test: nat_test(t)?,
         line: cx.line(t.at),
     };
     let mut edge = edge;
@@ -709,6 +711,44 @@ fn reachable_servers(edge: &mut Edge) -> Option<(usize, String)> {
                 ),
             )
         })
+}
+
+/// Reads `nat_test`: test names (`["private-contact", "received"]`), or
+/// the OpenSIPS `nat_uac_test` bitmask users already have (`19`).
+fn nat_test(t: &Table<'_, '_>) -> Result<crate::nat::NatTests> {
+    use crate::nat::{NatTest, NatTests};
+    let cx = t.cx;
+    let Some(v) = t.get("nat_test") else {
+        return Ok(NatTests::default());
+    };
+    let names = || {
+        NatTest::ALL
+            .iter()
+            .map(|t| t.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let DeValue::Integer(_) = v.get_ref() {
+        let n = cx.int(v, "nat_test", 0, 127)?;
+        return u32::try_from(n)
+            .ok()
+            .and_then(NatTests::from_flags)
+            .ok_or_else(|| cx.err(v.span().start, "nat_test", "a bitmask of 1..127"));
+    }
+    let mut tests = Vec::new();
+    for (name, at) in cx.string_array(v, "nat_test")? {
+        match NatTest::from_name(name) {
+            Some(test) => tests.push(test),
+            None => {
+                return Err(cx.err(
+                    at,
+                    "nat_test",
+                    format!("unknown test {name:?} (known: {})", names()),
+                ))
+            }
+        }
+    }
+    Ok(NatTests::of(&tests))
 }
 
 /// Reads `outbound_from`: the networks, besides the destinations, whose
