@@ -12,11 +12,9 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The shortest time between two lookups of the destinations' names,
-/// whatever the records' TTL (0 is common on small servers).
-const MIN_HOLD: Duration = Duration::from_secs(5);
-/// The longest, so a changed record is followed even under a huge TTL.
-const MAX_HOLD: Duration = Duration::from_secs(3600);
+/// How soon a name whose lookup failed, keeping its last servers, is
+/// asked again: the failure may pass.
+const RETRY_FAILED: Duration = Duration::from_secs(30);
 
 /// The system resolver (getaddrinfo): the address of a name, for what
 /// needs only that.
@@ -78,8 +76,7 @@ impl Resolve for Rfc3263 {
         };
         let why = match answer {
             Answer::Targets(found) => {
-                let hold = until.saturating_duration_since(Instant::now());
-                let at = Instant::now() + hold.clamp(MIN_HOLD, MAX_HOLD);
+                let at = Instant::now() + crate::dns::held_for(until);
                 self.until
                     .set(Some(self.until.get().map_or(at, |u| u.min(at))));
                 let mut last = last_good().lock().unwrap_or_else(|e| e.into_inner());
@@ -95,8 +92,7 @@ impl Resolve for Rfc3263 {
         match last.get(key) {
             Some(found) => {
                 tracing::warn!(name = key, "{why}: the servers it had last stay");
-                // Asked again soon: the failure may pass.
-                let at = Instant::now() + MIN_HOLD.max(Duration::from_secs(30));
+                let at = Instant::now() + RETRY_FAILED;
                 self.until
                     .set(Some(self.until.get().map_or(at, |u| u.min(at))));
                 Ok(found.clone())

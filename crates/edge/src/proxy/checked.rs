@@ -82,6 +82,8 @@ pub(crate) struct Checked<'a> {
     pub method: Method,
     /// It carries a To tag.
     pub in_dialog: bool,
+    /// It came from a destination of the pool.
+    pub from_pool: bool,
     /// An in-dialog request from outside (not an ACK or CANCEL) whose next
     /// hop is foreign, dispatched into the pool: counted where it arrives,
     /// not each time a transaction checks its stored request again.

@@ -67,7 +67,7 @@ fn run(
     // counted; rport/received are written for every request by the send
     // stage, and the fixes that depend on the verdict go here.
     let tests = edge.nat_tests();
-    if !tests.is_empty() && edge.destination_of(&from).is_none() {
+    if !tests.is_empty() && !c.from_pool {
         let fired = crate::nat::detect_in(tests, m, &c.origin.via, from.remote);
         if !fired.is_empty() {
             edge.count_nat(fired);
@@ -115,5 +115,6 @@ pub(crate) fn checks<'a>(
         loop_hash: hops.loop_hash,
         method: m.method(),
         in_dialog,
+        from_pool: hops.from_pool.is_some(),
     })
 }

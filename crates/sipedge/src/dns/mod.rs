@@ -27,6 +27,15 @@ const MIN_HOLD: Duration = Duration::from_secs(5);
 /// The longest, so a changed record is followed even under a huge TTL.
 const MAX_HOLD: Duration = Duration::from_secs(3600);
 
+/// How long an answer valid until `until` is kept, from now: its TTL,
+/// within [`MIN_HOLD`] and [`MAX_HOLD`] (the outbound proxy's answers and
+/// the destinations' names alike).
+pub fn held_for(until: Instant) -> Duration {
+    until
+        .saturating_duration_since(Instant::now())
+        .clamp(MIN_HOLD, MAX_HOLD)
+}
+
 /// Questions being looked up (by edge and query), with who waits for
 /// each: retransmissions of a request ask once.
 type Pending = Arc<Mutex<HashMap<(usize, String), Vec<oneshot::Sender<()>>>>>;
@@ -128,11 +137,7 @@ pub fn start(servers: &[SocketAddr]) -> Result<Dns, String> {
                 for w in waiting {
                     let _ = w.send(());
                 }
-                let now = Instant::now();
-                let hold = until
-                    .saturating_duration_since(now)
-                    .clamp(MIN_HOLD, MAX_HOLD);
-                tokio::time::sleep(hold).await;
+                tokio::time::sleep(held_for(until)).await;
                 ask.names.expire(&ask.key, &answer);
             });
         }

@@ -14,23 +14,26 @@ use std::time::Instant;
 
 /// One message that arrived on a connection, through the pipeline.
 pub(super) fn handle(served: &Rc<Served>, bytes: &[u8], from: Flow) {
-    let mut current = served.current();
-    let Current { edge, worker } = &mut *current;
-    let outcome = worker.handle(edge, bytes, from, Instant::now());
-    if outcome == Outcome::Resolve {
-        super::resolve::park(served, worker.lookup(), bytes, from);
-        return;
-    }
-    deliver(served, worker, outcome);
+    step(served, bytes, from, true);
 }
 
 /// A message that waited for a DNS answer, through the pipeline again.
 /// The answer is stored by now (and kept for a while), so it does not
 /// wait twice; if it would, it is dropped rather than looped.
 pub(super) fn handle_answered(served: &Rc<Served>, bytes: &[u8], from: Flow) {
+    step(served, bytes, from, false);
+}
+
+/// `bytes` through the pipeline; one that needs a DNS answer first waits
+/// for it if `may_wait`.
+fn step(served: &Rc<Served>, bytes: &[u8], from: Flow, may_wait: bool) {
     let mut current = served.current();
     let Current { edge, worker } = &mut *current;
     let outcome = worker.handle(edge, bytes, from, Instant::now());
+    if may_wait && outcome == Outcome::Resolve {
+        super::resolve::park(served, worker.lookup(), bytes, from);
+        return;
+    }
     deliver(served, worker, outcome);
 }
 
