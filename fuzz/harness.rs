@@ -251,6 +251,87 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// Flow tokens: arbitrary text never opens into a token but the one that
+/// seals back to exactly that text (so a token has one spelling), and
+/// never panics; a token built from the input seals and opens back, and
+/// any one byte of it changed no longer opens.
+pub fn token(data: &[u8]) {
+    use edge::token::{open, Conn, Outside, Token, TokenKey};
+    static KEYS: OnceLock<[TokenKey; 2]> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        [
+            TokenKey::from_secret(b"fuzz-secret-0123456789abcdef"),
+            TokenKey::from_secret(b"the previous fuzz secret"),
+        ]
+    });
+    let edge = b"fuzz";
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode & 1 == 0 {
+        if let Some(t) = open(keys, rest, edge) {
+            let mut again = Vec::new();
+            let by = keys
+                .iter()
+                .find(|k| open(std::slice::from_ref(*k), rest, edge).is_some());
+            assert!(by.is_some_and(|k| k.seal(&t, edge, &mut again)));
+            assert_eq!(again, rest, "one token, one spelling");
+        }
+        return;
+    }
+    // A token from the bytes: every transport, family and optional part.
+    let mut b = rest.iter().copied().chain(std::iter::repeat(0));
+    let mut next = || b.next().unwrap_or(0);
+    let addr = |v6: bool, next: &mut dyn FnMut() -> u8| -> SocketAddr {
+        let port = u16::from_be_bytes([next(), next()]);
+        if v6 {
+            let o: [u8; 16] = std::array::from_fn(|_| next());
+            SocketAddr::from((o, port))
+        } else {
+            SocketAddr::from(([next(), next(), next(), next()], port))
+        }
+    };
+    let transports = [
+        edge::flow::Transport::Udp,
+        edge::flow::Transport::Tcp,
+        edge::flow::Transport::Tls,
+        edge::flow::Transport::Ws,
+        edge::flow::Transport::Wss,
+    ];
+    let shape = next();
+    let transport = transports[usize::from(next()) % 5];
+    let local = next();
+    let remote = addr(shape & 1 != 0, &mut next);
+    let conn = (shape & 2 != 0).then(|| Conn {
+        id: edge::flow::ConnId(u64::from_be_bytes(std::array::from_fn(|_| next()))),
+        owner: (shape & 4 != 0).then(|| addr(shape & 8 != 0, &mut next)),
+    });
+    let pool = (shape & 16 != 0).then(|| {
+        (
+            transports[usize::from(next()) % 5],
+            addr(shape & 32 != 0, &mut next),
+        )
+    });
+    let t = Token {
+        outside: Outside {
+            transport,
+            local,
+            remote,
+            conn,
+        },
+        sticky: shape & 64 != 0,
+        pool,
+    };
+    let mut text = Vec::new();
+    assert!(keys[0].seal(&t, edge, &mut text));
+    assert!(text.len() <= edge::token::MAX_TEXT);
+    assert_eq!(open(keys, &text, edge), Some(t));
+    let at = usize::from(next()) % text.len();
+    let was = text[at];
+    text[at] = if was == b'A' { b'B' } else { b'A' };
+    assert_eq!(open(keys, &text, edge), None, "byte {at} changed");
+}
+
 const CONFIG: &str = r#"
 [node]
 id = "fuzz"

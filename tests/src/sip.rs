@@ -147,6 +147,40 @@ pub fn response_to(request: &str, code: u16, reason: &str) -> String {
     out
 }
 
+/// Route or Record-Route text with the edge's flow tokens taken out: every
+/// `<sip:TOKEN@` (a user part of 40 or more base64url characters, which
+/// no test peer writes) becomes `<sip:`.
+pub fn untokened(entries: &str) -> String {
+    let mut out = String::with_capacity(entries.len());
+    let mut rest = entries;
+    while let Some(i) = rest.find("<sip:") {
+        out.push_str(&rest[..i + 5]);
+        rest = &rest[i + 5..];
+        let user = rest.find('@').map(|at| &rest[..at]);
+        if let Some(token) = user.filter(|u| is_token(u)) {
+            rest = &rest[token.len() + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How many flow tokens `entries` carry.
+pub fn tokens(entries: &str) -> usize {
+    entries
+        .split("<sip:")
+        .skip(1)
+        .filter(|e| e.split_once('@').is_some_and(|(u, _)| is_token(u)))
+        .count()
+}
+
+fn is_token(user: &str) -> bool {
+    user.len() >= 40
+        && user
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
 /// A value unique within this test process, for Call-IDs, tags, branches.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(1);

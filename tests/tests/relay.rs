@@ -335,7 +335,7 @@ fn relay_requests_from_a_destination_go_out_along_their_route() {
         .expect("the destination's INVITE did not reach the caller");
     assert_eq!(from, edge_addr(listen));
     assert_eq!(sip::header(&text, "Call-ID"), Some(invite_id.as_str()));
-    let rr = sip::header(&text, "Record-Route").unwrap_or("");
+    let rr = sip::untokened(sip::header(&text, "Record-Route").unwrap_or(""));
     assert!(
         rr.starts_with(&format!("<sip:127.0.0.1:{listen};")),
         "outbound INVITE not record-routed:\n{text}"

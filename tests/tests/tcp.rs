@@ -98,7 +98,7 @@ fn tcp_callers_reach_udp_servers_in_both_insertion_modes() {
             invite.text
         );
         assert!(vias.join(",").contains("SIP/2.0/TCP"), "{}", invite.text);
-        let rr = invite.headers("Record-Route").join(",");
+        let rr = sip::untokened(&invite.headers("Record-Route").join(","));
         assert!(
             rr.contains(&format!("<sip:127.0.0.1:{listen};lr>"))
                 && rr.contains(&format!("<sip:127.0.0.1:{listen};transport=tcp;lr>")),

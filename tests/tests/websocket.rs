@@ -7,6 +7,7 @@
 
 use e2e::admin::AdminApi;
 use e2e::config::SECRET;
+use e2e::sip;
 use e2e::websocket::python_client;
 use e2e::{free_port, require_private_netns, Sipedge, SippUas};
 
@@ -42,11 +43,12 @@ fn websocket_clients_call_through_the_edge_and_get_the_far_ends_bye() {
     );
     let rr = run.get("record_route").expect("a Record-Route").to_string();
     assert!(
-        rr.contains(&format!(
-            "<sip:127.0.0.1:{ws};transport=ws;lr;flow=ws~127.0.0.1~"
-        )) && rr.contains(&format!("<sip:127.0.0.1:{udp};lr>")),
+        sip::untokened(&rr).contains(&format!(
+            "<sip:127.0.0.1:{udp};lr>\",\"<sip:127.0.0.1:{ws};transport=ws;lr>"
+        )),
         "{rr}"
     );
+    assert_eq!(sip::tokens(&rr), 1, "the browser's flow, sealed: {rr}");
     assert_eq!(uas.count("INVITE"), 1);
     assert_eq!(uas.count("ACK"), 1);
     assert_eq!(uas.count("BYE"), 1);
@@ -171,10 +173,12 @@ fn a_browser_registers_over_secure_websocket_and_sends_and_receives_messages() {
     );
     let register = pool.requests("REGISTER")[0].clone();
     let path = register.headers("Path").join(",");
-    assert!(
-        path.starts_with(&format!("<sip:127.0.0.1:{udp};lr;flow=wss~127.0.0.1~")),
+    assert_eq!(
+        sip::untokened(&path),
+        format!("<sip:127.0.0.1:{udp};lr>"),
         "{path}"
     );
+    assert_eq!(sip::tokens(&path), 1, "the browser's flow, sealed: {path}");
     assert!(
         register.headers("Via")[1].starts_with("SIP/2.0/WSS "),
         "{}",

@@ -143,16 +143,6 @@ impl BranchKey {
         tx_mac ^ first_u64(blake3::keyed_hash(&self.0, &buf).as_bytes())
     }
 
-    /// The MAC of a WebSocket caller's flow as the edge writes it into its
-    /// Record-Route and Path (`ws~IP~PORT`): only the cluster can name a
-    /// flow that the edge then follows.
-    pub fn flow_mac(&self, flow: &[u8]) -> u64 {
-        let mut h = blake3::Hasher::new_keyed(&self.0);
-        h.update(b"flow\0");
-        h.update(flow);
-        first_u64(h.finalize().as_bytes())
-    }
-
     /// The transaction MAC behind a branch read back (the inverse of
     /// [`branch_mac`](Self::branch_mac)).
     pub fn tx_mac_of(&self, b: &Branch) -> u64 {
@@ -239,16 +229,6 @@ fn unhex(s: &[u8]) -> Option<u64> {
         };
         Some(acc << 4 | u64::from(d))
     })
-}
-
-/// Writes a MAC as 16 lower-case hex digits (a flow's, say).
-pub(crate) fn write_hex(out: &mut Vec<u8>, v: u64) {
-    hex(out, v, 16);
-}
-
-/// Reads 16 lower-case hex digits back ([`write_hex`]).
-pub(crate) fn read_hex(s: &[u8]) -> Option<u64> {
-    (s.len() == 16).then(|| unhex(s)).flatten()
 }
 
 /// Writes our branch value for a transaction MAC and loop hash.

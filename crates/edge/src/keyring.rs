@@ -3,14 +3,17 @@
 //! the new one `[node] secret` and the old one `previous_secrets` on every
 //! node: calls set up under the old secret keep working (their responses
 //! and retransmitted answers carry branches signed with it) until the old
-//! secret is dropped.
+//! secret is dropped. Flow tokens rotate the same way: a dialog's
+//! Record-Route, sealed under the old secret, keeps routing its requests.
 
 use crate::branch::BranchKey;
+use crate::token::TokenKey;
 
 /// The keys derived from the cluster's secrets, current first.
 #[derive(Clone, Debug)]
 pub struct KeyRing {
     branch: Vec<BranchKey>,
+    tokens: Vec<TokenKey>,
 }
 
 impl KeyRing {
@@ -18,11 +21,14 @@ impl KeyRing {
     /// gives a ring of one key from the empty secret (which the config
     /// never yields: the daemon draws a random secret when none is set).
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) -> KeyRing {
-        let mut branch: Vec<BranchKey> = secrets.into_iter().map(BranchKey::from_secret).collect();
-        if branch.is_empty() {
-            branch.push(BranchKey::from_secret(b""));
+        let mut secrets: Vec<&[u8]> = secrets.into_iter().collect();
+        if secrets.is_empty() {
+            secrets.push(b"");
         }
-        KeyRing { branch }
+        KeyRing {
+            branch: secrets.iter().map(|s| BranchKey::from_secret(s)).collect(),
+            tokens: secrets.iter().map(|s| TokenKey::from_secret(s)).collect(),
+        }
     }
 
     /// A ring of one secret.
@@ -38,6 +44,16 @@ impl KeyRing {
     /// Every branch key a message may verify under, signing key first.
     pub fn verifying(&self) -> &[BranchKey] {
         &self.branch
+    }
+
+    /// The key new flow tokens are sealed with.
+    pub fn sealing(&self) -> &TokenKey {
+        &self.tokens[0]
+    }
+
+    /// Every key a flow token may open under, sealing key first.
+    pub fn opening(&self) -> &[TokenKey] {
+        &self.tokens
     }
 }
 

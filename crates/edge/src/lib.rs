@@ -16,5 +16,6 @@ pub mod nat;
 pub mod outbound;
 pub mod proxy;
 pub mod stats;
+pub mod token;
 pub mod transaction;
 pub mod validate;

@@ -78,10 +78,14 @@ pub enum Event {
     /// A request to a host name that has no usable DNS answer: refused
     /// (404 when the name has no records, 503 when the lookup failed).
     Unresolvable,
+    /// A request whose Route names this edge with a user part that is not
+    /// a flow token the cluster sealed for this edge (forged, altered,
+    /// truncated, under a dropped secret, another edge's): refused 403.
+    FlowTokenRefused,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::Unresolvable as usize + 1;
+pub const EVENTS: usize = Event::FlowTokenRefused as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -114,6 +118,7 @@ impl Event {
         Event::OutboundDenied,
         Event::Resolving,
         Event::Unresolvable,
+        Event::FlowTokenRefused,
     ];
 
     /// A stable name for metrics and logs.
@@ -147,6 +152,7 @@ impl Event {
             Event::OutboundDenied => "outbound_denied",
             Event::Resolving => "resolving",
             Event::Unresolvable => "unresolvable",
+            Event::FlowTokenRefused => "flow_token_refused",
         }
     }
 }

@@ -28,6 +28,7 @@ fn fuzz_regressions_stay_fixed() {
     let n = replay("parse", harness::parse)
         + replay("framing", harness::framing)
         + replay("pipeline", harness::pipeline)
-        + replay("config", harness::config);
+        + replay("config", harness::config)
+        + replay("token", harness::token);
     assert!(n > 0, "no regression inputs found under fuzz/regressions");
 }

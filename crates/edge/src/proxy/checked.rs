@@ -44,11 +44,22 @@ pub(crate) struct RouteSet<'a> {
     pub len: usize,
     pub ours: usize,
     pub next: NextHop,
-    /// The WebSocket caller one of our own entries names (`flow`, see
-    /// `forward::write_flow`), when no Route follows ours.
-    pub flow: Option<Hop>,
+    /// The flow token in our own entries (see [`crate::token`]).
+    pub token: Sealed,
     /// The DNS query of a next hop outside named by host name.
     pub name: Option<crate::outbound::Query<'a>>,
+}
+
+/// What our own Route entries carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sealed {
+    /// No token: a route set from before tokens, or none of ours.
+    None,
+    /// A token that opened.
+    Open(crate::token::Token),
+    /// A user part in our own entry that is not a token sealed by the
+    /// cluster for this edge: refused, never followed.
+    Refused,
 }
 
 /// The request as it came: its top Via and where it came from, which is
@@ -82,8 +93,13 @@ pub(crate) struct Checked<'a> {
     pub method: Method,
     /// It carries a To tag.
     pub in_dialog: bool,
-    /// It came from a destination of the pool.
-    pub from_pool: bool,
+    /// The destination of the pool it came from, if one.
+    pub from_pool: Option<usize>,
+    /// It goes out of the pool toward the outside (from the pool, or from
+    /// `outbound_from`), rather than into it.
+    pub outward: bool,
+    /// The NAT tests that fired on it (only on requests from outside).
+    pub nat: crate::nat::NatTests,
     /// An in-dialog request from outside (not an ACK or CANCEL) whose next
     /// hop is foreign, dispatched into the pool: counted where it arrives,
     /// not each time a transaction checks its stored request again.

@@ -5,7 +5,7 @@
 //! and, on a stateless edge, sent on at once.
 
 use super::capacity;
-use super::checked::{Checked, Origin, Route};
+use super::checked::{Checked, Origin, Route, Sealed};
 use super::reply::reply;
 use super::route::dispatch_input;
 use super::splices::{add_content_length, fix_top_via, remove_leading};
@@ -14,6 +14,7 @@ use crate::branch::write_attempt_branch;
 use crate::flow::{Flow, Transport};
 use crate::limits::Full;
 use crate::stats::Event;
+use crate::token::{Conn, Outside, Token};
 use sip::splice::write_num;
 use sip::{Element, HeaderName, Message, Method};
 use std::time::Instant;
@@ -190,17 +191,17 @@ pub(crate) fn splice(
         // When the request leaves by another transport or address than
         // it came in on, one entry per side (RFC 5658): the top one, which
         // the next hop uses, names the side facing it; the other the side
-        // facing the caller.
+        // facing the caller. The flow token goes in the top one only: both
+        // sides' route sets hold both entries.
         let inbound = &edge.locals[c.origin.from.local];
         let from = &c.origin.from;
+        let token = flow_token(edge, c, out);
         sp.insert_with(at, |w| {
-            // Toward a WebSocket callee, the entry facing it names its
-            // flow too: the pool's in-dialog requests reach it by that.
-            record_route(w, edge, outbound, Some(out));
+            record_route(w, edge, outbound, Some(&token));
             let other_side = from.local != out.local
                 && (inbound.transport != outbound.transport || inbound.sent_by != outbound.sent_by);
             if other_side {
-                record_route(w, edge, inbound, Some(from));
+                record_route(w, edge, inbound, None);
             }
         });
     }
@@ -210,10 +211,10 @@ pub(crate) fn splice(
         let at = m
             .first(HeaderName::Path)
             .map_or(first_via, |h| h.line.start as usize);
-        let from = &c.origin.from;
+        let token = flow_token(edge, c, out);
         sp.insert_with(at, |w| {
             w.extend_from_slice(b"Path: ");
-            entry(w, edge, outbound, Some(from));
+            entry(w, edge, outbound, Some(&token));
             w.extend_from_slice(b"\r\n");
         });
     }
@@ -236,27 +237,27 @@ pub(crate) fn splice(
 }
 
 /// A Record-Route line naming `local` (see [`entry`]).
-fn record_route(w: &mut Vec<u8>, edge: &Edge, local: &Local, peer: Option<&Flow>) {
+fn record_route(w: &mut Vec<u8>, edge: &Edge, local: &Local, token: Option<&Token>) {
     w.extend_from_slice(b"Record-Route: ");
-    entry(w, edge, local, peer);
+    entry(w, edge, local, token);
     w.extend_from_slice(b"\r\n");
 }
 
-/// A route entry naming `local`: `<sip:host:port;lr>`, with the transport
-/// parameter when it is not UDP, and the peer's flow when `peer` is one
-/// sipedge cannot dial (see [`write_flow`]).
-fn entry(w: &mut Vec<u8>, edge: &Edge, local: &Local, peer: Option<&Flow>) {
+/// A route entry naming `local`: `<sip:TOKEN@host:port;lr>`, with the
+/// transport parameter when it is not UDP.
+fn entry(w: &mut Vec<u8>, edge: &Edge, local: &Local, token: Option<&Token>) {
     w.extend_from_slice(b"<sip:");
+    if let Some(t) = token {
+        if edge.keys.sealing().seal(t, edge.name.as_bytes(), w) {
+            w.push(b'@');
+        }
+    }
     w.extend_from_slice(local.sent_by.as_bytes());
     if local.transport != Transport::Udp {
         w.extend_from_slice(b";transport=");
         w.extend_from_slice(local.transport.name().as_bytes());
     }
-    w.extend_from_slice(b";lr");
-    if let Some(f) = peer.filter(|f| undialable(f)) {
-        write_flow(w, edge, f);
-    }
-    w.push(b'>');
+    w.extend_from_slice(b";lr>");
 }
 
 /// Whether a caller on `flow` can only be reached over the connection it
@@ -265,21 +266,38 @@ fn undialable(flow: &Flow) -> bool {
     matches!(flow.transport, Transport::Ws | Transport::Wss)
 }
 
-/// `;flow=TRANSPORT~IP~PORT~MAC`: the peer's connection as this edge sees
-/// it, so that a request from the pool along this route reaches it
-/// whatever its Request-URI says. The MAC (keyed with the cluster secret,
-/// [`crate::branch::BranchKey::flow_mac`]) keeps anyone else from naming
-/// a flow: a Record-Route or Path a caller writes itself cannot steer the
-/// pool's requests to another client's connection.
-fn write_flow(w: &mut Vec<u8>, edge: &Edge, f: &Flow) {
-    w.extend_from_slice(b";flow=");
-    let start = w.len();
-    w.extend_from_slice(f.transport.name().as_bytes());
-    w.push(b'~');
-    sip::splice::write_ip(w, f.remote.ip(), true);
-    w.push(b'~');
-    write_num(w, f.remote.port());
-    let mac = edge.keys.signing().flow_mac(&w[start..]);
-    w.push(b'~');
-    crate::branch::write_hex(w, mac);
+/// The flow token of a dialog (or registration) that `c` starts, sent on
+/// `out`: the outside party is the caller when the request goes into
+/// the pool, the callee it is sent to when it goes out. Either is reached
+/// at its flow when it can be reached nowhere else — a NAT test fired on
+/// the caller's request, it is a WebSocket client, or this request found
+/// it at its flow (along a registration's Path) — and otherwise by its
+/// Contact, as RFC 3261 routes (a TCP caller whose connection closed
+/// gets a new one to its Contact).
+fn flow_token(edge: &Edge, c: &Checked<'_>, out: &Flow) -> Token {
+    let outside = |f: &Flow| Outside {
+        transport: f.transport,
+        local: u8::try_from(f.local).unwrap_or(u8::MAX),
+        remote: f.remote,
+        conn: f.conn.map(|id| Conn { id, owner: None }),
+    };
+    let from = &c.origin.from;
+    if c.outward {
+        let pool = match c.from_pool.and_then(|i| edge.destinations.get(i)) {
+            Some(d) => (d.transport, d.addr),
+            None => (from.transport, from.remote),
+        };
+        let found_at_flow = matches!(c.routes.token, Sealed::Open(t) if t.sticky);
+        Token {
+            outside: outside(out),
+            sticky: found_at_flow || undialable(out),
+            pool: Some(pool),
+        }
+    } else {
+        Token {
+            outside: outside(from),
+            sticky: undialable(from) || !c.nat.is_empty(),
+            pool: Some((out.transport, out.remote)),
+        }
+    }
 }

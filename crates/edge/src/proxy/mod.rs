@@ -64,10 +64,11 @@ const ADDED_HEADERS: usize = 8;
 
 /// The most bytes sipedge adds to a message it forwards, besides its
 /// sent-by three times (in Via and two Record-Routes, or Via and Path):
-/// the rest of those lines, a WebSocket caller's flow parameter,
-/// `received`/`rport`, Max-Forwards, Content-Length, Content-Encoding and
-/// X-Validate-Fail come to about 330; with room to spare.
-const ADDED_BYTES: usize = 384;
+/// the rest of those lines, a flow token (at most
+/// [`crate::token::MAX_TEXT`]), `received`/`rport`, Max-Forwards,
+/// Content-Length, Content-Encoding and X-Validate-Fail come to about
+/// 390; with room to spare.
+const ADDED_BYTES: usize = 448;
 
 /// The largest UDP payload over IPv4 (65,535 − 20 − 8): nothing larger can
 /// be sent.
@@ -144,9 +145,6 @@ pub struct Edge {
     /// The header carrying a verified TLS client's certificate subject
     /// toward the pool (`client_cert_header`).
     client_cert_header: Option<Box<str>>,
-    /// Whether it listens on WebSocket: only then do its Route entries
-    /// name callers' flows.
-    takes_websockets: bool,
     /// Failures per reason (indexed like [`validate::Failure::ALL`]): a
     /// rare path, so shared atomics; kept across reloads.
     invalid: Arc<[AtomicU64]>,
@@ -294,10 +292,6 @@ impl Edge {
             on_invalid: edge.on_invalid,
             foreign_next_hop: edge.foreign_next_hop,
             client_cert_header: edge.client_cert_header.as_deref().map(Box::from),
-            takes_websockets: edge
-                .listen
-                .iter()
-                .any(|l| matches!(l.transport, Transport::Ws | Transport::Wss)),
             invalid: match previous {
                 Some(p) => Arc::clone(&p.invalid),
                 None => validate::Failure::ALL
@@ -540,6 +534,14 @@ impl Edge {
     /// from (or for), if any (see [`Destination::is_flow`]).
     pub(crate) fn destination_of(&self, flow: &Flow) -> Option<usize> {
         self.destinations.iter().position(|d| d.is_flow(flow))
+    }
+
+    /// The destination at exactly this transport and address, if one (a
+    /// flow token's pool side; it may name a server no longer configured).
+    pub(crate) fn destination_at(&self, transport: Transport, addr: SocketAddr) -> Option<usize> {
+        self.destinations
+            .iter()
+            .position(|d| d.transport == transport && d.addr == addr)
     }
 
     /// A fresh per-thread worker for this edge.

@@ -63,15 +63,12 @@ fn run(
     if capacity::is_new_call(&c) {
         capacity::admit(edge, s, m, &c, now)?;
     }
-    // nat: a request from outside is tested for NAT (`nat_test`) and
-    // counted; rport/received are written for every request by the send
-    // stage, and the fixes that depend on the verdict go here.
-    let tests = edge.nat_tests();
-    if !tests.is_empty() && !c.from_pool {
-        let fired = crate::nat::detect_in(tests, m, &c.origin.via, from.remote);
-        if !fired.is_empty() {
-            edge.count_nat(fired);
-        }
+    // nat: what the checks found is counted here, once per request;
+    // rport/received are written for every request by the send stage, and
+    // a caller behind NAT is marked in its flow token so that the dialog's
+    // requests from the pool reach it at its NAT binding.
+    if !c.nat.is_empty() {
+        edge.count_nat(c.nat);
     }
     Ok(match held {
         Some(held) => stateful::start(edge, held, s, m, &c, now),
@@ -96,8 +93,12 @@ pub(crate) fn checks<'a>(
     local::answer(edge, s, m, &origin, &facts, &routes)?;
     let hops = hops::check(edge, s, m, &origin, &facts)?;
     let in_dialog = facts.to_tag.is_some();
-    let (route, foreign_hop) =
-        route::decide(edge, s, m, &origin, &routes, in_dialog, hops.from_pool)?;
+    let decided = route::decide(edge, s, m, &origin, &routes, in_dialog, hops.from_pool)?;
+    // A request from outside is tested for NAT (`nat_test`).
+    let nat = match hops.from_pool {
+        None => crate::nat::detect_in(edge.nat_tests(), m, &origin.via, from.remote),
+        Some(_) => crate::nat::NatTests::default(),
+    };
     let mac = edge.keys.signing().tx_mac(
         &origin.via,
         facts.call_id,
@@ -106,15 +107,17 @@ pub(crate) fn checks<'a>(
         hops.loop_hash,
     );
     Ok(Checked {
-        foreign_hop,
+        foreign_hop: decided.foreign_hop,
+        outward: decided.outward,
+        nat,
         origin,
         facts,
         routes,
-        route,
+        route: decided.route,
         mac,
         loop_hash: hops.loop_hash,
         method: m.method(),
         in_dialog,
-        from_pool: hops.from_pool.is_some(),
+        from_pool: hops.from_pool,
     })
 }

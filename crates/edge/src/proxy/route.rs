@@ -4,7 +4,7 @@
 //! the pool — by the edge's algorithm, or to the destination its route
 //! names — and never to a foreign host (no open relay).
 
-use super::checked::{Checked, Facts, Hop, NextHop, Origin, Route, RouteSet};
+use super::checked::{Checked, Facts, Hop, NextHop, Origin, Route, RouteSet, Sealed};
 use super::reply::reply;
 use super::{Edge, Outcome, Scratch};
 use crate::config::ForeignNextHop;
@@ -15,6 +15,15 @@ use crate::stats::Event;
 use sip::{HeaderName, Host, Message, Method, NameAddr, Uri};
 use std::net::SocketAddr;
 
+/// How the route stage sees a request: what it may do and where it goes.
+pub(crate) struct Decision {
+    pub route: Route,
+    /// An in-dialog request from outside toward a foreign next hop.
+    pub foreign_hop: bool,
+    /// It goes out toward the outside rather than into the pool.
+    pub outward: bool,
+}
+
 impl<'a> RouteSet<'a> {
     /// The Route entries of `m` (whose URIs `facts` parsed), our own
     /// leading ones counted, and where the next hop points.
@@ -23,22 +32,22 @@ impl<'a> RouteSet<'a> {
         let mut entries: [Option<sip::Element<'a>>; 8] = [None; 8];
         let mut len = 0;
         let mut ours = 0;
-        let mut flow = None;
+        let mut token = Sealed::None;
         for e in m.elements(HeaderName::Route).take(entries.len()) {
             let uri = facts.route_uris[len].as_ref();
             if len == ours {
                 if let Some(u) = uri.filter(|u| is_here(edge, u)) {
                     ours += 1;
-                    // Only an edge with WebSocket listeners writes flows.
-                    if flow.is_none() && edge.takes_websockets {
-                        flow = read_flow(edge, u);
+                    // The edge writes no user part but a token: any other
+                    // is refused, never read past.
+                    if let (Some(user), Sealed::None) = (u.user, token) {
+                        token = open_token(edge, user);
                     }
                 }
             }
             entries[len] = Some(e);
             len += 1;
         }
-        let flow = flow.filter(|_| len == ours);
         let target_uri = match entries.get(ours).copied().flatten() {
             Some(_) => facts.route_uris.get(ours).copied().flatten(),
             None => Some(facts.uri),
@@ -56,16 +65,15 @@ impl<'a> RouteSet<'a> {
             len,
             ours,
             next,
-            flow,
+            token,
             name,
         }
     }
 }
 
 /// The route stage's verdict for a request from `from_pool` (the
-/// destination it came from, if any): where it goes, and whether it is an
-/// in-dialog request from outside toward a foreign next hop. `Err` with
-/// the answer of a request refused (404, 403).
+/// destination it came from, if any). `Err` with the answer of a request
+/// refused (404, 403).
 #[inline(always)]
 pub(crate) fn decide(
     edge: &Edge,
@@ -75,19 +83,48 @@ pub(crate) fn decide(
     routes: &RouteSet<'_>,
     in_dialog: bool,
     from_pool: Option<usize>,
-) -> Result<(Route, bool), Outcome> {
+) -> Result<Decision, Outcome> {
     let method = m.method();
     let next = routes.next;
     let dispatch_as = |follow_up: bool| Route::Dispatch { follow_up };
-    // From the pool to a WebSocket caller our Record-Route or Path names:
-    // over its connection, whatever the Request-URI says (a browser's
-    // Contact names no reachable host).
-    if let (Some(_), Some(flow)) = (from_pool, routes.flow) {
-        return Ok((Route::To(flow, None), false));
-    }
     // The pool, and the networks `outbound_from` names, may go out.
     let outward = from_pool.is_some()
         || (!edge.outbound_from.is_empty() && edge.lets_out(origin.from.remote.ip()));
+    let decided = |route| {
+        Ok(Decision {
+            route,
+            foreign_hop: false,
+            outward,
+        })
+    };
+    match routes.token {
+        Sealed::Refused => {
+            s.stats.count(Event::FlowTokenRefused);
+            return Err(reply(edge, s, m, origin, 403, "Invalid Flow Token", &[]));
+        }
+        // From the pool along our Record-Route or Path, when no Route
+        // follows ours: to the party's flow when the token says it is
+        // reached only there (behind NAT, or over its own connection),
+        // whatever the Request-URI says.
+        Sealed::Open(t) if outward && t.sticky && routes.len == routes.ours => {
+            let o = t.outside;
+            let hop = Hop {
+                transport: o.transport,
+                addr: o.remote,
+            };
+            return decided(Route::To(hop, None));
+        }
+        // From outside in a dialog: to the server the dialog is with,
+        // unless the Request-URI names another destination of the pool
+        // (a target refresh moved it there).
+        Sealed::Open(t) if !outward && in_dialog && !matches!(next, NextHop::Destination(_)) => {
+            if let Some((transport, addr)) = t.pool {
+                let hop = Hop { transport, addr };
+                return decided(Route::To(hop, edge.destination_at(transport, addr)));
+            }
+        }
+        _ => {}
+    }
     let route = match (outward, next) {
         // From the pool: outward along its Route / Request-URI.
         (true, NextHop::Destination(i)) => Route::To(edge.destinations[i].hop(), Some(i)),
@@ -143,7 +180,11 @@ pub(crate) fn decide(
         && in_dialog
         && !matches!(method, Method::Ack | Method::Cancel)
         && matches!(next, NextHop::Outside(_));
-    Ok((route, foreign_hop))
+    Ok(Decision {
+        route,
+        foreign_hop,
+        outward,
+    })
 }
 
 /// The targets of a [`Route::Named`] request, into `s.tries` in the order
@@ -206,36 +247,13 @@ pub(crate) fn dispatch_input<'a>(
     }
 }
 
-/// The flow a `flow=TRANSPORT~IP~PORT~MAC` parameter of our own Route
-/// entry names (written by `forward::write_flow`): a WebSocket connection
-/// only, which sipedge never dials, and only when the cluster's key (one
-/// that still verifies) made its MAC.
-fn read_flow(edge: &Edge, u: &Uri<'_>) -> Option<Hop> {
-    let v = u.param(b"flow").flatten()?;
-    let split = v.iter().rposition(|&b| b == b'~')?;
-    let (signed, mac) = (&v[..split], crate::branch::read_hex(&v[split + 1..])?);
-    if !edge
-        .keys
-        .verifying()
-        .iter()
-        .any(|k| k.flow_mac(signed) == mac)
-    {
-        return None;
+/// What the user part of one of our own Route entries says: a token the
+/// cluster sealed for this edge, or something to refuse.
+fn open_token(edge: &Edge, user: &[u8]) -> Sealed {
+    match crate::token::open(edge.keys.opening(), user, edge.name.as_bytes()) {
+        Some(t) => Sealed::Open(t),
+        None => Sealed::Refused,
     }
-    let text = std::str::from_utf8(signed).ok()?;
-    let (transport, rest) = text.split_once('~')?;
-    let (ip, port) = rest.rsplit_once('~')?;
-    let transport = Transport::from_name(transport.as_bytes())
-        .filter(|t| matches!(t, Transport::Ws | Transport::Wss))?;
-    let ip = ip
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
-    Some(Hop {
-        transport,
-        addr: SocketAddr::new(ip, port.parse().ok()?),
-    })
 }
 
 fn is_here(edge: &Edge, u: &Uri<'_>) -> bool {

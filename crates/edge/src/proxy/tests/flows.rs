@@ -2,7 +2,7 @@
 //! how its answers leave, which Via and Record-Route the edge writes, and
 //! whether its sender is one of the pool's servers.
 
-use super::{addr, answer, header, status, DEST_A, DEST_B, EDGE};
+use super::{addr, answer, header, status, untoken, untokened, DEST_A, DEST_B, EDGE};
 use crate::config::{self, Listen};
 use crate::flow::{ConnId, Flow, Transport};
 use crate::keyring::KeyRing;
@@ -89,13 +89,17 @@ fn a_request_that_changes_transport_is_record_routed_once_per_side() {
     // caller (TCP), so in-dialog requests leave on the right transport
     // either way.
     let mut idx = HeaderIndex::new();
+    let rr = header(&out, HeaderName::RecordRoute, &mut idx);
     assert_eq!(
-        header(&out, HeaderName::RecordRoute, &mut idx),
+        untokened(&e, &rr),
         [
             "<sip:127.0.0.1:5060;lr>",
             "<sip:127.0.0.1:5060;transport=tcp;lr>"
         ]
     );
+    // One token, in the top entry: both sides' route sets hold both.
+    assert!(untoken(&e, &rr[0]).1.is_some());
+    assert_eq!(untoken(&e, &rr[1]).1, None);
 
     // Its answer goes back over TCP to where the caller's Via says; the
     // runtime uses the connection open to that address.
@@ -124,7 +128,7 @@ fn a_request_over_tcp_to_a_tcp_destination_has_one_record_route() {
     );
     let mut idx = HeaderIndex::new();
     assert_eq!(
-        header(&out, HeaderName::RecordRoute, &mut idx),
+        untokened(&e, &header(&out, HeaderName::RecordRoute, &mut idx)),
         ["<sip:127.0.0.1:5060;transport=tcp;lr>"]
     );
     let mut idx = HeaderIndex::new();
@@ -294,14 +298,20 @@ fn a_websocket_callers_requests_name_its_flow_and_the_pool_reaches_it_through_th
     );
     let mut idx = HeaderIndex::new();
     let rr = header(&out, HeaderName::RecordRoute, &mut idx);
-    assert_eq!(rr[0], "<sip:127.0.0.1:5060;lr>");
-    // The flow, signed: 16 hex digits of MAC.
-    let ws_entry = rr[1].clone();
-    let mac = ws_entry
-        .strip_prefix("<sip:127.0.0.1:8088;transport=ws;lr;flow=ws~127.0.0.1~50123~")
-        .and_then(|m| m.strip_suffix('>'))
-        .unwrap_or_else(|| panic!("{ws_entry}"));
-    assert_eq!(mac.len(), 16, "{ws_entry}");
+    assert_eq!(
+        untokened(&e, &rr),
+        [
+            "<sip:127.0.0.1:5060;lr>",
+            "<sip:127.0.0.1:8088;transport=ws;lr>"
+        ]
+    );
+    // The browser's flow, sealed in the top entry.
+    let (udp_entry, ws_entry) = (rr[0].clone(), rr[1].clone());
+    let token = untoken(&e, &udp_entry).1.unwrap();
+    assert_eq!(
+        (token.outside.transport, token.outside.remote, token.sticky),
+        (Transport::Ws, addr(BROWSER), true)
+    );
     // The answer goes back over the WebSocket, by the Via's received and
     // rport.
     let (o, _) = handle(&e, &answer(&out, 200), Flow::udp(0, addr(DEST_A)));
@@ -317,7 +327,7 @@ fn a_websocket_callers_requests_name_its_flow_and_the_pool_reaches_it_through_th
     let bye = format!(
         "BYE sip:x8s1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
          Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-b1\r\nMax-Forwards: 70\r\n\
-         Route: <sip:127.0.0.1:5060;lr>\r\n\
+         Route: {udp_entry}\r\n\
          Route: {ws_entry}\r\n\
          From: <sip:bob@example.com>;tag=b\r\nTo: <sip:alice@example.com>;tag=ww1\r\n\
          Call-ID: w1@browser\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
@@ -333,20 +343,21 @@ fn a_websocket_callers_requests_name_its_flow_and_the_pool_reaches_it_through_th
     let mut idx = HeaderIndex::new();
     assert!(header(&out, HeaderName::Route, &mut idx).is_empty());
 
-    // A flow whose MAC is not the cluster's (written by someone else, or
-    // changed) is not followed.
-    let forged = bye.replace("127.0.0.1~50123~", "127.0.0.1~50124~");
-    let (o, _) = handle(&e, forged.as_bytes(), Flow::udp(0, addr(DEST_A)));
-    assert!(
-        !matches!(
-            o,
-            Outcome::Send(Flow {
-                transport: Transport::Ws,
-                ..
-            })
-        ),
-        "{o:?}"
+    // A token not sealed by the cluster (written by someone else, or
+    // changed) is refused.
+    let at = udp_entry.find('@').unwrap() - 3;
+    let changed = if &udp_entry[at..at + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let forged = bye.replace(
+        &udp_entry,
+        &format!("{}{changed}{}", &udp_entry[..at], &udp_entry[at + 1..]),
     );
+    let (o, out) = handle(&e, forged.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    assert_eq!(o, Outcome::Send(Flow::udp(0, addr(DEST_A))));
+    assert_eq!(status(&out), 403);
 
     // The same from outside the pool is not sent to the flow.
     let (o, _) = handle(&e, bye.as_bytes(), Flow::udp(0, addr("127.0.0.1:7777")));
@@ -372,10 +383,9 @@ fn a_websocket_callers_register_carries_a_path_to_its_flow() {
     let path = header(&out, HeaderName::Path, &mut idx);
     assert_eq!(path.len(), 1);
     let path = path[0].clone();
-    assert!(
-        path.starts_with("<sip:127.0.0.1:5060;lr;flow=ws~127.0.0.1~50123~"),
-        "{path}"
-    );
+    let (bare, token) = untoken(&e, &path);
+    assert_eq!(bare, "<sip:127.0.0.1:5060;lr>");
+    assert_eq!(token.unwrap().outside.remote, addr(BROWSER));
     // A MESSAGE from the registrar to the binding, along the Path.
     let message = format!(
         "MESSAGE sip:x8s1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
@@ -411,9 +421,13 @@ fn a_websocket_callers_register_carries_a_path_to_its_flow() {
     );
     let mut idx = HeaderIndex::new();
     let rr = header(&out, HeaderName::RecordRoute, &mut idx);
-    assert!(
-        rr[0].starts_with("<sip:127.0.0.1:8088;transport=ws;lr;flow=ws~127.0.0.1~50123~"),
-        "{rr:?}"
+    let (bare, token) = untoken(&e, &rr[0]);
+    assert_eq!(bare, "<sip:127.0.0.1:8088;transport=ws;lr>");
+    let token = token.unwrap();
+    assert_eq!(
+        (token.outside.transport, token.outside.remote, token.sticky),
+        (Transport::Ws, addr(BROWSER), true),
+        "the callee is reached at its flow"
     );
     let bye = format!(
         "BYE sip:x8s1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
@@ -514,7 +528,7 @@ fn a_request_too_large_for_udp_goes_over_tcp_when_the_destination_takes_it() {
         );
         let mut idx = HeaderIndex::new();
         assert_eq!(
-            header(&out, HeaderName::RecordRoute, &mut idx),
+            untokened(&e, &header(&out, HeaderName::RecordRoute, &mut idx)),
             ["<sip:127.0.0.1:5060;transport=tcp;lr>"],
             "{insertion}: one entry, caller and destination both on TCP"
         );

@@ -2,6 +2,7 @@
 
 use super::{Edge, Outcome, Worker};
 use crate::config;
+use crate::flow::Transport;
 use crate::stats::Event;
 use sip::{HeaderIndex, HeaderName, NameAddr, Via};
 use std::net::SocketAddr;
@@ -91,6 +92,23 @@ fn header<'a>(msg: &'a [u8], name: HeaderName, idx: &'a mut HeaderIndex) -> Vec<
         .collect()
 }
 
+/// A Route or Record-Route entry as written, its flow token (the user
+/// part) taken out, and that token opened with the edge's keys.
+fn untoken(e: &Edge, entry: &str) -> (String, Option<crate::token::Token>) {
+    let Some((head, rest)) = entry.split_once('@') else {
+        return (entry.to_string(), None);
+    };
+    let text = head.strip_prefix("<sip:").expect("a sip: entry");
+    let token = crate::token::open(e.keys.opening(), text.as_bytes(), e.name.as_bytes());
+    assert!(token.is_some(), "{entry}: a token that opens");
+    (format!("<sip:{rest}"), token)
+}
+
+/// Every entry [`untoken`]ed.
+fn untokened(e: &Edge, entries: &[String]) -> Vec<String> {
+    entries.iter().map(|x| untoken(e, x).0).collect()
+}
+
 fn status(msg: &[u8]) -> u16 {
     let mut idx = HeaderIndex::new();
     sip::parse(msg, &mut idx)
@@ -123,10 +141,16 @@ fn invite_is_forwarded_with_our_via_record_route_and_fixed_sender_via() {
         format!("SIP/2.0/UDP {CALLER};branch=z9hG4bK-1;rport=6001;received=127.0.0.1")
     );
     let mut idx = HeaderIndex::new();
+    let rr = header(&out, HeaderName::RecordRoute, &mut idx);
+    assert_eq!(untokened(&e, &rr), vec!["<sip:127.0.0.1:5060;lr>"]);
+    // Its token: the caller's flow, and the server chosen for the call.
+    let (_, token) = untoken(&e, &rr[0]);
+    let token = token.unwrap();
     assert_eq!(
-        header(&out, HeaderName::RecordRoute, &mut idx),
-        vec!["<sip:127.0.0.1:5060;lr>"]
+        (token.outside.transport, token.outside.remote, token.sticky),
+        (Transport::Udp, addr("127.0.0.1:6001"), false)
     );
+    assert_eq!(token.pool, Some((Transport::Udp, addr(DEST_A))));
     let mut idx = HeaderIndex::new();
     let m = sip::parse(&out, &mut idx).unwrap();
     assert_eq!(m.max_forwards().unwrap(), Some(69));
@@ -1126,3 +1150,4 @@ fn forwarded_requests_and_verified_answers_feed_the_passive_counters() {
 mod flows;
 mod nat;
 mod outbound;
+mod tokens;
