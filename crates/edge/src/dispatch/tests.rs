@@ -35,6 +35,7 @@ fn zoned(n: u64, zone: &str, limit: &[&str], backup: &[&str]) -> Target {
 fn new_tx(key: Option<&[u8]>, tx_key: u64) -> Input<'_> {
     Input {
         hash_key: key,
+        aor: None,
         tx_key,
         follow_up: false,
         now_secs: 100,
@@ -310,6 +311,7 @@ fn round_robin_memo_forgets_after_timer_b_and_when_unusable() {
     let mut state = WorkerState::new();
     let at = |now_secs, follow_up| Input {
         hash_key: None,
+        aor: None,
         tx_key: 42,
         follow_up,
         now_secs,
@@ -450,6 +452,7 @@ fn memo_is_bounded() {
     for tx in 0..100_000u64 {
         let input = Input {
             hash_key: None,
+            aor: None,
             tx_key: xxh3_64(&tx.to_le_bytes()),
             follow_up: false,
             now_secs: tx / 1000,
@@ -486,6 +489,7 @@ fn hash_auth_username_cancel_follows_the_authenticated_invite() {
         let placed = selector.select(&invite, &mut state, &all);
         let cancel = Input {
             hash_key: None,
+            aor: None,
             follow_up: true,
             ..new_tx(None, tx)
         };

@@ -205,17 +205,25 @@ pub(crate) fn splice(
             }
         });
     }
-    if c.method == Method::Register && undialable(&c.origin.from) {
-        // RFC 3327: the registrar keeps this Path with the binding, and
-        // what it sends to the caller comes through here, to its flow.
+    if c.method == Method::Register && !c.outward {
+        // The registration proxy (RFC 3327): the registrar keeps this Path
+        // with the binding, and what it sends to the phone comes back
+        // through the edge — any instance — to the phone's flow when the
+        // token says it is reached only there (NAT, WebSocket). The
+        // registrar is told the phone takes Path, which it implies by
+        // registering through an edge that writes one.
         let at = m
             .first(HeaderName::Path)
             .map_or(first_via, |h| h.line.start as usize);
         let token = flow_token(edge, c, out);
+        let supported = supports_path(m);
         sp.insert_with(at, |w| {
             w.extend_from_slice(b"Path: ");
             entry(w, edge, outbound, Some(&token));
             w.extend_from_slice(b"\r\n");
+            if !supported {
+                w.extend_from_slice(b"Supported: path\r\n");
+            }
         });
     }
     // The certificate header is sipedge's to write: the runtime wrote it
@@ -258,6 +266,12 @@ fn entry(w: &mut Vec<u8>, edge: &Edge, local: &Local, token: Option<&Token>) {
         w.extend_from_slice(local.transport.name().as_bytes());
     }
     w.extend_from_slice(b";lr>");
+}
+
+/// Whether a request's Supported header names `path` (RFC 3327 §4).
+fn supports_path(m: &Message<'_>) -> bool {
+    m.elements(HeaderName::Supported)
+        .any(|e| e.text.eq_ignore_ascii_case(b"path"))
 }
 
 /// Whether a caller on `flow` can only be reached over the connection it

@@ -241,6 +241,10 @@ pub(crate) fn dispatch_input<'a>(
 ) -> Input<'a> {
     Input {
         hash_key: hash_key(edge.selector.algorithm(), m, &c.facts),
+        aor: match c.method {
+            Method::Register => aor(m),
+            _ => None,
+        },
         tx_key: c.mac,
         follow_up,
         now_secs,
@@ -277,17 +281,29 @@ fn classify(edge: &Edge, u: &Uri<'_>) -> NextHop {
     })
 }
 
+/// A REGISTER's address of record as one span of its To URI: `user@host`
+/// (RFC 3261 §10.3: scheme, port and parameters do not tell AORs apart).
+fn aor<'a>(m: &Message<'a>) -> Option<&'a [u8]> {
+    let uri = to_uri(m)?;
+    let u = Uri::parse(uri).ok()?;
+    let offset = |part: &[u8]| (part.as_ptr() as usize).wrapping_sub(uri.as_ptr() as usize);
+    let start = u.user.map_or(offset(u.host_text), offset);
+    uri.get(start..offset(u.host_text) + u.host_text.len())
+}
+
+/// The To URI as written.
+fn to_uri<'a>(m: &Message<'a>) -> Option<&'a [u8]> {
+    m.first_value(HeaderName::To)
+        .and_then(|v| NameAddr::parse(v).ok())
+        .map(|n| n.uri)
+}
+
 /// The bytes the edge's hash algorithm hashes, if the request has them.
 fn hash_key<'a>(alg: Algorithm, m: &Message<'a>, facts: &Facts<'a>) -> Option<&'a [u8]> {
-    let uri_in = |name| {
-        m.first_value(name)
-            .and_then(|v| NameAddr::parse(v).ok())
-            .map(|n| n.uri)
-    };
     match alg {
         Algorithm::HashCallId => Some(facts.call_id),
         Algorithm::HashFromUri => Some(facts.from.uri),
-        Algorithm::HashToUri => uri_in(HeaderName::To),
+        Algorithm::HashToUri => to_uri(m),
         Algorithm::HashRequestUri => Some(m.uri()),
         Algorithm::HashAuthUsername => m
             .first_value(HeaderName::ProxyAuthorization)

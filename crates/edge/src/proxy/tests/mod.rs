@@ -1150,4 +1150,5 @@ fn forwarded_requests_and_verified_answers_feed_the_passive_counters() {
 mod flows;
 mod nat;
 mod outbound;
+mod registrations;
 mod tokens;
