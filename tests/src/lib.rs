@@ -33,6 +33,7 @@ pub mod corpus;
 pub mod dnsmasq;
 pub mod expect;
 mod fake;
+pub mod hosts;
 pub mod json;
 pub mod junk;
 pub mod kamailio;

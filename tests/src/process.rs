@@ -204,24 +204,25 @@ impl Lines {
 
 /// Whether process `pid` has a UDP socket bound to local `port`.
 ///
-/// Finds the socket inodes bound to the port in `/proc/net/udp` and
-/// `/proc/net/udp6` (per network namespace), then looks for one of them
+/// Finds the socket inodes bound to the port in `/proc/PID/net/udp` and
+/// `/proc/PID/net/udp6` (the tables of the process's network namespace,
+/// which may be a test host's), then looks for one of them
 /// among the process's open files. This tells "the server is listening"
 /// from "someone else holds the port".
 pub(crate) fn udp_port_bound_by(pid: u32, port: u16) -> bool {
-    port_bound_by(pid, port, ["/proc/net/udp", "/proc/net/udp6"])
+    port_bound_by(pid, port, ["net/udp", "net/udp6"])
 }
 
 /// True when process `pid` has a TCP socket bound to `port` (a listener,
 /// once it listens).
 pub(crate) fn tcp_port_bound_by(pid: u32, port: u16) -> bool {
-    port_bound_by(pid, port, ["/proc/net/tcp", "/proc/net/tcp6"])
+    port_bound_by(pid, port, ["net/tcp", "net/tcp6"])
 }
 
 fn port_bound_by(pid: u32, port: u16, tables: [&str; 2]) -> bool {
     let mut inodes = Vec::new();
     for table in tables {
-        if let Ok(text) = std::fs::read_to_string(table) {
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/{table}")) {
             inodes.extend(inodes_on_port(&text, port));
         }
     }

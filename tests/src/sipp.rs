@@ -99,14 +99,14 @@ impl Run {
     /// on; stdout and stderr go to files (SIPp repaints its screen to stdout
     /// every second; a pipe nobody reads would stall it).
     fn command(&self, target: Option<&str>, port: u16) -> Command {
-        let mut cmd = Command::new(sipp_binary());
+        let mut cmd = crate::hosts::command(sipp_binary());
         cmd.arg("-sf").arg(&self.scenario);
         if let Some(target) = target {
             cmd.arg(target);
         }
         let control_port = free_port();
         let media_port = free_port_block(4);
-        cmd.args(["-i", "127.0.0.1"])
+        cmd.args(["-i", &crate::hosts::local_ip().to_string()])
             .args(["-p", &port.to_string()])
             .args(["-cp", &control_port.to_string()])
             .args(["-mp", &media_port.to_string()])
