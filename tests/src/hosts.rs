@@ -5,9 +5,9 @@
 //! Every namespace is private to the test: the only way out of one is a
 //! veth to another, and none leads off the machine.
 //!
-//! Peers run inside a host through [`within`]: SIPp started in its
-//! closure runs in the host's namespace (`nsenter -n`) and binds the
-//! host's address instead of 127.0.0.1.
+//! Peers run inside a host through [`within`]: sipedge and SIPp started
+//! in its closure run in the host's namespace (`nsenter -n`), and SIPp
+//! binds the host's address instead of 127.0.0.1.
 
 use std::cell::Cell;
 use std::ffi::OsStr;
@@ -138,7 +138,7 @@ thread_local! {
     static INSIDE: Cell<Option<(u32, Ipv4Addr)>> = const { Cell::new(None) };
 }
 
-/// Runs `f` with the peers it starts (SIPp) inside `host`, bound to
+/// Runs `f` with the peers it starts (sipedge, SIPp) inside `host`, SIPp bound to
 /// `addr` (one of the host's addresses) instead of 127.0.0.1.
 pub fn within<T>(host: &Host, addr: Ipv4Addr, f: impl FnOnce() -> T) -> T {
     let before = INSIDE.with(|c| c.replace(Some((host.pid(), addr))));

@@ -63,7 +63,7 @@ impl Sipedge {
         std::fs::write(&config, config_toml)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
         let bin = binary();
-        let mut child = Command::new(&bin)
+        let mut child = crate::hosts::command(&bin)
             .arg("run")
             .arg("--config")
             .arg(&config)

@@ -506,7 +506,7 @@ fn calls_cross_tls_in_and_out() {
     ] {
         // The caller hangs up, then the callee does.
         for (uac, uas) in [("uac.xml", "uas.xml"), ("uac-hung-up.xml", "uas-bye.xml")] {
-            let server = SippUas::start(uas, uas_port, &[]);
+            let server = SippUas::start(uas, uas_port, &["-d", "100"]);
             let calls = SippUac::run(uac, &format!("127.0.0.1:{first_hop}"), 10, 10, &[]);
             let server = server.stop();
             assert_eq!(

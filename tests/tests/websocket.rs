@@ -62,7 +62,7 @@ fn websocket_clients_call_through_the_edge_and_get_the_far_ends_bye() {
 
     // The far end hangs up: its BYE, to the browser's made-up host,
     // reaches the client over its WebSocket.
-    let uas = SippUas::start("uas-bye.xml", server, &[]);
+    let uas = SippUas::start("uas-bye.xml", server, &["-d", "100"]);
     let run = python_client(&url, "hung-up");
     let uas = uas.stop();
     assert_eq!(run.status, Some(0), "{run:?}\n{}", edge.stderr_text());
