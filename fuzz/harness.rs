@@ -483,6 +483,7 @@ pub fn pipeline(data: &[u8]) {
             remote: src,
             conn: Some(edge::flow::ConnId(2)),
             reconnect: None,
+            pinned: false,
         };
         let outcome = worker.handle(edge, datagram, flow, *now);
         checked(worker, outcome);
@@ -495,6 +496,7 @@ pub fn pipeline(data: &[u8]) {
             remote: src,
             conn: Some(edge::flow::ConnId(1)),
             reconnect: None,
+            pinned: false,
         };
         let mut framer = sip::Framer::default();
         let mut at = 0;

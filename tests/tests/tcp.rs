@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use e2e::admin::AdminApi;
 use e2e::config::SECRET;
-use e2e::expect::{next_arrival, ANSWER};
+use e2e::expect::{next_arrival, ANSWER, SILENCE};
 use e2e::sip::{self, Request};
 use e2e::{free_port, require_private_netns, FakePool, Sipedge, SippUac, SippUas};
 
@@ -404,4 +404,91 @@ fn a_caller_whose_connection_closed_gets_its_bye_over_a_new_one() {
     );
     let c = connections(&AdminApi::local(admin));
     assert!(count(&c, "opened") >= 1, "{c:?}");
+}
+
+/// A phone behind NAT on TCP is reached over its own connection, by the
+/// flow token of its registration's Path; once that connection is gone
+/// the registrar's request gets 430 Flow Failed (RFC 5626 §5.3) — the
+/// edge never dials a phone's NAT binding.
+#[test]
+fn a_natted_phone_on_tcp_is_reached_over_its_connection_and_gets_430_once_it_closed() {
+    require_private_netns();
+    let pool = FakePool::start(1);
+    let listen = free_port();
+    let _edge = Sipedge::start(&format!(
+        "[node]\nid = \"tcp-nat\"\nsecret = \"{SECRET}\"\n[[edge]]\n\
+         listen = [\"udp:127.0.0.1:{listen}\", \"tcp:127.0.0.1:{listen}\"]\n\
+         nat_test = [\"private-contact\"]\n\
+         [[edge.destination]]\nuri = \"sip:{}\"\n",
+        pool.addr(0)
+    ));
+    let edge_addr = SocketAddr::from((e2e::LOCALHOST, listen));
+    let private = "192.168.1.20:5062";
+    let mut phone = TcpStream::connect(edge_addr).expect("connect");
+    phone.set_read_timeout(Some(ANSWER)).unwrap();
+    let register = Request::new("REGISTER", "sip:example.com", phone.local_addr().unwrap())
+        .set(
+            "Via",
+            &format!("SIP/2.0/TCP {private};branch=z9hG4bK-tcpnat;rport"),
+        )
+        .set("To", "<sip:alice@example.com>")
+        .set("Contact", &format!("<sip:alice@{private};transport=tcp>"));
+    let call_id = register.get("Call-ID").expect("Call-ID").to_string();
+    phone.write_all(register.build().as_bytes()).unwrap();
+    let got = next_arrival(&pool, "REGISTER", &call_id);
+    let path = sip::header(&got.text, "Path").expect("a Path").to_string();
+    pool.send_from(0, sip::response_to(&got.text, 200, "OK"), got.from);
+    let ok = read_messages(&mut phone, 1).remove(0);
+    assert_eq!(sip::status_code(&ok), Some(200), "{ok}");
+
+    // The registrar's MESSAGE to her private Contact, along the Path:
+    // over her connection.
+    let message = |cseq: u32| {
+        format!(
+            "MESSAGE sip:alice@{private};transport=tcp SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {};branch=z9hG4bK-reg{cseq}\r\nRoute: {path}\r\nMax-Forwards: 70\r\n\
+             From: <sip:registrar@example.com>;tag=r\r\nTo: <sip:alice@example.com>\r\n\
+             Call-ID: {call_id}-m\r\nCSeq: {cseq} MESSAGE\r\nContent-Length: 0\r\n\r\n",
+            pool.addr(0)
+        )
+    };
+    pool.send_from(0, message(1), edge_addr);
+    let got = read_messages(&mut phone, 1).remove(0);
+    assert!(
+        got.starts_with(&format!("MESSAGE sip:alice@{private}")),
+        "{got}"
+    );
+    phone
+        .write_all(sip::response_to(&got, 200, "OK").as_bytes())
+        .unwrap();
+    let answered = pool.recv(ANSWER).expect("her 200");
+    assert_eq!(
+        sip::status_code(&answered.text),
+        Some(200),
+        "{}",
+        answered.text
+    );
+
+    // Her connection is gone: the next one gets 430, from the edge.
+    drop(phone);
+    let gone = |text: &str| sip::status_code(text).is_some();
+    let deadline = Instant::now() + ANSWER;
+    let answer = loop {
+        pool.send_from(0, message(2), edge_addr);
+        if let Some(a) = pool.recv_matching(SILENCE, |a| gone(&a.text)) {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "no answer to the MESSAGE");
+    };
+    assert!(
+        answer.text.starts_with("SIP/2.0 430 Flow Failed\r\n"),
+        "{}",
+        answer.text
+    );
+    assert_eq!(
+        sip::headers(&answer.text, "Via").len(),
+        1,
+        "{}",
+        answer.text
+    );
 }

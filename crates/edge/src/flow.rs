@@ -36,6 +36,12 @@ pub struct Flow {
     /// `received` address and sent-by port (RFC 3261 §18.2.2), while the
     /// connection it came on is found by `received` and `rport`.
     pub reconnect: Option<u16>,
+    /// On a connection transport, a flow a flow token named (RFC 5626
+    /// §5.3): the message goes over `conn` (or the connection open to
+    /// `remote`) and nothing else — never a new connection, which could
+    /// not reach a phone behind NAT or a browser. When it is gone the
+    /// runtime hands the message back ([`crate::proxy::Worker::flow_failed`]).
+    pub pinned: bool,
 }
 
 impl Flow {
@@ -47,6 +53,7 @@ impl Flow {
             remote,
             conn: None,
             reconnect: None,
+            pinned: false,
         }
     }
 

@@ -82,10 +82,13 @@ pub enum Event {
     /// a flow token the cluster sealed for this edge (forged, altered,
     /// truncated, under a dropped secret, another edge's): refused 403.
     FlowTokenRefused,
+    /// A request a flow token sent to a connection that is gone: answered
+    /// 430 Flow Failed (RFC 5626 §5.3), or dropped if an ACK.
+    FlowFailed,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::FlowTokenRefused as usize + 1;
+pub const EVENTS: usize = Event::FlowFailed as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -119,6 +122,7 @@ impl Event {
         Event::Resolving,
         Event::Unresolvable,
         Event::FlowTokenRefused,
+        Event::FlowFailed,
     ];
 
     /// A stable name for metrics and logs.
@@ -153,6 +157,7 @@ impl Event {
             Event::Resolving => "resolving",
             Event::Unresolvable => "unresolvable",
             Event::FlowTokenRefused => "flow_token_refused",
+            Event::FlowFailed => "flow_failed",
         }
     }
 }

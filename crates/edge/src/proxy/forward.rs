@@ -79,9 +79,10 @@ pub(crate) fn stateless(
         }
     };
     // Send from the local address of the next hop's transport and family.
-    let Some(out) = edge.flow_to(to.transport, to.addr, c.origin.from.local) else {
+    let Some(mut out) = edge.flow_to(to.transport, to.addr, c.origin.from.local) else {
         return Outcome::Drop(Event::NoSocket);
     };
+    super::route::pin(c, &mut out);
     splice(edge, s, m, c, &out, 0);
     let out = too_large_for_udp(edge, s, m, c, out, dest_index, 0);
     count_forwarded(s, c, dest_index);

@@ -23,6 +23,7 @@ mod capacity;
 mod checked;
 mod client_cert;
 mod encoding;
+mod flow_failed;
 mod forward;
 mod hops;
 mod local;
@@ -527,6 +528,7 @@ impl Edge {
             remote: to,
             conn: None,
             reconnect: None,
+            pinned: false,
         })
     }
 

@@ -187,6 +187,23 @@ pub(crate) fn decide(
     })
 }
 
+/// A request the route stage sent to a token's flow (from the pool along
+/// our Record-Route or Path) leaves on that flow only: its connection,
+/// never a new one (RFC 5626 §5.3). `out` is the flow it is sent on.
+pub(crate) fn pin(c: &Checked<'_>, out: &mut crate::flow::Flow) {
+    if let Sealed::Open(t) = c.routes.token {
+        let o = t.outside;
+        if c.outward
+            && t.sticky
+            && out.is_stream()
+            && (o.transport, o.remote) == (out.transport, out.remote)
+        {
+            out.conn = o.conn.map(|c| c.id);
+            out.pinned = true;
+        }
+    }
+}
+
 /// The targets of a [`Route::Named`] request, into `s.tries` in the order
 /// to try them: from the edge's DNS answer for the route set's name.
 /// `Err` with [`Outcome::Resolve`] when there is no answer yet (the

@@ -8,7 +8,7 @@
 use super::tcp;
 use super::{Current, Served};
 use edge::flow::{Flow, Transport};
-use edge::proxy::{Outcome, Worker};
+use edge::proxy::{Edge, Outcome, Worker};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -34,7 +34,7 @@ fn step(served: &Rc<Served>, bytes: &[u8], from: Flow, may_wait: bool) {
         super::resolve::park(served, worker.lookup(), bytes, from);
         return;
     }
-    deliver(served, worker, outcome);
+    deliver(served, edge, worker, outcome);
 }
 
 /// A message the framer could not frame: answered if it can be, before
@@ -43,15 +43,16 @@ pub(super) fn unframed(served: &Rc<Served>, head: &[u8], why: sip::Unframed, fro
     let mut current = served.current();
     let Current { edge, worker } = &mut *current;
     let outcome = worker.unframed(edge, head, why, from);
-    deliver(served, worker, outcome);
+    deliver(served, edge, worker, outcome);
 }
 
-fn deliver(served: &Rc<Served>, worker: &mut Worker, outcome: Outcome) {
+fn deliver(served: &Rc<Served>, edge: &Edge, worker: &mut Worker, outcome: Outcome) {
+    let mut gone = Gone::default();
     match outcome {
-        Outcome::Send(to) => one(served, to, worker.output()),
+        Outcome::Send(to) => one(served, to, worker.output(), &mut gone),
         Outcome::Queued => {
             for (bytes, to) in worker.sends().iter() {
-                one(served, to, bytes);
+                one(served, to, bytes, &mut gone);
             }
         }
         Outcome::Drop(_) | Outcome::Resolve => {}
@@ -61,10 +62,11 @@ fn deliver(served: &Rc<Served>, worker: &mut Worker, outcome: Outcome) {
             w.poke();
         }
     }
+    gone.answer(served, edge, worker);
 }
 
 /// Sends `bytes` on `to`.
-fn one(served: &Rc<Served>, to: Flow, bytes: &[u8]) {
+fn one(served: &Rc<Served>, to: Flow, bytes: &[u8], gone: &mut Gone) {
     match to.transport {
         Transport::Udp => {
             if let Some(Some(s)) = served.sockets.get(to.local) {
@@ -73,14 +75,36 @@ fn one(served: &Rc<Served>, to: Flow, bytes: &[u8]) {
                 }
             }
         }
-        _ => to_connection(served, to, bytes),
+        _ => to_connection(served, to, bytes, gone),
     }
 }
 
-/// Queues `bytes` on the connection for `to`, or opens one.
-pub(super) fn to_connection(served: &Rc<Served>, to: Flow, bytes: &[u8]) {
+/// Queues `bytes` on the connection for `to`, or opens one; a request for
+/// a pinned flow whose connection is gone is kept in `gone`, to be
+/// answered 430 once the worker is free.
+pub(super) fn to_connection(served: &Rc<Served>, to: Flow, bytes: &[u8], gone: &mut Gone) {
     if to.transport == Transport::Udp {
         return;
     }
-    tcp::send(served, to, bytes);
+    if tcp::send(served, to, bytes) == tcp::Sent::FlowGone {
+        gone.0.push((bytes.to_vec(), to));
+    }
+}
+
+/// Requests for flows found gone while a worker's output was being sent
+/// (rare: each is copied).
+#[derive(Default)]
+pub(super) struct Gone(Vec<(Vec<u8>, Flow)>);
+
+impl Gone {
+    /// Answers each 430 (RFC 5626 §5.3) through the worker, and sends the
+    /// answers.
+    pub(super) fn answer(self, served: &Rc<Served>, edge: &Edge, worker: &mut Worker) {
+        for (request, flow) in self.0 {
+            let outcome = worker.flow_failed(edge, &request, flow, Instant::now());
+            // A 430 goes back toward the pool, never to a pinned flow:
+            // this does not come back here.
+            deliver(served, edge, worker, outcome);
+        }
+    }
 }

@@ -62,6 +62,7 @@ pub(super) async fn run(served: &Rc<Served>) {
             let Current { edge, worker } = &mut *current;
             let due = worker.poll(edge, now);
             out.queue_all(served, worker);
+            out.answer_gone(served, edge, worker);
             due
         };
         if due > 0 {

@@ -7,7 +7,7 @@
 
 use super::{send, Current, Served};
 use edge::flow::{Flow, Transport};
-use edge::proxy::{Outcome, Worker};
+use edge::proxy::{Edge, Outcome, Worker};
 use socket2::{Protocol, Type};
 use std::io;
 use std::net::SocketAddr;
@@ -48,6 +48,9 @@ pub(super) struct Out {
     batches: Vec<SendBatch>,
     /// The worker's output buffer, handed over to a batch by swapping.
     handoff: Vec<u8>,
+    /// Requests for pinned flows found gone, to answer 430
+    /// ([`Out::answer_gone`]).
+    gone: send::Gone,
 }
 
 impl Out {
@@ -59,7 +62,14 @@ impl Out {
                 .map(|_| SendBatch::new(BATCH))
                 .collect(),
             handoff: Vec::new(),
+            gone: send::Gone::default(),
         }
+    }
+
+    /// Answers 430 for the requests [`Out::queue`] found no flow for
+    /// (RFC 5626 §5.3), now that the worker is free again.
+    pub(super) fn answer_gone(&mut self, served: &Rc<Served>, edge: &Edge, worker: &mut Worker) {
+        std::mem::take(&mut self.gone).answer(served, edge, worker);
     }
 
     /// Queues what the pipeline said to send after `outcome`: datagrams
@@ -74,7 +84,7 @@ impl Out {
                     b.push_swap(&mut self.handoff, to.remote);
                 }
             }
-            Outcome::Send(to) => send::to_connection(served, to, worker.output()),
+            Outcome::Send(to) => send::to_connection(served, to, worker.output(), &mut self.gone),
             Outcome::Queued => self.queue_all(served, worker),
             Outcome::Drop(_) | Outcome::Resolve => {}
         }
@@ -86,7 +96,7 @@ impl Out {
             match (to.transport, self.batches.get_mut(to.local)) {
                 (Transport::Udp, Some(b)) => b.push(bytes, to.remote),
                 (Transport::Udp, None) => {}
-                _ => send::to_connection(served, to, bytes),
+                _ => send::to_connection(served, to, bytes, &mut self.gone),
             }
         }
     }
@@ -182,6 +192,7 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
                     }
                     queued |= outcome == Outcome::Queued;
                     out.queue(served, worker, outcome);
+                    out.answer_gone(served, edge, worker);
                 }
             }
             flush(served, &mut out).await;

@@ -365,12 +365,13 @@ impl State {
                     continue;
                 }
             }
-            let Some(out) = env
+            let Some(mut out) = env
                 .edge
                 .flow_to(hop.to.transport, hop.to.addr, req.from.local)
             else {
                 continue;
             };
+            crate::proxy::route::pin(c, &mut out);
             let attempt = self.branches.len() as u8;
             splice(env.edge, env.s, m, c, &out, attempt);
             let out = too_large_for_udp(env.edge, env.s, m, c, out, dest, attempt);

@@ -44,6 +44,7 @@ fn tcp(remote: &str, conn: u64) -> Flow {
         remote: addr(remote),
         conn: Some(ConnId(conn)),
         reconnect: None,
+        pinned: false,
     }
 }
 
@@ -270,6 +271,7 @@ fn ws(conn: u64) -> Flow {
         remote: addr(BROWSER),
         conn: Some(ConnId(conn)),
         reconnect: None,
+        pinned: false,
     }
 }
 
@@ -597,4 +599,73 @@ fn a_flow_parameter_names_a_websocket_connection_or_nothing() {
     let garbled = bye.replace("udp~127.0.0.1~9999", "ws~not-an-ip~99999999");
     let (o, _) = handle(&e, garbled.as_bytes(), Flow::udp(0, addr(DEST_A)));
     assert_eq!(o, Outcome::Send(Flow::udp(0, addr("127.0.0.1:7000"))));
+}
+
+#[test]
+fn a_request_for_a_token_flow_whose_connection_is_gone_is_answered_430_by_the_edge() {
+    for insertion in ["stateless", "transactional"] {
+        let text = format!(
+            "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\", \"ws:127.0.0.1:8088\"]\n\
+             algorithm = \"first\"\ninsertion = \"{insertion}\"\n\
+             [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
+        );
+        let cfg = config::parse(&text, "test.toml").expect("config");
+        let e = Edge::new(
+            &cfg.edges[0],
+            &cfg.node,
+            &KeyRing::single(b"unit-test-secret-0123456789"),
+        );
+        let register = from_browser("REGISTER", "g1").replace("REGISTER sip:bob@", "REGISTER sip:");
+        let mut w = e.worker();
+        let now = e.epoch();
+        let o = w.handle(&e, register.as_bytes(), ws(9), now);
+        assert!(matches!(o, Outcome::Send(_) | Outcome::Queued), "{o:?}");
+        let out = match o {
+            Outcome::Send(_) => w.output().to_vec(),
+            _ => w.sends().iter().next().expect("queued").0.to_vec(),
+        };
+        let mut idx = HeaderIndex::new();
+        let path = header(&out, HeaderName::Path, &mut idx)[0].clone();
+        // The registrar's MESSAGE along the Path: pinned to connection 9.
+        let message = format!(
+            "MESSAGE sip:x8s1@df7jal23ls0d.invalid;transport=ws SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-gone\r\nMax-Forwards: 70\r\n\
+             Route: {path}\r\nFrom: <sip:bob@example.com>;tag=m\r\nTo: <sip:alice@example.com>\r\n\
+             Call-ID: gone@pool\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let o = w.handle(&e, message.as_bytes(), Flow::udp(0, addr(DEST_A)), now);
+        let (to, forwarded) = match o {
+            Outcome::Send(to) => (to, w.output().to_vec()),
+            Outcome::Queued => {
+                let (b, to) = w.sends().iter().next().expect("queued");
+                (to, b.to_vec())
+            }
+            other => panic!("{insertion}: {other:?}"),
+        };
+        assert_eq!(
+            (to.transport, to.remote, to.conn, to.pinned),
+            (Transport::Ws, addr(BROWSER), Some(ConnId(9)), true),
+            "{insertion}"
+        );
+        // The runtime finds connection 9 gone: the pool gets a 430, with
+        // only its own Via.
+        let o = w.flow_failed(&e, &forwarded, to, now);
+        let (back_to, answer) = match o {
+            Outcome::Send(back) => (back, w.output().to_vec()),
+            Outcome::Queued => {
+                let (b, to) = w.sends().iter().next().expect("queued");
+                (to, b.to_vec())
+            }
+            other => panic!("{insertion}: {other:?}"),
+        };
+        assert_eq!(back_to.remote, addr(DEST_A), "{insertion}");
+        assert_eq!(status(&answer), 430, "{insertion}");
+        let mut idx = HeaderIndex::new();
+        assert_eq!(
+            header(&answer, HeaderName::Via, &mut idx),
+            [format!("SIP/2.0/UDP {DEST_A};branch=z9hG4bK-gone")],
+            "{insertion}"
+        );
+        assert_eq!(w.stats.get(crate::stats::Event::FlowFailed), 1);
+    }
 }

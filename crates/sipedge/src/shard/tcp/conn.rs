@@ -161,6 +161,7 @@ where
         remote,
         conn: slot.id(),
         reconnect: None,
+        pinned: false,
     };
     // What was queued before the connection was up goes first; from now
     // on this shard appends to the output directly.

@@ -87,8 +87,10 @@ impl Locals {
     /// [`Registry::handle`](super::Registry::handle)).
     pub(crate) fn find(&self, edge: usize, flow: &Flow) -> Option<Rc<Output>> {
         let by_id = self.by_id.borrow();
-        if let Some((_, out)) = flow.conn.and_then(|id| by_id.get(&id)) {
-            return Some(Rc::clone(out));
+        if let Some((key, out)) = flow.conn.and_then(|id| by_id.get(&id)) {
+            // A flow token's id names a connection to its address only (an
+            // id from before a restart may name another now).
+            return (!flow.pinned || key.2 == flow.remote).then(|| Rc::clone(out));
         }
         if flow.conn.is_some() {
             // Named, but not ours: another shard's, or closed.

@@ -125,38 +125,55 @@ async fn handshake(
     }
 }
 
+/// What became of a message for a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Sent {
+    /// On its way: queued on a connection (or one being opened), or
+    /// dropped the way a datagram would be (a full queue, no room for a
+    /// connection).
+    Queued,
+    /// For a pinned flow whose connection is gone.
+    FlowGone,
+}
+
 /// Sends `message` on the connection for `flow`: the one it names, the
 /// one open to its address, or a new one (to a destination, or back to a
 /// caller whose connection closed) from the edge's local address
 /// `flow.local`. A new one is registered at once, so what else is sent to
 /// the same address meanwhile waits in the same queue.
-pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) {
+///
+/// [`Sent::FlowGone`] for a pinned flow (a flow token's) with no
+/// connection: it is never dialled, and the caller answers 430.
+pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) -> Sent {
     if let Some(out) = served.locals.find(served.index, &flow) {
         if !out.push(message, registry::QUEUE_BYTES) {
             served.registry.dropped_one();
         }
-        return;
+        return Sent::Queued;
     }
     let registry = Arc::clone(&served.registry);
-    let message = message.to_vec();
     if let Some(h) = registry.handle(served.index, &flow) {
-        h.push(message, &registry);
-        return;
+        h.push(message.to_vec(), &registry);
+        return Sent::Queued;
+    }
+    if flow.pinned {
+        return Sent::FlowGone;
     }
     if matches!(flow.transport, Transport::Ws | Transport::Wss) {
         // A WebSocket client cannot be dialled: its connection is gone.
         registry.dropped_one();
-        return;
+        return Sent::Queued;
     }
+    let message = message.to_vec();
     let (handle, rx) = Handle::new();
     let to = flow.reconnect_to();
     let slot = match registry.open_or_reserve(served.index, &flow, to, &handle) {
         Ok(Found::Open(h)) => {
             h.push(message, &registry);
-            return;
+            return Sent::Queued;
         }
         Ok(Found::New(slot)) => slot,
-        Err(_) => return,
+        Err(_) => return Sent::Queued,
     };
     handle.push(message, &registry);
     let flow = Flow { remote: to, ..flow };
@@ -218,4 +235,5 @@ pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) {
             }
         }
     });
+    Sent::Queued
 }

@@ -225,7 +225,10 @@ impl Inner {
 
     fn find(&self, edge: usize, flow: &Flow) -> Option<&Entry> {
         if let Some(e) = flow.conn.and_then(|id| self.by_id.get(&id)) {
-            return Some(e);
+            // A flow token's id names a connection to its address only.
+            if !flow.pinned || e.key.2 == flow.remote {
+                return Some(e);
+            }
         }
         let id = self
             .by_remote

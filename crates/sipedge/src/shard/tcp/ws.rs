@@ -74,6 +74,7 @@ pub(crate) async fn run<S>(
         remote,
         conn: slot.id(),
         reconnect: None,
+        pinned: false,
     };
     let out = Rc::new(Output::default());
     if let Some(id) = flow.conn {
