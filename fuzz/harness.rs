@@ -484,6 +484,7 @@ pub fn pipeline(data: &[u8]) {
             conn: Some(edge::flow::ConnId(2)),
             reconnect: None,
             pinned: false,
+            owner: None,
         };
         let outcome = worker.handle(edge, datagram, flow, *now);
         checked(worker, outcome);
@@ -497,6 +498,7 @@ pub fn pipeline(data: &[u8]) {
             conn: Some(edge::flow::ConnId(1)),
             reconnect: None,
             pinned: false,
+            owner: None,
         };
         let mut framer = sip::Framer::default();
         let mut at = 0;

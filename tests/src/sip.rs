@@ -181,6 +181,39 @@ fn is_token(user: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
+/// Alice's REGISTER over TCP from `local`, a phone behind NAT: its Via
+/// and Contact name its private address `private`.
+pub fn natted_register(local: SocketAddr, private: &str) -> Request {
+    Request::new("REGISTER", "sip:example.com", local)
+        .set(
+            "Via",
+            &format!(
+                "SIP/2.0/TCP {private};branch={};rport",
+                unique("z9hG4bK-reg")
+            ),
+        )
+        .set("To", "<sip:alice@example.com>")
+        .set("Contact", &format!("<sip:alice@{private};transport=tcp>"))
+}
+
+/// The registrar's MESSAGE number `cseq` to Alice's private Contact
+/// `private`, along the `path` her REGISTER carried, sent from
+/// `registrar`.
+pub fn message_along_path(
+    registrar: SocketAddr,
+    private: &str,
+    path: &str,
+    call_id: &str,
+    cseq: u32,
+) -> String {
+    format!(
+        "MESSAGE sip:alice@{private};transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {registrar};branch=z9hG4bK-path{cseq}\r\nRoute: {path}\r\nMax-Forwards: 70\r\n\
+         From: <sip:registrar@example.com>;tag=r\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: {call_id}-m\r\nCSeq: {cseq} MESSAGE\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
 /// A value unique within this test process, for Call-IDs, tags, branches.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(1);

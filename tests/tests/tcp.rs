@@ -426,13 +426,7 @@ fn a_natted_phone_on_tcp_is_reached_over_its_connection_and_gets_430_once_it_clo
     let private = "192.168.1.20:5062";
     let mut phone = TcpStream::connect(edge_addr).expect("connect");
     phone.set_read_timeout(Some(ANSWER)).unwrap();
-    let register = Request::new("REGISTER", "sip:example.com", phone.local_addr().unwrap())
-        .set(
-            "Via",
-            &format!("SIP/2.0/TCP {private};branch=z9hG4bK-tcpnat;rport"),
-        )
-        .set("To", "<sip:alice@example.com>")
-        .set("Contact", &format!("<sip:alice@{private};transport=tcp>"));
+    let register = sip::natted_register(phone.local_addr().unwrap(), private);
     let call_id = register.get("Call-ID").expect("Call-ID").to_string();
     phone.write_all(register.build().as_bytes()).unwrap();
     let got = next_arrival(&pool, "REGISTER", &call_id);
@@ -443,15 +437,7 @@ fn a_natted_phone_on_tcp_is_reached_over_its_connection_and_gets_430_once_it_clo
 
     // The registrar's MESSAGE to her private Contact, along the Path:
     // over her connection.
-    let message = |cseq: u32| {
-        format!(
-            "MESSAGE sip:alice@{private};transport=tcp SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {};branch=z9hG4bK-reg{cseq}\r\nRoute: {path}\r\nMax-Forwards: 70\r\n\
-             From: <sip:registrar@example.com>;tag=r\r\nTo: <sip:alice@example.com>\r\n\
-             Call-ID: {call_id}-m\r\nCSeq: {cseq} MESSAGE\r\nContent-Length: 0\r\n\r\n",
-            pool.addr(0)
-        )
-    };
+    let message = |cseq: u32| sip::message_along_path(pool.addr(0), private, &path, &call_id, cseq);
     pool.send_from(0, message(1), edge_addr);
     let got = read_messages(&mut phone, 1).remove(0);
     assert!(

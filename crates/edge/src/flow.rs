@@ -42,6 +42,10 @@ pub struct Flow {
     /// not reach a phone behind NAT or a browser. When it is gone the
     /// runtime hands the message back ([`crate::proxy::Worker::flow_failed`]).
     pub pinned: bool,
+    /// Of a pinned flow, the node holding its connection when that is
+    /// another node (its `[cluster] listen` address, from the token): the
+    /// runtime relays the message there.
+    pub owner: Option<SocketAddr>,
 }
 
 impl Flow {
@@ -54,6 +58,7 @@ impl Flow {
             conn: None,
             reconnect: None,
             pinned: false,
+            owner: None,
         }
     }
 
@@ -80,6 +85,30 @@ impl Flow {
 }
 
 impl Transport {
+    /// The transport as one byte, as flow tokens and the node-to-node link
+    /// write it (0 UDP, 1 TCP, 2 TLS, 3 WS, 4 WSS).
+    pub fn code(self) -> u8 {
+        match self {
+            Transport::Udp => 0,
+            Transport::Tcp => 1,
+            Transport::Tls => 2,
+            Transport::Ws => 3,
+            Transport::Wss => 4,
+        }
+    }
+
+    /// The transport [`Transport::code`] wrote.
+    pub fn from_code(code: u8) -> Option<Transport> {
+        Some(match code {
+            0 => Transport::Udp,
+            1 => Transport::Tcp,
+            2 => Transport::Tls,
+            3 => Transport::Ws,
+            4 => Transport::Wss,
+            _ => return None,
+        })
+    }
+
     /// The name Via writes (`SIP/2.0/UDP`, RFC 3261 §20.42).
     pub fn via_name(&self) -> &'static [u8] {
         match self {

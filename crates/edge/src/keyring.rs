@@ -14,6 +14,47 @@ use crate::token::TokenKey;
 pub struct KeyRing {
     branch: Vec<BranchKey>,
     tokens: Vec<TokenKey>,
+    link: Vec<LinkKey>,
+}
+
+/// A key of the node-to-node link ([`crate::link`]): what nodes send each
+/// other is authenticated with it.
+#[derive(Clone)]
+pub struct LinkKey {
+    id: u8,
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LinkKey({})", self.id)
+    }
+}
+
+impl LinkKey {
+    fn from_secret(secret: &[u8]) -> LinkKey {
+        let key = blake3::derive_key("sipedge 2026 node link v1 key", secret);
+        LinkKey {
+            id: blake3::derive_key("sipedge 2026 node link v1 key id", secret)[0],
+            key,
+        }
+    }
+
+    /// Which key this is, as datagrams name it.
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+
+    /// The MAC of `parts`, in order (16 bytes of a keyed BLAKE3).
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 16] {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        for p in parts {
+            h.update(p);
+        }
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+        out
+    }
 }
 
 impl KeyRing {
@@ -28,6 +69,7 @@ impl KeyRing {
         KeyRing {
             branch: secrets.iter().map(|s| BranchKey::from_secret(s)).collect(),
             tokens: secrets.iter().map(|s| TokenKey::from_secret(s)).collect(),
+            link: secrets.iter().map(|s| LinkKey::from_secret(s)).collect(),
         }
     }
 
@@ -54,6 +96,11 @@ impl KeyRing {
     /// Every key a flow token may open under, sealing key first.
     pub fn opening(&self) -> &[TokenKey] {
         &self.tokens
+    }
+
+    /// The node-to-node link's keys: the first signs, any verifies.
+    pub fn link(&self) -> &[LinkKey] {
+        &self.link
     }
 }
 

@@ -12,6 +12,7 @@ pub mod health;
 pub mod keyhash;
 pub mod keyring;
 pub mod limits;
+pub mod link;
 pub mod nat;
 pub mod outbound;
 pub mod proxy;

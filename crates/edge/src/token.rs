@@ -174,31 +174,10 @@ pub fn open(keys: &[TokenKey], text: &[u8], edge: &[u8]) -> Option<Token> {
         .find_map(|k| k.open(rest, edge))
 }
 
-fn transport_code(t: Transport) -> u8 {
-    match t {
-        Transport::Udp => 0,
-        Transport::Tcp => 1,
-        Transport::Tls => 2,
-        Transport::Ws => 3,
-        Transport::Wss => 4,
-    }
-}
-
-fn transport_of(code: u8) -> Option<Transport> {
-    Some(match code {
-        0 => Transport::Udp,
-        1 => Transport::Tcp,
-        2 => Transport::Tls,
-        3 => Transport::Ws,
-        4 => Transport::Wss,
-        _ => return None,
-    })
-}
-
 /// Writes `token`'s plaintext into `out`; returns its length.
 fn encode(token: &Token, out: &mut [u8]) -> usize {
     let o = &token.outside;
-    let mut first = transport_code(o.transport);
+    let mut first = Transport::code(o.transport);
     let mut second = 0;
     if o.remote.is_ipv6() {
         first |= OUTSIDE_V6;
@@ -220,7 +199,7 @@ fn encode(token: &Token, out: &mut [u8]) -> usize {
         if a.is_ipv6() {
             first |= POOL_V6;
         }
-        second |= transport_code(t);
+        second |= Transport::code(t);
     }
     out[0] = first;
     out[1] = second;
@@ -279,7 +258,7 @@ fn decode(p: &[u8]) -> Option<Token> {
         None
     };
     let pool = if first & HAS_POOL != 0 {
-        let t = transport_of(second & 0b111)?;
+        let t = Transport::from_code(second & 0b111)?;
         Some((t, r.addr(first & POOL_V6 != 0)?))
     } else if first & POOL_V6 != 0 || second & 0b111 != 0 {
         return None;
@@ -291,7 +270,7 @@ fn decode(p: &[u8]) -> Option<Token> {
     }
     Some(Token {
         outside: Outside {
-            transport: transport_of(first & 0b111)?,
+            transport: Transport::from_code(first & 0b111)?,
             local,
             remote,
             conn,

@@ -336,6 +336,10 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
         keep("[connections]");
         out.connections = running.connections.clone();
     }
+    if new.cluster != running.cluster {
+        keep("[cluster]");
+        out.cluster = running.cluster.clone();
+    }
     // The running edges, in their order: each takes its new config by name.
     out.edges = running
         .edges

@@ -19,8 +19,9 @@ mod tests;
 
 pub use error::ConfigError;
 pub use model::{
-    Admin, BodyCoding, Capacity, CodeRange, Coding, Config, Connections, Destination, Edge,
-    ForeignNextHop, HostPort, Insertion, Listen, Node, OnInvalid, Probe, Transaction, Transport,
+    Admin, BodyCoding, Capacity, Cluster, CodeRange, Coding, Config, Connections, Destination,
+    Edge, ForeignNextHop, HostPort, Insertion, Listen, Node, OnInvalid, Probe, Transaction,
+    Transport,
 };
 pub use parse::{admin_of, dns_of, parse, parse_with, LiteralsOnly, Resolve};
 pub use tls::{Cipher, Curve, Domain, TlsClient, TlsVersion};

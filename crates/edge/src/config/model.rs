@@ -22,6 +22,26 @@ pub struct Config {
     pub edges: Vec<Edge>,
     /// Limits on connection transports (`[connections]`), for every edge.
     pub connections: Connections,
+    /// The other nodes of the cluster (`[cluster]`); `None`: this node
+    /// alone.
+    pub cluster: Option<Cluster>,
+}
+
+/// The node-to-node link (`[cluster]`): a connection (TCP, TLS, WebSocket)
+/// lives on one node, and a request for it that reaches another node —
+/// along a flow token, after an anycast route moved — is relayed to the
+/// owner over this link (UDP, each datagram authenticated with the
+/// cluster secret). Nodes also tell each other they are alive on it: a
+/// request for a connection of a node not heard from is answered 430
+/// Flow Failed at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// This node's own address on the link (`listen`): the owner a flow
+    /// token names, so it must be this node's alone (not the anycast
+    /// address).
+    pub listen: SocketAddr,
+    /// The other nodes' link addresses (`peers`).
+    pub peers: Vec<SocketAddr>,
 }
 
 /// Limits on connections (TCP now; TLS and WebSocket share them), so that

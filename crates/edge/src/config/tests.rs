@@ -170,6 +170,7 @@ fn example_parses_to_expected_model() {
             nat_test: crate::nat::NatTests::default(),
             line: 9,
         }],
+        cluster: None,
     };
     assert_eq!(ok(EXAMPLE), expected);
 }
@@ -294,7 +295,7 @@ fn unknown_key_at_top_level() {
         &text,
         1,
         "colour",
-        "unknown key (expected one of: node, admin, connections, edge)",
+        "unknown key (expected one of: node, admin, connections, edge, cluster)",
     );
 }
 
@@ -726,7 +727,7 @@ fn contract_keys_not_supported() {
     let ws = ok(&MINIMAL.replace("udp:127.0.0.1:5060", "ws:127.0.0.1:8088"));
     assert_eq!(ws.edges[0].listen[0].transport, Transport::Ws);
     let cluster = format!("{MINIMAL}[cluster]\nredis = \"redis://127.0.0.1\"\n");
-    assert_err(&cluster, 9, "cluster", "not supported by this version");
+    assert_err(&cluster, 10, "redis", "not supported by this version");
 }
 
 #[test]
@@ -1845,4 +1846,33 @@ fn dns_names_the_name_servers_with_port_53_by_default() {
     let e = err(&with("dns = [\"ns1.example.com\"]"));
     assert_eq!(e.key, "dns", "{e}");
     assert!(e.message.contains("not a name server address"), "{e}");
+}
+
+#[test]
+fn cluster_names_this_nodes_link_address_and_its_peers() {
+    let c = ok(&format!(
+        "{MINIMAL}[cluster]\nlisten = \"10.0.0.1:5070\"\npeers = [\"10.0.0.2:5070\", \"[2001:db8::3]:5070\"]\n"
+    ))
+    .cluster
+    .expect("a cluster");
+    assert_eq!(c.listen, sa("10.0.0.1:5070"));
+    assert_eq!(c.peers, [sa("10.0.0.2:5070"), sa("[2001:db8::3]:5070")]);
+    assert!(ok(MINIMAL).cluster.is_none());
+    let wrong = |body: &str, line: usize, key: &str, msg: &str| {
+        assert_err(&format!("{MINIMAL}[cluster]\n{body}"), line, key, msg);
+    };
+    wrong("peers = [\"10.0.0.2:5070\"]\n", 9, "listen", "missing");
+    wrong(
+        "listen = \"0.0.0.0:5070\"\n",
+        10,
+        "listen",
+        "own IP address",
+    );
+    wrong("listen = \"10.0.0.1\"\n", 10, "listen", "with port");
+    wrong(
+        "listen = \"10.0.0.1:5070\"\npeers = [\"10.0.0.1:5070\"]\n",
+        11,
+        "peers",
+        "listed twice",
+    );
 }

@@ -13,10 +13,10 @@ pub(super) const NOT_SUPPORTED: &str = "not supported by this version of sipedge
 /// Something in a config file that the interface contract defines.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Contract<'a> {
-    /// A key of the top-level table.
-    TopKey(&'a str),
     /// A key of an `[[edge]]` table.
     EdgeKey(&'a str),
+    /// A key of the `[cluster]` table.
+    ClusterKey(&'a str),
     /// The transport of a destination's `uri` (`;transport=`, `sips:`).
     Destination(Transport),
     /// An entry of `flags`.
@@ -28,7 +28,7 @@ pub(super) enum Contract<'a> {
 /// The single list of what is missing: lift a feature by deleting its line.
 pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
     match item {
-        Contract::TopKey("cluster") => true, // shared state in Redis
+        Contract::ClusterKey("redis") => true, // shared state in Redis
         Contract::EdgeKey("topology_hiding") => true,
         Contract::Flag("registrations") => true,
         // sipedge takes WebSocket connections, it never opens one.

@@ -82,7 +82,7 @@ pub(crate) fn stateless(
     let Some(mut out) = edge.flow_to(to.transport, to.addr, c.origin.from.local) else {
         return Outcome::Drop(Event::NoSocket);
     };
-    super::route::pin(c, &mut out);
+    super::route::pin(edge, c, &mut out);
     splice(edge, s, m, c, &out, 0);
     let out = too_large_for_udp(edge, s, m, c, out, dest_index, 0);
     count_forwarded(s, c, dest_index);
@@ -294,7 +294,10 @@ fn flow_token(edge: &Edge, c: &Checked<'_>, out: &Flow) -> Token {
         transport: f.transport,
         local: u8::try_from(f.local).unwrap_or(u8::MAX),
         remote: f.remote,
-        conn: f.conn.map(|id| Conn { id, owner: None }),
+        conn: f.conn.map(|id| Conn {
+            id,
+            owner: edge.relay(),
+        }),
     };
     let from = &c.origin.from;
     if c.outward {

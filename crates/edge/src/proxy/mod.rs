@@ -167,6 +167,9 @@ pub struct Edge {
     outbound_from: Vec<ipnet::IpNet>,
     /// The NAT tests run on requests from outside (`nat_test`).
     nat_tests: crate::nat::NatTests,
+    /// This node's address on the node-to-node link (`[cluster] listen`):
+    /// the owner the flow tokens of its connections name.
+    relay: Option<SocketAddr>,
     /// Requests from outside found behind NAT, then per test (indexed
     /// like [`crate::nat::NatTest::ALL`]): a shared counter per request
     /// only where NAT was found; kept across reloads.
@@ -305,6 +308,7 @@ impl Edge {
             names: previous.map_or_else(Arc::default, |p| Arc::clone(&p.names)),
             outbound_from: edge.outbound_from.clone(),
             nat_tests: edge.nat_test,
+            relay: previous.and_then(|p| p.relay),
             nat_found: previous.map_or_else(Arc::default, |p| Arc::clone(&p.nat_found)),
         }
     }
@@ -529,6 +533,7 @@ impl Edge {
             conn: None,
             reconnect: None,
             pinned: false,
+            owner: None,
         })
     }
 
@@ -544,6 +549,23 @@ impl Edge {
         self.destinations
             .iter()
             .position(|d| d.transport == transport && d.addr == addr)
+    }
+
+    /// This snapshot, on a node whose node-to-node link address is
+    /// `relay` (`[cluster] listen`; a reload carries it on).
+    pub fn on_link(mut self, relay: Option<SocketAddr>) -> Edge {
+        self.relay = relay;
+        self
+    }
+
+    /// The cluster's keys this snapshot signs and verifies with.
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// This node's node-to-node link address, if it has one.
+    pub fn relay(&self) -> Option<SocketAddr> {
+        self.relay
     }
 
     /// A fresh per-thread worker for this edge.

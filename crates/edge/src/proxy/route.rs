@@ -189,8 +189,9 @@ pub(crate) fn decide(
 
 /// A request the route stage sent to a token's flow (from the pool along
 /// our Record-Route or Path) leaves on that flow only: its connection,
-/// never a new one (RFC 5626 §5.3). `out` is the flow it is sent on.
-pub(crate) fn pin(c: &Checked<'_>, out: &mut crate::flow::Flow) {
+/// never a new one (RFC 5626 §5.3) — relayed to the node that holds it if
+/// that is another. `out` is the flow it is sent on.
+pub(crate) fn pin(edge: &Edge, c: &Checked<'_>, out: &mut crate::flow::Flow) {
     if let Sealed::Open(t) = c.routes.token {
         let o = t.outside;
         if c.outward
@@ -200,6 +201,10 @@ pub(crate) fn pin(c: &Checked<'_>, out: &mut crate::flow::Flow) {
         {
             out.conn = o.conn.map(|c| c.id);
             out.pinned = true;
+            out.owner = o
+                .conn
+                .and_then(|c| c.owner)
+                .filter(|&node| Some(node) != edge.relay());
         }
     }
 }

@@ -132,7 +132,7 @@ fn arb_addr() -> impl Strategy<Value = SocketAddr> {
 }
 
 fn arb_transport() -> impl Strategy<Value = Transport> {
-    (0u8..5).prop_map(|c| transport_of(c).unwrap())
+    (0u8..5).prop_map(|c| Transport::from_code(c).unwrap())
 }
 
 fn arb_token() -> impl Strategy<Value = Token> {

@@ -17,6 +17,7 @@
 //! The thread count is the shard count, whatever the number of edges and
 //! listen addresses.
 
+mod link;
 mod resolve;
 mod send;
 mod tcp;
@@ -68,12 +69,22 @@ pub fn start(
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    let relay = cfg.cluster.as_ref().map(|c| c.listen);
     let edges: Vec<Arc<ArcSwap<Edge>>> = cfg
         .edges
         .iter()
-        .map(|e| Arc::new(ArcSwap::from_pointee(Edge::new(e, &cfg.node, keys))))
+        .map(|e| {
+            Arc::new(ArcSwap::from_pointee(
+                Edge::new(e, &cfg.node, keys).on_link(relay),
+            ))
+        })
         .collect();
+    let peers = cfg
+        .cluster
+        .as_ref()
+        .map(|c| Arc::new(link::Peers::new(&c.peers)));
     let mut bound: Vec<Vec<Vec<Option<Bound>>>> = Vec::with_capacity(shards);
+    let mut links: Vec<Option<std::net::UdpSocket>> = Vec::with_capacity(shards);
     let mut sockets = 0;
     for _ in 0..shards {
         let mut per_edge = Vec::with_capacity(edges.len());
@@ -94,6 +105,14 @@ pub fn start(
             per_edge.push(socks);
         }
         bound.push(per_edge);
+        if let Some(c) = &cfg.cluster {
+            let link =
+                udp::bind(c.listen).map_err(|e| format!("[cluster] listen {}: {e}", c.listen))?;
+            links.push(Some(link));
+            sockets += 1;
+        } else {
+            links.push(None);
+        }
     }
     let wakes: Arc<Vec<Option<Arc<timers::Wake>>>> = Arc::new(
         edges
@@ -105,18 +124,19 @@ pub fn start(
     // Each shard says when its sockets are registered with its runtime:
     // only then is sipedge ready.
     let (started, up) = std::sync::mpsc::channel::<Result<(), String>>();
-    for (index, per_edge) in bound.into_iter().enumerate() {
+    for (index, (per_edge, link)) in bound.into_iter().zip(links).enumerate() {
         let shared = Shared {
             edges: edges.clone(),
             wakes: Arc::clone(&wakes),
             registry: Arc::clone(&registry),
             tls: Arc::clone(tls),
             dns: dns.clone(),
+            peers: peers.clone(),
         };
         let started = started.clone();
         std::thread::Builder::new()
             .name(format!("sipedge-shard{index}"))
-            .spawn(move || run(index, shared, per_edge, started))
+            .spawn(move || run(index, shared, per_edge, link, started))
             .map_err(|e| format!("cannot start shard thread: {e}"))?;
     }
     for _ in 0..shards {
@@ -160,6 +180,8 @@ struct Shared {
     registry: Arc<Registry>,
     tls: Arc<ArcSwap<Tls>>,
     dns: crate::dns::Dns,
+    /// The other nodes of the cluster, with `[cluster]`.
+    peers: Option<Arc<link::Peers>>,
 }
 
 /// One edge as a shard serves it: the snapshot in use and the core worker
@@ -186,6 +208,8 @@ pub(super) struct Served {
     tls: Arc<ArcSwap<Tls>>,
     /// The node's resolver, for requests to host names.
     dns: crate::dns::Dns,
+    /// This shard's end of the node-to-node link, with `[cluster]`.
+    link: Option<Rc<link::Link>>,
 }
 
 /// The snapshot a shard serves an edge with, and its worker for it.
@@ -223,6 +247,7 @@ fn run(
     index: usize,
     shared: Shared,
     bound: Vec<Vec<Option<Bound>>>,
+    link: Option<std::net::UdpSocket>,
     started: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -239,6 +264,19 @@ fn run(
     local.block_on(&rt, async {
         let mut tasks = Vec::new();
         let locals = Rc::new(tcp::Locals::default());
+        let link = match (link, &shared.peers) {
+            (Some(socket), Some(peers)) => match sysio::watch::readable_only(socket) {
+                Ok(fd) => Some(Rc::new(link::Link::new(fd, Arc::clone(peers)))),
+                Err(e) => {
+                    let _ = started.send(Err(format!(
+                        "shard {index}: cannot watch the [cluster] socket: {e}"
+                    )));
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let mut all_served = Vec::new();
         for (ei, per_local) in bound.into_iter().enumerate() {
             let edge = shared.edges[ei].load_full();
             let name = &edge.name;
@@ -277,7 +315,9 @@ fn run(
                 locals: Rc::clone(&locals),
                 tls: Arc::clone(&shared.tls),
                 dns: shared.dns.clone(),
+                link: link.clone(),
             });
+            all_served.push(Rc::clone(&served));
             for li in 0..served.sockets.len() {
                 if served.sockets[li].is_some() {
                     let served = Rc::clone(&served);
@@ -299,6 +339,20 @@ fn run(
                     timers::run(&served).await;
                 }));
             }
+        }
+        if let Some(link) = &link {
+            if index == 0 {
+                if let Some(first) = all_served.first() {
+                    tasks.push(tokio::task::spawn_local(link::say_alive(
+                        Rc::clone(link),
+                        Rc::clone(first),
+                    )));
+                }
+            }
+            tasks.push(tokio::task::spawn_local(link::serve(
+                Rc::clone(link),
+                all_served,
+            )));
         }
         let _ = started.send(Ok(()));
         for t in tasks {

@@ -87,7 +87,7 @@ pub(super) fn to_connection(served: &Rc<Served>, to: Flow, bytes: &[u8], gone: &
         return;
     }
     if tcp::send(served, to, bytes) == tcp::Sent::FlowGone {
-        gone.0.push((bytes.to_vec(), to));
+        gone.add(bytes, to);
     }
 }
 
@@ -97,6 +97,11 @@ pub(super) fn to_connection(served: &Rc<Served>, to: Flow, bytes: &[u8], gone: &
 pub(super) struct Gone(Vec<(Vec<u8>, Flow)>);
 
 impl Gone {
+    /// Keeps `request` for `flow`, to be answered.
+    pub(super) fn add(&mut self, request: &[u8], flow: Flow) {
+        self.0.push((request.to_vec(), flow));
+    }
+
     /// Answers each 430 (RFC 5626 §5.3) through the worker, and sends the
     /// answers.
     pub(super) fn answer(self, served: &Rc<Served>, edge: &Edge, worker: &mut Worker) {

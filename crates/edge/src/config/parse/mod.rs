@@ -27,8 +27,8 @@ use transaction::transaction;
 use super::addr;
 use super::error::ConfigError;
 use super::model::{
-    Admin, Config, Connections, Destination, Edge, ForeignNextHop, Insertion, Listen, Node, Probe,
-    Transaction, Transport,
+    Admin, Cluster, Config, Connections, Destination, Edge, ForeignNextHop, Insertion, Listen,
+    Node, Probe, Transaction, Transport,
 };
 use super::unsupported::{not_supported_yet, Contract, NOT_SUPPORTED};
 use crate::dispatch::Algorithm;
@@ -37,7 +37,7 @@ type Value<'i> = Spanned<DeValue<'i>>;
 type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Keys of the top-level table that this version implements.
-const TOP_KEYS: &[&str] = &["node", "admin", "connections", "edge"];
+const TOP_KEYS: &[&str] = &["node", "admin", "connections", "edge", "cluster"];
 /// Keys of `[node]`.
 const NODE_KEYS: &[&str] = &[
     "id",
@@ -50,6 +50,8 @@ const NODE_KEYS: &[&str] = &[
 ];
 /// Keys of `[admin]`.
 const ADMIN_KEYS: &[&str] = &["listen"];
+/// Keys of `[cluster]` that this version implements.
+const CLUSTER_KEYS: &[&str] = &["listen", "peers"];
 /// Keys of `[connections]`.
 const CONNECTION_KEYS: &[&str] = &[
     "max",
@@ -122,7 +124,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config> {
 /// reload, rather than a failure per request.
 pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
     with_top(text, file, dns, |cx, top| {
-        top.check_keys(TOP_KEYS, |k| Some(Contract::TopKey(k)))?;
+        top.check_keys(TOP_KEYS, |_| None)?;
         let node = match top.get("node") {
             Some(v) => node(&cx.table(v, "node", "[node]")?)?,
             None => return Err(cx.err(0, "node", "missing required table [node]")),
@@ -133,6 +135,10 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             .map(|v| connections(&cx.table(v, "connections", "[connections]")?))
             .transpose()?
             .unwrap_or_default();
+        let cluster = top
+            .get("cluster")
+            .map(|v| cluster(&cx.table(v, "cluster", "[cluster]")?))
+            .transpose()?;
         let edges = match top.get("edge") {
             Some(v) => edges(cx, v)?,
             None => return Err(cx.err(0, "edge", "at least one [[edge]] is required")),
@@ -142,6 +148,7 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             admin,
             edges,
             connections,
+            cluster,
         })
     })
 }
@@ -325,6 +332,49 @@ fn long_secret(t: &Table<'_, '_>, s: &str, at: usize, key: &str) -> Result<Strin
         ));
     }
     Ok(s.to_owned())
+}
+
+/// Reads `[cluster]`: this node's link address, and the other nodes'.
+fn cluster(t: &Table<'_, '_>) -> Result<Cluster> {
+    t.check_keys(CLUSTER_KEYS, |k| Some(Contract::ClusterKey(k)))?;
+    let address = |s: &str, at: usize, key: &str| {
+        s.parse::<SocketAddr>()
+            .ok()
+            .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+            .ok_or_else(|| {
+                t.cx.err(
+                    at,
+                    key,
+                    format!(
+                        "{s:?} is not this node's own IP address with port, e.g. \"10.0.0.1:5070\""
+                    ),
+                )
+            })
+    };
+    let listen = t.required(
+        "listen",
+        "this node's own address on the node-to-node link, e.g. \"10.0.0.1:5070\"",
+    )?;
+    let listen = address(
+        t.cx.string(listen, "listen")?,
+        listen.span().start,
+        "listen",
+    )?;
+    let mut peers: Vec<SocketAddr> = Vec::new();
+    if let Some(v) = t.get("peers") {
+        for (s, at) in t.cx.string_array(v, "peers")? {
+            let a = address(s, at, "peers")?;
+            if a == listen || peers.contains(&a) {
+                return Err(t.cx.err(
+                    at,
+                    "peers",
+                    format!("{s:?} is listed twice (or is `listen`)"),
+                ));
+            }
+            peers.push(a);
+        }
+    }
+    Ok(Cluster { listen, peers })
 }
 
 /// Reads `[admin]`.

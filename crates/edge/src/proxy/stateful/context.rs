@@ -371,7 +371,7 @@ impl State {
             else {
                 continue;
             };
-            crate::proxy::route::pin(c, &mut out);
+            crate::proxy::route::pin(env.edge, c, &mut out);
             let attempt = self.branches.len() as u8;
             splice(env.edge, env.s, m, c, &out, attempt);
             let out = too_large_for_udp(env.edge, env.s, m, c, out, dest, attempt);

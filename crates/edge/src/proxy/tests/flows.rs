@@ -45,6 +45,7 @@ fn tcp(remote: &str, conn: u64) -> Flow {
         conn: Some(ConnId(conn)),
         reconnect: None,
         pinned: false,
+        owner: None,
     }
 }
 
@@ -272,6 +273,7 @@ fn ws(conn: u64) -> Flow {
         conn: Some(ConnId(conn)),
         reconnect: None,
         pinned: false,
+        owner: None,
     }
 }
 

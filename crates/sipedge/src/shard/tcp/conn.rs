@@ -162,6 +162,7 @@ where
         conn: slot.id(),
         reconnect: None,
         pinned: false,
+        owner: None,
     };
     // What was queued before the connection was up goes first; from now
     // on this shard appends to the output directly.

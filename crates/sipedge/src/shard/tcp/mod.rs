@@ -127,7 +127,7 @@ async fn handshake(
 
 /// What became of a message for a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Sent {
+pub(crate) enum Sent {
     /// On its way: queued on a connection (or one being opened), or
     /// dropped the way a datagram would be (a full queue, no room for a
     /// connection).
@@ -143,7 +143,8 @@ pub(super) enum Sent {
 /// the same address meanwhile waits in the same queue.
 ///
 /// [`Sent::FlowGone`] for a pinned flow (a flow token's) with no
-/// connection: it is never dialled, and the caller answers 430.
+/// connection here, nor a live node holding it: it is never dialled, and
+/// the caller answers 430.
 pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) -> Sent {
     if let Some(out) = served.locals.find(served.index, &flow) {
         if !out.push(message, registry::QUEUE_BYTES) {
@@ -157,7 +158,11 @@ pub(super) fn send(served: &Rc<Served>, flow: Flow, message: &[u8]) -> Sent {
         return Sent::Queued;
     }
     if flow.pinned {
-        return Sent::FlowGone;
+        // Another node's connection goes there over the node-to-node link.
+        return match flow.owner {
+            Some(owner) => super::link::relay(served, owner, flow, message),
+            None => Sent::FlowGone,
+        };
     }
     if matches!(flow.transport, Transport::Ws | Transport::Wss) {
         // A WebSocket client cannot be dialled: its connection is gone.

@@ -75,6 +75,7 @@ pub(crate) async fn run<S>(
         conn: slot.id(),
         reconnect: None,
         pinned: false,
+        owner: None,
     };
     let out = Rc::new(Output::default());
     if let Some(id) = flow.conn {

@@ -1,0 +1,170 @@
+//! The node-to-node link as the shards run it (`[cluster]`; the datagrams
+//! are [`edge::link`]'s): each shard binds the node's `listen` address
+//! (SO_REUSEPORT, like the SIP sockets), relays on it the requests a flow
+//! token sends to a connection of another node, and takes from it those
+//! for this node's connections. Shard 0 tells the peers every second that
+//! this node is alive; a request for a connection of a peer not heard
+//! from lately is answered 430 Flow Failed here, at once.
+
+use super::send::Gone;
+use super::tcp::{self, Sent};
+use super::{Current, Served};
+use edge::flow::Flow;
+use edge::link::{self, Kind, Relayed};
+use std::net::{SocketAddr, UdpSocket};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::unix::AsyncFd;
+
+/// The other nodes, and when each was last heard from (ms since the Unix
+/// epoch; 0: never).
+pub(crate) struct Peers {
+    addrs: Vec<SocketAddr>,
+    heard: Vec<AtomicU64>,
+}
+
+impl Peers {
+    pub(crate) fn new(addrs: &[SocketAddr]) -> Peers {
+        Peers {
+            addrs: addrs.to_vec(),
+            heard: addrs.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn heard_from(&self, from: SocketAddr, now_ms: u64) {
+        if let Some(i) = self.addrs.iter().position(|&a| a == from) {
+            self.heard[i].store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `node` is a peer heard from within [`link::SILENT_FOR`].
+    fn alive(&self, node: SocketAddr, now_ms: u64) -> bool {
+        self.addrs.iter().position(|&a| a == node).is_some_and(|i| {
+            let heard = self.heard[i].load(Ordering::Relaxed);
+            heard > 0 && now_ms.saturating_sub(heard) <= link::SILENT_FOR.as_millis() as u64
+        })
+    }
+}
+
+/// One shard's end of the link.
+pub(super) struct Link {
+    socket: AsyncFd<UdpSocket>,
+    peers: std::sync::Arc<Peers>,
+}
+
+impl Link {
+    pub(super) fn new(socket: AsyncFd<UdpSocket>, peers: std::sync::Arc<Peers>) -> Link {
+        Link { socket, peers }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Relays `message`, for pinned `flow` whose connection `owner` holds, to
+/// that node; [`Sent::FlowGone`] when there is no link, or the owner is
+/// not a peer heard from lately.
+pub(super) fn relay(served: &Served, owner: SocketAddr, flow: Flow, message: &[u8]) -> Sent {
+    let (Some(link), Some(conn)) = (&served.link, flow.conn) else {
+        return Sent::FlowGone;
+    };
+    let now = now_ms();
+    if !link.peers.alive(owner, now) {
+        return Sent::FlowGone;
+    }
+    let edge = served.edge();
+    let Some(key) = edge.keys().link().first() else {
+        return Sent::FlowGone;
+    };
+    let r = Relayed {
+        edge: link::edge_id(&served.name),
+        conn,
+        transport: flow.transport,
+        remote: flow.remote,
+        message,
+    };
+    let mut d = Vec::with_capacity(64 + message.len());
+    link::relayed(key, now, &r, &mut d);
+    if let Err(e) = link.socket.get_ref().send_to(&d, owner) {
+        tracing::debug!(to = %owner, "link: {e}");
+    }
+    Sent::Queued
+}
+
+/// Takes what the other nodes send on this shard's link socket, for as
+/// long as the shard runs: their being alive, and messages for this
+/// node's connections (a message whose connection is gone gets its 430
+/// here, from this node).
+pub(super) async fn serve(link: Rc<Link>, served: Vec<Rc<Served>>) {
+    let Some(first) = served.first() else {
+        return;
+    };
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let got = link
+            .socket
+            .async_io(tokio::io::Interest::READABLE, |s| s.recv_from(&mut buf))
+            .await;
+        let (n, from) = match got {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("link socket no longer watched: {e}");
+                return;
+            }
+        };
+        let keys = first.edge();
+        let now = now_ms();
+        match link::read(keys.keys().link(), now, &buf[..n]) {
+            Some((Kind::Alive, _)) => link.peers.heard_from(from, now),
+            Some((Kind::Relayed, Some(r))) => deliver(&served, &r),
+            _ => tracing::debug!(%from, "link: a datagram that does not verify, dropped"),
+        }
+    }
+}
+
+/// A relayed message onto its connection here, or its 430.
+fn deliver(served: &[Rc<Served>], r: &Relayed<'_>) {
+    let Some(s) = served.iter().find(|s| link::edge_id(&s.name) == r.edge) else {
+        return;
+    };
+    let flow = Flow {
+        transport: r.transport,
+        local: 0,
+        remote: r.remote,
+        conn: Some(r.conn),
+        reconnect: None,
+        pinned: true,
+        owner: None,
+    };
+    if tcp::send(s, flow, r.message) == Sent::FlowGone {
+        let mut current = s.current();
+        let Current { edge, worker } = &mut *current;
+        let mut gone = Gone::default();
+        gone.add(r.message, flow);
+        gone.answer(s, edge, worker);
+    }
+}
+
+/// Tells every peer, every [`link::ALIVE_EVERY`], that this node is alive
+/// (from shard 0's socket).
+pub(super) async fn say_alive(link: Rc<Link>, served: Rc<Served>) {
+    let mut d = Vec::with_capacity(64);
+    let mut tick = tokio::time::interval(link::ALIVE_EVERY);
+    loop {
+        tick.tick().await;
+        let edge = served.edge();
+        let Some(key) = edge.keys().link().first() else {
+            continue;
+        };
+        link::alive(key, now_ms(), &mut d);
+        for &peer in &link.peers.addrs {
+            if let Err(e) = link.socket.get_ref().send_to(&d, peer) {
+                tracing::debug!(to = %peer, "link: {e}");
+            }
+        }
+    }
+}
