@@ -98,7 +98,11 @@ pub(crate) fn decide(
         })
     };
     match routes.token {
-        Sealed::Refused => {
+        // Refused where a token would be followed: from the pool, and in a
+        // dialog. A new request from outside goes into the pool whatever
+        // its Route says (a phone whose outbound proxy setting names the
+        // edge with a user part still gets through).
+        Sealed::Refused if outward || in_dialog => {
             s.stats.count(Event::FlowTokenRefused);
             return Err(reply(edge, s, m, origin, 403, "Invalid Flow Token", &[]));
         }

@@ -268,3 +268,17 @@ fn a_token_adds_one_user_part_to_one_record_route_entry() {
     // 43 characters and the `@`, for an IPv4 caller and server.
     assert_eq!(rr.len() - format!("<sip:{EDGE};lr>").len(), 44, "{rr}");
 }
+
+#[test]
+fn a_new_request_from_outside_is_dispatched_whatever_user_part_its_route_names() {
+    // A phone whose outbound proxy setting is a URI with a user part.
+    let e = edge_with("first", "");
+    let msg = invite("t9", "z9hG4bK-ob").replace(
+        "Max-Forwards: 70\r\n",
+        &format!("Route: <sip:proxy@{EDGE};lr>\r\nMax-Forwards: 70\r\n"),
+    );
+    let mut w = e.worker();
+    let (o, _) = run(&e, &mut w, msg.as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(DEST_A));
+    assert_eq!(w.stats.get(Event::FlowTokenRefused), 0);
+}
