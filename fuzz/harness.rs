@@ -349,6 +349,7 @@ compress_out = ["decompress"]
 compact_keep = ["Call-ID"]
 validate = ["basic", "sdp", "request-uri", "from", "to", "contact", "no-max-forwards"]
 nat_test = 127
+nat_sdp = true
 [[edge.destination]]
 uri = "sip:127.0.0.1:5070"
 channels = 10

@@ -1,7 +1,8 @@
 //! A phone behind a real NAT (nftables masquerade, with random ports)
 //! registers through the edge's registration proxy to a real registrar
 //! (Kamailio: registrar, usrloc, path), then takes a call from the pool
-//! and makes one into it.
+//! and makes one into it; with `nat_sdp`, the pool sees the NAT's public
+//! address in the phone's SDP both ways.
 //!
 //! Hosts (network namespaces made by the test): the phone at 10.10.0.2,
 //! a router between 10.10.0.1 and 10.20.0.1 that masquerades what leaves
@@ -17,10 +18,12 @@ use std::path::Path;
 use e2e::admin::AdminApi;
 use e2e::hosts::{self, Host};
 use e2e::kamailio::Kamailio;
-use e2e::{free_port, require_private_netns, Sipedge, SippUac, SippUas, TempDir};
+use e2e::{free_port, require_private_netns, Direction, Sipedge, SippUac, SippUas, TempDir};
 
 const PHONE: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
 const EDGE: &str = "10.20.0.2";
+/// The router's address on the edge's side: what the NAT makes of hers.
+const NAT_PUBLIC: &str = "10.20.0.1";
 /// The phone's own SIP port, in its Contact; the NAT maps it to another.
 const PHONE_PORT: u16 = 5062;
 
@@ -88,7 +91,7 @@ fn a_phone_behind_nat_registers_through_the_edge_and_calls_reach_it_both_ways() 
          [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
          [[edge]]\nname = \"phones\"\nlisten = [\"udp:{EDGE}:{edge_port}\"]\n\
          nat_test = [\"private-contact\", \"received\", \"private-via\", \"private-sdp\", \
-         \"via-port\", \"contact-address\", \"contact-port\"]\n\
+         \"via-port\", \"contact-address\", \"contact-port\"]\nnat_sdp = true\n\
          [[edge.destination]]\nuri = \"sip:127.0.0.1:{registrar}\"\n"
     ));
     let to_edge = format!("{EDGE}:{edge_port}");
@@ -118,6 +121,17 @@ fn a_phone_behind_nat_registers_through_the_edge_and_calls_reach_it_both_ways() 
     );
     let phone_uas = phone_uas.stop();
     from_pool.assert_all_successful();
+    // Her answer's SDP, as the pool got it: the NAT's address, not hers.
+    let answer = from_pool
+        .messages()
+        .iter()
+        .find(|m| m.direction == Direction::Received && m.status() == Some(200))
+        .expect("her 200");
+    assert!(
+        answer.text.contains(&format!("c=IN IP4 {NAT_PUBLIC}")),
+        "{}",
+        answer.text
+    );
     let invite = phone_uas.requests("INVITE")[0];
     assert!(
         invite
@@ -139,6 +153,9 @@ fn a_phone_behind_nat_registers_through_the_edge_and_calls_reach_it_both_ways() 
     });
     from_phone.assert_all_successful();
     let callee_uas = callee_uas.stop();
+    let offer = &callee_uas.requests("INVITE")[0].text;
+    assert!(offer.contains(&format!("c=IN IP4 {NAT_PUBLIC}")), "{offer}");
+    assert!(!offer.contains(&format!("c=IN IP4 {PHONE}")), "{offer}");
     assert_eq!(
         (
             callee_uas.count("INVITE"),

@@ -184,6 +184,24 @@ fn same_ip(h: &Host<'_>, ip: IpAddr) -> bool {
     h.ip() == Some(ip)
 }
 
+/// Where, in `body`, the private (RFC 1918 / RFC 6598) IPv4 addresses of
+/// its `c=IN IP4 ADDR` lines are: what `nat_sdp` replaces.
+pub fn private_sdp_spans(body: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut at = 0;
+    body.split(|&b| b == b'\n').filter_map(move |line| {
+        let start = at;
+        at += line.len() + 1;
+        let addr = line.strip_prefix(b"c=IN IP4 ")?;
+        let len = addr
+            .iter()
+            .position(|&b| matches!(b, b'/' | b'\r' | b' '))
+            .unwrap_or(addr.len());
+        let ip: Ipv4Addr = std::str::from_utf8(&addr[..len]).ok()?.parse().ok()?;
+        let from = start + b"c=IN IP4 ".len();
+        is_private(IpAddr::V4(ip)).then_some(from..from + len)
+    })
+}
+
 /// The IPv4 addresses of the body's `c=IN IP4 ADDR` lines.
 fn sdp_addresses(body: &[u8]) -> impl Iterator<Item = Ipv4Addr> + '_ {
     body.split(|&b| b == b'\n').filter_map(|line| {
@@ -396,6 +414,14 @@ mod tests {
             assert_eq!(NatTest::from_name(t.name()), Some(t));
             assert_eq!(NatTest::ALL[t.index()], t);
         }
+    }
+
+    #[test]
+    fn private_sdp_spans_cover_exactly_the_private_connection_addresses() {
+        let body = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\nc=IN IP4 192.168.1.20\r\n\
+            m=audio 4000 RTP/AVP 0\r\nc=IN IP4 203.0.113.5\r\nc=IN IP4 100.64.0.9/127\r\nc=IN IP4 10.1.1.1";
+        let spans: Vec<&[u8]> = private_sdp_spans(body).map(|r| &body[r]).collect();
+        assert_eq!(spans, [&b"192.168.1.20"[..], b"100.64.0.9", b"10.1.1.1"]);
     }
 
     #[test]

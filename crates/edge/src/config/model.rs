@@ -183,6 +183,11 @@ pub struct Edge {
     /// The NAT tests run on requests from outside (`nat_test`); empty:
     /// none.
     pub nat_test: crate::nat::NatTests,
+    /// Replace the private addresses in the SDP `c=` lines of a party
+    /// behind NAT with the address its packets come from (`nat_sdp`): of
+    /// requests a NAT test found behind NAT, and of answers from outside
+    /// the pool.
+    pub nat_sdp: bool,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }

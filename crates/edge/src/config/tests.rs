@@ -168,6 +168,7 @@ fn example_parses_to_expected_model() {
             client_cert_header: None,
             outbound_from: Vec::new(),
             nat_test: crate::nat::NatTests::default(),
+            nat_sdp: false,
             line: 9,
         }],
         cluster: None,

@@ -240,7 +240,14 @@ pub(crate) fn splice(
         let elems: [Element<'_>; 8] = std::array::from_fn(|i| routes.entries[i].unwrap_or(*top));
         remove_leading(sp, &elems[..routes.len], routes.ours);
     }
-    add_content_length(sp, m);
+    // nat_sdp: a caller a NAT test found behind NAT gets its SDP's
+    // private addresses replaced by the one it came from.
+    let body_len = if edge.nat_sdp && !c.nat.is_empty() {
+        super::nat_sdp::rewrite(sp, m, c.origin.from.remote.ip())
+    } else {
+        m.body().len()
+    };
+    add_content_length(sp, m, body_len);
     s.out.clear();
     sp.write_message(m, s.out);
 }

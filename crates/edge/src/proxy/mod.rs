@@ -27,6 +27,7 @@ mod flow_failed;
 mod forward;
 mod hops;
 mod local;
+mod nat_sdp;
 mod pipeline;
 mod reply;
 mod response;
@@ -167,6 +168,9 @@ pub struct Edge {
     outbound_from: Vec<ipnet::IpNet>,
     /// The NAT tests run on requests from outside (`nat_test`).
     nat_tests: crate::nat::NatTests,
+    /// Replace private addresses in the SDP of parties behind NAT
+    /// (`nat_sdp`).
+    nat_sdp: bool,
     /// This node's address on the node-to-node link (`[cluster] listen`):
     /// the owner the flow tokens of its connections name.
     relay: Option<SocketAddr>,
@@ -308,6 +312,7 @@ impl Edge {
             names: previous.map_or_else(Arc::default, |p| Arc::clone(&p.names)),
             outbound_from: edge.outbound_from.clone(),
             nat_tests: edge.nat_test,
+            nat_sdp: edge.nat_sdp,
             relay: previous.and_then(|p| p.relay),
             nat_found: previous.map_or_else(Arc::default, |p| Arc::clone(&p.nat_found)),
         }
@@ -561,6 +566,11 @@ impl Edge {
     /// The cluster's keys this snapshot signs and verifies with.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// Whether the SDP of parties behind NAT is rewritten (`nat_sdp`).
+    pub(crate) fn nat_sdp(&self) -> bool {
+        self.nat_sdp
     }
 
     /// This node's node-to-node link address, if it has one.

@@ -67,7 +67,8 @@ pub fn handle(
     }
     // A verified answer from a destination: passive health evidence, and
     // a 2xx to an INVITE is a call in progress for the channel limits.
-    if let Some(i) = edge.destination_of(&from) {
+    let from_pool = edge.destination_of(&from);
+    if let Some(i) = from_pool {
         let code = m.status().unwrap_or(0);
         s.counters.answered(i, code);
         let answered = (200..300).contains(&code) && cseq.method == b"INVITE";
@@ -88,10 +89,16 @@ pub fn handle(
     sp.clear();
     let elems: [Element<'_>; 2] = [top, second.unwrap_or(top)];
     remove_leading(sp, &elems, 1);
+    // An answer from outside the pool, with `nat_sdp`: its SDP's private
+    // addresses become the one it came from.
+    let body_len = match from_pool {
+        None if edge.nat_sdp => super::nat_sdp::rewrite(sp, m, from.remote.ip()),
+        _ => m.body().len(),
+    };
     // A datagram's end framed it; on a connection (and in a WebSocket
     // message, which the writer cuts by it) the length must be said.
     if out.is_stream() {
-        add_content_length(sp, m);
+        add_content_length(sp, m, body_len);
     }
     s.out.clear();
     sp.write_message(m, s.out);

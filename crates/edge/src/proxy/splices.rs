@@ -82,13 +82,12 @@ pub fn append_point(m: &Message<'_>) -> (usize, bool) {
 
 /// Adds `Content-Length` when the sender left it out (RFC 2543 peers; UDP
 /// lets them), so the next hop can frame the message on any transport.
-pub fn add_content_length(sp: &mut Splicer, m: &Message<'_>) {
+pub fn add_content_length(sp: &mut Splicer, m: &Message<'_>, body_len: usize) {
     if m.content_length().is_some() {
         return;
     }
     let (at, close_line) = append_point(m);
     let unterminated = at == m.buf().len();
-    let body_len = m.body().len();
     sp.insert_with(at, |w| {
         if close_line {
             w.extend_from_slice(b"\r\n");

@@ -90,6 +90,7 @@ const EDGE_KEYS: &[&str] = &[
     "client_cert_header",
     "outbound_from",
     "nat_test",
+    "nat_sdp",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -714,6 +715,11 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         client_cert_header,
         outbound_from: outbound_from(t)?,
         nat_test: nat_test(t)?,
+        nat_sdp: t
+            .get("nat_sdp")
+            .map(|v| t.cx.boolean(v, "nat_sdp"))
+            .transpose()?
+            .unwrap_or(false),
         line: cx.line(t.at),
     };
     let mut edge = edge;

@@ -452,6 +452,10 @@ impl State {
         code: u16,
     ) {
         let current = self.current == Some(k);
+        // An answer from outside the pool (the outbound proxy's callee)
+        // gets its SDP fixed with `nat_sdp`.
+        let hop = &self.branches[k].hop;
+        let nat_sdp = (env.edge.nat_sdp() && hop.dest(env).is_none()).then(|| hop.to.addr.ip());
         let b = &mut self.branches[k];
         if code < 200 {
             b.provisional = true;
@@ -473,7 +477,7 @@ impl State {
             if code > 100
                 && current
                 && !self.server.is_final()
-                && messages::relay(env.s.splicer, env.s.out, m, None)
+                && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp)
             {
                 self.last.clone_from(env.s.out);
                 env.s.sends.push(env.s.out, req.upstream);
@@ -495,7 +499,7 @@ impl State {
                     .limits()
                     .call_answered(m.call_id().unwrap_or_default(), i, env.now);
             }
-            if wanted && messages::relay(env.s.splicer, env.s.out, m, None) {
+            if wanted && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp) {
                 env.s.sends.push(env.s.out, req.upstream);
                 env.s.stats.count(Event::ResponseForwarded);
                 if !self.server.is_final() {
@@ -518,7 +522,7 @@ impl State {
         }
         if !self.server.is_final() && Best::replaces(self.best.as_ref(), code) {
             let mut bytes = Vec::new();
-            if messages::relay(env.s.splicer, &mut bytes, m, upstream_status(code)) {
+            if messages::relay(env.s.splicer, &mut bytes, m, upstream_status(code), nat_sdp) {
                 self.best = Some(Best {
                     code,
                     bytes: Some(bytes),
