@@ -21,12 +21,13 @@ pub struct Input<'a> {
     /// round-robin, and the other hash algorithms to the pure pick seeded
     /// from `tx_key` (still a function of the request, DESIGN principle 2).
     pub hash_key: Option<&'a [u8]>,
-    /// A REGISTER's address of record (its To URI): registrations of one
-    /// AOR go to one registrar, whatever the algorithm, so that its
-    /// bindings are not spread over the pool (weighted rendezvous over
-    /// it: the same server on every node, and only its AORs move when
-    /// the pool changes).
-    pub aor: Option<&'a [u8]>,
+    /// A REGISTER's address of record, as a key (a hash of its To URI's
+    /// user and host): registrations of one AOR go to one registrar,
+    /// whatever the hashing or spreading algorithm, so that its bindings
+    /// are not spread over the pool (weighted rendezvous over it: the
+    /// same server on every node, and only its AORs move when the pool
+    /// changes).
+    pub aor: Option<u64>,
     /// Hash of the transaction identity: identical for an INVITE, its
     /// retransmissions, its CANCEL and the ACK of a non-2xx response. Seeds
     /// `random` and `least-latency` and keys the recent-picks memo.
@@ -353,7 +354,7 @@ impl Selector {
 
     fn mode(&self, input: &Input<'_>) -> Mode {
         if let Some(aor) = input.aor {
-            return Mode::Rendezvous(key_hash(aor));
+            return Mode::Rendezvous(aor);
         }
         let pure_tx = || Mode::Rendezvous(tx_seed(input.tx_key));
         match self.algorithm {

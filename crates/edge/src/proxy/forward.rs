@@ -303,20 +303,26 @@ fn flow_token(edge: &Edge, c: &Checked<'_>, out: &Flow) -> Token {
         remote: f.remote,
         conn: f.conn.map(|id| Conn {
             id,
-            owner: edge.relay(),
+            // A connection another node holds (this request is relayed
+            // there) keeps its owner.
+            owner: f.owner.or(edge.relay()),
         }),
     };
     let from = &c.origin.from;
     if c.outward {
+        // The server it came from; a sender of `outbound_from` only over
+        // UDP (on a connection its port is an ephemeral one: the dialog's
+        // requests follow its Contact instead).
         let pool = match c.from_pool.and_then(|i| edge.destinations.get(i)) {
-            Some(d) => (d.transport, d.addr),
-            None => (from.transport, from.remote),
+            Some(d) => Some((d.transport, d.addr)),
+            None if !from.is_stream() => Some((from.transport, from.remote)),
+            None => None,
         };
         let found_at_flow = matches!(c.routes.token, Sealed::Open(t) if t.sticky);
         Token {
             outside: outside(out),
             sticky: found_at_flow || undialable(out),
-            pool: Some(pool),
+            pool,
         }
     } else {
         Token {

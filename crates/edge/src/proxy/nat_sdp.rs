@@ -3,8 +3,10 @@
 //! replaces each private IPv4 connection address with the address the
 //! party's packets come from, for peers that send media where the SDP
 //! says (with symmetric RTP the media then reaches the NAT binding that
-//! the party's own media opens). Only `application/sdp` bodies that are
-//! not compressed; the `o=` line is left alone.
+//! the party's own media opens). Only for a party the edge's `nat_test`
+//! finds behind NAT (on an answer, the tests that read a response: its
+//! Contact and SDP), only `application/sdp` bodies that are not
+//! compressed; the `o=` line is left alone.
 
 use sip::splice::write_num;
 use sip::{HeaderName, Message, Splicer};
@@ -44,6 +46,25 @@ pub(crate) fn rewrite(sp: &mut Splicer, m: &Message<'_>, source: IpAddr) -> usiz
         }
     }
     len
+}
+
+/// Whether answer `m`, from `source` outside the pool, is to have its SDP
+/// rewritten: `nat_sdp`, and one of the edge's NAT tests that read a
+/// response (its Contact, its SDP; the Via on top is the edge's own)
+/// fires on it.
+pub(crate) fn answer_behind_nat(
+    edge: &super::Edge,
+    m: &Message<'_>,
+    top: &sip::Via<'_>,
+    source: std::net::SocketAddr,
+) -> bool {
+    use crate::nat::{NatTest, NatTests};
+    const ON_ANSWERS: u8 = NatTest::PrivateContact as u8
+        | NatTest::PrivateSdp as u8
+        | NatTest::ContactAddress as u8
+        | NatTest::ContactPort as u8;
+    let tests = NatTests(edge.nat_tests().0 & ON_ANSWERS);
+    edge.nat_sdp() && !crate::nat::detect_in(tests, m, top, source).is_empty()
 }
 
 /// An uncompressed body of type `application/sdp`.

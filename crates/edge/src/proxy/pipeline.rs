@@ -56,9 +56,13 @@ fn run(
     if c.method == Method::Bye {
         edge.limits.call_ended(c.call_id(), now);
     }
+    // A request relayed to the node holding its connection has its
+    // answers come back through that node: no transaction here.
     let held = match edge.stateful() {
-        Some(st) => stateful::transaction(edge, st, s, m, &c, now)?,
-        None => None,
+        Some(st) if route::relayed_to(edge, &c).is_none() => {
+            stateful::transaction(edge, st, s, m, &c, now)?
+        }
+        _ => None,
     };
     if capacity::is_new_call(&c) {
         capacity::admit(edge, s, m, &c, now)?;

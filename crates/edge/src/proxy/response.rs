@@ -89,10 +89,12 @@ pub fn handle(
     sp.clear();
     let elems: [Element<'_>; 2] = [top, second.unwrap_or(top)];
     remove_leading(sp, &elems, 1);
-    // An answer from outside the pool, with `nat_sdp`: its SDP's private
-    // addresses become the one it came from.
+    // An answer from outside the pool found behind NAT, with `nat_sdp`:
+    // its SDP's private addresses become the one it came from.
     let body_len = match from_pool {
-        None if edge.nat_sdp => super::nat_sdp::rewrite(sp, m, from.remote.ip()),
+        None if super::nat_sdp::answer_behind_nat(edge, m, &our, from.remote) => {
+            super::nat_sdp::rewrite(sp, m, from.remote.ip())
+        }
         _ => m.body().len(),
     };
     // A datagram's end framed it; on a connection (and in a WebSocket

@@ -38,9 +38,10 @@ impl<'a> RouteSet<'a> {
             if len == ours {
                 if let Some(u) = uri.filter(|u| is_here(edge, u)) {
                     ours += 1;
-                    // The edge writes no user part but a token: any other
-                    // is refused, never read past.
-                    if let (Some(user), Sealed::None) = (u.user, token) {
+                    // The first of our entries whose user part opens; a
+                    // user part that does not (the edge writes no other)
+                    // is refused if none does.
+                    if let (Some(user), Sealed::None | Sealed::Refused) = (u.user, token) {
                         token = open_token(edge, user);
                     }
                 }
@@ -192,25 +193,50 @@ pub(crate) fn decide(
 }
 
 /// A request the route stage sent to a token's flow (from the pool along
-/// our Record-Route or Path) leaves on that flow only: its connection,
-/// never a new one (RFC 5626 §5.3) — relayed to the node that holds it if
-/// that is another. `out` is the flow it is sent on.
+/// our Record-Route or Path) leaves from the local address the party used
+/// (a NAT lets in only what comes from where its binding points), and on
+/// a connection on that connection only, never a new one (RFC 5626
+/// §5.3) — relayed to the node that holds it if that is another. `out`
+/// is the flow it is sent on.
 pub(crate) fn pin(edge: &Edge, c: &Checked<'_>, out: &mut crate::flow::Flow) {
-    if let Sealed::Open(t) = c.routes.token {
-        let o = t.outside;
-        if c.outward
-            && t.sticky
-            && out.is_stream()
-            && (o.transport, o.remote) == (out.transport, out.remote)
-        {
-            out.conn = o.conn.map(|c| c.id);
-            out.pinned = true;
-            out.owner = o
-                .conn
-                .and_then(|c| c.owner)
-                .filter(|&node| Some(node) != edge.relay());
-        }
+    let Some(o) = token_flow(c) else {
+        return;
+    };
+    if (o.transport, o.remote) != (out.transport, out.remote) {
+        return;
     }
+    let local = usize::from(o.local);
+    let fits =
+        |l: &super::Local| l.transport == o.transport && l.addr.is_ipv4() == o.remote.is_ipv4();
+    if edge.locals.get(local).is_some_and(fits) {
+        out.local = local;
+    }
+    if out.is_stream() {
+        out.conn = o.conn.map(|c| c.id);
+        out.pinned = true;
+        out.owner = relayed_to(edge, c);
+    }
+}
+
+/// The party's flow a request from the pool goes to by its token, if it
+/// does (see [`decide`]).
+fn token_flow(c: &Checked<'_>) -> Option<crate::token::Outside> {
+    match c.routes.token {
+        Sealed::Open(t) if c.outward && t.sticky && c.routes.len == c.routes.ours => {
+            Some(t.outside)
+        }
+        _ => None,
+    }
+}
+
+/// The node a request is relayed to: another node holding the connection
+/// its token names. A transactional edge forwards such a request without a
+/// transaction — its answers come back through the owner, not here.
+pub(crate) fn relayed_to(edge: &Edge, c: &Checked<'_>) -> Option<std::net::SocketAddr> {
+    token_flow(c)
+        .and_then(|o| o.conn)
+        .and_then(|conn| conn.owner)
+        .filter(|&node| Some(node) != edge.relay())
 }
 
 /// The targets of a [`Route::Named`] request, into `s.tries` in the order
@@ -267,8 +293,9 @@ pub(crate) fn dispatch_input<'a>(
 ) -> Input<'a> {
     Input {
         hash_key: hash_key(edge.selector.algorithm(), m, &c.facts),
-        aor: match c.method {
-            Method::Register => aor(m),
+        // `first` is the operator's order (primary, then backup): kept.
+        aor: match (c.method, edge.selector.algorithm()) {
+            (Method::Register, a) if a != Algorithm::First => aor_key(m),
             _ => None,
         },
         tx_key: c.mac,
@@ -307,14 +334,22 @@ fn classify(edge: &Edge, u: &Uri<'_>) -> NextHop {
     })
 }
 
-/// A REGISTER's address of record as one span of its To URI: `user@host`
-/// (RFC 3261 §10.3: scheme, port and parameters do not tell AORs apart).
-fn aor<'a>(m: &Message<'a>) -> Option<&'a [u8]> {
-    let uri = to_uri(m)?;
-    let u = Uri::parse(uri).ok()?;
-    let offset = |part: &[u8]| (part.as_ptr() as usize).wrapping_sub(uri.as_ptr() as usize);
-    let start = u.user.map_or(offset(u.host_text), offset);
-    uri.get(start..offset(u.host_text) + u.host_text.len())
+/// A REGISTER's address of record as a key: its To URI's user and host
+/// (RFC 3261 §10.3: scheme, port, parameters and the host's case do not
+/// tell AORs apart; a password is no part of it).
+fn aor_key(m: &Message<'_>) -> Option<u64> {
+    let u = Uri::parse(to_uri(m)?).ok()?;
+    let mut h = xxhash_rust::xxh3::Xxh3::with_seed(0x05ed_6a0f);
+    h.update(u.user.unwrap_or_default());
+    h.update(b"@");
+    let mut lower = [0u8; 64];
+    for chunk in u.host_text.chunks(lower.len()) {
+        let lower = &mut lower[..chunk.len()];
+        lower.copy_from_slice(chunk);
+        lower.make_ascii_lowercase();
+        h.update(lower);
+    }
+    Some(h.digest())
 }
 
 /// The To URI as written.

@@ -89,10 +89,15 @@ pub(super) fn relay(served: &Served, owner: SocketAddr, flow: Flow, message: &[u
     };
     let mut d = Vec::with_capacity(64 + message.len());
     link::relayed(key, now, &r, &mut d);
-    if let Err(e) = link.socket.get_ref().send_to(&d, owner) {
-        tracing::debug!(to = %owner, "link: {e}");
+    match link.socket.get_ref().send_to(&d, owner) {
+        Ok(_) => Sent::Queued,
+        // Too large for a datagram, or the link is down here: the owner
+        // cannot get it, so it gets its 430 here.
+        Err(e) => {
+            tracing::debug!(to = %owner, "link: {e}");
+            Sent::FlowGone
+        }
     }
-    Sent::Queued
 }
 
 /// Takes what the other nodes send on this shard's link socket, for as
@@ -111,9 +116,11 @@ pub(super) async fn serve(link: Rc<Link>, served: Vec<Rc<Served>>) {
             .await;
         let (n, from) = match got {
             Ok(x) => x,
+            // An ICMP error for an earlier send, and the like: the socket
+            // goes on.
             Err(e) => {
-                tracing::error!("link socket no longer watched: {e}");
-                return;
+                tracing::debug!("link: {e}");
+                continue;
             }
         };
         let keys = first.edge();

@@ -453,9 +453,16 @@ impl State {
     ) {
         let current = self.current == Some(k);
         // An answer from outside the pool (the outbound proxy's callee)
-        // gets its SDP fixed with `nat_sdp`.
+        // found behind NAT gets its SDP fixed with `nat_sdp`.
         let hop = &self.branches[k].hop;
-        let nat_sdp = (env.edge.nat_sdp() && hop.dest(env).is_none()).then(|| hop.to.addr.ip());
+        let behind_nat = hop.dest(env).is_none()
+            && m.elements(sip::HeaderName::Via)
+                .next()
+                .and_then(|v| sip::Via::parse(v.text).ok())
+                .is_some_and(|top| {
+                    crate::proxy::nat_sdp::answer_behind_nat(env.edge, m, &top, hop.to.addr)
+                });
+        let nat_sdp = behind_nat.then(|| hop.to.addr.ip());
         let b = &mut self.branches[k];
         if code < 200 {
             b.provisional = true;

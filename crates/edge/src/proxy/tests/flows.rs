@@ -671,3 +671,114 @@ fn a_request_for_a_token_flow_whose_connection_is_gone_is_answered_430_by_the_ed
         assert_eq!(w.stats.get(crate::stats::Event::FlowFailed), 1);
     }
 }
+
+/// Two nodes of a cluster: a NAT'd TCP phone registered through node 1
+/// (link address 10.0.0.1:5070); node 2 (10.0.0.2:5070) gets the pool's
+/// INVITE along the Path and relays it. The INVITE's Record-Route keeps
+/// naming node 1 as the connection's owner, so the pool's BYE is relayed
+/// there too.
+#[test]
+fn a_call_relayed_to_another_nodes_connection_keeps_that_node_as_its_owner() {
+    let text = format!(
+        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\", \"tcp:{EDGE}\"]\n\
+         algorithm = \"first\"\nnat_test = [\"private-contact\"]\n\
+         [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
+    );
+    let cfg = config::parse(&text, "test.toml").expect("config");
+    let keys = KeyRing::single(b"unit-test-secret-0123456789");
+    let node = |link: &str| Edge::new(&cfg.edges[0], &cfg.node, &keys).on_link(Some(addr(link)));
+    let (one, two) = (node("10.0.0.1:5070"), node("10.0.0.2:5070"));
+    let phone = "127.0.0.3:40001";
+    let register = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/TCP 192.168.1.20:5062;branch=z9hG4bK-r1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=r\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: r1\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@192.168.1.20:5062;transport=tcp>\r\n\
+         Content-Length: 0\r\n\r\n";
+    let (_, out) = handle(&one, register.as_bytes(), tcp(phone, 7));
+    let mut idx = HeaderIndex::new();
+    let path = header(&out, HeaderName::Path, &mut idx)[0].clone();
+    let invite = format!(
+        "INVITE sip:alice@192.168.1.20:5062;transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-i1\r\nMax-Forwards: 70\r\nRoute: {path}\r\n\
+         From: <sip:bob@example.com>;tag=b\r\nTo: <sip:alice@example.com>\r\nCall-ID: i1\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:bob@{DEST_A}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (o, out) = handle(&two, invite.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    let Outcome::Send(to) = o else {
+        panic!("{o:?}")
+    };
+    assert_eq!(
+        (to.remote, to.conn, to.pinned, to.owner),
+        (
+            addr(phone),
+            Some(ConnId(7)),
+            true,
+            Some(addr("10.0.0.1:5070"))
+        )
+    );
+    let mut idx = HeaderIndex::new();
+    let rr = header(&out, HeaderName::RecordRoute, &mut idx)[0].clone();
+    let owner = untoken(&two, &rr).1.unwrap().outside.conn.unwrap().owner;
+    assert_eq!(owner, Some(addr("10.0.0.1:5070")));
+    let bye = format!(
+        "BYE sip:alice@192.168.1.20:5062;transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-b1\r\nMax-Forwards: 70\r\nRoute: {rr}\r\n\
+         From: <sip:bob@example.com>;tag=b\r\nTo: <sip:alice@example.com>;tag=a\r\nCall-ID: i1\r\n\
+         CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (o, _) = handle(&two, bye.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    assert!(
+        matches!(o, Outcome::Send(f) if f.owner == Some(addr("10.0.0.1:5070"))),
+        "{o:?}"
+    );
+    // On node 1 itself, the same BYE goes over its own connection.
+    let (o, _) = handle(&one, bye.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    assert!(
+        matches!(o, Outcome::Send(f) if f.owner.is_none() && f.conn == Some(ConnId(7))),
+        "{o:?}"
+    );
+    // A transactional node relays without a transaction: the answers come
+    // back through node 1, never here, so no timer of its own may fail
+    // the call.
+    let mut cfg = cfg.clone();
+    cfg.edges[0].insertion = config::Insertion::Transactional;
+    let stateful = Edge::new(&cfg.edges[0], &cfg.node, &keys).on_link(Some(addr("10.0.0.2:5070")));
+    let (o, _) = handle(&stateful, invite.as_bytes(), Flow::udp(0, addr(DEST_A)));
+    assert!(
+        matches!(o, Outcome::Send(f) if f.owner == Some(addr("10.0.0.1:5070"))),
+        "sent at once, not queued by a transaction: {o:?}"
+    );
+    assert_eq!(stateful.stateful().map(|st| st.len()), Some(0));
+}
+
+/// A NAT lets in only what comes from where its binding points: the
+/// pool's request to a phone leaves from the local address the phone
+/// registered through, whichever one the pool sent it to.
+#[test]
+fn a_request_to_a_natted_phone_leaves_from_the_address_it_registered_through() {
+    let text = format!(
+        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\", \"udp:127.0.0.1:5080\"]\n\
+         algorithm = \"first\"\nnat_test = [\"private-contact\"]\n\
+         [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
+    );
+    let cfg = config::parse(&text, "test.toml").expect("config");
+    let e = Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &KeyRing::single(b"unit-test-secret-0123456789"),
+    );
+    let phone = "127.0.0.3:40001";
+    let register = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-r2\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=r\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: r2\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@192.168.1.20:5062>\r\n\
+         Content-Length: 0\r\n\r\n";
+    let (_, out) = handle(&e, register.as_bytes(), Flow::udp(0, addr(phone)));
+    let mut idx = HeaderIndex::new();
+    let path = header(&out, HeaderName::Path, &mut idx)[0].clone();
+    let message = format!(
+        "MESSAGE sip:alice@192.168.1.20:5062 SIP/2.0\r\nVia: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-m2\r\n\
+         Max-Forwards: 70\r\nRoute: {path}\r\nFrom: <sip:bob@example.com>;tag=b\r\n\
+         To: <sip:alice@example.com>\r\nCall-ID: m2\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (o, _) = handle(&e, message.as_bytes(), Flow::udp(1, addr(DEST_A)));
+    assert_eq!(o, Outcome::Send(Flow::udp(0, addr(phone))));
+}

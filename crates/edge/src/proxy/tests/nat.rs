@@ -129,7 +129,7 @@ fn nat_sdp_fixes_answers_from_outside_the_pool_only() {
         let e = edge_with_keys(
             "first",
             "",
-            &format!("nat_sdp = true\ninsertion = \"{insertion}\""),
+            &format!("nat_sdp = true\nnat_test = [\"private-sdp\"]\ninsertion = \"{insertion}\""),
         );
         let mut w = e.worker();
         // The pool calls out to a phone (the outbound proxy): its answer,
