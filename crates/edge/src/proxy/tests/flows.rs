@@ -248,11 +248,13 @@ fn an_answer_finds_the_connection_by_rport_and_reopens_one_to_sent_by() {
     assert_eq!(back.reconnect_to(), addr("127.0.0.1:5099"));
 }
 
-/// An edge listening on UDP (local 0) and WebSocket (local 1).
-fn ws_edge() -> Edge {
+/// An edge on UDP at `EDGE` (local 0) and the further listen address
+/// `also` (local 1), with the further `[[edge]]` keys `extra`, dispatching
+/// to destination A.
+fn edge_on(also: &str, extra: &str) -> Edge {
     let text = format!(
-        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\", \"ws:127.0.0.1:8088\"]\n\
-         algorithm = \"first\"\n\
+        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\", {also}]\n\
+         algorithm = \"first\"\n{extra}\n\
          [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
     );
     let cfg = config::parse(&text, "test.toml").expect("config");
@@ -261,6 +263,11 @@ fn ws_edge() -> Edge {
         &cfg.node,
         &KeyRing::single(b"unit-test-secret-0123456789"),
     )
+}
+
+/// An edge listening on UDP (local 0) and WebSocket (local 1).
+fn ws_edge() -> Edge {
+    edge_on("\"ws:127.0.0.1:8088\"", "")
 }
 
 const BROWSER: &str = "127.0.0.1:50123";
@@ -606,16 +613,9 @@ fn a_flow_parameter_names_a_websocket_connection_or_nothing() {
 #[test]
 fn a_request_for_a_token_flow_whose_connection_is_gone_is_answered_430_by_the_edge() {
     for insertion in ["stateless", "transactional"] {
-        let text = format!(
-            "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\", \"ws:127.0.0.1:8088\"]\n\
-             algorithm = \"first\"\ninsertion = \"{insertion}\"\n\
-             [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
-        );
-        let cfg = config::parse(&text, "test.toml").expect("config");
-        let e = Edge::new(
-            &cfg.edges[0],
-            &cfg.node,
-            &KeyRing::single(b"unit-test-secret-0123456789"),
+        let e = edge_on(
+            "\"ws:127.0.0.1:8088\"",
+            &format!("insertion = \"{insertion}\""),
         );
         let register = from_browser("REGISTER", "g1").replace("REGISTER sip:bob@", "REGISTER sip:");
         let mut w = e.worker();
@@ -755,17 +755,7 @@ fn a_call_relayed_to_another_nodes_connection_keeps_that_node_as_its_owner() {
 /// registered through, whichever one the pool sent it to.
 #[test]
 fn a_request_to_a_natted_phone_leaves_from_the_address_it_registered_through() {
-    let text = format!(
-        "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:{EDGE}\", \"udp:127.0.0.1:5080\"]\n\
-         algorithm = \"first\"\nnat_test = [\"private-contact\"]\n\
-         [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
-    );
-    let cfg = config::parse(&text, "test.toml").expect("config");
-    let e = Edge::new(
-        &cfg.edges[0],
-        &cfg.node,
-        &KeyRing::single(b"unit-test-secret-0123456789"),
-    );
+    let e = edge_on("\"udp:127.0.0.1:5080\"", "nat_test = [\"private-contact\"]");
     let phone = "127.0.0.3:40001";
     let register = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-r2\r\n\
          Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=r\r\nTo: <sip:alice@example.com>\r\n\
