@@ -111,3 +111,31 @@ fn check_accepts_every_example() {
     }
     assert!(checked > 0, "no example configs in {}", dir.display());
 }
+
+/// A cluster node whose peers could not work with it: valid, but `check`
+/// says why.
+#[test]
+fn check_warns_of_a_cluster_without_a_shared_secret_or_advertised_address() {
+    require_private_netns();
+    let cluster = "[node]\nid = \"n1\"\n[cluster]\nlisten = \"10.0.0.1:5070\"\n\
+                   peers = [\"10.0.0.2:5070\"]\n[[edge]]\nname = \"e\"\n\
+                   listen = [\"udp:127.0.0.1:5060\"]\n[[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n";
+    let (ok, stderr) = Sipedge::check(cluster);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning: [cluster] peers, but no [node] secret"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("edge e has no advertise"), "{stderr}");
+    let fixed = cluster
+        .replace(
+            "id = \"n1\"\n",
+            "id = \"n1\"\nsecret = \"a shared cluster secret\"\n",
+        )
+        .replace(
+            "name = \"e\"\n",
+            "name = \"e\"\nadvertise = \"198.51.100.10\"\n",
+        );
+    let (ok, stderr) = Sipedge::check(&fixed);
+    assert!(ok && !stderr.contains("warning"), "{stderr}");
+}

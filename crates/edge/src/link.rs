@@ -7,9 +7,11 @@
 //!
 //! Every datagram carries the time it was sent and a MAC under the
 //! cluster's link key (from the secret; any key of the ring verifies, so
-//! a rotation does not cut the link): one that does not verify, or is
-//! more than [`FRESH`] old or early, is dropped. Nodes' clocks must agree
-//! to within that (NTP).
+//! a rotation does not cut the link) that also covers the sender's and
+//! the receiver's link addresses ([`Ends`]), so that a datagram copied to
+//! another node, or sent from elsewhere, does not verify: one that does
+//! not verify, or is more than [`FRESH`] old or early, is dropped. Nodes'
+//! clocks must agree to within that (NTP).
 //!
 //! Layout: `sElk`, kind (1), key id (1), sent at (8, ms since the Unix
 //! epoch), then for a relayed message the edge (8, a hash of its name),
@@ -56,22 +58,48 @@ pub struct Relayed<'a> {
     pub message: &'a [u8],
 }
 
+/// The two ends of a datagram: the sending node's link address (where it
+/// comes from) and the receiving node's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ends {
+    /// The sender's `[cluster] listen`.
+    pub from: SocketAddr,
+    /// The receiver's `[cluster] listen`.
+    pub to: SocketAddr,
+}
+
+impl Ends {
+    /// The ends as the MAC covers them.
+    fn bytes(&self) -> [u8; 36] {
+        let mut b = [0u8; 36];
+        for (k, a) in [self.from, self.to].into_iter().enumerate() {
+            let ip = match a.ip() {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            b[k * 18..k * 18 + 16].copy_from_slice(&ip.octets());
+            b[k * 18 + 16..k * 18 + 18].copy_from_slice(&a.port().to_be_bytes());
+        }
+        b
+    }
+}
+
 /// How datagrams name an edge: the same on every node (edges are matched
 /// by name across a cluster, as across reloads).
 pub fn edge_id(name: &str) -> u64 {
     xxh3_64(name.as_bytes())
 }
 
-/// Writes an alive datagram, sent at `now_ms`, into `out`.
-pub fn alive(key: &LinkKey, now_ms: u64, out: &mut Vec<u8>) {
+/// Writes an alive datagram, sent at `now_ms` between `ends`, into `out`.
+pub fn alive(key: &LinkKey, now_ms: u64, ends: Ends, out: &mut Vec<u8>) {
     out.clear();
     head(out, Kind::Alive, key, now_ms);
-    let mac = key.mac(&[out]);
+    let mac = key.mac(&[&ends.bytes(), out]);
     out.extend_from_slice(&mac);
 }
 
-/// Writes `r`, sent at `now_ms`, into `out`.
-pub fn relayed(key: &LinkKey, now_ms: u64, r: &Relayed<'_>, out: &mut Vec<u8>) {
+/// Writes `r`, sent at `now_ms` between `ends`, into `out`.
+pub fn relayed(key: &LinkKey, now_ms: u64, ends: Ends, r: &Relayed<'_>, out: &mut Vec<u8>) {
     out.clear();
     head(out, Kind::Relayed, key, now_ms);
     out.extend_from_slice(&r.edge.to_be_bytes());
@@ -88,7 +116,7 @@ pub fn relayed(key: &LinkKey, now_ms: u64, r: &Relayed<'_>, out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&r.remote.port().to_be_bytes());
-    let mac = key.mac(&[out, r.message]);
+    let mac = key.mac(&[&ends.bytes(), out, r.message]);
     out.extend_from_slice(&mac);
     out.extend_from_slice(r.message);
 }
@@ -103,9 +131,15 @@ fn head(out: &mut Vec<u8>, kind: Kind, key: &LinkKey, now_ms: u64) {
     out.extend_from_slice(&now_ms.to_be_bytes());
 }
 
-/// Reads datagram `d` received at `now_ms`: its kind and, if relayed, the
-/// message. `None` unless it verifies under one of `keys` and is fresh.
-pub fn read<'a>(keys: &[LinkKey], now_ms: u64, d: &'a [u8]) -> Option<(Kind, Option<Relayed<'a>>)> {
+/// Reads datagram `d` received at `now_ms` between `ends`: its kind and,
+/// if relayed, the message. `None` unless it verifies under one of `keys`
+/// for these ends and is fresh.
+pub fn read<'a>(
+    keys: &[LinkKey],
+    now_ms: u64,
+    ends: Ends,
+    d: &'a [u8],
+) -> Option<(Kind, Option<Relayed<'a>>)> {
     let rest = d.strip_prefix(MAGIC)?;
     let (&kind, rest) = rest.split_first()?;
     let (&id, rest) = rest.split_first()?;
@@ -140,10 +174,11 @@ pub fn read<'a>(keys: &[LinkKey], now_ms: u64, d: &'a [u8]) -> Option<(Kind, Opt
     if kind == Kind::Alive && !message.is_empty() {
         return None;
     }
+    let ends = ends.bytes();
     let verified = keys
         .iter()
         .filter(|k| k.id() == id)
-        .any(|k| k.mac(&[signed, message]) == mac);
+        .any(|k| same(&k.mac(&[&ends, signed, message]), mac));
     if !verified {
         return None;
     }
@@ -157,6 +192,11 @@ pub fn read<'a>(keys: &[LinkKey], now_ms: u64, d: &'a [u8]) -> Option<(Kind, Opt
             message,
         }),
     ))
+}
+
+/// Compares a MAC in time independent of where it differs.
+fn same(a: &[u8; MAC], b: &[u8]) -> bool {
+    b.len() == MAC && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 struct Reader<'a> {
@@ -179,6 +219,13 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000_000;
 
+    fn ends() -> Ends {
+        Ends {
+            from: "10.0.0.2:5070".parse().unwrap(),
+            to: "10.0.0.1:5070".parse().unwrap(),
+        }
+    }
+
     fn sample() -> Relayed<'static> {
         Relayed {
             edge: edge_id("phones"),
@@ -194,9 +241,9 @@ mod tests {
         let old = KeyRing::single(b"the old cluster secret");
         let ring = KeyRing::new([&b"the new cluster secret"[..], b"the old cluster secret"]);
         let mut d = Vec::new();
-        relayed(&old.link()[0], NOW, &sample(), &mut d);
+        relayed(&old.link()[0], NOW, ends(), &sample(), &mut d);
         assert_eq!(
-            read(ring.link(), NOW + 500, &d),
+            read(ring.link(), NOW + 500, ends(), &d),
             Some((Kind::Relayed, Some(sample())))
         );
         let v6 = Relayed {
@@ -204,12 +251,18 @@ mod tests {
             transport: Transport::Wss,
             ..sample()
         };
-        relayed(&ring.link()[0], NOW, &v6, &mut d);
-        assert_eq!(read(ring.link(), NOW, &d), Some((Kind::Relayed, Some(v6))));
-        alive(&ring.link()[0], NOW, &mut d);
-        assert_eq!(read(ring.link(), NOW, &d), Some((Kind::Alive, None)));
+        relayed(&ring.link()[0], NOW, ends(), &v6, &mut d);
         assert_eq!(
-            read(old.link(), NOW, &d),
+            read(ring.link(), NOW, ends(), &d),
+            Some((Kind::Relayed, Some(v6)))
+        );
+        alive(&ring.link()[0], NOW, ends(), &mut d);
+        assert_eq!(
+            read(ring.link(), NOW, ends(), &d),
+            Some((Kind::Alive, None))
+        );
+        assert_eq!(
+            read(old.link(), NOW, ends(), &d),
             None,
             "the old ring lacks the new key"
         );
@@ -219,23 +272,41 @@ mod tests {
     fn altered_stale_or_foreign_datagrams_are_dropped() {
         let ring = KeyRing::single(b"the cluster secret");
         let mut d = Vec::new();
-        relayed(&ring.link()[0], NOW, &sample(), &mut d);
+        relayed(&ring.link()[0], NOW, ends(), &sample(), &mut d);
         for i in 0..d.len() {
             let mut x = d.clone();
             x[i] ^= 1;
-            assert_eq!(read(ring.link(), NOW, &x), None, "byte {i}");
+            assert_eq!(read(ring.link(), NOW, ends(), &x), None, "byte {i}");
         }
         for n in 0..d.len() {
-            assert_eq!(read(ring.link(), NOW, &d[..n]), None, "cut to {n}");
+            assert_eq!(read(ring.link(), NOW, ends(), &d[..n]), None, "cut to {n}");
         }
         let late = NOW + FRESH.as_millis() as u64 + 1;
-        assert_eq!(read(ring.link(), late, &d), None);
+        assert_eq!(read(ring.link(), late, ends(), &d), None);
         assert_eq!(
-            read(KeyRing::single(b"another cluster").link(), NOW, &d),
+            read(KeyRing::single(b"another cluster").link(), NOW, ends(), &d),
             None
         );
-        alive(&ring.link()[0], NOW, &mut d);
+        // Copied to another node, or sent from another address.
+        let third: SocketAddr = "10.0.0.3:5070".parse().unwrap();
+        for wrong in [
+            Ends {
+                to: third,
+                ..ends()
+            },
+            Ends {
+                from: third,
+                ..ends()
+            },
+        ] {
+            assert_eq!(read(ring.link(), NOW, wrong, &d), None, "{wrong:?}");
+        }
+        alive(&ring.link()[0], NOW, ends(), &mut d);
         d.push(b'x');
-        assert_eq!(read(ring.link(), NOW, &d), None, "alive carries nothing");
+        assert_eq!(
+            read(ring.link(), NOW, ends(), &d),
+            None,
+            "alive carries nothing"
+        );
     }
 }

@@ -46,7 +46,7 @@ pub fn check(path: &Path) -> ExitCode {
     match crate::config_file::load_all(path) {
         Ok(crate::config_file::Loaded { parsed, tls }) => {
             let cfg = parsed.cfg;
-            for w in &tls.warnings {
+            for w in tls.warnings.iter().chain(&cluster_warnings(&cfg)) {
                 eprintln!("warning: {w}");
             }
             let dests: usize = cfg.edges.iter().map(|e| e.destinations.len()).sum();
@@ -63,6 +63,32 @@ pub fn check(path: &Path) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+/// What makes a node of a cluster unable to work with its peers, though
+/// the file is valid: the nodes must share a secret (tokens and relayed
+/// messages are sealed with it), and relay to each other only what names
+/// the same address (every node's edge advertising the anycast address).
+fn cluster_warnings(cfg: &edge::config::Config) -> Vec<String> {
+    if cfg.cluster.as_ref().is_none_or(|c| c.peers.is_empty()) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if cfg.node.secret.is_none() {
+        out.push(
+            "[cluster] peers, but no [node] secret: this node draws one of its own, and its \
+             peers cannot open its flow tokens nor it theirs"
+                .to_owned(),
+        );
+    }
+    for e in cfg.edges.iter().filter(|e| e.advertise.is_none()) {
+        out.push(format!(
+            "[cluster] peers, but edge {} has no advertise: a request relayed between nodes \
+             is answered only where every node's edge advertises the same (anycast) address",
+            e.name
+        ));
+    }
+    out
 }
 
 /// `sipedge run`: load, bind every socket (forwarding, probes, admin),
@@ -82,7 +108,7 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     let cfg = parsed.cfg.clone();
-    for w in &tls.warnings {
+    for w in tls.warnings.iter().chain(&cluster_warnings(&cfg)) {
         tracing::warn!("{w}");
     }
     let tls = Arc::new(ArcSwap::from_pointee(tls.tls));

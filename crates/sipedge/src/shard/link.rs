@@ -50,12 +50,22 @@ impl Peers {
 /// One shard's end of the link.
 pub(super) struct Link {
     socket: AsyncFd<UdpSocket>,
+    /// This node's link address (`[cluster] listen`).
+    listen: SocketAddr,
     peers: std::sync::Arc<Peers>,
 }
 
 impl Link {
-    pub(super) fn new(socket: AsyncFd<UdpSocket>, peers: std::sync::Arc<Peers>) -> Link {
-        Link { socket, peers }
+    pub(super) fn new(
+        socket: AsyncFd<UdpSocket>,
+        listen: SocketAddr,
+        peers: std::sync::Arc<Peers>,
+    ) -> Link {
+        Link {
+            socket,
+            listen,
+            peers,
+        }
     }
 }
 
@@ -88,7 +98,11 @@ pub(super) fn relay(served: &Served, owner: SocketAddr, flow: Flow, message: &[u
         message,
     };
     let mut d = Vec::with_capacity(64 + message.len());
-    link::relayed(key, now, &r, &mut d);
+    let ends = link::Ends {
+        from: link.listen,
+        to: owner,
+    };
+    link::relayed(key, now, ends, &r, &mut d);
     match link.socket.get_ref().send_to(&d, owner) {
         Ok(_) => Sent::Queued,
         // Too large for a datagram, or the link is down here: the owner
@@ -125,7 +139,11 @@ pub(super) async fn serve(link: Rc<Link>, served: Vec<Rc<Served>>) {
         };
         let keys = first.edge();
         let now = now_ms();
-        match link::read(keys.keys().link(), now, &buf[..n]) {
+        let ends = link::Ends {
+            from,
+            to: link.listen,
+        };
+        match link::read(keys.keys().link(), now, ends, &buf[..n]) {
             Some((Kind::Alive, _)) => link.peers.heard_from(from, now),
             Some((Kind::Relayed, Some(r))) => deliver(&served, &r),
             _ => tracing::debug!(%from, "link: a datagram that does not verify, dropped"),
@@ -167,8 +185,12 @@ pub(super) async fn say_alive(link: Rc<Link>, served: Rc<Served>) {
         let Some(key) = edge.keys().link().first() else {
             continue;
         };
-        link::alive(key, now_ms(), &mut d);
         for &peer in &link.peers.addrs {
+            let ends = link::Ends {
+                from: link.listen,
+                to: peer,
+            };
+            link::alive(key, now_ms(), ends, &mut d);
             if let Err(e) = link.socket.get_ref().send_to(&d, peer) {
                 tracing::debug!(to = %peer, "link: {e}");
             }

@@ -82,7 +82,7 @@ pub fn start(
     let peers = cfg
         .cluster
         .as_ref()
-        .map(|c| Arc::new(link::Peers::new(&c.peers)));
+        .map(|c| (c.listen, Arc::new(link::Peers::new(&c.peers))));
     let mut bound: Vec<Vec<Vec<Option<Bound>>>> = Vec::with_capacity(shards);
     let mut links: Vec<Option<std::net::UdpSocket>> = Vec::with_capacity(shards);
     let mut sockets = 0;
@@ -180,8 +180,9 @@ struct Shared {
     registry: Arc<Registry>,
     tls: Arc<ArcSwap<Tls>>,
     dns: crate::dns::Dns,
-    /// The other nodes of the cluster, with `[cluster]`.
-    peers: Option<Arc<link::Peers>>,
+    /// This node's link address and the other nodes of the cluster, with
+    /// `[cluster]`.
+    peers: Option<(std::net::SocketAddr, Arc<link::Peers>)>,
 }
 
 /// One edge as a shard serves it: the snapshot in use and the core worker
@@ -265,8 +266,8 @@ fn run(
         let mut tasks = Vec::new();
         let locals = Rc::new(tcp::Locals::default());
         let link = match (link, &shared.peers) {
-            (Some(socket), Some(peers)) => match sysio::watch::readable_only(socket) {
-                Ok(fd) => Some(Rc::new(link::Link::new(fd, Arc::clone(peers)))),
+            (Some(socket), Some((listen, peers))) => match sysio::watch::readable_only(socket) {
+                Ok(fd) => Some(Rc::new(link::Link::new(fd, *listen, Arc::clone(peers)))),
                 Err(e) => {
                     let _ = started.send(Err(format!(
                         "shard {index}: cannot watch the [cluster] socket: {e}"
