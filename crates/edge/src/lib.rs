@@ -16,6 +16,7 @@ pub mod link;
 pub mod nat;
 pub mod outbound;
 pub mod proxy;
+pub mod registrar;
 pub mod stats;
 pub mod token;
 pub mod transaction;

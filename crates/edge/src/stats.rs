@@ -85,10 +85,24 @@ pub enum Event {
     /// A request a flow token sent to a connection that is gone: answered
     /// 430 Flow Failed (RFC 5626 §5.3), or dropped if an ACK.
     FlowFailed,
+    /// A REGISTER the built-in registrar took (200 OK).
+    Registered,
+    /// A REGISTER the built-in registrar refused (403, 423, 400, 500).
+    RegisterRefused,
+    /// A request from the pool sent to a registered contact.
+    ToBinding,
+    /// A request from the pool for an address of record with no contact bound (480).
+    NotRegistered,
+    /// A keepalive sent to a registered contact.
+    KeepaliveSent,
+    /// An answer to an OPTIONS keepalive.
+    KeepaliveAnswered,
+    /// A binding removed because its contact stopped answering keepalives.
+    BindingLost,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::FlowFailed as usize + 1;
+pub const EVENTS: usize = Event::BindingLost as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -123,6 +137,13 @@ impl Event {
         Event::Unresolvable,
         Event::FlowTokenRefused,
         Event::FlowFailed,
+        Event::Registered,
+        Event::RegisterRefused,
+        Event::ToBinding,
+        Event::NotRegistered,
+        Event::KeepaliveSent,
+        Event::KeepaliveAnswered,
+        Event::BindingLost,
     ];
 
     /// A stable name for metrics and logs.
@@ -158,17 +179,33 @@ impl Event {
             Event::Unresolvable => "unresolvable",
             Event::FlowTokenRefused => "flow_token_refused",
             Event::FlowFailed => "flow_failed",
+            Event::Registered => "registered",
+            Event::RegisterRefused => "register_refused",
+            Event::ToBinding => "to_binding",
+            Event::NotRegistered => "not_registered",
+            Event::KeepaliveSent => "keepalive_sent",
+            Event::KeepaliveAnswered => "keepalive_answered",
+            Event::BindingLost => "binding_lost",
         }
     }
 }
 
 /// Counters of one worker for one edge.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Stats {
     /// Indexed by [`Event`].
     pub events: [u64; EVENTS],
     /// Requests sent to each destination (index as in the config).
     pub per_destination: Vec<u64>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            events: [0; EVENTS],
+            per_destination: Vec::new(),
+        }
+    }
 }
 
 impl Stats {

@@ -188,6 +188,9 @@ pub struct Edge {
     /// requests a NAT test found behind NAT, and of answers from outside
     /// the pool.
     pub nat_sdp: bool,
+    /// The built-in registrar (`flags = ["registrations"]`, settings in
+    /// `[edge.registrar]`); `None`: REGISTER goes to the pool.
+    pub registrar: Option<Registrar>,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }
@@ -396,6 +399,51 @@ impl Default for Capacity {
             max_call_duration: Duration::from_secs(4 * 3600),
         }
     }
+}
+
+/// The built-in registrar's settings (`[edge.registrar]`, with
+/// `flags = ["registrations"]`): who may register, how long bindings
+/// last, and how the NAT bindings of registered phones are kept open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registrar {
+    /// The sources whose REGISTERs are taken (`allow`, networks or
+    /// addresses; required: the registrar does not authenticate, the
+    /// sources the operator trusts do — others get 403).
+    pub allow: Vec<ipnet::IpNet>,
+    /// Shorter registrations get 423 Interval Too Brief (`min_expires`,
+    /// default 60 s, RFC 3261 §10.3 step 7).
+    pub min_expires: u32,
+    /// Longer ones are shortened to this (`max_expires`, default 3600 s).
+    pub max_expires: u32,
+    /// A contact asking no expiry gets this (`default_expires`, default
+    /// 3600 s, RFC 3261 §10.2.1.1).
+    pub default_expires: u32,
+    /// Contacts kept per address of record (`max_contacts`, default 10);
+    /// a REGISTER that would keep more gets 403.
+    pub max_contacts: usize,
+    /// Seconds between keepalives to each registered contact
+    /// (`keepalive_interval`, default 30; 0 turns them off: the seeds'
+    /// "Disable UAC Ping").
+    pub keepalive_interval: u32,
+    /// What a keepalive is (`keepalive`): an OPTIONS request, which the
+    /// phone answers, or a CRLF pair (RFC 5626 §3.5.1), which it does not.
+    pub keepalive: Keepalive,
+    /// Unanswered OPTIONS keepalives in a row after which a binding is
+    /// removed (`keepalive_failures`, default 3).
+    pub keepalive_failures: u32,
+    /// Line of the `[edge.registrar]` header; 0 when the edge has none.
+    pub line: usize,
+}
+
+/// What the built-in registrar sends to keep a phone's NAT binding open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keepalive {
+    /// An OPTIONS request: its answer proves the phone is there, and a
+    /// binding whose phone stops answering is removed.
+    Options,
+    /// A CRLF pair: four bytes, no answer counted; the binding lasts until
+    /// it expires (or its connection closes).
+    Crlf,
 }
 
 /// The transaction-stateful mode's settings (`[edge.transaction]`): RFC 3261

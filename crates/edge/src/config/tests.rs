@@ -169,6 +169,7 @@ fn example_parses_to_expected_model() {
             outbound_from: Vec::new(),
             nat_test: crate::nat::NatTests::default(),
             nat_sdp: false,
+            registrar: None,
             line: 9,
         }],
         cluster: None,
@@ -732,16 +733,10 @@ fn contract_keys_not_supported() {
 }
 
 #[test]
-fn registrations_not_supported_and_insertion_names_checked() {
+fn insertion_names_checked() {
     assert_eq!(
         ok(&edge_with("insertion = \"transactional\"")).edges[0].insertion,
         Insertion::Transactional
-    );
-    assert_err(
-        &edge_with("flags = [\"registrations\"]"),
-        5,
-        "flags",
-        "registrations: not supported by this version of sipedge",
     );
     assert_err(
         &edge_with("insertion = \"stateful\""),
@@ -757,9 +752,102 @@ fn unknown_flag_lists_known_ones() {
     assert_eq!((e.line, e.key.as_str()), (5, "flags"));
     assert!(e.message.contains("\"pong\""), "{e}");
     assert!(e.message.contains("ping-replies"), "{e}");
-    assert!(
-        e.message.contains("registrations (not supported yet)"),
-        "{e}"
+    assert!(e.message.contains("registrations"), "{e}");
+}
+
+/// MINIMAL with the built-in registrar on and `[edge.registrar]` (line 10)
+/// holding `lines` (from line 11).
+fn registrar_with(lines: &str) -> String {
+    format!(
+        "{}[edge.registrar]\n{lines}\n",
+        edge_with("flags = [\"registrations\"]")
+    )
+}
+
+#[test]
+fn registrar_needs_allow_and_takes_its_keys() {
+    // The flag alone: who may register must be said.
+    assert_err(
+        &edge_with("flags = [\"registrations\"]"),
+        5,
+        "flags",
+        "[edge.registrar] allow",
+    );
+    assert_err(&registrar_with(""), 10, "registrar.allow", "required");
+    let r = ok(&registrar_with("allow = [\"10.0.0.0/8\", \"192.0.2.7\"]")).edges[0]
+        .registrar
+        .clone()
+        .unwrap();
+    let nets: Vec<String> = r.allow.iter().map(|n| n.to_string()).collect();
+    assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32"]);
+    assert_eq!(
+        (
+            r.min_expires,
+            r.max_expires,
+            r.default_expires,
+            r.max_contacts
+        ),
+        (60, 3600, 3600, 10)
+    );
+    assert_eq!(
+        (r.keepalive_interval, r.keepalive, r.keepalive_failures),
+        (30, crate::config::Keepalive::Options, 3)
+    );
+    let r = ok(&registrar_with(
+        "allow = [\"0.0.0.0/0\"]\nmin_expires = 10\nmax_expires = 120\n\
+         default_expires = 60\nmax_contacts = 2\nkeepalive_interval = 0\n\
+         keepalive = \"crlf\"\nkeepalive_failures = 5",
+    ))
+    .edges[0]
+        .registrar
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (r.min_expires, r.max_expires, r.default_expires),
+        (10, 120, 60)
+    );
+    assert_eq!((r.max_contacts, r.keepalive_interval), (2, 0));
+    assert_eq!(
+        (r.keepalive, r.keepalive_failures),
+        (crate::config::Keepalive::Crlf, 5)
+    );
+    let allow = "allow = [\"0.0.0.0/0\"]\n";
+    assert_err(
+        &registrar_with("allow = [\"10.0.0.0/33\"]"),
+        11,
+        "registrar.allow",
+        "not a network",
+    );
+    assert_err(
+        &registrar_with(&format!("{allow}min_expires = 600\nmax_expires = 60")),
+        13,
+        "registrar.max_expires",
+        "shorter than min_expires",
+    );
+    assert_err(
+        &registrar_with(&format!("{allow}default_expires = 10")),
+        12,
+        "registrar.default_expires",
+        "between",
+    );
+    assert_err(
+        &registrar_with(&format!("{allow}keepalive = \"stun\"")),
+        12,
+        "registrar.keepalive",
+        "options or crlf",
+    );
+    assert_err(
+        &registrar_with(&format!("{allow}ttl = 3")),
+        12,
+        "registrar.ttl",
+        "unknown",
+    );
+    // The table without the flag does nothing: an error, not a surprise.
+    assert_err(
+        &format!("{MINIMAL}[edge.registrar]\n{allow}"),
+        9,
+        "registrar",
+        "only used with flags",
     );
 }
 

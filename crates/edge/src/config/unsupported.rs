@@ -19,8 +19,6 @@ pub(super) enum Contract<'a> {
     ClusterKey(&'a str),
     /// The transport of a destination's `uri` (`;transport=`, `sips:`).
     Destination(Transport),
-    /// An entry of `flags`.
-    Flag(&'a str),
 }
 
 /// Whether `item` is part of the contract but not implemented by this version.
@@ -30,7 +28,6 @@ pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
     match item {
         Contract::ClusterKey("redis") => true, // shared state in Redis
         Contract::EdgeKey("topology_hiding") => true,
-        Contract::Flag("registrations") => true,
         // sipedge takes WebSocket connections, it never opens one.
         Contract::Destination(Transport::Ws | Transport::Wss) => true,
         _ => false,

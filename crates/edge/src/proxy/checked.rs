@@ -152,4 +152,7 @@ pub(crate) enum Route {
     /// Out through the outbound proxy to the host name of the route
     /// set's `name`: its DNS answer's targets, in turn (RFC 3263).
     Named,
+    /// To a contact registered with the built-in registrar, at this flow,
+    /// with the contact (in the worker's `target`) as Request-URI.
+    Reach(Flow),
 }

@@ -39,6 +39,11 @@ pub(crate) fn stateless(
     now: Instant,
 ) -> Outcome {
     let (to, dest_index) = match c.route {
+        Route::Reach(out) => {
+            splice(edge, s, m, c, &out, 0);
+            count_forwarded(s, c, None);
+            return Outcome::Send(out);
+        }
         Route::To(a, i) => (a, i),
         // A stateless edge keeps no transaction to fail over with: the
         // first target of the DNS answer.
@@ -170,6 +175,11 @@ pub(crate) fn splice(
     let top = &c.origin.top;
     let sp = &mut *s.splicer;
     sp.clear();
+    // To a registered contact: it is the Request-URI (RFC 3261 §16.5).
+    if let Route::Reach(_) = c.route {
+        let target = &*s.target;
+        sp.replace_with(m.uri_span().range(), |w| w.extend_from_slice(target));
+    }
     let first_via = top.header.line.start as usize;
     sp.insert_with(first_via, |w| {
         w.extend_from_slice(b"Via: SIP/2.0/");
@@ -318,7 +328,8 @@ fn flow_token(edge: &Edge, c: &Checked<'_>, out: &Flow) -> Token {
             None if !from.is_stream() => Some((from.transport, from.remote)),
             None => None,
         };
-        let found_at_flow = matches!(c.routes.token, Sealed::Open(t) if t.sticky);
+        let found_at_flow = matches!(c.routes.token, Sealed::Open(t) if t.sticky)
+            || matches!(c.route, Route::Reach(_));
         Token {
             outside: outside(out),
             sticky: found_at_flow || undialable(out),

@@ -29,6 +29,7 @@ mod hops;
 mod local;
 mod nat_sdp;
 mod pipeline;
+mod registrar;
 mod reply;
 mod response;
 mod route;
@@ -178,6 +179,9 @@ pub struct Edge {
     /// like [`crate::nat::NatTest::ALL`]): a shared counter per request
     /// only where NAT was found; kept across reloads.
     nat_found: Arc<[AtomicU64; 8]>,
+    /// The built-in registrar (`flags = ["registrations"]`), its bindings
+    /// kept across reloads.
+    registrar: Option<crate::registrar::Registrar>,
 }
 
 impl Edge {
@@ -315,6 +319,13 @@ impl Edge {
             nat_sdp: edge.nat_sdp,
             relay: previous.and_then(|p| p.relay),
             nat_found: previous.map_or_else(Arc::default, |p| Arc::clone(&p.nat_found)),
+            registrar: edge.registrar.as_ref().map(|cfg| {
+                crate::registrar::Registrar::new(
+                    cfg,
+                    previous.and_then(|p| p.registrar.as_ref()),
+                    epoch,
+                )
+            }),
         }
     }
 
@@ -573,6 +584,11 @@ impl Edge {
         self.nat_sdp
     }
 
+    /// The built-in registrar, if the edge has one.
+    pub fn registrar(&self) -> Option<&crate::registrar::Registrar> {
+        self.registrar.as_ref()
+    }
+
     /// This node's node-to-node link address, if it has one.
     pub fn relay(&self) -> Option<SocketAddr> {
         self.relay
@@ -592,6 +608,8 @@ impl Edge {
             counters: self.health.register(),
             lookup: String::new(),
             tries: Vec::with_capacity(crate::outbound::MAX_TRIES),
+            target: Vec::new(),
+            lookup_key: Vec::new(),
             stats: Stats {
                 per_destination: vec![0; self.configured],
                 ..Stats::default()
@@ -619,6 +637,11 @@ pub struct Worker {
     lookup: String,
     /// The targets of a request to a host name, in the order tried.
     tries: Vec<(Transport, SocketAddr)>,
+    /// The Request-URI of a request sent to a registered contact, or the
+    /// Contact list of a REGISTER's answer (reused buffer).
+    target: Vec<u8>,
+    /// An address of record being looked up (reused buffer).
+    lookup_key: Vec<u8>,
     /// What this worker has done.
     pub stats: Stats,
 }
@@ -635,6 +658,8 @@ pub(crate) struct Scratch<'w> {
     pub stats: &'w mut Stats,
     pub lookup: &'w mut String,
     pub tries: &'w mut Vec<(Transport, SocketAddr)>,
+    pub target: &'w mut Vec<u8>,
+    pub lookup_key: &'w mut Vec<u8>,
 }
 
 impl Worker {
@@ -860,6 +885,8 @@ impl Worker {
             stats,
             lookup,
             tries,
+            target,
+            lookup_key,
         } = self;
         sends.clear();
         let s = Scratch {
@@ -872,6 +899,8 @@ impl Worker {
             stats,
             lookup,
             tries,
+            target,
+            lookup_key,
         };
         (index, s)
     }

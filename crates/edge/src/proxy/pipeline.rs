@@ -48,7 +48,7 @@ fn run(
     from: Flow,
     now: Instant,
 ) -> Result<Outcome, Outcome> {
-    let c = checks(edge, s, m, from)?;
+    let c = checks(edge, s, m, from, now)?;
     // What the request says, counted once, where it arrives.
     if c.foreign_hop {
         s.stats.count(Event::ForeignDispatched);
@@ -57,9 +57,12 @@ fn run(
         edge.limits.call_ended(c.call_id(), now);
     }
     // A request relayed to the node holding its connection has its
-    // answers come back through that node: no transaction here.
+    // answers come back through that node: no transaction here; nor for
+    // one to a registered contact (it has one target, and the pool's
+    // transaction retransmits it).
+    let reach = matches!(c.route, super::checked::Route::Reach(_));
     let held = match edge.stateful() {
-        Some(st) if route::relayed_to(edge, &c).is_none() => {
+        Some(st) if !reach && route::relayed_to(edge, &c).is_none() => {
             stateful::transaction(edge, st, s, m, &c, now)?
         }
         _ => None,
@@ -89,15 +92,25 @@ pub(crate) fn checks<'a>(
     s: &mut Scratch<'_>,
     m: &Message<'a>,
     from: Flow,
+    now: Instant,
 ) -> Result<Checked<'a>, Outcome> {
     let origin = sanity::origin(edge, s, m, from)?;
     let facts = sanity::facts(edge, s, m, &origin)?;
     // security: access lists, bans and flood limits go here.
     let routes = RouteSet::read(edge, m, &facts);
-    local::answer(edge, s, m, &origin, &facts, &routes)?;
+    local::answer(edge, s, m, &origin, &facts, &routes, now)?;
     let hops = hops::check(edge, s, m, &origin, &facts)?;
     let in_dialog = facts.to_tag.is_some();
-    let decided = route::decide(edge, s, m, &origin, &routes, in_dialog, hops.from_pool)?;
+    let decided = route::decide(
+        edge,
+        s,
+        m,
+        &origin,
+        (&routes, &facts.uri),
+        in_dialog,
+        hops.from_pool,
+        now,
+    )?;
     // A request from outside is tested for NAT (`nat_test`).
     let nat = match hops.from_pool {
         None => crate::nat::detect_in(edge.nat_tests(), m, &origin.via, from.remote),

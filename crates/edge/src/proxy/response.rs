@@ -30,6 +30,9 @@ pub fn handle(
     from: Flow,
     now: Instant,
 ) -> Outcome {
+    if let Some(o) = super::registrar::answered(edge, m) {
+        return o;
+    }
     let mut vias = m.elements(HeaderName::Via);
     let (Some(top), second) = (vias.next(), vias.next()) else {
         return Outcome::Drop(Event::ResponseNotOurs);

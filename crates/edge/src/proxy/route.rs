@@ -76,14 +76,16 @@ impl<'a> RouteSet<'a> {
 /// destination it came from, if any). `Err` with the answer of a request
 /// refused (404, 403).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn decide(
     edge: &Edge,
     s: &mut Scratch<'_>,
     m: &Message<'_>,
     origin: &Origin<'_>,
-    routes: &RouteSet<'_>,
+    (routes, uri): (&RouteSet<'_>, &Uri<'_>),
     in_dialog: bool,
     from_pool: Option<usize>,
+    now: std::time::Instant,
 ) -> Result<Decision, Outcome> {
     let method = m.method();
     let next = routes.next;
@@ -129,6 +131,27 @@ pub(crate) fn decide(
             }
         }
         _ => {}
+    }
+    // The built-in registrar: a new request from the pool for an address
+    // of record registered here goes to its contact; one naming the edge
+    // itself with none registered is not available.
+    if outward && !in_dialog && routes.len == routes.ours && edge.registrar.is_some() {
+        if let Some(flow) = super::registrar::reach(edge, s, uri, now) {
+            s.stats.count(Event::ToBinding);
+            return decided(Route::Reach(flow));
+        }
+        if next == NextHop::Here {
+            s.stats.count(Event::NotRegistered);
+            return Err(reply(
+                edge,
+                s,
+                m,
+                origin,
+                480,
+                "Temporarily Unavailable",
+                &[],
+            ));
+        }
     }
     let route = match (outward, next) {
         // From the pool: outward along its Route / Request-URI.

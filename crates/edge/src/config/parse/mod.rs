@@ -16,12 +16,14 @@ mod capacity;
 mod codes;
 mod coding;
 mod probe;
+mod registrar;
 mod tls;
 mod transaction;
 
 use capacity::{capacity, limit};
 use coding::{coding, compact_keep, validation};
 use probe::probe;
+use registrar::registrar;
 use transaction::transaction;
 
 use super::addr;
@@ -91,6 +93,7 @@ const EDGE_KEYS: &[&str] = &[
     "outbound_from",
     "nat_test",
     "nat_sdp",
+    "registrar",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -603,13 +606,12 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
     };
 
     let mut ping_replies = false;
+    let mut registrations = None;
     if let Some(v) = t.get("flags") {
         for (flag, at) in cx.string_array(v, "flags")? {
-            if not_supported_yet(Contract::Flag(flag)) {
-                return Err(cx.err(at, "flags", format!("{flag}: {NOT_SUPPORTED}")));
-            }
             match flag {
                 "ping-replies" => ping_replies = true,
+                "registrations" => registrations = Some(at),
                 _ => {
                     return Err(cx.err(
                         at,
@@ -691,6 +693,26 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         None => Transaction::default(),
     };
 
+    let registrar_table = match t.get("registrar") {
+        Some(v) => Some(Table {
+            prefix: "registrar.",
+            ..cx.table(v, "registrar", "[edge.registrar]")?
+        }),
+        None => None,
+    };
+    let registrar = match (registrations, &registrar_table) {
+        (Some(at), table) => Some(registrar(cx, table.as_ref(), at)?),
+        (None, Some(table)) => {
+            return Err(cx.err(
+                table.at,
+                "registrar",
+                "[edge.registrar] is only used with flags = [\"registrations\"]: \
+                 add the flag or remove the table",
+            ))
+        }
+        (None, None) => None,
+    };
+
     let edge = Edge {
         name,
         listen,
@@ -720,6 +742,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
             .map(|v| t.cx.boolean(v, "nat_sdp"))
             .transpose()?
             .unwrap_or(false),
+        registrar,
         line: cx.line(t.at),
     };
     let mut edge = edge;
@@ -847,19 +870,9 @@ fn foreign_next_hop(t: &Table<'_, '_>) -> Result<ForeignNextHop> {
     }
 }
 
-/// The flags the contract defines, marking those not implemented yet.
+/// The flags the contract defines.
 fn known_flags() -> String {
-    FLAGS
-        .iter()
-        .map(|f| {
-            if not_supported_yet(Contract::Flag(f)) {
-                format!("{f} (not supported yet)")
-            } else {
-                (*f).to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    FLAGS.join(", ")
 }
 
 /// Reads one `[[edge.destination]]`, resolving its host.

@@ -119,7 +119,7 @@ fn reparse<R>(
 ) -> Option<R> {
     let mut index = std::mem::take(env.s.spare);
     let r = match sip::parse(&req.bytes, &mut index) {
-        Ok(m) => match checks(env.edge, env.s, &m, req.from) {
+        Ok(m) => match checks(env.edge, env.s, &m, req.from, env.now) {
             Ok(c) => Some(f(env, &m, &c)),
             Err(_) => None,
         },

@@ -1150,5 +1150,6 @@ fn forwarded_requests_and_verified_answers_feed_the_passive_counters() {
 mod flows;
 mod nat;
 mod outbound;
+mod registrar;
 mod registrations;
 mod tokens;

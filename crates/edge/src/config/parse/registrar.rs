@@ -1,0 +1,107 @@
+//! `[edge.registrar]`: the built-in registrar of `flags = ["registrations"]`.
+
+use super::{Cx, Result, Table};
+use crate::config::model::{Keepalive, Registrar};
+use std::net::IpAddr;
+
+/// Keys of `[edge.registrar]`.
+const REGISTRAR_KEYS: &[&str] = &[
+    "allow",
+    "min_expires",
+    "max_expires",
+    "default_expires",
+    "max_contacts",
+    "keepalive_interval",
+    "keepalive",
+    "keepalive_failures",
+];
+
+/// Reads `[edge.registrar]` (`t` is `None` when the edge has none: then
+/// `allow` is missing, which is an error at `at`, the flag). Errors name
+/// the key as `registrar.<key>`.
+pub(super) fn registrar(cx: &Cx<'_>, t: Option<&Table<'_, '_>>, at: usize) -> Result<Registrar> {
+    let Some(t) = t else {
+        return Err(cx.err(
+            at,
+            "flags",
+            "registrations: the built-in registrar takes REGISTERs only from the sources \
+             [edge.registrar] allow names (it does not authenticate): add that table, \
+             with allow = [\"0.0.0.0/0\"] to take any",
+        ));
+    };
+    t.check_keys(REGISTRAR_KEYS, |_| None)?;
+    let Some(v) = t.get("allow") else {
+        return Err(cx.err(
+            t.at,
+            "registrar.allow",
+            "required: the networks whose REGISTERs the built-in registrar takes \
+             (it does not authenticate; [\"0.0.0.0/0\", \"::/0\"] takes any)",
+        ));
+    };
+    let allow = cx
+        .string_array(v, "registrar.allow")?
+        .into_iter()
+        .map(|(s, at)| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| {
+                    cx.err(
+                        at,
+                        "registrar.allow",
+                        format!("{s:?} is not a network (\"10.0.0.0/8\") or an IP address"),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let num = |key: &str, default: i64, lo: i64, hi: i64| -> Result<i64> {
+        t.get(key).map_or(Ok(default), |v| {
+            cx.int(v, &format!("registrar.{key}"), lo, hi)
+        })
+    };
+    let day = 86_400;
+    let min_expires = num("min_expires", 60, 1, day)? as u32;
+    let max_expires = num("max_expires", 3600, 1, 7 * day)? as u32;
+    let default_expires = num("default_expires", 3600, 1, 7 * day)? as u32;
+    if max_expires < min_expires {
+        let at = t.get("max_expires").map_or(t.at, |v| v.span().start);
+        return Err(cx.err(
+            at,
+            "registrar.max_expires",
+            format!("{max_expires} is shorter than min_expires ({min_expires})"),
+        ));
+    }
+    if !(min_expires..=max_expires).contains(&default_expires) {
+        let at = t.get("default_expires").map_or(t.at, |v| v.span().start);
+        return Err(cx.err(
+            at,
+            "registrar.default_expires",
+            format!("{default_expires} is not between min_expires ({min_expires}) and max_expires ({max_expires})"),
+        ));
+    }
+    let keepalive = match t.get("keepalive") {
+        Some(v) => match cx.string(v, "registrar.keepalive")? {
+            "options" => Keepalive::Options,
+            "crlf" => Keepalive::Crlf,
+            other => {
+                return Err(cx.err(
+                    v.span().start,
+                    "registrar.keepalive",
+                    format!("unknown keepalive {other:?} (expected options or crlf)"),
+                ))
+            }
+        },
+        None => Keepalive::Options,
+    };
+    Ok(Registrar {
+        allow,
+        min_expires,
+        max_expires,
+        default_expires,
+        max_contacts: num("max_contacts", 10, 1, 100)? as usize,
+        keepalive_interval: num("keepalive_interval", 30, 0, 3600)? as u32,
+        keepalive,
+        keepalive_failures: num("keepalive_failures", 3, 1, 100)? as u32,
+        line: cx.line(t.at),
+    })
+}
