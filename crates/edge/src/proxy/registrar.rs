@@ -153,6 +153,8 @@ pub(crate) fn answered(edge: &Edge, m: &Message<'_>) -> Option<Outcome> {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => return counted(Event::ResponseNotOurs),
     };
+    // The address of record, then the keepalive's number.
+    let aor = aor.split(|&c| c == b'.').next().unwrap_or_default();
     let aor = URL_SAFE_NO_PAD.decode(aor).ok();
     let contact = m
         .first_value(HeaderName::To)
@@ -252,9 +254,9 @@ fn flow_of(edge: &Edge, b: &Binding) -> Option<Flow> {
     })
 }
 
-/// An OPTIONS keepalive to binding `b` of `aor`: its Call-ID carries the
-/// address of record and a MAC over it and the contact (which the answer's
-/// To repeats), so any answer is matched to its binding without state and
+/// An OPTIONS keepalive to binding `b` of `aor`: its Call-ID carries a MAC
+/// over the address of record and the contact (which the answer's To
+/// repeats), the address of record, and the keepalive's time, so any answer is matched to its binding without state and
 /// cannot be forged without the cluster secret.
 fn write_options(edge: &Edge, w: &mut Vec<u8>, aor: &[u8], b: &Binding, flow: &Flow) {
     let local = &edge.locals[flow.local];
@@ -287,6 +289,10 @@ fn write_options(edge: &Edge, w: &mut Vec<u8>, aor: &[u8], b: &Binding, flow: &F
     write_hex(w, &mac);
     w.push(b'.');
     w.extend_from_slice(URL_SAFE_NO_PAD.encode(aor).as_bytes());
+    // A new Call-ID each time: a phone may take a repeated one for the
+    // finished transaction it saw before, and stay silent.
+    w.push(b'.');
+    sip::splice::write_num(w, b.next_keepalive);
     w.extend_from_slice(b"\r\nCSeq: ");
     sip::splice::write_num(w, b.next_keepalive);
     w.extend_from_slice(b" OPTIONS\r\nContent-Length: 0\r\n\r\n");

@@ -79,11 +79,23 @@ pub struct EdgeBody<'a> {
     /// behind NAT, and how often each configured test fired; `null` when
     /// the edge runs no test.
     pub nat: Option<NatBody>,
+    /// The built-in registrar (`flags = ["registrations"]`): what it
+    /// holds now; `null` on an edge without it.
+    pub registrations: Option<RegistrationsBody>,
     /// In config order; `index` is the position.
     pub destinations: Vec<DestinationBody<'a>>,
     /// URIs of destinations a reload removed that still get the in-dialog
     /// requests of their calls (for `max_call_duration` after removal).
     pub retired: Vec<&'a str>,
+}
+
+/// What the built-in registrar of one edge holds.
+#[derive(Serialize)]
+pub struct RegistrationsBody {
+    /// Addresses of record with at least one contact bound.
+    pub aors: usize,
+    /// Contacts bound, over all of them.
+    pub bindings: usize,
 }
 
 /// NAT detection counts of one edge.
@@ -303,6 +315,10 @@ pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate
                         .collect()
                 })
                 .unwrap_or_default(),
+            registrations: proxy.and_then(|p| p.registrar()).map(|r| {
+                let (aors, bindings) = r.store().count();
+                RegistrationsBody { aors, bindings }
+            }),
             nat: proxy.and_then(|p| {
                 let (behind_nat, per_test) = p.nat_counts();
                 (!per_test.is_empty()).then(|| NatBody {

@@ -17,6 +17,7 @@
 //! The thread count is the shard count, whatever the number of edges and
 //! listen addresses.
 
+mod keepalive;
 mod link;
 mod resolve;
 mod send;
@@ -333,6 +334,9 @@ fn run(
                     li,
                     listener,
                 )));
+            }
+            if index == 0 {
+                tasks.push(tokio::task::spawn_local(keepalive::run(Rc::clone(&served))));
             }
             if index == 0 && served.edge().stateful().is_some() {
                 let served = Rc::clone(&served);
