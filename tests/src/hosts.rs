@@ -163,3 +163,35 @@ pub(crate) fn command(program: impl AsRef<OsStr>) -> Command {
 pub(crate) fn local_ip() -> Ipv4Addr {
     INSIDE.with(Cell::get).map_or(crate::LOCALHOST, |(_, a)| a)
 }
+
+/// A phone's network behind a NAT, for the real-NAT tests: the phone at
+/// 10.10.0.2, a router between 10.10.0.1 and 10.20.0.1 that masquerades
+/// (nftables, random ports) what leaves toward 10.20.0.0/24, where
+/// `edge` (an address in it) is the test's own namespace. The phone's
+/// default route is the router; nothing routes back to 10.10.0.0/24.
+pub fn phone_behind_nat(edge: &str) -> (Host, Host) {
+    let phone = Host::new("phone");
+    let router = Host::new("router");
+    link(Some(&phone), "10.10.0.2/24", Some(&router), "10.10.0.1/24");
+    let (outside, _) = link(Some(&router), "10.20.0.1/24", None, &format!("{edge}/24"));
+    phone.run(&["ip", "route", "add", "default", "via", "10.10.0.1"]);
+    router.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    router.run(&["nft", "add", "table", "ip", "nat"]);
+    let chain = "{ type nat hook postrouting priority 100 ; }";
+    let mut add_chain = vec!["nft", "add", "chain", "ip", "nat", "post"];
+    add_chain.extend(chain.split(' '));
+    router.run(&add_chain);
+    router.run(&[
+        "nft",
+        "add",
+        "rule",
+        "ip",
+        "nat",
+        "post",
+        "oifname",
+        &outside,
+        "masquerade",
+        "random",
+    ]);
+    (phone, router)
+}

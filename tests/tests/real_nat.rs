@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use e2e::admin::AdminApi;
-use e2e::hosts::{self, Host};
+use e2e::hosts;
 use e2e::kamailio::Kamailio;
 use e2e::{free_port, require_private_netns, Direction, Sipedge, SippUac, SippUas, TempDir};
 
@@ -27,51 +27,10 @@ const NAT_PUBLIC: &str = "10.20.0.1";
 /// The phone's own SIP port, in its Contact; the NAT maps it to another.
 const PHONE_PORT: u16 = 5062;
 
-/// The phone's network, behind the router's masquerade.
-fn behind_nat() -> (Host, Host) {
-    let phone = Host::new("phone");
-    let router = Host::new("router");
-    hosts::link(Some(&phone), "10.10.0.2/24", Some(&router), "10.10.0.1/24");
-    let (outside, _) = hosts::link(Some(&router), "10.20.0.1/24", None, &format!("{EDGE}/24"));
-    phone.run(&["ip", "route", "add", "default", "via", "10.10.0.1"]);
-    router.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    router.run(&["nft", "add", "table", "ip", "nat"]);
-    router.run(&[
-        "nft",
-        "add",
-        "chain",
-        "ip",
-        "nat",
-        "post",
-        "{",
-        "type",
-        "nat",
-        "hook",
-        "postrouting",
-        "priority",
-        "100",
-        ";",
-        "}",
-    ]);
-    router.run(&[
-        "nft",
-        "add",
-        "rule",
-        "ip",
-        "nat",
-        "post",
-        "oifname",
-        &outside,
-        "masquerade",
-        "random",
-    ]);
-    (phone, router)
-}
-
 #[test]
 fn a_phone_behind_nat_registers_through_the_edge_and_calls_reach_it_both_ways() {
     require_private_netns();
-    let (phone, _router) = behind_nat();
+    let (phone, _router) = hosts::phone_behind_nat(EDGE);
     let (edge_port, admin, registrar, callee) =
         (free_port(), free_port(), free_port(), free_port());
 

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use e2e::admin::AdminApi;
-use e2e::hosts::{self, Host};
+use e2e::hosts;
 use e2e::{free_port, require_private_netns, Sipedge, SippUac, SippUas};
 
 /// An edge on `listen` with the built-in registrar (taking REGISTERs from
@@ -103,38 +103,10 @@ const PHONE: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
 const EDGE: &str = "10.20.0.2";
 const PHONE_PORT: u16 = 5062;
 
-/// The phone's network behind the router's masquerade (as in real_nat.rs).
-fn behind_nat() -> (Host, Host) {
-    let phone = Host::new("phone");
-    let router = Host::new("router");
-    hosts::link(Some(&phone), "10.10.0.2/24", Some(&router), "10.10.0.1/24");
-    let (outside, _) = hosts::link(Some(&router), "10.20.0.1/24", None, &format!("{EDGE}/24"));
-    phone.run(&["ip", "route", "add", "default", "via", "10.10.0.1"]);
-    router.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    router.run(&["nft", "add", "table", "ip", "nat"]);
-    let chain = "{ type nat hook postrouting priority 100 ; }";
-    let mut add_chain = vec!["nft", "add", "chain", "ip", "nat", "post"];
-    add_chain.extend(chain.split(' '));
-    router.run(&add_chain);
-    router.run(&[
-        "nft",
-        "add",
-        "rule",
-        "ip",
-        "nat",
-        "post",
-        "oifname",
-        &outside,
-        "masquerade",
-        "random",
-    ]);
-    (phone, router)
-}
-
 #[test]
 fn a_phone_behind_nat_registers_with_the_edge_and_the_pools_call_reaches_it() {
     require_private_netns();
-    let (phone, _router) = behind_nat();
+    let (phone, _router) = hosts::phone_behind_nat(EDGE);
     let (edge_port, admin, pool) = (free_port(), free_port(), free_port());
     let edge = registrar_edge(
         &format!("{EDGE}:{edge_port}"),

@@ -112,29 +112,7 @@ pub(crate) fn reach(edge: &Edge, s: &mut Scratch<'_>, uri: &Uri<'_>, now: Instan
     registrar::aor(uri, &mut key);
     let found = r.best(&key, now, s.target);
     *s.lookup_key = key;
-    let o = found?;
-    let local = usize::from(o.local);
-    let fits =
-        |l: &super::Local| l.transport == o.transport && l.addr.is_ipv4() == o.remote.is_ipv4();
-    let local = if edge.locals.get(local).is_some_and(fits) {
-        local
-    } else {
-        edge.local_for(o.transport, o.remote, 0)?
-    };
-    let stream = o.transport != crate::flow::Transport::Udp;
-    Some(Flow {
-        transport: o.transport,
-        local,
-        remote: o.remote,
-        conn: o.conn.map(|c| c.id),
-        reconnect: None,
-        // Over the connection it registered on, never a new one.
-        pinned: stream,
-        owner: o
-            .conn
-            .and_then(|c| c.owner)
-            .filter(|&node| Some(node) != edge.relay()),
-    })
+    flow_of(edge, &found?)
 }
 
 /// Whether `m`, a response, answers one of the edge's OPTIONS keepalives;
@@ -215,7 +193,7 @@ impl Worker {
             {
                 return;
             }
-            let Some(flow) = flow_of(edge, b) else {
+            let Some(flow) = flow_of(edge, &b.flow) else {
                 return;
             };
             buf.clear();
@@ -235,13 +213,17 @@ impl Worker {
     }
 }
 
-/// The flow a binding is reached at (pinned on a connection).
-fn flow_of(edge: &Edge, b: &Binding) -> Option<Flow> {
-    let o = b.flow;
+/// The flow a registered contact is reached at: the local address it
+/// registered to, on a connection that connection only (pinned), relayed
+/// when another node holds it.
+fn flow_of(edge: &Edge, o: &Outside) -> Option<Flow> {
     let local = usize::from(o.local);
-    let local = match edge.locals.get(local) {
-        Some(l) if l.transport == o.transport => local,
-        _ => edge.local_for(o.transport, o.remote, 0)?,
+    let fits =
+        |l: &super::Local| l.transport == o.transport && l.addr.is_ipv4() == o.remote.is_ipv4();
+    let local = if edge.locals.get(local).is_some_and(fits) {
+        local
+    } else {
+        edge.local_for(o.transport, o.remote, 0)?
     };
     Some(Flow {
         transport: o.transport,
@@ -250,7 +232,10 @@ fn flow_of(edge: &Edge, b: &Binding) -> Option<Flow> {
         conn: o.conn.map(|c| c.id),
         reconnect: None,
         pinned: o.transport != crate::flow::Transport::Udp,
-        owner: None,
+        owner: o
+            .conn
+            .and_then(|c| c.owner)
+            .filter(|&node| Some(node) != edge.relay()),
     })
 }
 

@@ -833,19 +833,24 @@ fn nat_test(t: &Table<'_, '_>) -> Result<crate::nat::NatTests> {
 /// Reads `outbound_from`: the networks, besides the destinations, whose
 /// requests may leave through the edge's outbound proxy.
 fn outbound_from(t: &Table<'_, '_>) -> Result<Vec<ipnet::IpNet>> {
-    let Some(v) = t.get("outbound_from") else {
-        return Ok(Vec::new());
-    };
-    t.cx.string_array(v, "outbound_from")?
+    match t.get("outbound_from") {
+        Some(v) => networks(t.cx, v, "outbound_from"),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A list of networks (`"10.0.0.0/8"`) or addresses (a /32 or /128).
+fn networks(cx: &Cx<'_>, v: &Value<'_>, key: &str) -> Result<Vec<ipnet::IpNet>> {
+    cx.string_array(v, key)?
         .into_iter()
         .map(|(s, at)| {
             s.parse::<ipnet::IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
                 .map(|n| n.trunc())
                 .map_err(|_| {
-                    t.cx.err(
+                    cx.err(
                         at,
-                        "outbound_from",
+                        key,
                         format!("{s:?} is not a network (\"10.0.0.0/8\") or an IP address"),
                     )
                 })

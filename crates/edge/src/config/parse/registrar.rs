@@ -2,7 +2,6 @@
 
 use super::{Cx, Result, Table};
 use crate::config::model::{Keepalive, Registrar};
-use std::net::IpAddr;
 
 /// Keys of `[edge.registrar]`.
 const REGISTRAR_KEYS: &[&str] = &[
@@ -38,22 +37,7 @@ pub(super) fn registrar(cx: &Cx<'_>, t: Option<&Table<'_, '_>>, at: usize) -> Re
              (it does not authenticate; [\"0.0.0.0/0\", \"::/0\"] takes any)",
         ));
     };
-    let allow = cx
-        .string_array(v, "registrar.allow")?
-        .into_iter()
-        .map(|(s, at)| {
-            s.parse::<ipnet::IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
-                .map(|n| n.trunc())
-                .map_err(|_| {
-                    cx.err(
-                        at,
-                        "registrar.allow",
-                        format!("{s:?} is not a network (\"10.0.0.0/8\") or an IP address"),
-                    )
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let allow = super::networks(cx, v, "registrar.allow")?;
     let num = |key: &str, default: i64, lo: i64, hi: i64| -> Result<i64> {
         t.get(key).map_or(Ok(default), |v| {
             cx.int(v, &format!("registrar.{key}"), lo, hi)
