@@ -117,7 +117,7 @@ pub(crate) fn reach(edge: &Edge, s: &mut Scratch<'_>, uri: &Uri<'_>, now: Instan
 
 /// Whether `m`, a response, answers one of the edge's OPTIONS keepalives;
 /// if it does, the binding's count of unanswered ones starts over.
-pub(crate) fn answered(edge: &Edge, m: &Message<'_>) -> Option<Outcome> {
+pub(crate) fn answered(edge: &Edge, m: &Message<'_>, from: &Flow) -> Option<Outcome> {
     let r = edge.registrar.as_ref()?;
     let top = m.elements(HeaderName::Via).next()?;
     let via = sip::Via::parse(top.text).ok()?;
@@ -132,24 +132,30 @@ pub(crate) fn answered(edge: &Edge, m: &Message<'_>) -> Option<Outcome> {
         None => return counted(Event::ResponseNotOurs),
     };
     // The address of record, then the keepalive's number.
-    let aor = aor.split(|&c| c == b'.').next().unwrap_or_default();
-    let aor = URL_SAFE_NO_PAD.decode(aor).ok();
+    let mut parts = aor.split(|&c| c == b'.');
+    let aor = URL_SAFE_NO_PAD
+        .decode(parts.next().unwrap_or_default())
+        .ok();
+    let n = parts
+        .next()
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .and_then(|n| n.parse::<u32>().ok());
     let contact = m
         .first_value(HeaderName::To)
         .and_then(|v| NameAddr::parse(v).ok())
         .map(|n| n.uri);
-    let (Some(aor), Some(contact)) = (aor, contact) else {
+    let (Some(aor), Some(contact), Some(n)) = (aor, contact, n) else {
         return counted(Event::ResponseNotOurs);
     };
     let genuine = edge.keys().link().iter().any(|k| {
         let mut expected = Vec::with_capacity(32);
         write_hex(
             &mut expected,
-            &k.mac(&[b"keepalive", &len(&aor), &aor, contact]),
+            &k.mac(&[b"keepalive", &len(&aor), &aor, &n.to_be_bytes(), contact]),
         );
         expected == mac
     });
-    if genuine && r.answered(&aor, contact) {
+    if genuine && r.answered(&aor, contact, n, from.remote) {
         counted(Event::KeepaliveAnswered)
     } else {
         counted(Event::ResponseNotOurs)
@@ -240,8 +246,9 @@ fn flow_of(edge: &Edge, o: &Outside) -> Option<Flow> {
 }
 
 /// An OPTIONS keepalive to binding `b` of `aor`: its Call-ID carries a MAC
-/// over the address of record and the contact (which the answer's To
-/// repeats), the address of record, and the keepalive's time, so any answer is matched to its binding without state and
+/// over the address of record, the keepalive's number (its due time) and
+/// the contact (which the answer's To repeats), the address of record and
+/// the number, so any answer is matched to its binding without state and
 /// cannot be forged without the cluster secret.
 fn write_options(edge: &Edge, w: &mut Vec<u8>, aor: &[u8], b: &Binding, flow: &Flow) {
     let local = &edge.locals[flow.local];
@@ -250,7 +257,10 @@ fn write_options(edge: &Edge, w: &mut Vec<u8>, aor: &[u8], b: &Binding, flow: &F
         .keys()
         .link()
         .first()
-        .map(|k| k.mac(&[b"keepalive", &len(aor), aor, &b.contact]))
+        .map(|k| {
+            let n = b.next_keepalive.to_be_bytes();
+            k.mac(&[b"keepalive", &len(aor), aor, &n, &b.contact])
+        })
         .unwrap_or_default();
     w.extend_from_slice(b"OPTIONS ");
     w.extend_from_slice(&b.contact);

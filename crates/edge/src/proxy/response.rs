@@ -30,7 +30,7 @@ pub fn handle(
     from: Flow,
     now: Instant,
 ) -> Outcome {
-    if let Some(o) = super::registrar::answered(edge, m) {
+    if let Some(o) = super::registrar::answered(edge, m, &from) {
         return o;
     }
     let mut vias = m.elements(HeaderName::Via);

@@ -133,9 +133,17 @@ pub(crate) fn decide(
         _ => {}
     }
     // The built-in registrar: a new request from the pool for an address
-    // of record registered here goes to its contact; one naming the edge
-    // itself with none registered is not available.
-    if outward && !in_dialog && routes.len == routes.ours && edge.registrar.is_some() {
+    // of record registered here goes to its contact — and so does the
+    // ACK of a non-2xx answer, which repeats its INVITE's Request-URI
+    // (RFC 3261 §17.1.1.3); one naming the edge itself with none
+    // registered is not available. Only from the pool: what
+    // `outbound_from` senders send goes out as before.
+    let new_or_its_ack = !in_dialog || method == Method::Ack;
+    if from_pool.is_some()
+        && new_or_its_ack
+        && routes.len == routes.ours
+        && edge.registrar.is_some()
+    {
         if let Some(flow) = super::registrar::reach(edge, s, uri, now) {
             s.stats.count(Event::ToBinding);
             return decided(Route::Reach(flow));

@@ -220,7 +220,13 @@ impl Registrar {
         flow: Outside,
         now: u32,
     ) -> Verdict {
-        let stale = |b: &Binding| b.call_id == call_id && cseq <= b.cseq;
+        // The same REGISTER again (its 200 was lost: the edge keeps no
+        // transaction to absorb it): it was applied whole, so it is
+        // answered again with what is held, and changes nothing.
+        if list.iter().any(|b| b.call_id == call_id && b.cseq == cseq) {
+            return Verdict::Bound;
+        }
+        let stale = |b: &Binding| b.call_id == call_id && cseq < b.cseq;
         let out_of_order = Verdict::Refused(500, "Out of Order Request");
         if star {
             if list.iter().any(stale) {
@@ -247,7 +253,10 @@ impl Registrar {
             return Verdict::Refused(403, "Too Many Contacts");
         }
         let interval = self.cfg.keepalive_interval;
-        for e in entries {
+        for (i, e) in entries.iter().enumerate() {
+            if entries[..i].iter().any(|p| same_uri(&p.uri, &e.uri)) {
+                continue;
+            }
             let binding = Binding {
                 contact: e.text.into(),
                 flow,
@@ -263,7 +272,14 @@ impl Registrar {
                 Some(i) if e.expires == 0 => {
                     list.remove(i);
                 }
-                Some(i) => list[i] = binding,
+                // A refresh keeps its first registration time: the choice
+                // among equal q stays put while the phones refresh.
+                Some(i) => {
+                    list[i] = Binding {
+                        registered: list[i].registered,
+                        ..binding
+                    }
+                }
                 None if e.expires != 0 => list.push(binding),
                 None => {}
             }
@@ -284,7 +300,10 @@ impl Registrar {
                 .max_by_key(|b| (b.q, b.registered));
             if let Some(b) = best {
                 contact.clear();
-                contact.extend_from_slice(&b.contact);
+                // Headers of a Contact URI (`?…`) are no part of a
+                // Request-URI (RFC 3261 §19.1.1).
+                let end = memchr::memchr(b'?', &b.contact).unwrap_or(b.contact.len());
+                contact.extend_from_slice(&b.contact[..end]);
                 found = Some(b.flow);
             }
         });
@@ -322,15 +341,27 @@ impl Registrar {
         lost
     }
 
-    /// The phone at `contact` of `aor` answered a keepalive: its count of
-    /// unanswered ones starts over. False when no such binding is held.
-    pub fn answered(&self, aor: &[u8], contact: &[u8]) -> bool {
+    /// The phone at `contact` of `aor` answered keepalive number `n` (its
+    /// due time) from `source`: its count of unanswered ones starts over
+    /// — if that is the keepalive outstanding and the address it was sent
+    /// to (an old answer replayed, or one from elsewhere, counts for
+    /// nothing). False when no such binding is held.
+    pub fn answered(
+        &self,
+        aor: &[u8],
+        contact: &[u8],
+        n: u32,
+        source: std::net::SocketAddr,
+    ) -> bool {
         let Ok(uri) = Uri::parse(contact) else {
             return false;
         };
         let mut found = false;
         self.store.update(aor, &mut |list| {
-            if let Some(b) = list.iter_mut().find(|b| same_contact(b, &uri)) {
+            let outstanding = |b: &Binding| {
+                b.next_keepalive == n && b.flow.remote == source && same_contact(b, &uri)
+            };
+            if let Some(b) = list.iter_mut().find(|b| outstanding(b)) {
                 b.unanswered = 0;
                 found = true;
             }

@@ -215,6 +215,27 @@ fn several_contacts_q_values_and_the_limit() {
         2,
     );
     assert_eq!(run.best(6).unwrap().0, "sip:soft@10.0.0.3");
+    // A contact named twice in one request counts, and is stored, once.
+    let (v, _) = run.send(
+        &register(
+            "c9",
+            1,
+            "Contact: <sip:desk@10.0.0.1>;expires=0, <sip:desk@10.0.0.1>;expires=60\r\n",
+        ),
+        6,
+        1,
+    );
+    assert_eq!(v, Verdict::Bound);
+    assert_eq!(
+        run.r.store().count(),
+        (1, 2),
+        "the first of the two: removed"
+    );
+    run.send(
+        &register("c1", 2, "Contact: <sip:desk@10.0.0.1>;q=0.5\r\n"),
+        6,
+        1,
+    );
     // max_contacts (3): a fourth is refused, and the request changes nothing.
     let (v, _) = run.send(
         &register(
@@ -244,13 +265,13 @@ fn several_contacts_q_values_and_the_limit() {
 fn call_id_and_cseq_order() {
     let run = Run::new();
     run.send(&register("c1", 5, "Contact: <sip:a@10.0.0.1>\r\n"), 0, 1);
-    // The same Call-ID with a CSeq not higher: refused, nothing changed.
-    let (v, _) = run.send(
-        &register("c1", 5, "Contact: <sip:a@10.0.0.1>;expires=0\r\n"),
-        1,
-        1,
+    // The same REGISTER again (its 200 lost): answered, nothing changed.
+    let (v, c) = run.send(&register("c1", 5, "Contact: <sip:a@10.0.0.1>\r\n"), 1, 1);
+    assert_eq!(
+        (v, c.as_str()),
+        (Verdict::Bound, "<sip:a@10.0.0.1>;expires=1799")
     );
-    assert_eq!(v, Verdict::Refused(500, "Out of Order Request"));
+    // The same Call-ID with a lower CSeq: refused, nothing changed.
     let (v, _) = run.send(
         &register("c1", 4, "Contact: <sip:a@10.0.0.1>;expires=0\r\n"),
         1,
@@ -288,7 +309,9 @@ fn wildcard_removes_all_and_is_checked() {
         1,
     );
     assert_eq!(v, Verdict::Refused(400, "Invalid Wildcard"));
-    let (v, _) = run.send(&register("c1", 1, "Contact: *\r\nExpires: 0\r\n"), 1, 1);
+    let (v, _) = run.send(&register("c0", 1, "Contact: <sip:c@10.0.0.3>\r\n"), 1, 1);
+    assert_eq!(v, Verdict::Bound);
+    let (v, _) = run.send(&register("c0", 0, "Contact: *\r\nExpires: 0\r\n"), 1, 1);
     assert_eq!(v, Verdict::Refused(500, "Out of Order Request"));
     let (v, c) = run.send(&register("c1", 2, "Contact: *\r\nExpires: 0\r\n"), 1, 1);
     assert_eq!((v, c.as_str()), (Verdict::Bound, ""));
@@ -331,8 +354,16 @@ fn keepalives_fall_due_and_silent_phones_are_removed() {
     assert_eq!(due(30), (vec![("alice@example.com".into(), 1)], 0));
     assert_eq!(due(31), (vec![], 0), "once per interval");
     // An answer starts the count over.
-    assert!(run.r.answered(b"alice@example.com", b"sip:a@10.0.0.1"));
-    assert!(!run.r.answered(b"alice@example.com", b"sip:b@10.0.0.1"));
+    // An answer to the keepalive outstanding (due next at 60), from where
+    // it went, starts the count over; another contact, an older one, or
+    // one from elsewhere does not.
+    let phone = flow(1).remote;
+    let aor = b"alice@example.com";
+    assert!(!run.r.answered(aor, b"sip:b@10.0.0.1", 60, phone));
+    assert!(!run.r.answered(aor, b"sip:a@10.0.0.1", 30, phone));
+    let elsewhere = SocketAddr::from(([203, 0, 113, 10], 1));
+    assert!(!run.r.answered(aor, b"sip:a@10.0.0.1", 60, elsewhere));
+    assert!(run.r.answered(aor, b"sip:a@10.0.0.1", 60, phone));
     assert_eq!(due(60), (vec![("alice@example.com".into(), 1)], 0));
     assert_eq!(due(90), (vec![("alice@example.com".into(), 2)], 0));
     // Two unanswered in a row (keepalive_failures = 2): removed.

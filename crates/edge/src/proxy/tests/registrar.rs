@@ -98,6 +98,18 @@ fn a_register_is_answered_by_the_edge_and_the_pools_invite_reaches_the_phone() {
     let (o, _) = run(&e, &mut w, cancel.as_bytes(), DEST_A);
     assert_eq!(sent_to(o), addr(CALLER));
 
+    // So does the ACK of a non-2xx answer (it repeats the INVITE's
+    // Request-URI, with the phone's To tag).
+    let ack = invite_from_pool("sip:alice@example.com")
+        .replace("INVITE sip", "ACK sip")
+        .replace("1 INVITE", "1 ACK")
+        .replace(
+            "To: <sip:alice@example.com>",
+            "To: <sip:alice@example.com>;tag=busy",
+        );
+    let (o, _) = run(&e, &mut w, ack.as_bytes(), DEST_A);
+    assert_eq!(sent_to(o), addr(CALLER));
+
     // Unregistered, at the edge's own address: 480. Elsewhere: routed as
     // before (here: a DNS name to look up).
     let (o, out) = run(
