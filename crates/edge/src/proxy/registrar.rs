@@ -68,15 +68,15 @@ pub(crate) fn answer(
         now,
         s.target,
     );
+    // The answer is written while the Contact list is out of the worker
+    // (`reply` borrows it whole), then the buffer goes back.
     let contacts = std::mem::take(s.target);
     let outcome = match verdict {
         Verdict::Bound => {
             s.stats.count(Event::Registered);
-            let mut extra: Vec<(&str, &[u8])> = Vec::with_capacity(1);
-            if !contacts.is_empty() {
-                extra.push(("Contact", &contacts));
-            }
-            reply(edge, s, m, origin, 200, "OK", &extra)
+            let listed = [("Contact", &contacts[..])];
+            let extra: &[(&str, &[u8])] = if contacts.is_empty() { &[] } else { &listed };
+            reply(edge, s, m, origin, 200, "OK", extra)
         }
         Verdict::TooBrief(min) => {
             s.stats.count(Event::RegisterRefused);
@@ -108,24 +108,22 @@ pub(crate) fn answer(
 /// registrar or the address of record no binding.
 pub(crate) fn reach(edge: &Edge, s: &mut Scratch<'_>, uri: &Uri<'_>, now: Instant) -> Option<Flow> {
     let r = edge.registrar.as_ref()?;
-    let mut key = std::mem::take(s.lookup_key);
-    registrar::aor(uri, &mut key);
-    let found = r.best(&key, now, s.target);
-    *s.lookup_key = key;
-    flow_of(edge, &found?)
+    registrar::aor(uri, s.lookup_key);
+    let found = r.best(s.lookup_key, now, s.target)?;
+    flow_of(edge, &found)
 }
 
 /// Whether `m`, a response, answers one of the edge's OPTIONS keepalives;
 /// if it does, the binding's count of unanswered ones starts over.
 pub(crate) fn answered(edge: &Edge, m: &Message<'_>, from: &Flow) -> Option<Outcome> {
     let r = edge.registrar.as_ref()?;
+    // The Call-ID first: it rules out every other response cheaply.
+    let rest = m.call_id()?.strip_prefix(KEEPALIVE)?;
     let top = m.elements(HeaderName::Via).next()?;
     let via = sip::Via::parse(top.text).ok()?;
     if !via.branch?.starts_with(KEEPALIVE_BRANCH) {
         return None;
     }
-    let call_id = m.call_id()?;
-    let rest = call_id.strip_prefix(KEEPALIVE)?;
     let counted = |e| Some(Outcome::Drop(e));
     let (mac, aor) = match rest.iter().position(|&c| c == b'.') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -188,19 +186,21 @@ impl Worker {
             return 0;
         };
         let (_, s) = self.split();
-        let options = r.settings().keepalive == crate::config::Keepalive::Options;
-        let mut sent = 0;
-        let mut buf = Vec::new();
+        // What is due is copied out under the store's locks (held for one
+        // shard of it at a time); the messages are written after.
+        let mut due: Vec<(Box<[u8]>, Binding)> = Vec::new();
         let lost = r.keepalives(now, &mut |aor, b| {
             // A connection another node holds is that node's to keep.
-            if b.flow
-                .conn
-                .is_some_and(|c| c.owner.is_some() && c.owner != edge.relay())
-            {
-                return;
+            if super::route::outside_owner(edge, &b.flow).is_none() {
+                due.push((aor.into(), b.clone()));
             }
+        });
+        let options = r.settings().keepalive == crate::config::Keepalive::Options;
+        let mut buf = Vec::new();
+        let mut sent = 0;
+        for (aor, b) in &due {
             let Some(flow) = flow_of(edge, &b.flow) else {
-                return;
+                continue;
             };
             buf.clear();
             if options {
@@ -211,7 +211,7 @@ impl Worker {
             s.sends.push(&buf, flow);
             s.stats.count(Event::KeepaliveSent);
             sent += 1;
-        });
+        }
         for _ in 0..lost {
             s.stats.count(Event::BindingLost);
         }
@@ -223,13 +223,9 @@ impl Worker {
 /// registered to, on a connection that connection only (pinned), relayed
 /// when another node holds it.
 fn flow_of(edge: &Edge, o: &Outside) -> Option<Flow> {
-    let local = usize::from(o.local);
-    let fits =
-        |l: &super::Local| l.transport == o.transport && l.addr.is_ipv4() == o.remote.is_ipv4();
-    let local = if edge.locals.get(local).is_some_and(fits) {
-        local
-    } else {
-        edge.local_for(o.transport, o.remote, 0)?
+    let local = match super::route::outside_local(edge, o) {
+        Some(l) => l,
+        None => edge.local_for(o.transport, o.remote, 0)?,
     };
     Some(Flow {
         transport: o.transport,
@@ -238,10 +234,7 @@ fn flow_of(edge: &Edge, o: &Outside) -> Option<Flow> {
         conn: o.conn.map(|c| c.id),
         reconnect: None,
         pinned: o.transport != crate::flow::Transport::Udp,
-        owner: o
-            .conn
-            .and_then(|c| c.owner)
-            .filter(|&node| Some(node) != edge.relay()),
+        owner: super::route::outside_owner(edge, o),
     })
 }
 

@@ -236,17 +236,35 @@ pub(crate) fn pin(edge: &Edge, c: &Checked<'_>, out: &mut crate::flow::Flow) {
     if (o.transport, o.remote) != (out.transport, out.remote) {
         return;
     }
-    let local = usize::from(o.local);
-    let fits =
-        |l: &super::Local| l.transport == o.transport && l.addr.is_ipv4() == o.remote.is_ipv4();
-    if edge.locals.get(local).is_some_and(fits) {
+    if let Some(local) = outside_local(edge, &o) {
         out.local = local;
     }
     if out.is_stream() {
         out.conn = o.conn.map(|c| c.id);
         out.pinned = true;
-        out.owner = relayed_to(edge, c);
+        out.owner = outside_owner(edge, &o);
     }
+}
+
+/// The edge's local address an outside party used (a token's, a
+/// binding's), if this snapshot still has it with that transport and
+/// address family.
+pub(crate) fn outside_local(edge: &Edge, o: &crate::token::Outside) -> Option<usize> {
+    let local = usize::from(o.local);
+    let fits =
+        |l: &super::Local| l.transport == o.transport && l.addr.is_ipv4() == o.remote.is_ipv4();
+    edge.locals.get(local).is_some_and(fits).then_some(local)
+}
+
+/// The node that holds an outside party's connection, when that is
+/// another node: requests for it are relayed there.
+pub(crate) fn outside_owner(
+    edge: &Edge,
+    o: &crate::token::Outside,
+) -> Option<std::net::SocketAddr> {
+    o.conn
+        .and_then(|conn| conn.owner)
+        .filter(|&node| Some(node) != edge.relay())
 }
 
 /// The party's flow a request from the pool goes to by its token, if it
@@ -264,10 +282,7 @@ fn token_flow(c: &Checked<'_>) -> Option<crate::token::Outside> {
 /// its token names. A transactional edge forwards such a request without a
 /// transaction — its answers come back through the owner, not here.
 pub(crate) fn relayed_to(edge: &Edge, c: &Checked<'_>) -> Option<std::net::SocketAddr> {
-    token_flow(c)
-        .and_then(|o| o.conn)
-        .and_then(|conn| conn.owner)
-        .filter(|&node| Some(node) != edge.relay())
+    token_flow(c).and_then(|o| outside_owner(edge, &o))
 }
 
 /// The targets of a [`Route::Named`] request, into `s.tries` in the order

@@ -90,6 +90,18 @@ impl Out {
         }
     }
 
+    /// Queues the datagrams of the worker's send queue into the batches,
+    /// and hands each connection message to `other`.
+    pub(super) fn queue_datagrams(&mut self, worker: &Worker, mut other: impl FnMut(&[u8], Flow)) {
+        for (bytes, to) in worker.sends().iter() {
+            match (to.transport, self.batches.get_mut(to.local)) {
+                (Transport::Udp, Some(b)) => b.push(bytes, to.remote),
+                (Transport::Udp, None) => {}
+                _ => other(bytes, to),
+            }
+        }
+    }
+
     /// Queues everything in the worker's send queue.
     pub(super) fn queue_all(&mut self, served: &Rc<Served>, worker: &Worker) {
         for (bytes, to) in worker.sends().iter() {
