@@ -410,6 +410,11 @@ pub struct Registrar {
     /// addresses; required: the registrar does not authenticate, the
     /// sources the operator trusts do — others get 403).
     pub allow: Vec<ipnet::IpNet>,
+    /// The domains whose addresses of record it keeps (`domains`, host
+    /// names or addresses, lower-cased): a REGISTER for another gets 404,
+    /// and the pool's requests to another are not looked up (RFC 3261
+    /// §10.3 steps 3 and 5). Empty (the default): any domain.
+    pub domains: Vec<String>,
     /// Shorter registrations get 423 Interval Too Brief (`min_expires`,
     /// default 60 s, RFC 3261 §10.3 step 7).
     pub min_expires: u32,

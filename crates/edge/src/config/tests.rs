@@ -842,6 +842,28 @@ fn registrar_needs_allow_and_takes_its_keys() {
         "registrar.ttl",
         "unknown",
     );
+    let r = ok(&registrar_with(&format!(
+        "{allow}domains = [\"Example.COM\", \"[2001:db8::1]\"]"
+    )))
+    .edges[0]
+        .registrar
+        .clone()
+        .unwrap();
+    assert_eq!(r.domains, ["example.com", "[2001:db8::1]"]);
+    assert!(ok(&registrar_with(allow)).edges[0]
+        .registrar
+        .as_ref()
+        .unwrap()
+        .domains
+        .is_empty());
+    for bad in ["alice@example.com", "example.com:5060", "", "2001:db8::1"] {
+        assert_err(
+            &registrar_with(&format!("{allow}domains = [\"{bad}\"]")),
+            12,
+            "registrar.domains",
+            "is not a domain",
+        );
+    }
     // The table without the flag does nothing: an error, not a surprise.
     assert_err(
         &format!("{MINIMAL}[edge.registrar]\n{allow}"),

@@ -107,7 +107,7 @@ pub(crate) fn answer(
 /// flow the contact registered from. `None` when the edge has no
 /// registrar or the address of record no binding.
 pub(crate) fn reach(edge: &Edge, s: &mut Scratch<'_>, uri: &Uri<'_>, now: Instant) -> Option<Flow> {
-    let r = edge.registrar.as_ref()?;
+    let r = edge.registrar.as_ref().filter(|r| r.serves(uri))?;
     registrar::aor(uri, s.lookup_key);
     let found = r.best(s.lookup_key, now, s.target)?;
     flow_of(edge, &found)

@@ -105,6 +105,17 @@ impl Registrar {
         self.cfg.allow.iter().any(|n| n.contains(&source))
     }
 
+    /// Whether the domain of `u` is one the registrar keeps addresses of
+    /// record for (`domains`; any when none is configured).
+    pub fn serves(&self, u: &Uri<'_>) -> bool {
+        self.cfg.domains.is_empty()
+            || self
+                .cfg
+                .domains
+                .iter()
+                .any(|d| d.as_bytes().eq_ignore_ascii_case(u.host_text))
+    }
+
     /// Handles a REGISTER (RFC 3261 §10.3) with Call-ID `call_id` and CSeq
     /// number `cseq` that came from `source` on `flow`: checks it, applies
     /// all its changes or none, and on success writes the Contact value of
@@ -126,7 +137,9 @@ impl Registrar {
         }
         let mut key = Vec::new();
         match to_uri(m) {
-            Some(u) if matches!(u.scheme, Scheme::Sip | Scheme::Sips) => aor(&u, &mut key),
+            Some(u) if matches!(u.scheme, Scheme::Sip | Scheme::Sips) && self.serves(&u) => {
+                aor(&u, &mut key)
+            }
             Some(_) => return Verdict::Refused(404, "Not Found"),
             None => return Verdict::Refused(400, "Bad To"),
         }

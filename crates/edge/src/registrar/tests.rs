@@ -9,6 +9,7 @@ use std::time::Duration;
 fn settings() -> config::Registrar {
     config::Registrar {
         allow: vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+        domains: Vec::new(),
         min_expires: 60,
         max_expires: 3600,
         default_expires: 1800,
@@ -406,4 +407,27 @@ fn q_values_parse() {
     assert_eq!(number(b" 3600 "), Some(3600));
     assert_eq!(number(b"99999999999999"), Some(u32::MAX));
     assert_eq!(number(b"-1"), None);
+}
+
+#[test]
+fn only_the_configured_domains() {
+    let mut cfg = settings();
+    cfg.domains = vec!["example.com".into()];
+    let t0 = Instant::now();
+    let run = Run {
+        r: Registrar::new(&cfg, None, t0),
+        t0,
+    };
+    // alice@EXAMPLE.com: the host's case does not matter.
+    let (v, _) = run.send(&register("c1", 1, "Contact: <sip:a@10.0.0.1>\r\n"), 0, 1);
+    assert_eq!(v, Verdict::Bound);
+    let carrier = register("c2", 1, "Contact: <sip:a@10.0.0.1>\r\n").replace(
+        "To: <sip:alice@EXAMPLE.com>",
+        "To: <sip:+15550100@carrier.example>",
+    );
+    let (v, _) = run.send(&carrier, 0, 1);
+    assert_eq!(v, Verdict::Refused(404, "Not Found"));
+    let uri = |s: &'static str| Uri::parse(s.as_bytes()).unwrap();
+    assert!(run.r.serves(&uri("sip:bob@Example.Com")));
+    assert!(!run.r.serves(&uri("sip:+15550100@carrier.example")));
 }

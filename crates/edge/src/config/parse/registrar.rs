@@ -6,6 +6,7 @@ use crate::config::model::{Keepalive, Registrar};
 /// Keys of `[edge.registrar]`.
 const REGISTRAR_KEYS: &[&str] = &[
     "allow",
+    "domains",
     "min_expires",
     "max_expires",
     "default_expires",
@@ -38,6 +39,23 @@ pub(super) fn registrar(cx: &Cx<'_>, t: Option<&Table<'_, '_>>, at: usize) -> Re
         ));
     };
     let allow = super::networks(cx, v, "registrar.allow")?;
+    let domains = match t.get("domains") {
+        Some(v) => cx
+            .string_array(v, "registrar.domains")?
+            .into_iter()
+            .map(|(d, at)| {
+                if !is_domain(d) {
+                    return Err(cx.err(
+                        at,
+                        "registrar.domains",
+                        format!("{d:?} is not a domain (\"example.com\") or an address"),
+                    ));
+                }
+                Ok(d.to_ascii_lowercase())
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
     let num = |key: &str, default: i64, lo: i64, hi: i64| -> Result<i64> {
         t.get(key).map_or(Ok(default), |v| {
             cx.int(v, &format!("registrar.{key}"), lo, hi)
@@ -79,6 +97,7 @@ pub(super) fn registrar(cx: &Cx<'_>, t: Option<&Table<'_, '_>>, at: usize) -> Re
     };
     Ok(Registrar {
         allow,
+        domains,
         min_expires,
         max_expires,
         default_expires,
@@ -88,4 +107,13 @@ pub(super) fn registrar(cx: &Cx<'_>, t: Option<&Table<'_, '_>>, at: usize) -> Re
         keepalive_failures: num("keepalive_failures", 3, 1, 100)? as u32,
         line: cx.line(t.at),
     })
+}
+
+/// A host as a URI writes it: a name, an IPv4 address, or an IPv6 one in
+/// brackets — no user, port, path or spaces.
+fn is_domain(d: &str) -> bool {
+    let bracketed = d.starts_with('[') && d.ends_with(']');
+    !d.is_empty()
+        && !d.contains(|c: char| c.is_whitespace() || matches!(c, '@' | '/' | ';' | '?'))
+        && (bracketed || !d.contains(':'))
 }

@@ -149,6 +149,39 @@ fn a_register_is_answered_by_the_edge_and_the_pools_invite_reaches_the_phone() {
 }
 
 #[test]
+fn with_domains_only_their_addresses_of_record_are_looked_up() {
+    let e = edge_with_keys(
+        "weighted-round-robin",
+        "\"registrations\"",
+        "[edge.registrar]\nallow = [\"127.0.0.0/8\"]\ndomains = [\"example.com\"]\n",
+    );
+    let mut w = e.worker();
+    run(
+        &e,
+        &mut w,
+        register("c1", 1, "Contact: <sip:alice@192.168.1.20:5060>\r\n").as_bytes(),
+        CALLER,
+    );
+    let (o, _) = run(
+        &e,
+        &mut w,
+        invite_from_pool("sip:alice@example.com").as_bytes(),
+        DEST_A,
+    );
+    assert_eq!(sent_to(o), addr(CALLER));
+    // Another domain is not the registrar's: routed as before (a name to
+    // look up), never captured.
+    let (o, _) = run(
+        &e,
+        &mut w,
+        invite_from_pool("sip:alice@carrier.example").as_bytes(),
+        DEST_A,
+    );
+    assert_eq!(o, Outcome::Resolve);
+    assert_eq!(w.stats.get(Event::ToBinding), 1);
+}
+
+#[test]
 fn refusals_carry_their_reasons() {
     let e = registrar_edge("10.0.0.0/8");
     let mut w = e.worker();
