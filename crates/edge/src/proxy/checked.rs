@@ -152,7 +152,9 @@ pub(crate) enum Route {
     /// Out through the outbound proxy to the host name of the route
     /// set's `name`: its DNS answer's targets, in turn (RFC 3263).
     Named,
-    /// To a contact registered with the built-in registrar, at this flow,
-    /// with the contact (in the worker's `target`) as Request-URI.
-    Reach(Flow),
+    /// To a contact registered with the built-in registrar, with the
+    /// contact as Request-URI: both in the worker (`target`,
+    /// `target_flow`), which keeps this enum — copied with every checked
+    /// request — small.
+    Reach,
 }

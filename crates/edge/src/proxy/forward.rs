@@ -39,7 +39,11 @@ pub(crate) fn stateless(
     now: Instant,
 ) -> Outcome {
     let (to, dest_index) = match c.route {
-        Route::Reach(out) => {
+        Route::Reach => {
+            // The route stage left the contact's flow in the worker.
+            let Some(out) = *s.target_flow else {
+                return Outcome::Drop(Event::NoSocket);
+            };
             splice(edge, s, m, c, &out, 0);
             count_forwarded(s, c, None);
             return Outcome::Send(out);
@@ -176,7 +180,7 @@ pub(crate) fn splice(
     let sp = &mut *s.splicer;
     sp.clear();
     // To a registered contact: it is the Request-URI (RFC 3261 §16.5).
-    if let Route::Reach(_) = c.route {
+    if let Route::Reach = c.route {
         let target = &*s.target;
         sp.replace_with(m.uri_span().range(), |w| w.extend_from_slice(target));
     }
@@ -329,7 +333,7 @@ fn flow_token(edge: &Edge, c: &Checked<'_>, out: &Flow) -> Token {
             None => None,
         };
         let found_at_flow = matches!(c.routes.token, Sealed::Open(t) if t.sticky)
-            || matches!(c.route, Route::Reach(_));
+            || matches!(c.route, Route::Reach);
         Token {
             outside: outside(out),
             sticky: found_at_flow || undialable(out),

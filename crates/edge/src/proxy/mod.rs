@@ -609,6 +609,7 @@ impl Edge {
             lookup: String::new(),
             tries: Vec::with_capacity(crate::outbound::MAX_TRIES),
             target: Vec::new(),
+            target_flow: None,
             lookup_key: Vec::new(),
             stats: Stats {
                 per_destination: vec![0; self.configured],
@@ -640,6 +641,8 @@ pub struct Worker {
     /// The Request-URI of a request sent to a registered contact, or the
     /// Contact list of a REGISTER's answer (reused buffer).
     target: Vec<u8>,
+    /// Where a request to a registered contact goes.
+    target_flow: Option<Flow>,
     /// An address of record being looked up (reused buffer).
     lookup_key: Vec<u8>,
     /// What this worker has done.
@@ -659,6 +662,7 @@ pub(crate) struct Scratch<'w> {
     pub lookup: &'w mut String,
     pub tries: &'w mut Vec<(Transport, SocketAddr)>,
     pub target: &'w mut Vec<u8>,
+    pub target_flow: &'w mut Option<Flow>,
     pub lookup_key: &'w mut Vec<u8>,
 }
 
@@ -886,6 +890,7 @@ impl Worker {
             lookup,
             tries,
             target,
+            target_flow,
             lookup_key,
         } = self;
         sends.clear();
@@ -900,6 +905,7 @@ impl Worker {
             lookup,
             tries,
             target,
+            target_flow,
             lookup_key,
         };
         (index, s)

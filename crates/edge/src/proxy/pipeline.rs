@@ -60,7 +60,7 @@ fn run(
     // answers come back through that node: no transaction here; nor for
     // one to a registered contact (it has one target, and the pool's
     // transaction retransmits it).
-    let reach = matches!(c.route, super::checked::Route::Reach(_));
+    let reach = matches!(c.route, super::checked::Route::Reach);
     let held = match edge.stateful() {
         Some(st) if !reach && route::relayed_to(edge, &c).is_none() => {
             stateful::transaction(edge, st, s, m, &c, now)?

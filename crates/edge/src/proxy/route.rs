@@ -146,7 +146,8 @@ pub(crate) fn decide(
     {
         if let Some(flow) = super::registrar::reach(edge, s, uri, now) {
             s.stats.count(Event::ToBinding);
-            return decided(Route::Reach(flow));
+            *s.target_flow = Some(flow);
+            return decided(Route::Reach);
         }
         if next == NextHop::Here {
             s.stats.count(Event::NotRegistered);

@@ -234,7 +234,7 @@ pub(crate) fn start(
     };
     let plan: Vec<Hop> = match c.route {
         // The pipeline sends these without a transaction.
-        Route::Reach(_) => return forward::stateless(edge, env.s, m, c, now),
+        Route::Reach => return forward::stateless(edge, env.s, m, c, now),
         Route::To(to, dest) => vec![Hop {
             to,
             dest: dest.map(|i| edge.dest_ref(i)),
