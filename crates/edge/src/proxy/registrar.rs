@@ -59,15 +59,7 @@ pub(crate) fn answer(
             owner: edge.relay(),
         }),
     };
-    let verdict = r.register(
-        m,
-        facts.call_id,
-        facts.cseq,
-        from.remote.ip(),
-        flow,
-        now,
-        s.target,
-    );
+    let verdict = r.register(m, facts.call_id, facts.cseq, flow, now, s.target);
     // The answer is written while the Contact list is out of the worker
     // (`reply` borrows it whole), then the buffer goes back.
     let contacts = std::mem::take(s.target);

@@ -117,22 +117,20 @@ impl Registrar {
     }
 
     /// Handles a REGISTER (RFC 3261 §10.3) with Call-ID `call_id` and CSeq
-    /// number `cseq` that came from `source` on `flow`: checks it, applies
+    /// number `cseq` that came on `flow`: checks it, applies
     /// all its changes or none, and on success writes the Contact value of
     /// the 200 into `contacts`.
-    #[allow(clippy::too_many_arguments)]
     pub fn register(
         &self,
         m: &Message<'_>,
         call_id: &[u8],
         cseq: u32,
-        source: IpAddr,
         flow: Outside,
         now: Instant,
         contacts: &mut Vec<u8>,
     ) -> Verdict {
         contacts.clear();
-        if !self.allows(source) {
+        if !self.allows(flow.remote.ip()) {
             return Verdict::Refused(403, "Forbidden");
         }
         let mut key = Vec::new();

@@ -25,12 +25,10 @@ fn flow(port: u16) -> Outside {
     Outside {
         transport: Transport::Udp,
         local: 0,
-        remote: SocketAddr::from(([203, 0, 113, 9], port)),
+        remote: SocketAddr::from(([10, 1, 1, 1], port)),
         conn: None,
     }
 }
-
-const SOURCE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 1, 1));
 
 /// A REGISTER for alice with `headers` (Contact, Expires lines).
 fn register(call_id: &str, cseq: u32, headers: &str) -> String {
@@ -71,15 +69,9 @@ impl Run {
         let call_id = m.call_id().unwrap();
         let cseq = m.cseq().unwrap().number;
         let mut out = Vec::new();
-        let v = self.r.register(
-            &m,
-            call_id,
-            cseq,
-            SOURCE,
-            flow(port),
-            self.at(secs),
-            &mut out,
-        );
+        let v = self
+            .r
+            .register(&m, call_id, cseq, flow(port), self.at(secs), &mut out);
         (v, String::from_utf8(out).unwrap())
     }
 
@@ -326,10 +318,11 @@ fn only_allowed_sources_and_sip_aors() {
     let text = register("c1", 1, "Contact: <sip:a@10.0.0.1>\r\n");
     let m = sip::parse(text.as_bytes(), &mut index).unwrap();
     let mut out = Vec::new();
-    let elsewhere = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
-    let v = run
-        .r
-        .register(&m, b"c1", 1, elsewhere, flow(1), run.t0, &mut out);
+    let elsewhere = Outside {
+        remote: SocketAddr::from(([192, 0, 2, 1], 1)),
+        ..flow(1)
+    };
+    let v = run.r.register(&m, b"c1", 1, elsewhere, run.t0, &mut out);
     assert_eq!(v, Verdict::Refused(403, "Forbidden"));
     assert!(
         run.r.allows("::ffff:10.9.9.9".parse().unwrap()),
@@ -377,7 +370,7 @@ fn keepalives_fall_due_and_silent_phones_are_removed() {
     let mut index = sip::HeaderIndex::new();
     let text = register("c1", 1, "Contact: <sip:a@10.0.0.1>\r\n");
     let m = sip::parse(text.as_bytes(), &mut index).unwrap();
-    r.register(&m, b"c1", 1, SOURCE, flow(1), run.t0, &mut Vec::new());
+    r.register(&m, b"c1", 1, flow(1), run.t0, &mut Vec::new());
     let mut n = 0;
     r.keepalives(run.t0 + Duration::from_secs(1000), &mut |_, _| n += 1);
     assert_eq!(n, 0);
