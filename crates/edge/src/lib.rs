@@ -18,6 +18,7 @@ pub mod outbound;
 pub mod proxy;
 pub mod registrar;
 pub mod stats;
+pub mod stun;
 pub mod token;
 pub mod transaction;
 pub mod validate;

@@ -130,7 +130,7 @@ pub fn run(path: &Path) -> ExitCode {
             None => None,
         };
         let dns = crate::dns::start(&cfg.node.dns)?;
-        let running = crate::shard::start(&cfg, &keys, &tls, &dns)?;
+        let mut running = crate::shard::start(&cfg, &keys, &tls, &dns)?;
         let snapshots: Vec<_> = running.edges.iter().map(|s| s.load_full()).collect();
         let health = Arc::new(ArcSwap::from_pointee(
             crate::health::start(&cfg, &snapshots, &tls).await?,
@@ -144,6 +144,16 @@ pub fn run(path: &Path) -> ExitCode {
             tls,
         ));
         crate::reload::follow_dns(Arc::clone(&reloader));
+        // An edge that asks its address of STUN says it is ready once it
+        // has an answer (or none came in time; its task keeps asking).
+        let first: Vec<_> = running
+            .stun
+            .drain(..)
+            .map(|c| crate::stun::follow(c, Arc::clone(&reloader)))
+            .collect();
+        for f in first {
+            let _ = tokio::time::timeout(crate::stun::FIRST_ROUND, f).await;
+        }
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         if let Some(listener) = admin {
             let admin = crate::admin::Admin {

@@ -15,6 +15,7 @@ mod health;
 mod reload;
 mod secret;
 mod shard;
+mod stun;
 mod tls;
 
 use clap::Parser;

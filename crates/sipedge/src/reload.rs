@@ -23,6 +23,7 @@ use arc_swap::ArcSwap;
 use edge::config::{self, Config};
 use edge::keyring::KeyRing;
 use edge::proxy::Edge;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +50,10 @@ struct Applied {
     text: String,
     /// When its destinations' DNS answers run out.
     dns_until: Option<Instant>,
+    /// The public address STUN found for each edge (`[[edge]] stun`), in
+    /// config order: the host of its Via and Record-Route in place of
+    /// `advertise`'s, kept across reloads.
+    learnt: Vec<Option<IpAddr>>,
 }
 
 /// Reloads the node's config; one reload at a time.
@@ -83,6 +88,7 @@ impl Reloader {
                 keys,
                 text: parsed.text.clone(),
                 dns_until: parsed.dns_until,
+                learnt: vec![None; parsed.cfg.edges.len()],
             }),
             slots,
             health,
@@ -150,6 +156,38 @@ impl Reloader {
         self.apply(&mut applied, parsed, started).await.map(Some)
     }
 
+    /// Makes `ip` edge `edge`'s public address (STUN found it): its next
+    /// snapshot names it in Via and Record-Route, the port as before.
+    /// `Ok(Some(previous))` when that changed the address, `Ok(None)` when
+    /// it already was.
+    pub async fn learnt(&self, edge: usize, ip: IpAddr) -> Result<Option<Option<IpAddr>>, String> {
+        let mut applied = self.applied.lock().await;
+        let Some(slot) = applied.learnt.get_mut(edge) else {
+            return Err(format!("no edge number {edge}"));
+        };
+        if *slot == Some(ip) {
+            return Ok(None);
+        }
+        let previous = slot.replace(ip);
+        let sockets = applied.cfg.edges.iter().map(|_| None).collect();
+        if let Err(e) = self.install(&applied, sockets).await {
+            applied.learnt[edge] = previous;
+            return Err(e);
+        }
+        Ok(Some(previous))
+    }
+
+    /// The public address STUN found for edge `edge`, if any yet.
+    pub async fn learnt_of(&self, edge: usize) -> Option<IpAddr> {
+        self.applied
+            .lock()
+            .await
+            .learnt
+            .get(edge)
+            .copied()
+            .flatten()
+    }
+
     /// When the running config's DNS answers run out (`None`: it names no
     /// host).
     pub async fn dns_until(&self) -> Option<Instant> {
@@ -203,18 +241,53 @@ impl Reloader {
         let names: Vec<String> = cfg.edges.iter().map(|e| e.name.clone()).collect();
         let mut renewed = tls.tls.renewed(&self.tls.load(), &names);
         self.tls.store(Arc::new(tls.tls));
+        let mut changes = describe(&applied.cfg, &cfg);
+        changes.append(&mut renewed);
+        let was = std::mem::replace(&mut applied.cfg, cfg);
+        let old_keys = std::mem::replace(&mut applied.keys, keys);
+        if let Err(e) = self.install(applied, sockets).await {
+            applied.cfg = was;
+            applied.keys = old_keys;
+            return Err(e);
+        }
+        applied.text = text;
+        applied.dns_until = dns_until;
+        self.dns_changed.notify_one();
+        Ok(Report {
+            changes,
+            needs_restart,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Builds each edge's next snapshot from `applied` (its config, keys
+    /// and learnt addresses), has its prober re-seeded with it (on the
+    /// new probe sockets where `sockets` has some), and stores it where
+    /// the shards read it.
+    async fn install(
+        &self,
+        applied: &Applied,
+        sockets: Vec<Option<health::socket::Sockets>>,
+    ) -> Result<(), String> {
+        let cfg = &applied.cfg;
         let running = self.health.load_full();
         let mut edges = Vec::with_capacity(cfg.edges.len());
-        for (((conf, slot), sockets), was) in cfg
+        for ((((conf, slot), sockets), was), learnt) in cfg
             .edges
             .iter()
             .zip(&self.slots)
             .zip(sockets)
             .zip(&running.edges)
+            .zip(&applied.learnt)
         {
-            let next = Arc::new(slot.load().reloaded(conf, &cfg.node, &keys, Instant::now()));
+            let conf = addressed(conf, *learnt);
+            let next =
+                Arc::new(
+                    slot.load()
+                        .reloaded(&conf, &cfg.node, &applied.keys, Instant::now()),
+                );
             let seeded = was
-                .reloaded(conf, &cfg.node, Arc::clone(&next), sockets)
+                .reloaded(&conf, &cfg.node, Arc::clone(&next), sockets)
                 .await
                 .map_err(|e| format!("edge {}: {e}", conf.name))?;
             slot.store(next);
@@ -225,18 +298,7 @@ impl Reloader {
             zone: cfg.node.zone.clone(),
             edges,
         }));
-        let mut changes = describe(&applied.cfg, &cfg);
-        changes.append(&mut renewed);
-        applied.cfg = cfg;
-        applied.keys = keys;
-        applied.text = text;
-        applied.dns_until = dns_until;
-        self.dns_changed.notify_one();
-        Ok(Report {
-            changes,
-            needs_restart,
-            took: started.elapsed(),
-        })
+        Ok(())
     }
 
     /// Reloads and logs what came of it (for `SIGHUP`, which has no one
@@ -301,6 +363,20 @@ pub fn log(report: &Report) {
     );
 }
 
+/// `conf` with `learnt` (STUN's answer) as its advertised host, the port
+/// as `advertise` had it.
+fn addressed(conf: &config::Edge, learnt: Option<IpAddr>) -> std::borrow::Cow<'_, config::Edge> {
+    let Some(ip) = learnt else {
+        return std::borrow::Cow::Borrowed(conf);
+    };
+    let mut e = conf.clone();
+    e.advertise = Some(config::HostPort {
+        host: ip.to_string(),
+        port: conf.advertise.as_ref().and_then(|a| a.port),
+    });
+    std::borrow::Cow::Owned(e)
+}
+
 /// The config to run after a reload: `new`, except that what cannot
 /// change while running keeps its `running` value; and a line for each
 /// such difference.
@@ -359,13 +435,15 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
                     .map(|l| (l.transport, l.addr))
                     .collect::<Vec<_>>()
             };
-            if addrs(now) != addrs(was) || now.advertise != was.advertise {
+            if addrs(now) != addrs(was) || now.advertise != was.advertise || now.stun != was.stun
+            {
                 restart.push(format!(
-                    "{file}:{}: edge {}: listen or advertise: changed; the running addresses stay until a restart",
+                    "{file}:{}: edge {}: listen, advertise or stun: changed; the running addresses stay until a restart",
                     now.line, now.name
                 ));
                 e.listen = was.listen.clone();
                 e.advertise = was.advertise.clone();
+                e.stun = was.stun.clone();
             }
             if now.insertion != was.insertion {
                 restart.push(format!(

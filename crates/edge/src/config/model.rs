@@ -112,6 +112,26 @@ pub struct Node {
     pub dns: Vec<SocketAddr>,
 }
 
+/// STUN discovery of an edge's public address (`stun`, `stun_interval`):
+/// for an edge behind a NAT whose public address is not known in advance
+/// or may change. A Binding request leaves from the edge's first `udp:`
+/// listen socket, so what the server sees is the NAT mapping SIP uses;
+/// the address it answers becomes the host of Via and Record-Route (the
+/// port stays `advertise`'s, or the listener's), applied without restart
+/// and logged when it changes. Until the first answer, and while no
+/// server answers, `advertise` (or, for a wildcard listen address, the
+/// local address toward the server) stands in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stun {
+    /// The servers, tried in order until one answers; port 3478 when not
+    /// given. Never empty.
+    pub servers: Vec<HostPort>,
+    /// How often the address is asked again (`stun_interval`, seconds).
+    pub interval: Duration,
+    /// Line of the `stun` key.
+    pub line: usize,
+}
+
 /// The admin HTTP interface (`[admin]`): metrics, health, API and dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
@@ -133,6 +153,9 @@ pub struct Edge {
     /// always set when a listen address is a wildcard (0.0.0.0 or ::),
     /// because a wildcard cannot be routed back to.
     pub advertise: Option<HostPort>,
+    /// Where the edge asks its public address (`stun`): what a server
+    /// answers replaces `advertise`'s host (see [`Stun`]).
+    pub stun: Option<Stun>,
     /// How new requests are spread over the destinations.
     pub algorithm: Algorithm,
     /// Whether the edge forwards statelessly or keeps per-transaction state.
@@ -204,6 +227,15 @@ impl Edge {
     /// listen addresses until a restart.
     pub fn unfit_listener(&self) -> Option<(usize, &'static str, String)> {
         let has = |t: Transport| self.listen.iter().any(|l| l.transport == t);
+        if let Some(s) = self.stun.as_ref().filter(|_| !has(Transport::Udp)) {
+            return Some((
+                s.line,
+                "stun",
+                "needs a udp: listen address: the binding request leaves from the edge's own \
+                 UDP socket, so that the NAT mapping it learns is the one SIP uses"
+                    .to_owned(),
+            ));
+        }
         if self.domains.is_empty() {
             if let Some(l) = self.listen.iter().find(|l| l.transport.is_secure()) {
                 return Some((

@@ -132,6 +132,7 @@ fn example_parses_to_expected_model() {
                 },
             ],
             advertise: None,
+            stun: None,
             algorithm: Algorithm::HashCallId,
             insertion: Insertion::Stateless,
             ping_replies: true,
@@ -428,6 +429,49 @@ fn wildcard_listen_requires_advertise() {
             port: None
         })
     );
+}
+
+#[test]
+fn stun_servers_stand_in_for_advertise() {
+    // A wildcard listen address is fine when STUN says the address.
+    let text = MINIMAL
+        .replace("udp:127.0.0.1:5060", "udp:0.0.0.0:5060")
+        .replace(
+            "[[edge]]\n",
+            "[[edge]]\nstun = [\"stun.example.net\", \"192.0.2.9:3479\"]\n",
+        );
+    let e = &ok(&text).edges[0];
+    let s = e.stun.as_ref().expect("stun");
+    let servers: Vec<String> = s.servers.iter().map(|h| h.to_string()).collect();
+    assert_eq!(servers, ["stun.example.net", "192.0.2.9:3479"]);
+    assert_eq!(s.interval, std::time::Duration::from_secs(60));
+    assert_eq!(s.line, 5);
+    assert_eq!(e.advertise, None);
+    let every = ok(&edge_with("stun = [\"192.0.2.9\"]\nstun_interval = 5")).edges[0]
+        .stun
+        .clone();
+    assert_eq!(every.map(|s| s.interval.as_secs()), Some(5));
+}
+
+#[test]
+fn bad_stun() {
+    assert_err(&edge_with("stun = []"), 5, "stun", "at least one");
+    assert_err(&edge_with("stun = [\"0.0.0.0\"]"), 5, "stun", "wildcard");
+    assert_err(&edge_with("stun = \"192.0.2.9\""), 5, "stun", "array");
+    assert_err(
+        &edge_with("stun_interval = 30"),
+        5,
+        "stun_interval",
+        "only used",
+    );
+    assert_err(
+        &edge_with("stun = [\"192.0.2.9\"]\nstun_interval = 0"),
+        6,
+        "stun_interval",
+        "",
+    );
+    let tcp_only = edge_with("stun = [\"192.0.2.9\"]").replace("udp:127", "tcp:127");
+    assert_err(&tcp_only, 5, "stun", "udp: listen address");
 }
 
 #[test]

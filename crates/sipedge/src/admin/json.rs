@@ -64,6 +64,10 @@ pub struct EdgeBody<'a> {
     pub routable: bool,
     /// `stateless` or `transactional`.
     pub insertion: &'static str,
+    /// What the edge writes into Via and Record-Route for each listen
+    /// address (`host:port`): `advertise`, the address STUN found, or
+    /// the listen address itself.
+    pub addresses: Vec<String>,
     /// Transactions held now (transactional edges; `null` otherwise).
     pub transactions: Option<usize>,
     /// Requests forwarded statelessly since start because no transaction
@@ -304,6 +308,9 @@ pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate
             } else {
                 "stateless"
             },
+            addresses: proxy.map_or_else(Vec::new, |p| {
+                p.locals().iter().map(|l| l.sent_by.clone()).collect()
+            }),
             transactions: stateful.map(|s| s.len()),
             untracked: stateful.map(|s| s.untracked()),
             channels_in_use: proxy.map_or(0, |p| p.limits().channels_in_use().0),

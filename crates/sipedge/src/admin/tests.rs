@@ -147,6 +147,7 @@ async fn destinations_lists_config_and_state() {
     assert_eq!(d["channels_in_use"], 0);
     assert_eq!(edge["destinations"][0]["tier"], 1);
     assert_eq!(edge["insertion"], "stateless");
+    assert_eq!(edge["addresses"], serde_json::json!(["127.0.0.1:5060"]));
     assert_eq!(edge["transactions"], Value::Null);
     assert_eq!(edge["channels_in_use"], 0);
     assert_eq!(edge["validation_failures"], serde_json::json!({}));

@@ -13,7 +13,7 @@
 //! state by hand) and the shared view for what anyone may read (usable
 //! flags, traffic totals), so `/health` never waits on a task.
 
-mod socket;
+pub(crate) mod socket;
 mod stream;
 mod task;
 

@@ -49,6 +49,8 @@ pub struct Running {
     pub edges: Vec<Arc<ArcSwap<Edge>>>,
     /// The node's connections.
     pub registry: Arc<Registry>,
+    /// One STUN task to start per edge with `stun`, its socket bound.
+    pub stun: Vec<crate::stun::Client>,
 }
 
 /// One local address of an edge as one shard binds it.
@@ -122,6 +124,7 @@ pub fn start(
             .collect(),
     );
     let registry = Arc::new(Registry::new(cfg.connections.clone()));
+    let (inboxes, stun) = stun_clients(cfg, &bound)?;
     // Each shard says when its sockets are registered with its runtime:
     // only then is sipedge ready.
     let (started, up) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -133,6 +136,7 @@ pub fn start(
             tls: Arc::clone(tls),
             dns: dns.clone(),
             peers: peers.clone(),
+            stun: Arc::clone(&inboxes),
         };
         let started = started.clone();
         std::thread::Builder::new()
@@ -149,7 +153,71 @@ pub fn start(
         sockets,
         edges,
         registry,
+        stun,
     })
+}
+
+/// The STUN task of each edge with `stun`, sending from a duplicate of
+/// shard 0's socket for the edge's first `udp:` listen address, and the
+/// inbox (per edge, in config order) where the shards put its answers.
+#[allow(clippy::type_complexity)]
+fn stun_clients(
+    cfg: &Config,
+    bound: &[Vec<Vec<Option<Bound>>>],
+) -> Result<
+    (
+        Arc<Vec<Option<Arc<crate::stun::Inbox>>>>,
+        Vec<crate::stun::Client>,
+    ),
+    String,
+> {
+    let mut inboxes = Vec::with_capacity(cfg.edges.len());
+    let mut clients = Vec::new();
+    for (ei, conf) in cfg.edges.iter().enumerate() {
+        let Some(stun) = &conf.stun else {
+            inboxes.push(None);
+            continue;
+        };
+        let found = conf
+            .listen
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.transport == Transport::Udp);
+        let Some((li, listen)) = found else {
+            return Err(format!(
+                "line {}: stun: the edge has no udp: listen address",
+                stun.line
+            ));
+        };
+        let Some(Some(Bound::Udp(socket))) = bound.first().and_then(|b| b[ei].get(li)) else {
+            return Err(format!(
+                "line {}: stun: no socket for {}",
+                stun.line, listen.addr
+            ));
+        };
+        let socket = socket
+            .try_clone()
+            .map_err(|e| format!("line {}: stun: {}: {e}", stun.line, listen.addr))?;
+        let (inbox, answers) = crate::stun::Inbox::new();
+        inboxes.push(Some(Arc::clone(&inbox)));
+        clients.push(crate::stun::Client {
+            edge: ei,
+            name: conf.name.clone(),
+            conf: stun.clone(),
+            socket,
+            advertised_port: conf
+                .advertise
+                .as_ref()
+                .and_then(|a| a.port)
+                .unwrap_or(listen.addr.port()),
+            needs_address: conf.advertise.is_none()
+                && conf.listen.iter().any(|l| l.addr.ip().is_unspecified()),
+            inbox,
+            answers,
+            dns: cfg.node.dns.clone(),
+        });
+    }
+    Ok((Arc::new(inboxes), clients))
 }
 
 /// A socket for `addr` that every shard binds too (`SO_REUSEPORT`: the
@@ -184,6 +252,8 @@ struct Shared {
     /// This node's link address and the other nodes of the cluster, with
     /// `[cluster]`.
     peers: Option<(std::net::SocketAddr, Arc<link::Peers>)>,
+    /// Each edge's STUN inbox, for edges with `stun`.
+    stun: Arc<Vec<Option<Arc<crate::stun::Inbox>>>>,
 }
 
 /// One edge as a shard serves it: the snapshot in use and the core worker
@@ -212,6 +282,9 @@ pub(super) struct Served {
     dns: crate::dns::Dns,
     /// This shard's end of the node-to-node link, with `[cluster]`.
     link: Option<Rc<link::Link>>,
+    /// Where STUN answers to the edge's requests go (`stun`): the edge's
+    /// UDP sockets share their port with them.
+    stun: Option<Arc<crate::stun::Inbox>>,
 }
 
 /// The snapshot a shard serves an edge with, and its worker for it.
@@ -318,6 +391,7 @@ fn run(
                 tls: Arc::clone(&shared.tls),
                 dns: shared.dns.clone(),
                 link: link.clone(),
+                stun: shared.stun.get(ei).cloned().flatten(),
             });
             all_served.push(Rc::clone(&served));
             for li in 0..served.sockets.len() {

@@ -196,6 +196,12 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
                     let Some((datagram, src)) = batch.get(i) else {
                         continue;
                     };
+                    if let Some(inbox) = served.stun.as_ref() {
+                        if edge::stun::looks_like(datagram) {
+                            inbox.deliver(datagram, src);
+                            continue;
+                        }
+                    }
                     let from = Flow::udp(li, src);
                     let outcome = worker.handle(edge, datagram, from, now);
                     if outcome == Outcome::Resolve {

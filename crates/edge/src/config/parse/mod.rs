@@ -69,6 +69,8 @@ const EDGE_KEYS: &[&str] = &[
     "name",
     "listen",
     "advertise",
+    "stun",
+    "stun_interval",
     "algorithm",
     "insertion",
     "flags",
@@ -554,7 +556,8 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         }
         None => None,
     };
-    if advertise.is_none() {
+    let stun = stun(cx, t)?;
+    if advertise.is_none() && stun.is_none() {
         if let Some(w) = listen.iter().find(|l| l.addr.ip().is_unspecified()) {
             return Err(cx.err_line(
                 w.line,
@@ -562,7 +565,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
                 format!(
                     "required because listen address {}:{} is a wildcard: set advertise = \
                      \"host[:port]\" to the address peers should send to (written into Via \
-                     and Record-Route)",
+                     and Record-Route), or stun = [\"server\"] to ask it",
                     w.transport, w.addr
                 ),
             ));
@@ -717,6 +720,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         name,
         listen,
         advertise,
+        stun,
         algorithm,
         insertion,
         ping_replies,
@@ -828,6 +832,44 @@ fn nat_test(t: &Table<'_, '_>) -> Result<crate::nat::NatTests> {
         }
     }
     Ok(NatTests::of(&tests))
+}
+
+/// Reads `stun` (servers as `host[:port]`) and `stun_interval` (seconds,
+/// 60 by default); `None` without `stun`.
+fn stun(cx: &Cx<'_>, t: &Table<'_, '_>) -> Result<Option<crate::config::model::Stun>> {
+    let interval = t.get("stun_interval");
+    let Some(v) = t.get("stun") else {
+        return match interval {
+            Some(i) => Err(cx.err(
+                i.span().start,
+                "stun_interval",
+                "only used with stun = [\"server\"]: add the servers or remove it",
+            )),
+            None => Ok(None),
+        };
+    };
+    let servers = cx
+        .string_array(v, "stun")?
+        .into_iter()
+        .map(|(s, at)| addr::host_port(s).map_err(|m| cx.err(at, "stun", m)))
+        .collect::<Result<Vec<_>>>()?;
+    if servers.is_empty() {
+        return Err(cx.err(
+            v.span().start,
+            "stun",
+            "empty: name at least one STUN server (\"stun.example.net\", port 3478 by default), \
+             or remove the key",
+        ));
+    }
+    let secs = match interval {
+        Some(i) => cx.int(i, "stun_interval", 1, 86_400)?,
+        None => 60,
+    };
+    Ok(Some(crate::config::model::Stun {
+        servers,
+        interval: std::time::Duration::from_secs(secs as u64),
+        line: cx.line(v.span().start),
+    }))
 }
 
 /// Reads `outbound_from`: the networks, besides the destinations, whose
