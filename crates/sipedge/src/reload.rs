@@ -435,7 +435,10 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
                     .map(|l| (l.transport, l.addr))
                     .collect::<Vec<_>>()
             };
-            if addrs(now) != addrs(was) || now.advertise != was.advertise || now.stun != was.stun
+            // Where the key sits in the file is no change.
+            let asks =
+                |e: &config::Edge| e.stun.as_ref().map(|s| (s.servers.clone(), s.interval));
+            if addrs(now) != addrs(was) || now.advertise != was.advertise || asks(now) != asks(was)
             {
                 restart.push(format!(
                     "{file}:{}: edge {}: listen, advertise or stun: changed; the running addresses stay until a restart",
@@ -601,6 +604,29 @@ mod tests {
             assert!(all.contains(want), "{want}: {all}");
         }
         assert!(all.contains("t.toml:"), "{all}");
+    }
+
+    #[test]
+    fn stun_is_read_at_start_but_moving_its_line_is_no_change() {
+        let with = |extra: &str, interval: u32| {
+            BASE.replace(
+                "name = \"a\"\n",
+                &format!(
+                    "name = \"a\"\n{extra}stun = [\"192.0.2.1\"]\nstun_interval = {interval}\n"
+                ),
+            )
+        };
+        let running = cfg(&with("", 60));
+        let (_, restart) = merge(&running, cfg(&with("cps = 10\n", 60)), "t.toml");
+        assert!(restart.is_empty(), "{restart:?}");
+        let (out, restart) = merge(&running, cfg(&with("", 30)), "t.toml");
+        assert_eq!(out.edges[0].stun, running.edges[0].stun);
+        assert!(
+            restart
+                .join("\n")
+                .contains("edge a: listen, advertise or stun"),
+            "{restart:?}"
+        );
     }
 
     #[test]
