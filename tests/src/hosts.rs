@@ -147,6 +147,31 @@ pub fn within<T>(host: &Host, addr: Ipv4Addr, f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Runs `f` with the peers it starts bound to `addr`, one of the test's
+/// own namespace's addresses (not a host's), instead of 127.0.0.1.
+pub fn here_at<T>(addr: Ipv4Addr, f: impl FnOnce() -> T) -> T {
+    let before = INSIDE.with(|c| c.replace(Some((std::process::id(), addr))));
+    let out = f();
+    INSIDE.with(|c| c.set(before));
+    out
+}
+
+/// What `args` print in `host`; panics unless they succeed.
+pub fn output(host: &Host, args: &[&str]) -> String {
+    let out = Command::new("nsenter")
+        .args(["-t", &host.pid().to_string(), "-n", "--"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        host.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A command for `program`, inside the host of [`within`] if any.
 pub(crate) fn command(program: impl AsRef<OsStr>) -> Command {
     match INSIDE.with(Cell::get) {

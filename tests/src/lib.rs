@@ -30,6 +30,7 @@ pub mod admin;
 pub mod certs;
 pub mod config;
 pub mod corpus;
+pub mod coturn;
 pub mod dnsmasq;
 pub mod expect;
 mod fake;
