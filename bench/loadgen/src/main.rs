@@ -68,6 +68,15 @@ enum Role {
     Both,
 }
 
+/// What each "call" of the run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Flow {
+    /// INVITE, 200, ACK, BYE, 200.
+    Call,
+    /// REGISTER, 200.
+    Register,
+}
+
 /// The transport the calls use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Transport {
@@ -152,6 +161,11 @@ struct Args {
     /// UDP, TCP or TLS.
     #[arg(long, value_enum, default_value = "udp")]
     transport: Transport,
+    /// What a call is: the full INVITE flow, or one REGISTER answered 2xx
+    /// (each from an address of record of its own; `--role uac`, toward
+    /// a registrar or a registration proxy).
+    #[arg(long, value_enum, default_value = "call")]
+    flow: Flow,
     /// The UAS endpoints' certificate chain, PEM (--transport tls).
     #[arg(long, value_name = "FILE")]
     tls_cert: Option<std::path::PathBuf>,
@@ -176,6 +190,7 @@ struct Plan {
     service: String,
     progress: bool,
     transport: Transport,
+    flow: Flow,
     /// Over TLS: the client and server configs.
     tls: Option<tls::Tls>,
 }
@@ -239,6 +254,9 @@ fn plan(a: Args) -> Result<Plan, String> {
     if uas.len() > 15 {
         return Err("at most 15 --uas endpoints".into());
     }
+    if a.flow == Flow::Register && a.role != Role::Uac {
+        return Err("--flow register goes with --role uac: a registrar answers".into());
+    }
     let tls = match (a.transport, &a.tls_cert, &a.tls_key) {
         (Transport::Tls, Some(c), Some(k)) => Some(tls::Tls::new(Some((c, k)))?),
         (Transport::Tls, None, None) if !has_uas => Some(tls::Tls::new(None)?),
@@ -269,6 +287,7 @@ fn plan(a: Args) -> Result<Plan, String> {
         service: a.service,
         progress: a.progress,
         transport: a.transport,
+        flow: a.flow,
         tls,
     })
 }
@@ -455,6 +474,7 @@ fn run(p: &Plan) -> Result<Outcome, String> {
                 hold: p.hold,
                 run,
                 transport: p.transport.via_name(),
+                register: p.flow == Flow::Register,
             },
             &mut timers,
         ))

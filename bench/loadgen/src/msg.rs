@@ -21,6 +21,8 @@ pub enum Txn {
     Ack,
     /// The BYE.
     Bye,
+    /// A REGISTER (`--flow register`).
+    Register,
 }
 
 impl Txn {
@@ -29,6 +31,7 @@ impl Txn {
             Txn::Invite => b'I',
             Txn::Ack => b'A',
             Txn::Bye => b'B',
+            Txn::Register => b'R',
         }
     }
 
@@ -37,12 +40,13 @@ impl Txn {
             b'I' => Some(Txn::Invite),
             b'A' => Some(Txn::Ack),
             b'B' => Some(Txn::Bye),
+            b'R' => Some(Txn::Register),
             _ => None,
         }
     }
 }
 
-/// What a UAC branch says: `z9hG4bK-{run}-{slot}-{call}.{I|A|B}` (hex).
+/// What a UAC branch says: `z9hG4bK-{run}-{slot}-{call}.{I|A|B|R}` (hex).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BranchId {
     /// The run's random tag, so stale responses of an earlier run are strays.
@@ -193,6 +197,10 @@ pub struct UacText {
     to: Vec<u8>,
     contact: Vec<u8>,
     sdp: Vec<u8>,
+    /// `sip:proxy`: Request-URI of a REGISTER.
+    registrar: Vec<u8>,
+    /// `ip:port` of the UAC, for a REGISTER's Contact.
+    local: Vec<u8>,
 }
 
 /// What a UAC needs from a 2xx to the INVITE to send ACK and BYE
@@ -286,6 +294,8 @@ impl UacText {
             to: format!("{service} <sip:{service}@{proxy}>").into_bytes(),
             contact: format!("<sip:sipload@{local};transport={transport}>").into_bytes(),
             sdp: sdp(local),
+            registrar: format!("sip:{proxy}").into_bytes(),
+            local: local.to_string().into_bytes(),
         }
     }
 
@@ -324,6 +334,38 @@ impl UacText {
             .header(b"Subject", b"sipload")
             .header(b"Content-Type", b"application/sdp");
         w.finish(&self.sdp);
+    }
+
+    /// The REGISTER of call `call`: a phone of its own (address of record
+    /// `sip:u{run}-{call}@example.com`, in hex) binding its Contact for an
+    /// hour, as `bench/scenarios/register.xml` does for SIPp.
+    pub fn register(&self, out: &mut Vec<u8>, slot: u32, call: u64) {
+        let mut w = Writer::request(out, b"REGISTER", &self.registrar);
+        self.via(&mut w, slot, call, Txn::Register);
+        let aor = |o: &mut Vec<u8>| {
+            o.extend_from_slice(b"<sip:u");
+            write_hex(o, self.run.into());
+            o.push(b'-');
+            write_hex(o, call);
+            o.extend_from_slice(b"@example.com>");
+        };
+        w.header_with(b"From", |o| {
+            aor(o);
+            o.extend_from_slice(b";tag=r");
+            write_hex(o, call);
+        });
+        w.header_with(b"To", aor);
+        self.call_id(&mut w, slot, call);
+        w.header(b"CSeq", b"1 REGISTER");
+        w.header_with(b"Contact", |o| {
+            o.extend_from_slice(b"<sip:u");
+            write_hex(o, call);
+            o.push(b'@');
+            o.extend_from_slice(&self.local);
+            o.extend_from_slice(b">;expires=3600");
+        });
+        w.header(b"Max-Forwards", b"70");
+        w.finish(b"");
     }
 
     /// The ACK of a non-2xx final response: same branch and Request-URI as
@@ -442,7 +484,7 @@ mod tests {
     #[test]
     fn identifiers_round_trip() {
         let mut b = Vec::new();
-        for txn in [Txn::Invite, Txn::Ack, Txn::Bye] {
+        for txn in [Txn::Invite, Txn::Ack, Txn::Bye, Txn::Register] {
             b.clear();
             write_branch(&mut b, 0xdead_beef, 17, 0xabcdef0123, txn);
             assert!(b.starts_with(COOKIE));

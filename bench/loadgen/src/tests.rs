@@ -62,6 +62,7 @@ impl World {
                 hold: Duration::from_millis(hold_ms),
                 run: 77,
                 transport: "UDP",
+                register: false,
             },
             &mut timers,
         );
@@ -412,4 +413,65 @@ fn usage_is_checked() {
     let p = parse(&["--role", "uas", "--uas", "127.0.0.1:6000"]).unwrap();
     assert_eq!(p.uas, [a("127.0.0.1:6000")]);
     assert!(p.proxy.is_none());
+}
+
+#[test]
+fn registrations_are_retransmitted_and_counted_on_their_2xx() {
+    let mut timers = Timers::new();
+    let mut uac = Uac::new(
+        UacConfig {
+            sock: 0,
+            local: a(U),
+            proxy: a(P),
+            allowed: vec![a(P)],
+            service: "service".into(),
+            timeout: Duration::from_secs(8),
+            hold: Duration::ZERO,
+            run: 77,
+            transport: "UDP",
+            register: true,
+        },
+        &mut timers,
+    );
+    let mut out = Mem::default();
+    uac.start_call(0, &mut timers, &mut out);
+    uac.start_call(0, &mut timers, &mut out);
+    // The first REGISTER is lost; Timer E sends it again at T1.
+    let (_, to, lost) = out.q.pop_front().unwrap();
+    assert_eq!(to, a(P));
+    assert!(lost.starts_with(b"REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n"));
+    let half_second = uac::T1.as_nanos() as u64;
+    while let Some(t) = timers.pop_due(half_second) {
+        uac.on_timer(half_second, t, &mut timers, &mut out);
+    }
+    // Neither has been answered by then: both go again.
+    assert_eq!(uac.stats.retrans_invite, 2);
+    let mut index = HeaderIndex::new();
+    let mut aors = Vec::new();
+    let mut codes = [200, 403].into_iter();
+    while let Some((_, _, bytes)) = out.q.pop_front() {
+        let req = sip::parse(&bytes, &mut index).unwrap();
+        assert_eq!(req.method_bytes(), b"REGISTER");
+        assert_eq!(req.uri(), b"sip:127.0.0.1:5060");
+        let to = req.first_value(sip::HeaderName::To).unwrap().to_vec();
+        let contact = req.first_value(sip::HeaderName::Contact).unwrap();
+        assert!(contact.ends_with(b"@127.0.0.1:5062>;expires=3600"));
+        aors.push(to);
+        let mut answer = Vec::new();
+        let code = codes.next().unwrap_or(500);
+        msg::response(&mut answer, code, b"X", &req, None, false, None, None);
+        let mut answer_index = HeaderIndex::new();
+        let m = sip::parse(&answer, &mut answer_index).unwrap();
+        uac.on_message(half_second, &m, &mut timers, &mut out);
+    }
+    assert_ne!(
+        aors[0], aors[1],
+        "each REGISTER is another address of record"
+    );
+    // The second's 200, the first's 403, and a 500 to the second's
+    // retransmission, after it was done.
+    assert_eq!(aors.len(), 3);
+    assert_eq!((uac.stats.ok, uac.stats.non2xx, uac.active()), (1, 1, 0));
+    assert_eq!(uac.stats.stray, 1);
+    assert_eq!(uac.stats.codes.get(&403), Some(&1));
 }

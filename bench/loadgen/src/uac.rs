@@ -42,12 +42,15 @@ pub struct UacConfig {
     pub run: u32,
     /// The transport's name in Via and Contact (`UDP`, `TCP`).
     pub transport: &'static str,
+    /// Each "call" is one REGISTER and its 2xx (`--flow register`)
+    /// instead of INVITE, ACK and BYE.
+    pub register: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Free,
-    /// INVITE sent, no response yet: retransmitting.
+    /// INVITE (or REGISTER) sent, no response yet: retransmitting.
     Inviting,
     /// A provisional response came: waiting for the final one.
     Proceeding,
@@ -81,18 +84,18 @@ pub struct UacStats {
     pub started: u64,
     /// Calls that got a 2xx to their BYE.
     pub ok: u64,
-    /// No final response to the INVITE in time.
+    /// No final response to the INVITE (or REGISTER) in time.
     pub timeout_invite: u64,
     /// No final response to the BYE in time.
     pub timeout_bye: u64,
-    /// A non-2xx final response to the INVITE or the BYE.
+    /// A non-2xx final response to the INVITE, BYE or REGISTER.
     pub non2xx: u64,
     /// A 2xx the call could not go on from (no Contact, a route to an
     /// address not given on the command line...).
     pub unexpected: u64,
     /// Still running when the run's time was up.
     pub unfinished: u64,
-    /// INVITE retransmissions sent.
+    /// INVITE (or REGISTER) retransmissions sent.
     pub retrans_invite: u64,
     /// BYE retransmissions sent.
     pub retrans_bye: u64,
@@ -131,7 +134,7 @@ pub struct Uac {
     q_hold: QueueId,
     /// Counters.
     pub stats: UacStats,
-    /// INVITE → 200 OK, µs.
+    /// INVITE (or REGISTER) → 200 OK, µs.
     pub rtd: Histogram,
 }
 
@@ -195,19 +198,22 @@ impl Uac {
         self.active += 1;
         self.stats.started += 1;
         self.stats.last_start = now;
-        let text = &self.text;
+        let (gen, rtok) = (c.gen, c.rtok);
+        self.send_first(slot, number, out);
+        timers.schedule(self.q_retrans[0], now, slot, gen, rtok, Kind::UacRetransmit);
+        timers.schedule(self.q_timeout, now, slot, gen, 0, Kind::UacInviteTimeout);
+    }
+
+    /// Sends (again) the request that starts call `call` in `slot`.
+    fn send_first(&self, slot: u32, call: u64, out: &mut impl Outbox) {
+        let (text, register) = (&self.text, self.cfg.register);
         out.send(self.cfg.sock, self.cfg.proxy, |o| {
-            text.invite(o, slot, number)
+            if register {
+                text.register(o, slot, call)
+            } else {
+                text.invite(o, slot, call)
+            }
         });
-        timers.schedule(
-            self.q_retrans[0],
-            now,
-            slot,
-            c.gen,
-            c.rtok,
-            Kind::UacRetransmit,
-        );
-        timers.schedule(self.q_timeout, now, slot, c.gen, 0, Kind::UacInviteTimeout);
     }
 
     fn release(&mut self, slot: u32) {
@@ -321,6 +327,27 @@ impl Uac {
                 }
             }
             (Txn::Bye, _) => self.stats.stray += 1,
+            (Txn::Register, 100..=199) => {
+                self.stats.provisional += 1;
+                if state == State::Inviting {
+                    // §17.1.2.2: a provisional response makes Timer E
+                    // wait T2; sipload simply stops retransmitting.
+                    let c = &mut self.calls[slot as usize];
+                    c.state = State::Proceeding;
+                    c.rtok = c.rtok.wrapping_add(1);
+                }
+            }
+            (Txn::Register, _) if matches!(state, State::Inviting | State::Proceeding) => {
+                if (200..300).contains(&code) {
+                    let c = &self.calls[slot as usize];
+                    self.rtd.record(now.saturating_sub(c.started) / 1_000);
+                    self.stats.ok += 1;
+                    self.release(slot);
+                } else {
+                    self.fail_non2xx(slot, code);
+                }
+            }
+            (Txn::Register, _) => self.stats.stray += 1,
             (Txn::Ack, _) => self.stats.junk += 1,
         }
     }
@@ -389,10 +416,8 @@ impl Uac {
                 }
                 match c.state {
                     State::Inviting => {
-                        let (text, slot, call) = (&self.text, t.slot, c.call);
-                        out.send(self.cfg.sock, self.cfg.proxy, |o| {
-                            text.invite(o, slot, call)
-                        });
+                        let call = c.call;
+                        self.send_first(t.slot, call, out);
                         self.stats.retrans_invite += 1;
                     }
                     State::Byeing => {
@@ -402,6 +427,7 @@ impl Uac {
                     }
                     _ => return,
                 }
+                let c = &mut self.calls[t.slot as usize];
                 c.retrans = c.retrans.saturating_add(1);
                 c.rtok = c.rtok.wrapping_add(1);
                 let q = self.q_retrans[usize::from(c.retrans).min(INTERVALS - 1)];
