@@ -8,13 +8,16 @@
 //! namespace (10.20.0.2) runs coturn and the pool's SIPp server. The edge
 //! listens on a wildcard address with no `advertise`: STUN alone says
 //! what it is called outside.
+//!
+//! The edge also answers the STUN keepalives phones send to its SIP port
+//! (RFC 5626), on loopback.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use e2e::coturn::Coturn;
 use e2e::hosts::{self, Host};
-use e2e::{free_port, require_private_netns, sip, Sipedge, SippUac, SippUas};
+use e2e::{free_port, require_private_netns, sip, Sipedge, SippUac, SippUas, Udp};
 
 /// The edge's host, inside the NAT.
 const INSIDE: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
@@ -164,4 +167,92 @@ fn with_no_stun_server_answering_a_wildcard_edge_names_its_local_address() {
         via.starts_with(&format!("SIP/2.0/UDP 127.0.0.1:{edge_port};")),
         "{invite}"
     );
+}
+
+/// A phone behind NAT that keeps its binding open with STUN on the SIP
+/// port (RFC 5626 §4.4.1) gets the Binding answer from that port, saying
+/// where the edge sees it; what is not a Binding request gets nothing, and
+/// SIP on the same port goes on.
+#[test]
+fn a_phones_stun_keepalive_on_the_sip_port_is_answered() {
+    require_private_netns();
+    let edge_port = free_port();
+    let pool = SippUas::start("uas.xml", free_port(), &[]);
+    let edge = Sipedge::start(&format!(
+        "[node]\nid = \"keepalives\"\nsecret = \"the STUN test's cluster secret\"\n\
+         [[edge]]\nname = \"phones\"\nlisten = [\"udp:127.0.0.1:{edge_port}\"]\n\
+         [[edge.destination]]\nuri = \"{}\"\n",
+        pool.uri()
+    ));
+    let to_edge = format!("127.0.0.1:{edge_port}");
+    let phone = Udp::bind();
+    // A Binding request, written by hand: header only, this id.
+    let id = *b"keepalive-01";
+    let mut request = vec![0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+    request.extend_from_slice(&id);
+    phone.send_to(&request, to_edge.as_str());
+    let (got, from) = phone
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no answer\n{}", edge.stderr_text()));
+    assert_eq!(from.to_string(), to_edge, "answered from the SIP port");
+    assert_eq!(&got[..2], [1, 1], "a Binding success: {got:02x?}");
+    assert_eq!(&got[8..20], id, "to our transaction");
+    assert_eq!(
+        xor_mapped(&got),
+        Some(phone.local_addr()),
+        "where the edge saw the phone: {got:02x?}"
+    );
+
+    // An indication, an answer, a request with an attribute that must
+    // be understood (USERNAME): nothing comes back. A SIP request after
+    // them is still answered.
+    for (kind, attrs) in [
+        ([0x00, 0x11], &[][..]),
+        ([0x01, 0x01], &[][..]),
+        (
+            [0x00, 0x01],
+            &[0x00, 0x06, 0x00, 0x04, b'a', b'l', b'i', b'c'][..],
+        ),
+    ] {
+        let mut m = kind.to_vec();
+        m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        m.extend_from_slice(&id);
+        m.extend_from_slice(attrs);
+        phone.send_to(&m, to_edge.as_str());
+    }
+    let call = SippUac::run("uac.xml", &to_edge, 1, 1, &["-s", "pool"]);
+    call.assert_all_successful();
+    assert!(
+        phone.already_received().is_none(),
+        "only Binding requests are answered"
+    );
+    // What the STUN codec would say of odd messages stays out of the log.
+    assert!(
+        !edge.stderr_text().contains("stun_types"),
+        "{}",
+        edge.stderr_text()
+    );
+}
+
+/// The XOR-MAPPED-ADDRESS (IPv4) of a STUN message, read by hand.
+fn xor_mapped(msg: &[u8]) -> Option<SocketAddr> {
+    let mut at = 20;
+    while at + 4 <= msg.len() {
+        let kind = u16::from_be_bytes([msg[at], msg[at + 1]]);
+        let len = usize::from(u16::from_be_bytes([msg[at + 2], msg[at + 3]]));
+        let value = msg.get(at + 4..at + 4 + len)?;
+        if kind == 0x0020 && len == 8 && value[1] == 1 {
+            let port = u16::from_be_bytes([value[2], value[3]]) ^ 0x2112;
+            let ip = Ipv4Addr::new(
+                value[4] ^ 0x21,
+                value[5] ^ 0x12,
+                value[6] ^ 0xa4,
+                value[7] ^ 0x42,
+            );
+            return Some(SocketAddr::from((ip, port)));
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    None
 }

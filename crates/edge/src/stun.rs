@@ -1,7 +1,12 @@
-//! STUN (RFC 5389) as the edge uses it: one Binding request from the
-//! edge's own SIP socket to a configured server, whose answer says the
-//! address and port the NAT in front of the edge maps that socket to —
-//! the address to write into Via and Record-Route (`[[edge]] stun`).
+//! STUN (RFC 5389) as the edge uses it, both ways on its SIP UDP ports:
+//!
+//! - as a client: one Binding request from the edge's own SIP socket to a
+//!   configured server, whose answer says the address and port the NAT in
+//!   front of the edge maps that socket to — the address to write into Via
+//!   and Record-Route (`[[edge]] stun`);
+//! - as a server: a phone behind NAT that keeps its binding open with STUN
+//!   (RFC 5626 §4.4.1, §8.4: SIP Outbound's keepalives on the SIP port)
+//!   gets the Binding answer saying where the edge sees it ([`answer`]).
 //!
 //! The messages are the `stun-types` crate's; this module only says which
 //! datagrams are STUN and what an answer to our own request holds. The
@@ -9,8 +14,10 @@
 //! share the port with SIP (told apart as RFC 7983 §7 does).
 
 use std::net::SocketAddr;
-use stun_types::attribute::XorMappedAddress;
-use stun_types::message::{Message, MessageClass, MessageWrite, MessageWriteVec, BINDING};
+use stun_types::attribute::{Attribute, AttributeStaticType, Fingerprint, XorMappedAddress};
+use stun_types::message::{
+    Message, MessageClass, MessageWrite, MessageWriteExt, MessageWriteVec, BINDING,
+};
 
 /// The magic cookie that every RFC 5389 message carries in bytes 4..8.
 const COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
@@ -50,13 +57,38 @@ pub fn mapped(datagram: &[u8], id: u128) -> Option<SocketAddr> {
     Some(addr.addr(msg.transaction_id()))
 }
 
+/// The answer to a Binding request from `from` (a phone's keepalive):
+/// a success carrying `from` as XOR-MAPPED-ADDRESS, and a FINGERPRINT
+/// when the request had one (RFC 5389 §7.3.1). `None` for anything else:
+/// answers, indications, other methods, garbage, and requests carrying
+/// attributes that must be understood (a keepalive has none; an ICE or
+/// authenticated request is not for a SIP port) — those are dropped, not
+/// answered 420. Only called for datagrams that [`looks_like`] STUN.
+pub fn answer(datagram: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
+    let msg = Message::from_bytes(datagram).ok()?;
+    if !msg.has_method(BINDING)
+        || !msg.has_class(MessageClass::Request)
+        || msg
+            .iter_attributes()
+            .any(|(_, a)| a.get_type().comprehension_required())
+    {
+        return None;
+    }
+    let mut out = Message::builder_success(&msg, MessageWriteVec::new());
+    out.add_attribute(&XorMappedAddress::new(from, msg.transaction_id()))
+        .ok()?;
+    if msg.has_attribute(Fingerprint::TYPE) {
+        out.add_fingerprint().ok()?;
+    }
+    Some(out.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stun_types::message::MessageWriteExt;
 
     /// What a server answers to `request`, claiming `seen`.
-    fn answer(request: &[u8], seen: SocketAddr) -> Vec<u8> {
+    fn servers_answer(request: &[u8], seen: SocketAddr) -> Vec<u8> {
         let req = Message::from_bytes(request).expect("our request parses");
         let mut out = Message::builder_success(&req, MessageWriteVec::new());
         out.add_attribute(&XorMappedAddress::new(seen, req.transaction_id()))
@@ -87,7 +119,52 @@ mod tests {
         let (req, id) = binding_request();
         for seen in ["198.51.100.7:40123", "[2001:db8::7]:5060"] {
             let seen: SocketAddr = seen.parse().expect("address");
-            assert_eq!(mapped(&answer(&req, seen), id), Some(seen));
+            assert_eq!(mapped(&servers_answer(&req, seen), id), Some(seen));
+        }
+    }
+
+    #[test]
+    fn a_phones_binding_request_is_answered_with_where_it_was_seen() {
+        let phone: SocketAddr = "198.51.100.9:5062".parse().expect("address");
+        let (req, id) = binding_request();
+        let got = answer(&req, phone).expect("answered");
+        assert_eq!(mapped(&got, id), Some(phone));
+        assert!(!Message::from_bytes(&got)
+            .expect("parses")
+            .has_attribute(Fingerprint::TYPE));
+
+        // With a FINGERPRINT, the answer has one too.
+        let mut with = Message::builder_request(BINDING, MessageWriteVec::new());
+        with.add_fingerprint().expect("room");
+        let with = with.finish();
+        let got = answer(&with, phone).expect("answered");
+        let m = Message::from_bytes(&got).expect("its fingerprint checks");
+        assert!(m.has_attribute(Fingerprint::TYPE));
+        assert_eq!(
+            mapped(
+                &got,
+                Message::from_bytes(&with)
+                    .expect("parses")
+                    .transaction_id()
+                    .into()
+            ),
+            Some(phone)
+        );
+
+        // Not answered: an answer, an authenticated (or ICE) request,
+        // a cut or flipped one.
+        assert_eq!(answer(&got, phone), None);
+        let mut user = Message::builder_request(BINDING, MessageWriteVec::new());
+        user.add_attribute(&stun_types::attribute::Username::new("alice").expect("name"))
+            .expect("room");
+        assert_eq!(answer(&user.finish(), phone), None);
+        for cut in 0..with.len() {
+            assert_eq!(answer(&with[..cut], phone), None, "cut at {cut}");
+        }
+        for i in 0..with.len() {
+            let mut bad = with.clone();
+            bad[i] ^= 0x01;
+            let _ = answer(&bad, phone);
         }
     }
 
@@ -96,9 +173,13 @@ mod tests {
         let (req, id) = binding_request();
         let seen: SocketAddr = "198.51.100.7:40123".parse().expect("address");
         let (other, _) = binding_request();
-        assert_eq!(mapped(&answer(&other, seen), id), None, "another id");
+        assert_eq!(
+            mapped(&servers_answer(&other, seen), id),
+            None,
+            "another id"
+        );
         assert_eq!(mapped(&req, id), None, "a request");
-        let good = answer(&req, seen);
+        let good = servers_answer(&req, seen);
         for cut in 0..good.len() {
             assert_eq!(mapped(&good[..cut], id), None, "cut at {cut}");
         }

@@ -72,6 +72,14 @@ impl Out {
         std::mem::take(&mut self.gone).answer(served, edge, worker);
     }
 
+    /// Queues one datagram made outside the pipeline, from the edge's
+    /// socket `local`.
+    fn push(&mut self, local: usize, bytes: &[u8], to: SocketAddr) {
+        if let Some(b) = self.batches.get_mut(local) {
+            b.push(bytes, to);
+        }
+    }
+
     /// Queues what the pipeline said to send after `outcome`: datagrams
     /// into the batches, connection messages into their connections.
     fn queue(&mut self, served: &Rc<Served>, worker: &mut Worker, outcome: Outcome) {
@@ -196,11 +204,16 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
                     let Some((datagram, src)) = batch.get(i) else {
                         continue;
                     };
-                    if let Some(inbox) = served.stun.as_ref() {
-                        if edge::stun::looks_like(datagram) {
+                    if edge::stun::looks_like(datagram) {
+                        // A phone's keepalive is answered from this
+                        // socket; anything else may be our own STUN
+                        // task's answer.
+                        if let Some(reply) = edge::stun::answer(datagram, src) {
+                            out.push(li, &reply, src);
+                        } else if let Some(inbox) = served.stun.as_ref() {
                             inbox.deliver(datagram, src);
-                            continue;
                         }
+                        continue;
                     }
                     let from = Flow::udp(li, src);
                     let outcome = worker.handle(edge, datagram, from, now);
