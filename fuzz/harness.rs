@@ -528,3 +528,23 @@ pub fn pipeline(data: &[u8]) {
         check(bytes);
     }
 }
+
+/// STUN on the SIP port: arbitrary datagrams never panic; one the edge
+/// answers is a STUN message the edge itself would not answer (two
+/// edges never ping-pong), and says where it saw the sender.
+pub fn stun(data: &[u8]) {
+    use edge::stun::{answer, looks_like, mapped};
+    let from: std::net::SocketAddr = ([198, 51, 100, 9], 5062).into();
+    let _ = mapped(data, 0);
+    if !looks_like(data) {
+        return;
+    }
+    if let Some(a) = answer(data, from) {
+        assert!(looks_like(&a));
+        assert_eq!(answer(&a, from), None, "an answer is never answered");
+        // The transaction id as the codec holds it: its 96 bits.
+        let mut id = [0u8; 16];
+        id[4..].copy_from_slice(&data[8..20]);
+        assert_eq!(mapped(&a, u128::from_be_bytes(id)), Some(from));
+    }
+}
