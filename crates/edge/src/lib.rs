@@ -9,6 +9,7 @@ pub mod config;
 pub mod dispatch;
 pub mod flow;
 pub mod health;
+pub mod hygiene;
 pub mod keyhash;
 pub mod keyring;
 pub mod limits;

@@ -99,10 +99,13 @@ pub enum Event {
     KeepaliveAnswered,
     /// A binding removed because its contact stopped answering keepalives.
     BindingLost,
+    /// A packet dropped unanswered by the edge's hygiene (`deny`,
+    /// `restrict`, `user_agent_deny`); per reason in the admin API.
+    Blocked,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::BindingLost as usize + 1;
+pub const EVENTS: usize = Event::Blocked as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -144,6 +147,7 @@ impl Event {
         Event::KeepaliveSent,
         Event::KeepaliveAnswered,
         Event::BindingLost,
+        Event::Blocked,
     ];
 
     /// A stable name for metrics and logs.
@@ -186,6 +190,7 @@ impl Event {
             Event::KeepaliveSent => "keepalive_sent",
             Event::KeepaliveAnswered => "keepalive_answered",
             Event::BindingLost => "binding_lost",
+            Event::Blocked => "blocked",
         }
     }
 }

@@ -20,7 +20,7 @@ mod tests;
 pub use error::ConfigError;
 pub use model::{
     Admin, BodyCoding, Capacity, Cluster, CodeRange, Coding, Config, Connections, Destination,
-    Edge, ForeignNextHop, HostPort, Insertion, Keepalive, Listen, Node, OnInvalid, Probe,
+    Edge, ForeignNextHop, HostPort, Hygiene, Insertion, Keepalive, Listen, Node, OnInvalid, Probe,
     Registrar, Stun, Transaction, Transport,
 };
 pub use parse::{admin_of, dns_of, parse, parse_with, LiteralsOnly, Resolve};

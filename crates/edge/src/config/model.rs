@@ -112,6 +112,36 @@ pub struct Node {
     pub dns: Vec<SocketAddr>,
 }
 
+/// Traffic hygiene: sources and User-Agents an edge drops unanswered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hygiene {
+    /// Networks always served (`allow`): exceptions to `deny`, and with
+    /// `restrict` the only sources served besides the destinations.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Networks never served (`deny`).
+    pub deny: Vec<ipnet::IpNet>,
+    /// Serve only `allow` and the destinations (`restrict = true`).
+    pub restrict: bool,
+    /// Substrings of User-Agents whose requests are dropped, any case
+    /// (`user_agent_deny`; by default the scanners of
+    /// [`crate::hygiene::SCANNERS`]).
+    pub user_agent_deny: Vec<String>,
+}
+
+impl Default for Hygiene {
+    fn default() -> Hygiene {
+        Hygiene {
+            allow: Vec::new(),
+            deny: Vec::new(),
+            restrict: false,
+            user_agent_deny: crate::hygiene::SCANNERS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
 /// STUN discovery of an edge's public address (`stun`, `stun_interval`):
 /// for an edge behind a NAT whose public address is not known in advance
 /// or may change. A Binding request leaves from the edge's first `udp:`
@@ -211,6 +241,9 @@ pub struct Edge {
     /// requests a NAT test found behind NAT, and of answers from outside
     /// the pool.
     pub nat_sdp: bool,
+    /// Which sources the edge serves and which User-Agents it ignores
+    /// (`allow`, `deny`, `restrict`, `user_agent_deny`).
+    pub hygiene: Hygiene,
     /// The built-in registrar (`flags = ["registrations"]`, settings in
     /// `[edge.registrar]`); `None`: REGISTER goes to the pool.
     pub registrar: Option<Registrar>,

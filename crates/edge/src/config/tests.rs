@@ -171,6 +171,7 @@ fn example_parses_to_expected_model() {
             nat_test: crate::nat::NatTests::default(),
             nat_sdp: false,
             registrar: None,
+            hygiene: Default::default(),
             line: 9,
         }],
         cluster: None,
@@ -2029,5 +2030,39 @@ fn cluster_names_this_nodes_link_address_and_its_peers() {
         11,
         "peers",
         "listed twice",
+    );
+}
+
+#[test]
+fn hygiene_lists_and_their_defaults() {
+    let open = &ok(MINIMAL).edges[0].hygiene;
+    assert!(open.allow.is_empty() && open.deny.is_empty() && !open.restrict);
+    assert!(open.user_agent_deny.iter().any(|u| u == "friendly-scanner"));
+    let h = &ok(&edge_with(
+        "allow = [\"203.0.113.0/24\", \"2001:db8::1\"]\ndeny = [\"198.51.100.7\"]\n\
+         restrict = true\nuser_agent_deny = [\"BadBot\"]",
+    ))
+    .edges[0]
+        .hygiene;
+    let shown = |n: &[ipnet::IpNet]| n.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(shown(&h.allow), ["203.0.113.0/24", "2001:db8::1/128"]);
+    assert_eq!(shown(&h.deny), ["198.51.100.7/32"]);
+    assert!(h.restrict);
+    assert_eq!(h.user_agent_deny, ["BadBot"]);
+    let none = &ok(&edge_with("user_agent_deny = []")).edges[0].hygiene;
+    assert!(none.user_agent_deny.is_empty(), "[] turns the defaults off");
+}
+
+#[test]
+fn bad_hygiene() {
+    assert_err(&edge_with("deny = [\"10.0.0.0/33\"]"), 5, "deny", "");
+    assert_err(&edge_with("allow = \"10.0.0.0/8\""), 5, "allow", "array");
+    assert_err(&edge_with("restrict = \"yes\""), 5, "restrict", "");
+    assert_err(&edge_with("restrict = true"), 5, "restrict", "allow");
+    assert_err(
+        &edge_with("user_agent_deny = [\"sipcli\", \" \"]"),
+        5,
+        "user_agent_deny",
+        "every User-Agent",
     );
 }

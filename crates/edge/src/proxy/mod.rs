@@ -179,6 +179,11 @@ pub struct Edge {
     /// like [`crate::nat::NatTest::ALL`]): a shared counter per request
     /// only where NAT was found; kept across reloads.
     nat_found: Arc<[AtomicU64; 8]>,
+    /// Which sources and User-Agents are dropped unanswered.
+    hygiene: crate::hygiene::Hygiene,
+    /// Packets dropped by [`Edge::hygiene`], per [`crate::hygiene::Block`]
+    /// reason; kept across reloads.
+    blocked: Arc<[AtomicU64; 3]>,
     /// The built-in registrar (`flags = ["registrations"]`), its bindings
     /// kept across reloads.
     registrar: Option<crate::registrar::Registrar>,
@@ -319,6 +324,8 @@ impl Edge {
             nat_sdp: edge.nat_sdp,
             relay: previous.and_then(|p| p.relay),
             nat_found: previous.map_or_else(Arc::default, |p| Arc::clone(&p.nat_found)),
+            hygiene: crate::hygiene::Hygiene::new(&edge.hygiene),
+            blocked: previous.map_or_else(Arc::default, |p| Arc::clone(&p.blocked)),
             registrar: edge.registrar.as_ref().map(|cfg| {
                 crate::registrar::Registrar::new(
                     cfg,
@@ -351,6 +358,42 @@ impl Edge {
             .map(|t| (t, self.nat_found[1 + t.index()].load(Ordering::Relaxed)))
             .collect();
         (self.nat_found[0].load(Ordering::Relaxed), per_test)
+    }
+
+    /// Packets dropped by the edge's hygiene since start, per reason.
+    pub fn blocked_counts(&self) -> [(crate::hygiene::Block, u64); 3] {
+        crate::hygiene::Block::ALL.map(|b| (b, self.blocked[b.index()].load(Ordering::Relaxed)))
+    }
+
+    /// Why a packet from `from` is dropped unanswered, if it is (and
+    /// counts it).
+    #[inline]
+    fn blocks(&self, from: &Flow) -> Option<crate::hygiene::Block> {
+        let ip = from.remote.ip();
+        // The pool side: the destinations, and the networks allowed to
+        // send out through the edge.
+        let why = self.hygiene.source(ip, || {
+            self.destinations.iter().any(|d| d.addr.ip() == ip)
+                || self.outbound_from.iter().any(|n| n.contains(&ip))
+        })?;
+        self.blocked[why.index()].fetch_add(1, Ordering::Relaxed);
+        Some(why)
+    }
+
+    /// Whether a request is from a User-Agent the edge ignores (and
+    /// counts it).
+    #[inline]
+    fn ignores(&self, m: &sip::Message<'_>) -> bool {
+        if !self.hygiene.checks_user_agents() || !m.is_request() {
+            return false;
+        }
+        let hit = m
+            .first_value(sip::HeaderName::UserAgent)
+            .is_some_and(|ua| self.hygiene.user_agent(ua));
+        if hit {
+            self.blocked[crate::hygiene::Block::UserAgent.index()].fetch_add(1, Ordering::Relaxed);
+        }
+        hit
     }
 
     /// The outbound proxy's DNS answers: the daemon stores what it looked
@@ -711,6 +754,10 @@ impl Worker {
     fn step(&mut self, edge: &Edge, datagram: &[u8], from: Flow, now: Instant) -> Outcome {
         let (index, mut s) = self.split();
         s.out.clear();
+        if edge.blocks(&from).is_some() {
+            s.stats.count(Event::Blocked);
+            return Outcome::Drop(Event::Blocked);
+        }
         let msg = match sip::parse(datagram, index) {
             Ok(m) => m,
             Err(ParseError::Empty) => {
@@ -719,6 +766,10 @@ impl Worker {
             }
             Err(e) => return reply::malformed(edge, &mut s, datagram, e, from),
         };
+        if edge.ignores(&msg) {
+            s.stats.count(Event::Blocked);
+            return Outcome::Drop(Event::Blocked);
+        }
         // A stream message without Content-Length cannot be framed (RFC
         // 3261 §18.3): the runtime hands over its header section, it is
         // answered here, and the connection closes.

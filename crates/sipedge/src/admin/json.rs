@@ -83,6 +83,9 @@ pub struct EdgeBody<'a> {
     /// behind NAT, and how often each configured test fired; `null` when
     /// the edge runs no test.
     pub nat: Option<NatBody>,
+    /// Packets dropped unanswered since start, by reason (`deny`,
+    /// `restrict`, `user_agent`): the edge's traffic hygiene.
+    pub blocked: std::collections::BTreeMap<&'static str, u64>,
     /// The built-in registrar (`flags = ["registrations"]`): what it
     /// holds now; `null` on an edge without it.
     pub registrations: Option<RegistrationsBody>,
@@ -333,6 +336,9 @@ pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate
                     tests: per_test.into_iter().map(|(t, n)| (t.name(), n)).collect(),
                 })
             }),
+            blocked: proxy
+                .map(|p| p.blocked_counts().map(|(b, n)| (b.name(), n)).into())
+                .unwrap_or_default(),
             destinations,
             retired: proxy.map_or_else(Vec::new, |p| {
                 p.retired().iter().map(|d| d.uri.as_str()).collect()

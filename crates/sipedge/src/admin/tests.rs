@@ -148,6 +148,10 @@ async fn destinations_lists_config_and_state() {
     assert_eq!(edge["destinations"][0]["tier"], 1);
     assert_eq!(edge["insertion"], "stateless");
     assert_eq!(edge["addresses"], serde_json::json!(["127.0.0.1:5060"]));
+    assert_eq!(
+        edge["blocked"],
+        serde_json::json!({"deny": 0, "restrict": 0, "user_agent": 0})
+    );
     assert_eq!(edge["transactions"], Value::Null);
     assert_eq!(edge["channels_in_use"], 0);
     assert_eq!(edge["validation_failures"], serde_json::json!({}));

@@ -96,6 +96,10 @@ const EDGE_KEYS: &[&str] = &[
     "nat_test",
     "nat_sdp",
     "registrar",
+    "allow",
+    "deny",
+    "restrict",
+    "user_agent_deny",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -747,6 +751,7 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
             .transpose()?
             .unwrap_or(false),
         registrar,
+        hygiene: hygiene(t)?,
         line: cx.line(t.at),
     };
     let mut edge = edge;
@@ -832,6 +837,52 @@ fn nat_test(t: &Table<'_, '_>) -> Result<crate::nat::NatTests> {
         }
     }
     Ok(NatTests::of(&tests))
+}
+
+/// Reads `allow`, `deny`, `restrict` and `user_agent_deny`.
+fn hygiene(t: &Table<'_, '_>) -> Result<crate::config::model::Hygiene> {
+    let cx = t.cx;
+    let nets = |key: &str| match t.get(key) {
+        Some(v) => networks(cx, v, key),
+        None => Ok(Vec::new()),
+    };
+    let mut h = crate::config::model::Hygiene {
+        allow: nets("allow")?,
+        deny: nets("deny")?,
+        restrict: t
+            .get("restrict")
+            .map(|v| cx.boolean(v, "restrict"))
+            .transpose()?
+            .unwrap_or(false),
+        ..Default::default()
+    };
+    if let Some(v) = t.get("user_agent_deny") {
+        h.user_agent_deny = cx
+            .string_array(v, "user_agent_deny")?
+            .into_iter()
+            .map(|(s, at)| {
+                if s.trim().is_empty() {
+                    return Err(cx.err(
+                        at,
+                        "user_agent_deny",
+                        "an empty pattern would match every User-Agent",
+                    ));
+                }
+                Ok(s.to_owned())
+            })
+            .collect::<Result<_>>()?;
+    }
+    if h.restrict && h.allow.is_empty() {
+        if let Some(v) = t.get("restrict") {
+            return Err(cx.err(
+                v.span().start,
+                "restrict",
+                "restrict = true serves only the networks in allow (and the destinations): \
+                 list them in allow = [\"203.0.113.0/24\"]",
+            ));
+        }
+    }
+    Ok(h)
 }
 
 /// Reads `stun` (servers as `host[:port]`) and `stun_interval` (seconds,
