@@ -30,6 +30,15 @@ impl Udp {
         Udp { sock }
     }
 
+    /// Binds `ip` (another loopback address, 127.0.0.2 say, as a second
+    /// source) on a port the kernel picks.
+    pub fn bind_ip(ip: &str) -> Udp {
+        require_private_netns();
+        let sock =
+            UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("cannot bind UDP {ip}:0: {e}"));
+        Udp { sock }
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.sock.local_addr().expect("bound socket has an address")
