@@ -369,7 +369,17 @@ impl Edge {
     /// counts it).
     #[inline]
     fn blocks(&self, from: &Flow) -> Option<crate::hygiene::Block> {
-        let ip = from.remote.ip();
+        self.blocks_source(from.remote.ip())
+    }
+
+    /// Whether a connection from `ip` is closed as soon as it is accepted
+    /// (its source is not served; counted like a packet).
+    pub fn refuses(&self, ip: std::net::IpAddr) -> bool {
+        self.blocks_source(ip).is_some()
+    }
+
+    #[inline]
+    fn blocks_source(&self, ip: std::net::IpAddr) -> Option<crate::hygiene::Block> {
         // The pool side: the destinations, and the networks allowed to
         // send out through the edge.
         let why = self.hygiene.source(ip, || {

@@ -47,7 +47,8 @@ fn keepalive(stream: &tokio::net::TcpStream, idle: Duration) {
 }
 
 /// Accepts connections on the edge's listener `li` for as long as the
-/// shard runs; one over the caps is closed at once (and counted). On a
+/// shard runs; one over the caps, or from a source the edge's hygiene
+/// blocks, is closed at once (and counted). On a
 /// TLS or WebSocket listener each connection's handshake runs in its own
 /// task, under `header_timeout`.
 pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::TcpListener) {
@@ -66,6 +67,11 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
                 continue;
             }
         };
+        // A source the edge does not serve gets its connection closed at
+        // once, before it takes a slot or a handshake.
+        if served.edge().refuses(peer.ip()) {
+            continue;
+        }
         let registry = &served.registry;
         let Ok(slot) = registry.reserve(peer.ip(), true) else {
             continue;
