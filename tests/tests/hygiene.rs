@@ -9,7 +9,8 @@
 //! the pool's SIPp server at 127.0.0.4, a pool-side network
 //! (`outbound_from`) at 127.0.0.5.
 
-use std::net::Ipv4Addr;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
@@ -106,4 +107,52 @@ fn denied_unlisted_and_scanning_sources_get_nothing_and_are_counted() {
         blocked["user_agent"].as_u64().is_some_and(|n| n >= 1),
         "svmap's OPTIONS counted: {blocked}"
     );
+}
+
+/// Over TCP, a denied source's connection is closed as soon as it is
+/// accepted (before it takes a slot or a handshake), and counted; the
+/// allowed caller's is served.
+#[test]
+fn a_denied_sources_connections_are_closed_as_soon_as_accepted() {
+    require_private_netns();
+    let (port, admin) = (free_port(), free_port());
+    let pool = SippUas::start("uas.xml", free_port(), &[]);
+    let _edge = Sipedge::start(&format!(
+        "[node]\nid = \"hygiene-tcp\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+         [[edge]]\nname = \"guarded\"\nlisten = [\"tcp:127.0.0.1:{port}\"]\n\
+         flags = [\"ping-replies\"]\ndeny = [\"127.0.0.2/32\"]\n\
+         [[edge.destination]]\nuri = \"{}\"\n",
+        pool.uri()
+    ));
+    let connect = |from: [u8; 4]| -> TcpStream {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        s.bind(&SocketAddr::from((from, 0)).into()).expect("bind");
+        s.connect(&SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .expect("the kernel completes the handshake before accept");
+        let c: TcpStream = s.into();
+        c.set_read_timeout(Some(ANSWER)).expect("timeout");
+        c
+    };
+    let mut buf = [0u8; 4096];
+    let mut denied = connect([127, 0, 0, 2]);
+    let got = denied.read(&mut buf);
+    assert!(
+        matches!(got, Ok(0))
+            || matches!(&got, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the denied source's connection stays open: {got:?}"
+    );
+
+    let mut caller = connect([127, 0, 0, 1]);
+    let local = caller.local_addr().expect("bound");
+    let req = sip::Request::new("OPTIONS", &format!("sip:127.0.0.1:{port}"), local).set(
+        "Via",
+        &format!("SIP/2.0/TCP {local};branch=z9hG4bK-hygiene-tcp"),
+    );
+    caller.write_all(req.build().as_bytes()).expect("send");
+    let n = caller.read(&mut buf).expect("an answer");
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(sip::status_code(&answer), Some(200), "{answer}");
+    let blocked = &AdminApi::local(admin).destinations()["edges"][0]["blocked"];
+    assert_eq!(blocked["deny"].as_u64(), Some(1), "{blocked}");
 }
