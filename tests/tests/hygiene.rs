@@ -48,6 +48,10 @@ fn denied_unlisted_and_scanning_sources_get_nothing_and_are_counted() {
     let unlisted = Udp::bind_ip("127.0.0.3");
     let caller = Udp::bind();
     ping(&denied, &to_edge);
+    // Nor is a STUN keepalive from it answered.
+    let mut binding = vec![0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+    binding.extend_from_slice(b"denied-stun!");
+    denied.send_to(&binding, to_edge.as_str());
     ping(&unlisted, &to_edge);
     // The allowed caller's ping, sent after theirs, is answered: by then
     // theirs were handled.
@@ -101,7 +105,7 @@ fn denied_unlisted_and_scanning_sources_get_nothing_and_are_counted() {
     assert_eq!(pool.count("INVITE"), 1);
 
     let blocked = &api.destinations()["edges"][0]["blocked"];
-    assert_eq!(blocked["deny"].as_u64(), Some(1), "{blocked}");
+    assert_eq!(blocked["deny"].as_u64(), Some(2), "{blocked}");
     assert_eq!(blocked["restrict"].as_u64(), Some(1), "{blocked}");
     assert!(
         blocked["user_agent"].as_u64().is_some_and(|n| n >= 1),

@@ -206,10 +206,13 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
                     };
                     if edge::stun::looks_like(datagram) {
                         // A phone's keepalive is answered from this
-                        // socket; anything else may be our own STUN
+                        // socket (unless the edge's hygiene blocks its
+                        // source); anything else may be our own STUN
                         // task's answer.
                         if let Some(reply) = edge::stun::answer(datagram, src) {
-                            out.push(li, &reply, src);
+                            if !edge.refuses(src.ip()) {
+                                out.push(li, &reply, src);
+                            }
                         } else if let Some(inbox) = served.stun.as_ref() {
                             inbox.deliver(datagram, src);
                         }
