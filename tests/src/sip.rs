@@ -147,6 +147,16 @@ pub fn response_to(request: &str, code: u16, reason: &str) -> String {
     out
 }
 
+/// A server's 200 OK to an INVITE that sets up a dialog through the edge:
+/// [`response_to`] with the INVITE's Record-Route `rr` copied back and
+/// the server's `contact`.
+pub fn accepted(invite: &str, rr: &str, contact: &str) -> String {
+    response_to(invite, 200, "OK").replace(
+        "Content-Length: 0\r\n",
+        &format!("Record-Route: {rr}\r\nContact: <{contact}>\r\nContent-Length: 0\r\n"),
+    )
+}
+
 /// Route or Record-Route text with the edge's flow tokens taken out: every
 /// `<sip:TOKEN@` (a user part of 40 or more base64url characters, which
 /// no test peer writes) becomes `<sip:`.

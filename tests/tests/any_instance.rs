@@ -52,12 +52,7 @@ fn a_call_set_up_through_one_instance_completes_through_another_after_the_first_
     let rr = sip::header(&got.text, "Record-Route")
         .expect("Record-Route")
         .to_string();
-    let ok = sip::response_to(&got.text, 200, "OK").replace(
-        "Content-Length: 0\r\n",
-        &format!(
-            "Record-Route: {rr}\r\nContact: <sip:pool@127.0.0.1:{port}>\r\nContent-Length: 0\r\n"
-        ),
-    );
+    let ok = sip::accepted(&got.text, &rr, &format!("sip:pool@127.0.0.1:{port}"));
     pool.send_from(0, &ok, got.from);
     let (answer, _) = final_response(&phone, &call_id, "INVITE");
     assert_eq!(sip::status_code(&answer), Some(200), "{answer}");

@@ -51,12 +51,7 @@ fn call(caller: &Udp, pool: &FakePool, port: u16) -> (Request, String, String, u
         .expect("a Record-Route")
         .to_string();
     assert_eq!(sip::tokens(&rr), 1, "{rr}");
-    let ok = sip::response_to(&got.text, 200, "OK").replace(
-        "Content-Length: 0\r\n",
-        &format!(
-            "Record-Route: {rr}\r\nContact: <sip:pool@127.0.0.1:{port}>\r\nContent-Length: 0\r\n"
-        ),
-    );
+    let ok = sip::accepted(&got.text, &rr, &format!("sip:pool@127.0.0.1:{port}"));
     pool.send_from(got.server, ok, got.from);
     let (answer, _) = final_response(caller, &call_id, "INVITE");
     assert_eq!(sip::status_code(&answer), Some(200), "{answer}");

@@ -23,11 +23,34 @@ pub enum Block {
     Unlisted,
     /// A request whose User-Agent matches `user_agent_deny`.
     UserAgent,
+    /// Its source sent more than `flood_threshold` requests in
+    /// `flood_window`, or is banned for having done so.
+    Flood,
+    /// Its source is on the APIBAN feed.
+    Apiban,
+    /// Its source was banned by the operator.
+    Banned,
 }
 
 impl Block {
     /// Every reason, in the order of [`Block::index`].
-    pub const ALL: [Block; 3] = [Block::Denied, Block::Unlisted, Block::UserAgent];
+    pub const ALL: [Block; 6] = [
+        Block::Denied,
+        Block::Unlisted,
+        Block::UserAgent,
+        Block::Flood,
+        Block::Apiban,
+        Block::Banned,
+    ];
+
+    /// Why a banned source's packet is dropped.
+    pub fn of_ban(r: crate::bans::Reason) -> Block {
+        match r {
+            crate::bans::Reason::Flood => Block::Flood,
+            crate::bans::Reason::Apiban => Block::Apiban,
+            crate::bans::Reason::Admin => Block::Banned,
+        }
+    }
 
     /// A stable name for the admin API and logs.
     pub fn name(self) -> &'static str {
@@ -35,6 +58,9 @@ impl Block {
             Block::Denied => "deny",
             Block::Unlisted => "restrict",
             Block::UserAgent => "user_agent",
+            Block::Flood => "flood",
+            Block::Apiban => "apiban",
+            Block::Banned => "ban",
         }
     }
 
@@ -165,6 +191,11 @@ impl Hygiene {
         (self.restrict && !pool()).then_some(Block::Unlisted)
     }
 
+    /// True when `ip` is in `allow`: never counted for floods nor banned.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        !self.allow.is_empty() && self.allow.contains(ip)
+    }
+
     /// Whether a request with this User-Agent is ignored.
     pub fn user_agent(&self, ua: &[u8]) -> bool {
         self.user_agents.as_ref().is_some_and(|a| a.is_match(ua))
@@ -258,6 +289,7 @@ mod tests {
             deny: nets(deny),
             restrict,
             user_agent_deny: SCANNERS.iter().map(|s| s.to_string()).collect(),
+            flood: None,
         })
     }
 

@@ -4,9 +4,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bans;
 pub mod branch;
 pub mod config;
 pub mod dispatch;
+pub mod flood;
 pub mod flow;
 pub mod health;
 pub mod hygiene;

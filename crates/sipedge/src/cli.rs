@@ -144,6 +144,10 @@ pub fn run(path: &Path) -> ExitCode {
             tls,
         ));
         crate::reload::follow_dns(Arc::clone(&reloader));
+        crate::bans::spawn(Arc::clone(&running.bans));
+        if let Some(a) = &cfg.apiban {
+            crate::apiban::spawn(a.clone(), Arc::clone(&running.bans));
+        }
         // An edge that asks its address of STUN says it is ready once it
         // has an answer (or none came in time; its task keeps asking).
         let first: Vec<_> = running
@@ -160,6 +164,7 @@ pub fn run(path: &Path) -> ExitCode {
                 health,
                 connections: Arc::clone(&running.registry),
                 reloader: Arc::clone(&reloader),
+                bans: Arc::clone(&running.bans),
             };
             crate::admin::spawn(listener, admin);
         }

@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod apiban;
+mod bans;
 mod cli;
 mod config_file;
 mod ctl;

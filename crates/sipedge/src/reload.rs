@@ -416,6 +416,10 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
         keep("[cluster]");
         out.cluster = running.cluster.clone();
     }
+    if new.apiban != running.apiban {
+        keep("[apiban]");
+        out.apiban = running.apiban.clone();
+    }
     // The running edges, in their order: each takes its new config by name.
     out.edges = running
         .edges

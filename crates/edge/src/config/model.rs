@@ -25,6 +25,8 @@ pub struct Config {
     /// The other nodes of the cluster (`[cluster]`); `None`: this node
     /// alone.
     pub cluster: Option<Cluster>,
+    /// The APIBAN feed (`[apiban]`); `None`: not polled.
+    pub apiban: Option<Apiban>,
 }
 
 /// The node-to-node link (`[cluster]`): a connection (TCP, TLS, WebSocket)
@@ -126,6 +128,36 @@ pub struct Hygiene {
     /// (`user_agent_deny`; by default the scanners of
     /// [`crate::hygiene::SCANNERS`]).
     pub user_agent_deny: Vec<String>,
+    /// Flood protection (`flood_threshold`); `None`: off.
+    pub flood: Option<Flood>,
+}
+
+/// Flood protection per source address (Kamailio's pike): more than
+/// `threshold` requests in `window` from one source bans it for
+/// `ban_time`, on every edge of the node (and the cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flood {
+    /// Requests a source may send in one window (`flood_threshold`).
+    pub threshold: u32,
+    /// The window (`flood_window`, 2 s by default).
+    pub window: Duration,
+    /// How long a flooding source is banned (`ban_time`, 300 s by default).
+    pub ban_time: Duration,
+}
+
+/// The APIBAN feed of known-bad addresses (`[apiban]`), polled by every
+/// node and dropped on every edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Apiban {
+    /// The file holding the API key (`key_file`): kept out of the config.
+    pub key_file: std::path::PathBuf,
+    /// The API's base URL (`url`; `https://apiban.org/api` by default).
+    pub url: String,
+    /// Time between polls (`interval`, 300 s by default).
+    pub interval: Duration,
+    /// How long a listed address stays banned after the feed last named
+    /// it (`ban_time`, 7 days by default: the feed's own).
+    pub ban_time: Duration,
 }
 
 impl Default for Hygiene {
@@ -134,6 +166,7 @@ impl Default for Hygiene {
             allow: Vec::new(),
             deny: Vec::new(),
             restrict: false,
+            flood: None,
             user_agent_deny: crate::hygiene::SCANNERS
                 .iter()
                 .map(|s| s.to_string())

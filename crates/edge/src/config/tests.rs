@@ -175,6 +175,7 @@ fn example_parses_to_expected_model() {
             line: 9,
         }],
         cluster: None,
+        apiban: None,
     };
     assert_eq!(ok(EXAMPLE), expected);
 }
@@ -299,7 +300,7 @@ fn unknown_key_at_top_level() {
         &text,
         1,
         "colour",
-        "unknown key (expected one of: node, admin, connections, edge, cluster)",
+        "unknown key (expected one of: node, admin, connections, edge, cluster, apiban)",
     );
 }
 
@@ -2064,5 +2065,85 @@ fn bad_hygiene() {
         5,
         "user_agent_deny",
         "every User-Agent",
+    );
+}
+
+#[test]
+fn flood_protection_and_its_defaults() {
+    assert_eq!(ok(MINIMAL).edges[0].hygiene.flood, None);
+    let f = ok(&edge_with("flood_threshold = 30")).edges[0]
+        .hygiene
+        .flood;
+    assert_eq!(
+        f,
+        Some(crate::config::Flood {
+            threshold: 30,
+            window: Duration::from_secs(2),
+            ban_time: Duration::from_secs(300),
+        })
+    );
+    let f = ok(&edge_with(
+        "flood_threshold = 8\nflood_window = 0.5\nban_time = 3600",
+    ))
+    .edges[0]
+        .hygiene
+        .flood
+        .expect("on");
+    assert_eq!((f.window, f.ban_time), (ms(500), Duration::from_secs(3600)));
+    assert_err(&edge_with("flood_threshold = 0"), 5, "flood_threshold", "");
+    assert_err(
+        &edge_with("flood_window = 2"),
+        5,
+        "flood_window",
+        "flood_threshold",
+    );
+    assert_err(&edge_with("ban_time = 2"), 5, "ban_time", "flood_threshold");
+    assert_err(
+        &edge_with("flood_threshold = 9\nflood_window = 0"),
+        6,
+        "flood_window",
+        "seconds",
+    );
+}
+
+#[test]
+fn apiban_and_its_defaults() {
+    assert_eq!(ok(MINIMAL).apiban, None);
+    let a = ok(&format!(
+        "{MINIMAL}[apiban]\nkey_file = \"/etc/sipedge/apiban.key\"\n"
+    ))
+    .apiban
+    .expect("on");
+    assert_eq!(a.url, "https://apiban.org/api");
+    assert_eq!(a.interval, Duration::from_secs(300));
+    assert_eq!(a.ban_time, Duration::from_secs(7 * 86_400));
+    assert_eq!(a.key_file, std::path::Path::new("/etc/sipedge/apiban.key"));
+    let a = ok(&format!(
+        "{MINIMAL}[apiban]\nkey_file = \"k\"\nurl = \"http://127.0.0.1:8000/api/\"\ninterval = 1\n"
+    ))
+    .apiban
+    .expect("on");
+    assert_eq!(
+        a.url, "http://127.0.0.1:8000/api",
+        "without the trailing slash"
+    );
+    assert_eq!(a.interval, Duration::from_secs(1));
+    assert_err(
+        &format!("{MINIMAL}[apiban]\nurl = \"https://x\"\n"),
+        9,
+        "key_file",
+        "",
+    );
+    assert_err(
+        &format!("{MINIMAL}[apiban]\nkey_file = \"k\"\nurl = \"ftp://x\"\n"),
+        11,
+        "url",
+        "http",
+    );
+    assert_err(
+        &format!("{MINIMAL}[apiban]\nkey_file = \"k\"\nkey = \"secret\"\n"),
+        11,
+        "key",
+        "",
     );
 }

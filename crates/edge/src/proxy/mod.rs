@@ -34,6 +34,7 @@ mod reply;
 mod response;
 mod route;
 mod sanity;
+mod security;
 mod sends;
 mod splices;
 mod stateful;
@@ -181,9 +182,14 @@ pub struct Edge {
     nat_found: Arc<[AtomicU64; 8]>,
     /// Which sources and User-Agents are dropped unanswered.
     hygiene: crate::hygiene::Hygiene,
-    /// Packets dropped by [`Edge::hygiene`], per [`crate::hygiene::Block`]
-    /// reason; kept across reloads.
-    blocked: Arc<[AtomicU64; 3]>,
+    /// Packets dropped by [`Edge::hygiene`] and the bans, per
+    /// [`crate::hygiene::Block`] reason; kept across reloads.
+    blocked: Arc<[AtomicU64; 6]>,
+    /// The node's bans, shared by every edge.
+    bans: Arc<crate::bans::Bans>,
+    /// Flood protection: its settings and the sources' counts (kept
+    /// across reloads).
+    flood: Option<(config::Flood, Arc<crate::flood::Sketch>)>,
     /// The built-in registrar (`flags = ["registrations"]`), its bindings
     /// kept across reloads.
     registrar: Option<crate::registrar::Registrar>,
@@ -326,6 +332,21 @@ impl Edge {
             nat_found: previous.map_or_else(Arc::default, |p| Arc::clone(&p.nat_found)),
             hygiene: crate::hygiene::Hygiene::new(&edge.hygiene),
             blocked: previous.map_or_else(Arc::default, |p| Arc::clone(&p.blocked)),
+            bans: previous.map_or_else(
+                || {
+                    let unix_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    Arc::new(crate::bans::Bans::new(now, unix_ms))
+                },
+                |p| Arc::clone(&p.bans),
+            ),
+            flood: edge.hygiene.flood.map(|f| {
+                let sketch = previous
+                    .and_then(|p| p.flood.as_ref())
+                    .map_or_else(Arc::default, |(_, s)| Arc::clone(s));
+                (f, sketch)
+            }),
             registrar: edge.registrar.as_ref().map(|cfg| {
                 crate::registrar::Registrar::new(
                     cfg,
@@ -358,52 +379,6 @@ impl Edge {
             .map(|t| (t, self.nat_found[1 + t.index()].load(Ordering::Relaxed)))
             .collect();
         (self.nat_found[0].load(Ordering::Relaxed), per_test)
-    }
-
-    /// Packets dropped by the edge's hygiene since start, per reason.
-    pub fn blocked_counts(&self) -> [(crate::hygiene::Block, u64); 3] {
-        crate::hygiene::Block::ALL.map(|b| (b, self.blocked[b.index()].load(Ordering::Relaxed)))
-    }
-
-    /// Why a packet from `from` is dropped unanswered, if it is (and
-    /// counts it).
-    #[inline]
-    fn blocks(&self, from: &Flow) -> Option<crate::hygiene::Block> {
-        self.blocks_source(from.remote.ip())
-    }
-
-    /// Whether a connection from `ip` is closed as soon as it is accepted
-    /// (its source is not served; counted like a packet).
-    pub fn refuses(&self, ip: std::net::IpAddr) -> bool {
-        self.blocks_source(ip).is_some()
-    }
-
-    #[inline]
-    fn blocks_source(&self, ip: std::net::IpAddr) -> Option<crate::hygiene::Block> {
-        // The pool side: the destinations, and the networks allowed to
-        // send out through the edge.
-        let why = self.hygiene.source(ip, || {
-            self.destinations.iter().any(|d| d.addr.ip() == ip)
-                || self.outbound_from.iter().any(|n| n.contains(&ip))
-        })?;
-        self.blocked[why.index()].fetch_add(1, Ordering::Relaxed);
-        Some(why)
-    }
-
-    /// Whether a request is from a User-Agent the edge ignores (and
-    /// counts it).
-    #[inline]
-    fn ignores(&self, m: &sip::Message<'_>) -> bool {
-        if !self.hygiene.checks_user_agents() || !m.is_request() {
-            return false;
-        }
-        let hit = m
-            .first_value(sip::HeaderName::UserAgent)
-            .is_some_and(|ua| self.hygiene.user_agent(ua));
-        if hit {
-            self.blocked[crate::hygiene::Block::UserAgent.index()].fetch_add(1, Ordering::Relaxed);
-        }
-        hit
     }
 
     /// The outbound proxy's DNS answers: the daemon stores what it looked
@@ -620,6 +595,18 @@ impl Edge {
             .position(|d| d.transport == transport && d.addr == addr)
     }
 
+    /// This snapshot, sharing the node's `bans` (every edge of a node
+    /// shares one; a reload carries it on).
+    pub fn with_bans(mut self, bans: Arc<crate::bans::Bans>) -> Edge {
+        self.bans = bans;
+        self
+    }
+
+    /// The node's bans.
+    pub fn bans(&self) -> &Arc<crate::bans::Bans> {
+        &self.bans
+    }
+
     /// This snapshot, on a node whose node-to-node link address is
     /// `relay` (`[cluster] listen`; a reload carries it on).
     pub fn on_link(mut self, relay: Option<SocketAddr>) -> Edge {
@@ -768,6 +755,7 @@ impl Worker {
             s.stats.count(Event::Blocked);
             return Outcome::Drop(Event::Blocked);
         }
+        let suspect = edge.suspect(&from, datagram, now);
         let msg = match sip::parse(datagram, index) {
             Ok(m) => m,
             Err(ParseError::Empty) => {
@@ -776,7 +764,7 @@ impl Worker {
             }
             Err(e) => return reply::malformed(edge, &mut s, datagram, e, from),
         };
-        if edge.ignores(&msg) {
+        if suspect.is_some_and(|why| !edge.excuses(&msg, why)) || edge.ignores(&msg) {
             s.stats.count(Event::Blocked);
             return Outcome::Drop(Event::Blocked);
         }

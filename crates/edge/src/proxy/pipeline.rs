@@ -96,7 +96,8 @@ pub(crate) fn checks<'a>(
 ) -> Result<Checked<'a>, Outcome> {
     let origin = sanity::origin(edge, s, m, from)?;
     let facts = sanity::facts(edge, s, m, &origin)?;
-    // security: access lists, bans and flood limits go here.
+    // security (hygiene, bans, floods) ran before the parse, in
+    // `Worker::step`: see `security.rs`.
     let routes = RouteSet::read(edge, m, &facts);
     local::answer(edge, s, m, &origin, &facts, &routes, now)?;
     let hops = hops::check(edge, s, m, &origin, &facts)?;

@@ -1,7 +1,8 @@
 //! The admin HTTP interface (`[admin] listen`): `/health` for a BGP speaker
 //! or load balancer in front of the node, `/api/destinations` for the
 //! operator (read every destination's state, set one by hand),
-//! `/api/connections`, and `POST /api/reload`.
+//! `/api/connections`, `/api/bans` (list, add, lift), and `POST
+//! /api/reload`.
 //!
 //! It runs on the main thread's runtime, next to the prober tasks, so it
 //! answers however busy the forwarding threads are.
@@ -42,6 +43,8 @@ pub struct Admin {
     pub connections: Arc<Registry>,
     /// Reloads the config file (`POST /api/reload`).
     pub reloader: Arc<Reloader>,
+    /// The node's bans (`/api/bans`).
+    pub bans: Arc<edge::bans::Bans>,
 }
 
 /// Serves the admin API on `listener` from a task of the current runtime.
@@ -65,7 +68,16 @@ pub fn router(admin: Admin) -> Router {
         )
         .route("/api/connections", get(connection_counts))
         .route("/api/reload", axum::routing::post(reload))
-        .with_state(admin)
+        .with_state(admin.clone())
+        .merge(
+            Router::new()
+                .route("/api/bans", get(crate::bans::list).post(crate::bans::add))
+                .route(
+                    "/api/bans/{address}",
+                    axum::routing::delete(crate::bans::remove),
+                )
+                .with_state(admin.bans),
+        )
 }
 
 /// `POST /api/reload`: reads the config file again and applies it (see

@@ -78,6 +78,7 @@ async fn admin_of(text: &str) -> (Admin, std::path::PathBuf) {
         health,
         connections: Arc::new(crate::shard::Registry::new(Default::default())),
         reloader,
+        bans: Arc::new(edge::bans::Bans::new(std::time::Instant::now(), 0)),
     };
     (admin, path)
 }
@@ -150,7 +151,7 @@ async fn destinations_lists_config_and_state() {
     assert_eq!(edge["addresses"], serde_json::json!(["127.0.0.1:5060"]));
     assert_eq!(
         edge["blocked"],
-        serde_json::json!({"deny": 0, "restrict": 0, "user_agent": 0})
+        serde_json::json!({"deny": 0, "restrict": 0, "user_agent": 0, "flood": 0, "apiban": 0, "ban": 0})
     );
     assert_eq!(edge["transactions"], Value::Null);
     assert_eq!(edge["channels_in_use"], 0);
@@ -365,4 +366,47 @@ async fn an_invalid_file_is_refused_with_its_line_and_the_running_config_stays()
     let (_, body) = call(&h, Method::GET, "/api/destinations", "").await;
     assert_eq!(body["edges"][0]["destinations"][1]["weight"], 3);
     let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn bans_are_added_listed_and_lifted() {
+    let h = health().await;
+    let (code, body) = call(&h, Method::GET, "/api/bans", "").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["bans"], serde_json::json!([]));
+    assert_eq!(body["counts"]["admin"], 0);
+
+    let add = r#"{"address": "::ffff:203.0.113.7", "seconds": 600}"#;
+    let (code, body) = call(&h, Method::POST, "/api/bans", add).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["address"], "203.0.113.7", "as an IPv4 address");
+    assert_eq!(body["reason"], "admin");
+    assert_eq!(body["expires_in"], 600);
+    let now = std::time::Instant::now();
+    assert_eq!(
+        h.bans.find("203.0.113.7".parse().expect("ip"), now),
+        Some(edge::bans::Reason::Admin),
+        "in force as soon as the answer comes"
+    );
+    let (_, body) = call(&h, Method::GET, "/api/bans", "").await;
+    assert_eq!(body["counts"]["admin"], 1);
+    assert_eq!(body["bans"][0]["address"], "203.0.113.7");
+    let (_, body) = call(&h, Method::GET, "/api/bans?reason=flood", "").await;
+    assert_eq!(body["bans"], serde_json::json!([]));
+
+    for bad in [
+        r#"{"address": "example.com", "seconds": 60}"#,
+        r#"{"address": "203.0.113.8", "seconds": 0}"#,
+        r#"{"address": "203.0.113.8"}"#,
+    ] {
+        let (code, body) = call(&h, Method::POST, "/api/bans", bad).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+
+    let (code, _) = call(&h, Method::DELETE, "/api/bans/203.0.113.7", "").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(h.bans.find("203.0.113.7".parse().expect("ip"), now), None);
+    let (code, body) = call(&h, Method::DELETE, "/api/bans/203.0.113.7", "").await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
 }

@@ -47,6 +47,55 @@ pub enum Action {
     /// changed and what needs a restart; exit 1 with the file's errors
     /// when it does not check (the running config stays).
     Reload,
+    /// List the node's bans (sources that flooded an edge, banned by hand,
+    /// listed by APIBAN), ban an address, or lift a ban.
+    Bans {
+        /// `list` (the default), `add` or `remove`.
+        #[command(subcommand)]
+        action: Option<BansAction>,
+        /// List the APIBAN feed's addresses too.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `sipedge ctl bans` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum BansAction {
+    /// List the bans in force.
+    List,
+    /// Ban an address on every edge of the node for a while (replacing
+    /// any ban it has).
+    Add {
+        /// The IP address.
+        address: String,
+        /// How long: seconds, or with a unit (`90s`, `30m`, `12h`, `7d`).
+        duration: String,
+    },
+    /// Lift an address's ban.
+    Remove {
+        /// The IP address.
+        address: String,
+    },
+}
+
+/// A duration as `ctl bans add` takes it, in seconds.
+fn seconds(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 600, 90s, 30m, 12h or 7d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .filter(|&s| s > 0)
+        .ok_or_else(|| format!("{text:?} is not a duration of at least one second"))
 }
 
 /// Exit code when the server answers with an error (or `/health` says 503).
@@ -64,6 +113,25 @@ pub fn run(ctl: &Ctl) -> ExitCode {
         }
     };
     let (method, path, body) = match &ctl.action {
+        Action::Bans { action, .. } => match action {
+            None | Some(BansAction::List) => ("GET", "/api/bans".to_owned(), None),
+            Some(BansAction::Add { address, duration }) => match seconds(duration) {
+                Ok(s) => (
+                    "POST",
+                    "/api/bans".to_owned(),
+                    Some(serde_json::json!({ "address": address, "seconds": s }).to_string()),
+                ),
+                Err(e) => {
+                    eprintln!("sipedge ctl: {e}");
+                    return ExitCode::from(EXIT_REFUSED);
+                }
+            },
+            Some(BansAction::Remove { address }) => (
+                "DELETE",
+                format!("/api/bans/{}", http::encode_segment(address)),
+                None,
+            ),
+        },
         Action::Destinations => ("GET", "/api/destinations".to_owned(), None),
         Action::Health => ("GET", "/health".to_owned(), None),
         Action::Reload => ("POST", "/api/reload".to_owned(), None),
@@ -115,6 +183,15 @@ pub fn run(ctl: &Ctl) -> ExitCode {
         Action::Destinations => print!("{}", table::destinations(&value)),
         Action::Set { edge, .. } => println!("{}", table::set_result(edge, &value)),
         Action::Reload => print!("{}", table::reload_result(&value)),
+        Action::Bans { action, all } => match action {
+            None | Some(BansAction::List) => print!("{}", table::bans(&value, *all)),
+            Some(BansAction::Add { .. }) => println!(
+                "{} banned for {} s",
+                value["address"].as_str().unwrap_or("-"),
+                value["expires_in"]
+            ),
+            Some(BansAction::Remove { address }) => println!("{address}: ban lifted"),
+        },
         Action::Health => {}
     }
     ExitCode::SUCCESS
@@ -160,4 +237,19 @@ fn error_message(body: &[u8]) -> String {
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ban_durations() {
+        assert_eq!(super::seconds("600"), Ok(600));
+        assert_eq!(super::seconds("90s"), Ok(90));
+        assert_eq!(super::seconds("30m"), Ok(1800));
+        assert_eq!(super::seconds("12h"), Ok(43_200));
+        assert_eq!(super::seconds("7d"), Ok(604_800));
+        for bad in ["", "0", "m", "5w", "1.5h", "-3"] {
+            assert!(super::seconds(bad).is_err(), "{bad:?}");
+        }
+    }
 }

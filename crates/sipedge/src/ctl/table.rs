@@ -39,14 +39,19 @@ pub fn destinations(body: &Value) -> String {
             ]);
         }
     }
-    let mut widths = [0usize; 9];
-    for row in &rows {
+    aligned(&rows)
+}
+
+/// Rows as aligned columns (the last one ragged).
+fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let mut line = String::new();
         for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
             if i + 1 == row.len() {
@@ -58,6 +63,37 @@ pub fn destinations(body: &Value) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    out
+}
+
+/// `GET /api/bans` as a table: the flood and operator bans one a line
+/// (and the APIBAN feed's too with `all`), then the counts.
+pub fn bans(body: &Value, all: bool) -> String {
+    let mut rows = vec![["ADDRESS", "REASON", "EDGE", "EXPIRES IN"].map(str::to_owned)];
+    for b in array(body, "bans") {
+        let reason = text(b, "reason");
+        if reason == "apiban" && !all {
+            continue;
+        }
+        let left = b.get("expires_in").and_then(Value::as_u64).map_or_else(
+            || "-".to_owned(),
+            |s| format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60),
+        );
+        rows.push([text(b, "address"), reason, text(b, "edge"), left]);
+    }
+    let count = |k: &str| number(body.get("counts").and_then(|c| c.get(k)));
+    let mut out = if rows.len() > 1 {
+        aligned(&rows)
+    } else {
+        String::new()
+    };
+    out += &format!(
+        "{} banned for flooding, {} by the operator, {} listed by APIBAN{}\n",
+        count("flood"),
+        count("admin"),
+        count("apiban"),
+        if all { "" } else { " (--all lists them)" }
+    );
     out
 }
 
@@ -178,6 +214,24 @@ mod tests {
             "{t}"
         );
         assert_eq!(destinations(&serde_json::json!([1, 2])).lines().count(), 1);
+    }
+
+    #[test]
+    fn bans_table_leaves_the_feed_out_unless_asked() {
+        let body = serde_json::json!({"counts": {"flood": 1, "admin": 0, "apiban": 1}, "bans": [
+            {"address": "127.0.0.2", "reason": "flood", "edge": "e1", "until": 9, "expires_in": 3725},
+            {"address": "198.51.100.7", "reason": "apiban", "until": 9, "expires_in": 60}
+        ]});
+        let t = bans(&body, false);
+        assert!(t.contains("127.0.0.2  flood   e1    1h02m05s"), "{t}");
+        assert!(!t.contains("198.51.100.7"), "{t}");
+        assert!(
+            t.ends_with(
+                "1 banned for flooding, 0 by the operator, 1 listed by APIBAN (--all lists them)\n"
+            ),
+            "{t}"
+        );
+        assert!(bans(&body, true).contains("198.51.100.7"));
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct Running {
     pub registry: Arc<Registry>,
     /// One STUN task to start per edge with `stun`, its socket bound.
     pub stun: Vec<crate::stun::Client>,
+    /// The node's bans, which every edge shares.
+    pub bans: Arc<edge::bans::Bans>,
 }
 
 /// One local address of an edge as one shard binds it.
@@ -73,12 +75,18 @@ pub fn start(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
     let relay = cfg.cluster.as_ref().map(|c| c.listen);
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let bans = Arc::new(edge::bans::Bans::new(std::time::Instant::now(), unix_ms));
     let edges: Vec<Arc<ArcSwap<Edge>>> = cfg
         .edges
         .iter()
         .map(|e| {
             Arc::new(ArcSwap::from_pointee(
-                Edge::new(e, &cfg.node, keys).on_link(relay),
+                Edge::new(e, &cfg.node, keys)
+                    .on_link(relay)
+                    .with_bans(Arc::clone(&bans)),
             ))
         })
         .collect();
@@ -154,6 +162,7 @@ pub fn start(
         edges,
         registry,
         stun,
+        bans,
     })
 }
 

@@ -210,7 +210,7 @@ pub(super) async fn serve(served: &Rc<Served>, li: usize) {
                         // source); anything else may be our own STUN
                         // task's answer.
                         if let Some(reply) = edge::stun::answer(datagram, src) {
-                            if !edge.refuses(src.ip()) {
+                            if !edge.refuses(src.ip(), now) {
                                 out.push(li, &reply, src);
                             }
                         } else if let Some(inbox) = served.stun.as_ref() {

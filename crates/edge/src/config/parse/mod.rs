@@ -39,7 +39,9 @@ type Value<'i> = Spanned<DeValue<'i>>;
 type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Keys of the top-level table that this version implements.
-const TOP_KEYS: &[&str] = &["node", "admin", "connections", "edge", "cluster"];
+const TOP_KEYS: &[&str] = &["node", "admin", "connections", "edge", "cluster", "apiban"];
+/// Keys of `[apiban]`.
+const APIBAN_KEYS: &[&str] = &["key_file", "url", "interval", "ban_time"];
 /// Keys of `[node]`.
 const NODE_KEYS: &[&str] = &[
     "id",
@@ -100,6 +102,9 @@ const EDGE_KEYS: &[&str] = &[
     "deny",
     "restrict",
     "user_agent_deny",
+    "flood_threshold",
+    "flood_window",
+    "ban_time",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -149,6 +154,10 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             .get("cluster")
             .map(|v| cluster(&cx.table(v, "cluster", "[cluster]")?))
             .transpose()?;
+        let apiban = top
+            .get("apiban")
+            .map(|v| apiban(&cx.table(v, "apiban", "[apiban]")?))
+            .transpose()?;
         let edges = match top.get("edge") {
             Some(v) => edges(cx, v)?,
             None => return Err(cx.err(0, "edge", "at least one [[edge]] is required")),
@@ -159,6 +168,7 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             edges,
             connections,
             cluster,
+            apiban,
         })
     })
 }
@@ -385,6 +395,41 @@ fn cluster(t: &Table<'_, '_>) -> Result<Cluster> {
         }
     }
     Ok(Cluster { listen, peers })
+}
+
+/// Reads `[apiban]`: the key's file is required, the rest has defaults.
+fn apiban(t: &Table<'_, '_>) -> Result<crate::config::model::Apiban> {
+    t.check_keys(APIBAN_KEYS, |_| None)?;
+    let key_file = t.required(
+        "key_file",
+        "the file holding the APIBAN key, e.g. \"/etc/sipedge/apiban.key\"",
+    )?;
+    let key_file = std::path::PathBuf::from(t.cx.string(key_file, "key_file")?);
+    let url = match t.get("url") {
+        Some(v) => {
+            let s = t.cx.string(v, "url")?.trim_end_matches('/');
+            if !(s.starts_with("https://") || s.starts_with("http://")) {
+                return Err(t.cx.err(
+                    v.span().start,
+                    "url",
+                    format!("{s:?} is not an http(s) URL, e.g. \"https://apiban.org/api\""),
+                ));
+            }
+            s.to_owned()
+        }
+        None => "https://apiban.org/api".to_owned(),
+    };
+    let secs = |key: &str, lo: f64, hi: f64, default: u64| {
+        t.get(key).map_or(Ok(Duration::from_secs(default)), |v| {
+            t.cx.seconds(v, key, lo, hi)
+        })
+    };
+    Ok(crate::config::model::Apiban {
+        key_file,
+        url,
+        interval: secs("interval", 1.0, 86_400.0, 300)?,
+        ban_time: secs("ban_time", 60.0, 30.0 * 86_400.0, 7 * 86_400)?,
+    })
 }
 
 /// Reads `[admin]`.
@@ -872,6 +917,7 @@ fn hygiene(t: &Table<'_, '_>) -> Result<crate::config::model::Hygiene> {
             })
             .collect::<Result<_>>()?;
     }
+    h.flood = flood(t)?;
     if h.restrict && h.allow.is_empty() {
         if let Some(v) = t.get("restrict") {
             return Err(cx.err(
@@ -883,6 +929,35 @@ fn hygiene(t: &Table<'_, '_>) -> Result<crate::config::model::Hygiene> {
         }
     }
     Ok(h)
+}
+
+/// Reads `flood_threshold`, `flood_window` and `ban_time`: the last two
+/// only with the first.
+fn flood(t: &Table<'_, '_>) -> Result<Option<crate::config::model::Flood>> {
+    let cx = t.cx;
+    let Some(v) = t.get("flood_threshold") else {
+        for key in ["flood_window", "ban_time"] {
+            if let Some(v) = t.get(key) {
+                return Err(cx.err(
+                    v.span().start,
+                    key,
+                    "only used with flood_threshold: add it or remove this",
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let threshold = cx.int(v, "flood_threshold", 1, 10_000_000)? as u32;
+    let secs = |key: &str, lo: f64, hi: f64, default: u64| {
+        t.get(key).map_or(Ok(Duration::from_secs(default)), |v| {
+            cx.seconds(v, key, lo, hi)
+        })
+    };
+    Ok(Some(crate::config::model::Flood {
+        threshold,
+        window: secs("flood_window", 0.1, 3600.0, 2)?,
+        ban_time: secs("ban_time", 1.0, 30.0 * 86_400.0, 300)?,
+    }))
 }
 
 /// Reads `stun` (servers as `host[:port]`) and `stun_interval` (seconds,

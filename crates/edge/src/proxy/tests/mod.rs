@@ -1152,4 +1152,5 @@ mod nat;
 mod outbound;
 mod registrar;
 mod registrations;
+mod security;
 mod tokens;

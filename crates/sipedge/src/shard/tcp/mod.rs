@@ -69,7 +69,7 @@ pub(super) async fn accept(served: Rc<Served>, li: usize, listener: tokio::net::
         };
         // A source the edge does not serve gets its connection closed at
         // once, before it takes a slot or a handshake.
-        if served.edge().refuses(peer.ip()) {
+        if served.edge().refuses(peer.ip(), std::time::Instant::now()) {
             continue;
         }
         let registry = &served.registry;
