@@ -42,6 +42,7 @@ pub mod netns;
 pub mod openssl;
 pub mod ports;
 mod process;
+pub mod redis;
 pub mod sip;
 pub mod sipedge;
 mod sipp;

@@ -60,11 +60,12 @@ pub struct Ban {
     pub edge: Option<Arc<str>>,
 }
 
-/// A queued change.
+/// A queued change, and whether it was made on this node (rather than
+/// shared by another through the cluster store: not to be shared again).
 #[derive(Clone, Debug)]
 enum Change {
-    Add(IpAddr, Ban),
-    Lift(IpAddr),
+    Add(IpAddr, Ban, bool),
+    Lift(IpAddr, bool),
 }
 
 /// Changes queued and not yet applied, at most: a flood of sources each
@@ -92,10 +93,12 @@ pub struct Bans {
 /// What one [`Bans::apply`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Applied {
-    /// Bans added or extended (for the cluster store to share), not
-    /// counting those of the APIBAN feed (every node polls it).
+    /// Bans made on this node, added or extended (for the cluster store to
+    /// share), not counting those of the APIBAN feed (every node polls
+    /// it).
     pub added: Vec<(IpAddr, Ban)>,
-    /// Addresses lifted by hand (for the cluster store to share).
+    /// Addresses lifted by hand on this node (for the cluster store to
+    /// share).
     pub lifted: Vec<IpAddr>,
     /// Bans that ran out and were removed.
     pub expired: usize,
@@ -157,29 +160,31 @@ impl Bans {
         now: Instant,
     ) -> bool {
         let until_ms = self.unix_ms(now).saturating_add(time.as_millis() as u64);
-        self.ban_until(ip, until_ms, reason, edge)
-    }
-
-    /// Queues a ban of `ip` until `until_ms` (Unix milliseconds), as a
-    /// ban shared by another node arrives.
-    pub fn ban_until(
-        &self,
-        ip: IpAddr,
-        until_ms: u64,
-        reason: Reason,
-        edge: Option<Arc<str>>,
-    ) -> bool {
         let ban = Ban {
             until_ms,
             reason,
             edge,
         };
-        self.queue(Change::Add(canonical(ip), ban), reason == Reason::Admin)
+        self.queue(
+            Change::Add(canonical(ip), ban, true),
+            reason == Reason::Admin,
+        )
+    }
+
+    /// Queues a ban another node of the cluster shared.
+    pub fn shared_ban(&self, ip: IpAddr, ban: Ban) -> bool {
+        let always = ban.reason == Reason::Admin;
+        self.queue(Change::Add(canonical(ip), ban, false), always)
     }
 
     /// Queues the lifting of any ban of `ip`.
     pub fn lift(&self, ip: IpAddr) -> bool {
-        self.queue(Change::Lift(canonical(ip)), true)
+        self.queue(Change::Lift(canonical(ip), true), true)
+    }
+
+    /// Queues a lift another node of the cluster shared.
+    pub fn shared_lift(&self, ip: IpAddr) -> bool {
+        self.queue(Change::Lift(canonical(ip), false), true)
     }
 
     fn queue(&self, c: Change, always: bool) -> bool {
@@ -215,8 +220,9 @@ impl Bans {
             .collect();
         for c in changes {
             match c {
-                Change::Add(_, ban) if ban.until_ms <= now_ms => {}
-                Change::Add(ip, ban) => {
+                Change::Add(_, ban, _) if ban.until_ms <= now_ms => {}
+                Change::Add(ip, ban, local) => {
+                    let shared = local && ban.reason != Reason::Apiban;
                     let full = next.len() >= MAX_BANS && ban.reason != Reason::Admin;
                     match next.get_mut(&ip) {
                         // An operator's ban replaces whatever was there;
@@ -225,21 +231,21 @@ impl Bans {
                             if ban.reason != Reason::Admin && old.until_ms >= ban.until_ms => {}
                         Some(old) => {
                             *old = ban.clone();
-                            if ban.reason != Reason::Apiban {
+                            if shared {
                                 out.added.push((ip, ban));
                             }
                         }
                         None if full => {}
                         None => {
                             next.insert(ip, ban.clone());
-                            if ban.reason != Reason::Apiban {
+                            if shared {
                                 out.added.push((ip, ban));
                             }
                         }
                     }
                 }
-                Change::Lift(ip) => {
-                    if next.remove(&ip).is_some() {
+                Change::Lift(ip, local) => {
+                    if next.remove(&ip).is_some() && local {
                         out.lifted.push(ip);
                     }
                 }
@@ -332,6 +338,25 @@ mod tests {
         assert_eq!(bans.find(a, t0), None);
         bans.lift(a);
         assert!(bans.apply(t0).lifted.is_empty(), "nothing to lift");
+    }
+
+    #[test]
+    fn what_the_cluster_shared_is_not_shared_again() {
+        let t0 = Instant::now();
+        let bans = Bans::new(t0, 0);
+        let a = ip("192.0.2.1");
+        let ban = Ban {
+            until_ms: 60_000,
+            reason: Reason::Flood,
+            edge: Some("e".into()),
+        };
+        bans.shared_ban(a, ban.clone());
+        let applied = bans.apply(t0);
+        assert!(applied.added.is_empty());
+        assert_eq!(bans.list(t0), vec![(a, ban)]);
+        bans.shared_lift(a);
+        assert!(bans.apply(t0).lifted.is_empty());
+        assert!(bans.list(t0).is_empty());
     }
 
     #[test]

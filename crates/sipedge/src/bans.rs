@@ -7,11 +7,12 @@ use axum::extract::{Path, State as Shared};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use edge::bans::{Ban, Bans, Reason};
+use edge::bans::{Applied, Ban, Bans, Reason};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// How often queued bans are applied: a flooding source is dropped by its
 /// flood count meanwhile, so this only bounds how soon the ban list shows
@@ -21,8 +22,9 @@ const APPLY_EVERY: Duration = Duration::from_millis(100);
 /// The longest ban the operator may set by hand (a year).
 const MAX_BAN: Duration = Duration::from_secs(366 * 86_400);
 
-/// Starts the upkeep task on the current runtime.
-pub fn spawn(bans: Arc<Bans>) {
+/// Starts the upkeep task on the current runtime; what it applies that
+/// the cluster shares goes to `cluster` (the cluster task), if any.
+pub fn spawn(bans: Arc<Bans>, cluster: Option<mpsc::Sender<Applied>>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(APPLY_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -30,8 +32,19 @@ pub fn spawn(bans: Arc<Bans>) {
             tick.tick().await;
             let applied = bans.apply(Instant::now());
             log(&applied);
+            share(&cluster, applied);
         }
     });
+}
+
+/// Hands what this node banned or lifted to the cluster task (dropped if
+/// its queue is full: the bans still hold here).
+fn share(cluster: &Option<mpsc::Sender<Applied>>, applied: Applied) {
+    if let Some(tx) = cluster {
+        if !applied.added.is_empty() || !applied.lifted.is_empty() {
+            let _ = tx.try_send(applied);
+        }
+    }
 }
 
 fn log(applied: &edge::bans::Applied) {
@@ -51,6 +64,16 @@ fn log(applied: &edge::bans::Applied) {
     if more > 0 {
         tracing::warn!(count = more, "flood: more sources banned");
     }
+}
+
+/// What `/api/bans` acts on: the node's bans, and the cluster task that
+/// shares the operator's changes.
+#[derive(Clone)]
+pub struct Banning {
+    /// The node's bans.
+    pub bans: Arc<Bans>,
+    /// The cluster task's queue, with `[cluster] redis`.
+    pub cluster: Option<mpsc::Sender<Applied>>,
 }
 
 /// One ban in `GET /api/bans`.
@@ -113,7 +136,10 @@ struct AddBody {
 
 /// `GET /api/bans`: every ban in force. `?reason=flood` (or `admin`,
 /// `apiban`) lists one kind only.
-pub async fn list(Shared(bans): Shared<Arc<Bans>>, query: axum::extract::RawQuery) -> Response {
+pub async fn list(
+    Shared(Banning { bans, .. }): Shared<Banning>,
+    query: axum::extract::RawQuery,
+) -> Response {
     let only = match query.0.as_deref().and_then(|q| q.strip_prefix("reason=")) {
         Some(r) => match Reason::of_name(r) {
             Some(r) => Some(r),
@@ -142,7 +168,7 @@ pub async fn list(Shared(bans): Shared<Arc<Bans>>, query: axum::extract::RawQuer
 /// `POST /api/bans` with `{"address": "…", "seconds": N}`: bans the
 /// address on every edge of the node for N seconds (replacing any ban it
 /// had), and answers with the ban.
-pub async fn add(Shared(bans): Shared<Arc<Bans>>, body: Bytes) -> Response {
+pub async fn add(Shared(Banning { bans, cluster }): Shared<Banning>, body: Bytes) -> Response {
     let body: AddBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
@@ -174,6 +200,7 @@ pub async fn add(Shared(bans): Shared<Arc<Bans>>, body: Bytes) -> Response {
     );
     let applied = bans.apply(now);
     log(&applied);
+    share(&cluster, applied);
     tracing::info!(source = %ip, seconds = body.seconds, "banned by the operator");
     let ip = edge::bans::canonical(ip);
     match bans.list(now).into_iter().find(|(a, _)| *a == ip) {
@@ -187,7 +214,10 @@ pub async fn add(Shared(bans): Shared<Arc<Bans>>, body: Bytes) -> Response {
 
 /// `DELETE /api/bans/{address}`: lifts the address's ban; 404 when it
 /// had none.
-pub async fn remove(Shared(bans): Shared<Arc<Bans>>, Path(address): Path<String>) -> Response {
+pub async fn remove(
+    Shared(Banning { bans, cluster }): Shared<Banning>,
+    Path(address): Path<String>,
+) -> Response {
     let Ok(ip) = address.trim().parse::<IpAddr>() else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -200,6 +230,7 @@ pub async fn remove(Shared(bans): Shared<Arc<Bans>>, Path(address): Path<String>
     if applied.lifted.is_empty() {
         return error(StatusCode::NOT_FOUND, format!("{ip} is not banned"));
     }
+    share(&cluster, applied);
     tracing::info!(source = %ip, "ban lifted by the operator");
     Json(serde_json::json!({ "address": ip.to_string(), "lifted": true })).into_response()
 }

@@ -144,7 +144,17 @@ pub fn run(path: &Path) -> ExitCode {
             tls,
         ));
         crate::reload::follow_dns(Arc::clone(&reloader));
-        crate::bans::spawn(Arc::clone(&running.bans));
+        // The cluster store, with `[cluster] redis`: it shares what this
+        // node's ban upkeep applies.
+        let (bans_out, bans_in) = tokio::sync::mpsc::channel(1024);
+        let cluster = crate::cluster::spawn(
+            &cfg,
+            running.edges.clone(),
+            Arc::clone(&running.bans),
+            bans_in,
+        );
+        let bans_out = cluster.is_some().then_some(bans_out);
+        crate::bans::spawn(Arc::clone(&running.bans), bans_out.clone());
         if let Some(a) = &cfg.apiban {
             crate::apiban::spawn(a.clone(), Arc::clone(&running.bans));
         }
@@ -164,7 +174,11 @@ pub fn run(path: &Path) -> ExitCode {
                 health,
                 connections: Arc::clone(&running.registry),
                 reloader: Arc::clone(&reloader),
-                bans: Arc::clone(&running.bans),
+                bans: crate::bans::Banning {
+                    bans: Arc::clone(&running.bans),
+                    cluster: bans_out,
+                },
+                cluster,
             };
             crate::admin::spawn(listener, admin);
         }

@@ -10,6 +10,7 @@ mod admin;
 mod apiban;
 mod bans;
 mod cli;
+mod cluster;
 mod config_file;
 mod ctl;
 mod dns;
@@ -26,6 +27,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // The process's TLS provider, for clients that use the default one
+    // (Redis over rediss://); sipedge's own TLS names its provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -40,10 +40,24 @@ pub struct Config {
 pub struct Cluster {
     /// This node's own address on the link (`listen`): the owner a flow
     /// token names, so it must be this node's alone (not the anycast
-    /// address).
-    pub listen: SocketAddr,
+    /// address). `None`: no link (a cluster sharing only Redis).
+    pub listen: Option<SocketAddr>,
     /// The other nodes' link addresses (`peers`).
     pub peers: Vec<SocketAddr>,
+    /// Where the cluster's shared state lives (`redis`, `redis_cluster`);
+    /// `None`: each node counts alone.
+    pub redis: Option<Redis>,
+}
+
+/// The Redis the nodes of a cluster share (DESIGN principle 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redis {
+    /// One server (`redis = "redis://host:port/db"`, or `rediss://` for
+    /// TLS).
+    Server(String),
+    /// A Redis Cluster, given by some of its nodes (`redis_cluster =
+    /// ["redis://host:port", …]`): the rest are learnt from them.
+    Cluster(Vec<String>),
 }
 
 /// Limits on connections (TCP now; TLS and WebSocket share them), so that

@@ -774,8 +774,6 @@ fn contract_keys_not_supported() {
     );
     let ws = ok(&MINIMAL.replace("udp:127.0.0.1:5060", "ws:127.0.0.1:8088"));
     assert_eq!(ws.edges[0].listen[0].transport, Transport::Ws);
-    let cluster = format!("{MINIMAL}[cluster]\nredis = \"redis://127.0.0.1\"\n");
-    assert_err(&cluster, 10, "redis", "not supported by this version");
 }
 
 #[test]
@@ -2012,7 +2010,8 @@ fn cluster_names_this_nodes_link_address_and_its_peers() {
     ))
     .cluster
     .expect("a cluster");
-    assert_eq!(c.listen, sa("10.0.0.1:5070"));
+    assert_eq!(c.listen, Some(sa("10.0.0.1:5070")));
+    assert_eq!(c.redis, None);
     assert_eq!(c.peers, [sa("10.0.0.2:5070"), sa("[2001:db8::3]:5070")]);
     assert!(ok(MINIMAL).cluster.is_none());
     let wrong = |body: &str, line: usize, key: &str, msg: &str| {
@@ -2146,4 +2145,51 @@ fn apiban_and_its_defaults() {
         "key",
         "",
     );
+}
+
+#[test]
+fn cluster_state_in_redis_or_a_redis_cluster() {
+    let c = ok(&format!(
+        "{MINIMAL}[cluster]\nredis = \"redis://127.0.0.1:6379/2\"\n"
+    ))
+    .cluster
+    .expect("a cluster");
+    assert_eq!(c.listen, None, "no link needed");
+    assert_eq!(
+        c.redis,
+        Some(crate::config::Redis::Server(
+            "redis://127.0.0.1:6379/2".into()
+        ))
+    );
+    let c = ok(&format!(
+        "{MINIMAL}[cluster]\nlisten = \"10.0.0.1:5070\"\n\
+         redis_cluster = [\"redis://10.0.0.5:7000\", \"rediss://10.0.0.6:7001\"]\n"
+    ))
+    .cluster
+    .expect("a cluster");
+    assert_eq!(
+        c.redis,
+        Some(crate::config::Redis::Cluster(vec![
+            "redis://10.0.0.5:7000".into(),
+            "rediss://10.0.0.6:7001".into()
+        ]))
+    );
+    let wrong = |body: &str, line: usize, key: &str, msg: &str| {
+        assert_err(&format!("{MINIMAL}[cluster]\n{body}"), line, key, msg);
+    };
+    wrong(
+        "redis = \"http://x\"\n",
+        10,
+        "redis",
+        "redis:// or rediss://",
+    );
+    wrong("redis = \"redis://\"\n", 10, "redis", "redis://");
+    wrong("redis_cluster = []\n", 10, "redis_cluster", "at least one");
+    wrong(
+        "redis = \"redis://a\"\nredis_cluster = [\"redis://b\"]\n",
+        11,
+        "redis_cluster",
+        "not both",
+    );
+    wrong("", 9, "listen", "missing");
 }

@@ -15,8 +15,6 @@ pub(super) const NOT_SUPPORTED: &str = "not supported by this version of sipedge
 pub(super) enum Contract<'a> {
     /// A key of an `[[edge]]` table.
     EdgeKey(&'a str),
-    /// A key of the `[cluster]` table.
-    ClusterKey(&'a str),
     /// The transport of a destination's `uri` (`;transport=`, `sips:`).
     Destination(Transport),
 }
@@ -26,7 +24,6 @@ pub(super) enum Contract<'a> {
 /// The single list of what is missing: lift a feature by deleting its line.
 pub(super) fn not_supported_yet(item: Contract<'_>) -> bool {
     match item {
-        Contract::ClusterKey("redis") => true, // shared state in Redis
         Contract::EdgeKey("topology_hiding") => true,
         // sipedge takes WebSocket connections, it never opens one.
         Contract::Destination(Transport::Ws | Transport::Wss) => true,

@@ -9,11 +9,13 @@
 
 mod channels;
 mod rate;
+mod shared;
 
 pub use channels::{Channels, DestCalls};
 pub use rate::Rate;
+pub use shared::{Mode, SharedRate};
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +56,9 @@ pub struct Limits {
     dest_calls: Box<[DestCalls]>,
     /// Calls in progress, kept only when some channel limit is set.
     calls: Option<Arc<Channels>>,
+    /// New calls beyond the edge's limits since start: over `cps`, over
+    /// `channels` (kept across reloads; counted only on a breach).
+    breaches: Arc<[AtomicU64; 2]>,
     epoch: Instant,
 }
 
@@ -61,19 +66,19 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 struct Cps {
     limit: u32,
-    rate: Arc<Rate>,
+    rate: Arc<SharedRate>,
 }
 
 impl Cps {
     /// A bucket for `limit`: `previous`'s when it had the same limit (a
     /// reload then neither refills nor empties it).
-    fn new(limit: Option<u32>, previous: Option<&Option<Cps>>) -> Option<Cps> {
+    fn new(limit: Option<u32>, previous: Option<&Option<Cps>>, epoch: Instant) -> Option<Cps> {
         let limit = limit?;
         match previous {
             Some(Some(p)) if p.limit == limit => Some(p.clone()),
             _ => Some(Cps {
                 limit,
-                rate: Arc::new(Rate::new(f64::from(limit))),
+                rate: Arc::new(SharedRate::new(limit, epoch)),
             }),
         }
     }
@@ -106,13 +111,13 @@ impl Limits {
             None => Arc::new(Channels::new(max_age)),
         });
         Limits {
-            cps: Cps::new(edge.capacity.cps, previous.map(|p| &p.cps)),
+            cps: Cps::new(edge.capacity.cps, previous.map(|p| &p.cps), epoch),
             channels: edge.capacity.channels,
             dest_cps: edge
                 .destinations
                 .iter()
                 .enumerate()
-                .map(|(i, d)| Cps::new(d.cps, old(i).and_then(|(p, j)| p.dest_cps.get(j))))
+                .map(|(i, d)| Cps::new(d.cps, old(i).and_then(|(p, j)| p.dest_cps.get(j)), epoch))
                 .collect(),
             dest_channels: edge.destinations.iter().map(|d| d.channels).collect(),
             dest_calls: (0..edge.destinations.len())
@@ -123,12 +128,34 @@ impl Limits {
                 })
                 .collect(),
             calls,
+            breaches: previous.map_or_else(Arc::default, |p| Arc::clone(&p.breaches)),
             epoch,
         }
     }
 
+    /// New calls beyond the edge's own limits since start: over `cps`
+    /// (the seeds' "CPS Breach"), over `channels`.
+    pub fn breaches(&self) -> (u64, u64) {
+        (
+            self.breaches[0].load(Ordering::Relaxed),
+            self.breaches[1].load(Ordering::Relaxed),
+        )
+    }
+
     fn ns(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The calls-per-second limits, for the cluster task that shares
+    /// them: the edge's own (`None`), then each destination's (by index).
+    pub fn rates(&self) -> impl Iterator<Item = (Option<usize>, &Arc<SharedRate>)> {
+        let own = self.cps.iter().map(|c| (None, &c.rate));
+        let dests = self
+            .dest_cps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((Some(i), &c.as_ref()?.rate)));
+        own.chain(dests)
     }
 
     /// Whether any destination has a limit of its own (dispatch then has
@@ -147,11 +174,15 @@ impl Limits {
     pub fn admit(&self, now: Instant) -> Result<(), Full> {
         if let (Some(max), Some(calls)) = (self.channels, &self.calls) {
             if calls.total() >= max {
+                self.breaches[1].fetch_add(1, Ordering::Relaxed);
                 return Err(Full::Channels);
             }
         }
         match &self.cps {
-            Some(c) => c.rate.take(self.ns(now)).map_err(Full::Cps),
+            Some(c) => c.rate.take(self.ns(now)).map_err(|wait| {
+                self.breaches[0].fetch_add(1, Ordering::Relaxed);
+                Full::Cps(wait)
+            }),
             None => Ok(()),
         }
     }
@@ -239,6 +270,7 @@ mod tests {
         let Err(full) = l.admit(t0) else {
             panic!("third call in the same instant admitted")
         };
+        assert_eq!(l.breaches(), (1, 1));
         assert_eq!(full, Full::Cps(Duration::from_millis(500)));
         assert_eq!(full.retry_after_secs(), 1);
         assert_eq!(l.admit(t0 + Duration::from_millis(500)), Ok(()));

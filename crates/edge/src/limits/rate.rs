@@ -16,45 +16,62 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Rate {
     /// Nanoseconds between events at the sustained rate.
-    interval: u64,
+    interval: AtomicU64,
     /// How far ahead the theoretical arrival time may run: (burst − 1)
     /// intervals.
-    tolerance: u64,
+    tolerance: AtomicU64,
     tat: AtomicU64,
+}
+
+/// The interval and tolerance of `per_second`.
+fn pace(per_second: f64) -> (u64, u64) {
+    let per_second = if per_second.is_finite() && per_second > 0.0 {
+        per_second
+    } else {
+        1.0
+    };
+    let interval = (1e9 / per_second).round().max(1.0) as u64;
+    let burst = per_second.ceil().max(1.0) as u64;
+    (interval, interval.saturating_mul(burst - 1))
 }
 
 impl Rate {
     /// A limit of `per_second` events per second (> 0), allowing a burst of
     /// `ceil(per_second)` events at once.
     pub fn new(per_second: f64) -> Rate {
-        let per_second = if per_second.is_finite() && per_second > 0.0 {
-            per_second
-        } else {
-            1.0
-        };
-        let interval = (1e9 / per_second).round().max(1.0) as u64;
-        let burst = per_second.ceil().max(1.0) as u64;
+        let (interval, tolerance) = pace(per_second);
         Rate {
-            interval,
-            tolerance: interval.saturating_mul(burst - 1),
+            interval: AtomicU64::new(interval),
+            tolerance: AtomicU64::new(tolerance),
             tat: AtomicU64::new(0),
         }
     }
 
+    /// Changes the rate (a cluster node's share of a limit), keeping what
+    /// was taken.
+    pub fn set(&self, per_second: f64) {
+        let (interval, tolerance) = pace(per_second);
+        self.interval.store(interval, Ordering::Relaxed);
+        self.tolerance.store(tolerance, Ordering::Relaxed);
+    }
+
     /// Whether an event at `now_ns` would conform, without taking it.
     pub fn has_room(&self, now_ns: u64) -> bool {
-        self.tat.load(Ordering::Relaxed).saturating_sub(now_ns) <= self.tolerance
+        let tolerance = self.tolerance.load(Ordering::Relaxed);
+        self.tat.load(Ordering::Relaxed).saturating_sub(now_ns) <= tolerance
     }
 
     /// Takes one event at `now_ns`, or says how long until one conforms.
     pub fn take(&self, now_ns: u64) -> Result<(), Duration> {
+        let tolerance = self.tolerance.load(Ordering::Relaxed);
+        let interval = self.interval.load(Ordering::Relaxed);
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
             let ahead = tat.saturating_sub(now_ns);
-            if ahead > self.tolerance {
-                return Err(Duration::from_nanos(ahead - self.tolerance));
+            if ahead > tolerance {
+                return Err(Duration::from_nanos(ahead - tolerance));
             }
-            let next = tat.max(now_ns).saturating_add(self.interval);
+            let next = tat.max(now_ns).saturating_add(interval);
             match self
                 .tat
                 .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)

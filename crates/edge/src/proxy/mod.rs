@@ -602,6 +602,22 @@ impl Edge {
         self
     }
 
+    /// Every calls-per-second limit of the edge, named as the cluster
+    /// shares it: `edge/NAME` for the edge's own, `edge/NAME/URI` for a
+    /// destination's (every node must give an edge the same name).
+    pub fn shared_rates(&self) -> Vec<(String, Arc<crate::limits::SharedRate>)> {
+        self.limits
+            .rates()
+            .filter_map(|(dest, r)| {
+                let name = match dest {
+                    None => format!("edge/{}", self.name),
+                    Some(i) => format!("edge/{}/{}", self.name, self.destinations.get(i)?.uri),
+                };
+                Some((name, Arc::clone(r)))
+            })
+            .collect()
+    }
+
     /// The node's bans.
     pub fn bans(&self) -> &Arc<crate::bans::Bans> {
         &self.bans

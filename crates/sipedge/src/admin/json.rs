@@ -14,6 +14,9 @@ pub struct HealthBody<'a> {
     pub status: &'static str,
     /// One per edge, in config order.
     pub edges: Vec<EdgeSummary<'a>>,
+    /// The cluster store, with `[cluster] redis`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::StatusBody>,
 }
 
 /// One edge in `GET /health`.
@@ -76,6 +79,11 @@ pub struct EdgeBody<'a> {
     /// Calls in progress through this edge on this node, counted when a
     /// channel limit is configured (0 otherwise).
     pub channels_in_use: u32,
+    /// New calls beyond the edge's `cps` since start (answered 503, or
+    /// redirected by `capacity_failover`).
+    pub cps_breaches: u64,
+    /// New calls beyond the edge's `channels` since start.
+    pub channel_breaches: u64,
     /// Messages that failed the edge's `validate` checks since start, by
     /// reason token (`no-max-forwards`: 3); reasons never seen are left out.
     pub validation_failures: std::collections::BTreeMap<&'static str, u64>,
@@ -317,6 +325,8 @@ pub async fn destinations(health: &Health) -> Result<DestinationsBody<'_>, crate
             transactions: stateful.map(|s| s.len()),
             untracked: stateful.map(|s| s.untracked()),
             channels_in_use: proxy.map_or(0, |p| p.limits().channels_in_use().0),
+            cps_breaches: proxy.map_or(0, |p| p.limits().breaches().0),
+            channel_breaches: proxy.map_or(0, |p| p.limits().breaches().1),
             validation_failures: proxy
                 .map(|p| {
                     p.invalid_counts()

@@ -44,7 +44,9 @@ pub struct Admin {
     /// Reloads the config file (`POST /api/reload`).
     pub reloader: Arc<Reloader>,
     /// The node's bans (`/api/bans`).
-    pub bans: Arc<edge::bans::Bans>,
+    pub bans: crate::bans::Banning,
+    /// The cluster store's state, with `[cluster] redis`.
+    pub cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 /// Serves the admin API on `listener` from a task of the current runtime.
@@ -68,6 +70,7 @@ pub fn router(admin: Admin) -> Router {
         )
         .route("/api/connections", get(connection_counts))
         .route("/api/reload", axum::routing::post(reload))
+        .route("/api/cluster", get(cluster))
         .with_state(admin.clone())
         .merge(
             Router::new()
@@ -104,7 +107,20 @@ async fn connection_counts(Shared(admin): Shared<Admin>) -> Response {
     Json(body).into_response()
 }
 
-/// `GET /health`: 200 when at least one edge can route, else 503.
+/// `GET /api/cluster`: the cluster store (Redis up or down, how limits
+/// are counted, the live nodes); 404 without `[cluster] redis`.
+async fn cluster(Shared(admin): Shared<Admin>) -> Response {
+    match &admin.cluster {
+        Some(c) => Json(c.body()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no [cluster] redis: this node counts alone".into(),
+        ),
+    }
+}
+
+/// `GET /health`: 200 when at least one edge can route, else 503 (Redis
+/// down is not an outage: it shows in `cluster`, the status stays).
 async fn node_health(Shared(admin): Shared<Admin>) -> Response {
     let health = admin.health.load_full();
     let edges: Vec<_> = health.edges.iter().map(json::EdgeSummary::of).collect();
@@ -112,6 +128,7 @@ async fn node_health(Shared(admin): Shared<Admin>) -> Response {
     let body = json::HealthBody {
         status: if ok { "ok" } else { "unavailable" },
         edges,
+        cluster: admin.cluster.as_ref().map(|c| c.body()),
     };
     let code = if ok {
         StatusCode::OK

@@ -78,7 +78,11 @@ async fn admin_of(text: &str) -> (Admin, std::path::PathBuf) {
         health,
         connections: Arc::new(crate::shard::Registry::new(Default::default())),
         reloader,
-        bans: Arc::new(edge::bans::Bans::new(std::time::Instant::now(), 0)),
+        bans: crate::bans::Banning {
+            bans: Arc::new(edge::bans::Bans::new(std::time::Instant::now(), 0)),
+            cluster: None,
+        },
+        cluster: None,
     };
     (admin, path)
 }
@@ -384,7 +388,7 @@ async fn bans_are_added_listed_and_lifted() {
     assert_eq!(body["expires_in"], 600);
     let now = std::time::Instant::now();
     assert_eq!(
-        h.bans.find("203.0.113.7".parse().expect("ip"), now),
+        h.bans.bans.find("203.0.113.7".parse().expect("ip"), now),
         Some(edge::bans::Reason::Admin),
         "in force as soon as the answer comes"
     );
@@ -406,7 +410,10 @@ async fn bans_are_added_listed_and_lifted() {
 
     let (code, _) = call(&h, Method::DELETE, "/api/bans/203.0.113.7", "").await;
     assert_eq!(code, StatusCode::OK);
-    assert_eq!(h.bans.find("203.0.113.7".parse().expect("ip"), now), None);
+    assert_eq!(
+        h.bans.bans.find("203.0.113.7".parse().expect("ip"), now),
+        None
+    );
     let (code, body) = call(&h, Method::DELETE, "/api/bans/203.0.113.7", "").await;
     assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
 }

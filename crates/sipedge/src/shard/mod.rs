@@ -74,7 +74,7 @@ pub fn start(
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let relay = cfg.cluster.as_ref().map(|c| c.listen);
+    let relay = cfg.cluster.as_ref().and_then(|c| c.listen);
     let unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -90,10 +90,10 @@ pub fn start(
             ))
         })
         .collect();
-    let peers = cfg
-        .cluster
-        .as_ref()
-        .map(|c| (c.listen, Arc::new(link::Peers::new(&c.peers))));
+    let peers = cfg.cluster.as_ref().and_then(|c| {
+        let listen = c.listen?;
+        Some((listen, Arc::new(link::Peers::new(&c.peers))))
+    });
     let mut bound: Vec<Vec<Vec<Option<Bound>>>> = Vec::with_capacity(shards);
     let mut links: Vec<Option<std::net::UdpSocket>> = Vec::with_capacity(shards);
     let mut sockets = 0;
@@ -116,9 +116,8 @@ pub fn start(
             per_edge.push(socks);
         }
         bound.push(per_edge);
-        if let Some(c) = &cfg.cluster {
-            let link =
-                udp::bind(c.listen).map_err(|e| format!("[cluster] listen {}: {e}", c.listen))?;
+        if let Some(listen) = cfg.cluster.as_ref().and_then(|c| c.listen) {
+            let link = udp::bind(listen).map_err(|e| format!("[cluster] listen {listen}: {e}"))?;
             links.push(Some(link));
             sockets += 1;
         } else {

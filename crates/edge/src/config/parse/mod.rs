@@ -55,7 +55,7 @@ const NODE_KEYS: &[&str] = &[
 /// Keys of `[admin]`.
 const ADMIN_KEYS: &[&str] = &["listen"];
 /// Keys of `[cluster]` that this version implements.
-const CLUSTER_KEYS: &[&str] = &["listen", "peers"];
+const CLUSTER_KEYS: &[&str] = &["listen", "peers", "redis", "redis_cluster"];
 /// Keys of `[connections]`.
 const CONNECTION_KEYS: &[&str] = &[
     "max",
@@ -356,7 +356,7 @@ fn long_secret(t: &Table<'_, '_>, s: &str, at: usize, key: &str) -> Result<Strin
 
 /// Reads `[cluster]`: this node's link address, and the other nodes'.
 fn cluster(t: &Table<'_, '_>) -> Result<Cluster> {
-    t.check_keys(CLUSTER_KEYS, |k| Some(Contract::ClusterKey(k)))?;
+    t.check_keys(CLUSTER_KEYS, |_| None)?;
     let address = |s: &str, at: usize, key: &str| {
         s.parse::<SocketAddr>()
             .ok()
@@ -371,20 +371,25 @@ fn cluster(t: &Table<'_, '_>) -> Result<Cluster> {
                 )
             })
     };
-    let listen = t.required(
-        "listen",
-        "this node's own address on the node-to-node link, e.g. \"10.0.0.1:5070\"",
-    )?;
-    let listen = address(
-        t.cx.string(listen, "listen")?,
-        listen.span().start,
-        "listen",
-    )?;
+    let redis = redis(t)?;
+    let listen = match (t.get("listen"), &redis, t.get("peers")) {
+        (None, Some(_), None) => None,
+        (None, None, _) | (None, _, Some(_)) => {
+            let what = "this node's own address on the node-to-node link, e.g. \"10.0.0.1:5070\"";
+            t.required("listen", what)?;
+            None
+        }
+        (Some(v), _, _) => Some(address(
+            t.cx.string(v, "listen")?,
+            v.span().start,
+            "listen",
+        )?),
+    };
     let mut peers: Vec<SocketAddr> = Vec::new();
     if let Some(v) = t.get("peers") {
         for (s, at) in t.cx.string_array(v, "peers")? {
             let a = address(s, at, "peers")?;
-            if a == listen || peers.contains(&a) {
+            if Some(a) == listen || peers.contains(&a) {
                 return Err(t.cx.err(
                     at,
                     "peers",
@@ -394,7 +399,58 @@ fn cluster(t: &Table<'_, '_>) -> Result<Cluster> {
             peers.push(a);
         }
     }
-    Ok(Cluster { listen, peers })
+    Ok(Cluster {
+        listen,
+        peers,
+        redis,
+    })
+}
+
+/// Reads `redis` (one server) or `redis_cluster` (seed nodes of a Redis
+/// Cluster): `redis://` or `rediss://` URLs.
+fn redis(t: &Table<'_, '_>) -> Result<Option<crate::config::model::Redis>> {
+    use crate::config::model::Redis;
+    let url = |s: &str, at: usize, key: &str| {
+        let ok = ["redis://", "rediss://"]
+            .iter()
+            .any(|p| s.strip_prefix(p).is_some_and(|rest| !rest.is_empty()));
+        if ok {
+            Ok(s.to_owned())
+        } else {
+            Err(t.cx.err(
+                at,
+                key,
+                format!("{s:?} is not a redis:// or rediss:// URL, e.g. \"redis://10.0.0.5:6379\""),
+            ))
+        }
+    };
+    match (t.get("redis"), t.get("redis_cluster")) {
+        (Some(_), Some(v)) => Err(t.cx.err(
+            v.span().start,
+            "redis_cluster",
+            "give either redis (one server) or redis_cluster (a Redis Cluster's nodes), not both",
+        )),
+        (Some(v), None) => {
+            let s = t.cx.string(v, "redis")?;
+            Ok(Some(Redis::Server(url(s, v.span().start, "redis")?)))
+        }
+        (None, Some(v)) => {
+            let seeds =
+                t.cx.string_array(v, "redis_cluster")?
+                    .into_iter()
+                    .map(|(s, at)| url(s, at, "redis_cluster"))
+                    .collect::<Result<Vec<_>>>()?;
+            if seeds.is_empty() {
+                return Err(t.cx.err(
+                    v.span().start,
+                    "redis_cluster",
+                    "list at least one node of the Redis Cluster",
+                ));
+            }
+            Ok(Some(Redis::Cluster(seeds)))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 /// Reads `[apiban]`: the key's file is required, the rest has defaults.

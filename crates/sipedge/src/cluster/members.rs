@@ -1,0 +1,84 @@
+//! Node membership: each node renews its entry every second with a
+//! 3-second lease (a sorted set scored by when the lease ends, on Redis's
+//! clock) and reads who else is alive. The live count is what each limit
+//! is shared by, and what a node falls back on when Redis goes away.
+
+use super::store::Conn;
+use edge::config::Config;
+use serde::{Deserialize, Serialize};
+
+/// How long a node counts as alive after its last renewal, in ms.
+const LEASE_MS: u64 = 3000;
+
+/// The live nodes (scored by lease end) and their details, under one
+/// hash tag so that a Redis Cluster keeps them in one slot.
+const NODES: &str = "sipedge:{nodes}";
+const INFO: &str = "sipedge:{nodes}:info";
+
+/// Renews `ARGV[1]`'s lease of `ARGV[2]` ms with details `ARGV[3]`, drops
+/// the lapsed, and answers the details of every live node.
+const BEAT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for _, id in ipairs(gone) do redis.call('HDEL', KEYS[2], id) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {}
+for i, id in ipairs(ids) do out[i] = redis.call('HGET', KEYS[2], id) or '' end
+return out
+";
+
+/// One node of the cluster, as it describes itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Member {
+    /// `[node] id`.
+    pub id: String,
+    /// `[node] zone`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Its node-to-node link address (`[cluster] listen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+impl Member {
+    /// This node.
+    pub fn of(cfg: &Config) -> Member {
+        Member {
+            id: cfg.node.id.clone(),
+            zone: cfg.node.zone.clone(),
+            link: cfg
+                .cluster
+                .as_ref()
+                .and_then(|c| c.listen)
+                .map(|a| a.to_string()),
+        }
+    }
+}
+
+/// Renews `me` and answers the live nodes.
+pub async fn beat(mut conn: Conn, me: &Member) -> Result<Vec<Member>, String> {
+    let details = serde_json::to_string(me).map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(
+        super::store::RESPONSE_TIMEOUT,
+        redis::Script::new(BEAT)
+            .key(NODES)
+            .key(INFO)
+            .arg(&me.id)
+            .arg(LEASE_MS)
+            .arg(details)
+            .invoke_async::<Vec<String>>(&mut conn),
+    )
+    .await
+    .map_err(|_| "no answer in time".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let mut members: Vec<Member> = answer
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Member>(d).ok())
+        .collect();
+    members.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(members)
+}

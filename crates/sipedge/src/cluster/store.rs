@@ -1,0 +1,80 @@
+//! The connection to the cluster's Redis: one server through redis-rs's
+//! connection manager (which reconnects by itself), or a Redis Cluster
+//! through its cluster client (which follows the slots). Every call has a
+//! response timeout, so a slow or dead Redis costs the cluster task a
+//! bounded wait — never the forwarding path, which does not call it.
+
+use edge::config::Redis;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use std::time::Duration;
+
+/// How long one answer may take before Redis counts as down.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A connection to one Redis server or to a Redis Cluster: cheap to
+/// clone (a handle on one multiplexed connection).
+#[derive(Clone)]
+pub enum Conn {
+    /// One server.
+    One(ConnectionManager),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+/// Connects to the configured Redis.
+pub async fn connect(cfg: &Redis) -> redis::RedisResult<Conn> {
+    match cfg {
+        Redis::Server(url) => {
+            let client = redis::Client::open(url.as_str())?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_secs(1));
+            Ok(Conn::One(
+                ConnectionManager::new_with_config(client, config).await?,
+            ))
+        }
+        Redis::Cluster(seeds) => {
+            let client = redis::cluster::ClusterClient::builder(seeds.iter().map(String::as_str))
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(RESPONSE_TIMEOUT)
+                .retries(1)
+                .build()?;
+            Ok(Conn::Cluster(client.get_async_connection().await?))
+        }
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::One(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::One(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::One(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}

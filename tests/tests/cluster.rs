@@ -1,0 +1,297 @@
+//! Cluster state in Redis: calls-per-second limits counted across the
+//! nodes of a cluster, through a real `redis-server` and a real
+//! three-master Redis Cluster; and what happens when Redis dies, stalls
+//! and comes back.
+//!
+//! Every node is a sipedge process on loopback with its own port; SIPp
+//! callers offer each node more than the edge's `cps`, one SIPp server
+//! answers for the pool. A call beyond the limit gets 503 (the callers'
+//! scenario takes it as an answer), so admitted calls are counted at the
+//! server.
+
+use std::time::{Duration, Instant};
+
+use e2e::admin::AdminApi;
+use e2e::redis::{RedisCluster, RedisServer};
+use e2e::{free_port, require_private_netns, Json, Sipedge, SippUac, SippUas};
+
+/// The edge's limit, on every node.
+const CPS: u32 = 20;
+
+/// One node: its sipedge, SIP port and admin API.
+struct Node {
+    sipedge: Sipedge,
+    port: u16,
+    api: AdminApi,
+}
+
+/// A node named `id` whose `[cluster]` says `store` (`redis = …`).
+fn node(id: &str, store: &str, pool: &SippUas) -> Node {
+    let (port, admin) = (free_port(), free_port());
+    let sipedge = Sipedge::start(&format!(
+        "[node]\nid = \"{id}\"\nsecret = \"one secret for the whole cluster\"\n\
+         [admin]\nlisten = \"127.0.0.1:{admin}\"\n[cluster]\n{store}\n\
+         [[edge]]\nname = \"customer\"\nlisten = [\"udp:127.0.0.1:{port}\"]\ncps = {CPS}\n\
+         [[edge.destination]]\nuri = \"{}\"\n",
+        pool.uri()
+    ));
+    Node {
+        sipedge,
+        port,
+        api: AdminApi::local(admin),
+    }
+}
+
+/// Polls `GET /api/cluster` until `done` holds, at most 15 s.
+#[track_caller]
+fn wait_cluster(n: &Node, what: &str, done: impl Fn(&Json) -> bool) -> Json {
+    let start = Instant::now();
+    loop {
+        let v = n.api.get("/api/cluster").json();
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "not within 15 s: {what}\n{v}\n{}",
+            n.sipedge.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sharing(v: &Json, nodes: u64) -> bool {
+    v["redis"] == "up" && v["counting"] == "shared" && v["nodes"].as_u64() == Some(nodes)
+}
+
+/// Each node offered `rate` calls a second for `secs` seconds, at once,
+/// from a SIPp caller of its own (`extra`: more SIPp arguments).
+fn call(
+    nodes: &[&Node],
+    rate: u32,
+    secs: u32,
+    extra: &'static [&'static str],
+) -> Vec<std::thread::JoinHandle<e2e::UacResult>> {
+    nodes
+        .iter()
+        .map(|n| {
+            let target = format!("127.0.0.1:{}", n.port);
+            std::thread::spawn(move || {
+                let mut args = vec!["-s", "pool"];
+                args.extend_from_slice(extra);
+                SippUac::run("uac-or-503.xml", &target, rate * secs, rate, &args)
+            })
+        })
+        .collect()
+}
+
+/// Waits for the callers; asserts that every call ended (admitted and
+/// completed, or refused with 503) and returns how many the pool
+/// answered.
+fn answered(callers: Vec<std::thread::JoinHandle<e2e::UacResult>>, pool: SippUas) -> usize {
+    for r in callers {
+        r.join().expect("a caller thread").assert_all_successful();
+    }
+    let pool = pool.stop();
+    assert_eq!(
+        pool.failed(),
+        0,
+        "a call failed at the pool\n{}",
+        pool.summary()
+    );
+    pool.call_ids("INVITE").len()
+}
+
+/// [`call`] and [`answered`].
+fn offer(nodes: &[&Node], pool: SippUas, rate: u32, secs: u32) -> usize {
+    answered(call(nodes, rate, secs, &[]), pool)
+}
+
+/// Admitted calls over `secs` seconds of offered load are the limit's,
+/// within 5% over the whole seconds (the first and last second of the
+/// run are partial, so they bound it loosely).
+#[track_caller]
+fn assert_limit(admitted: usize, secs: u32) {
+    eprintln!("{admitted} calls admitted in {secs} s at cps = {CPS}");
+    let lo = (f64::from(CPS) * f64::from(secs - 1) * 0.95) as usize;
+    let hi = (CPS * (secs + 1)) as usize;
+    assert!(
+        (lo..=hi).contains(&admitted),
+        "{admitted} calls admitted in {secs} s at cps = {CPS}: expected {lo} to {hi}"
+    );
+}
+
+/// Calls refused for `cps` on a node (its admin API).
+fn breaches(n: &Node) -> u64 {
+    n.api.destinations()["edges"][0]["cps_breaches"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn one_node_offered_three_times_its_limit_admits_the_limit() {
+    require_private_netns();
+    let redis = RedisServer::start();
+    let pool = SippUas::start("uas.xml", free_port(), &[]);
+    let a = node("a", &format!("redis = \"{}\"", redis.url()), &pool);
+    wait_cluster(&a, "Redis up", |v| sharing(v, 1));
+    let secs = 10;
+    let admitted = offer(&[&a], pool, 3 * CPS, secs);
+    assert_limit(admitted, secs);
+    assert_eq!(
+        breaches(&a) as usize,
+        (3 * CPS * secs) as usize - admitted,
+        "every call not admitted was a breach"
+    );
+    let status = a.api.get("/api/cluster").json();
+    assert!(status["leases"].as_u64().is_some_and(|n| n > 0), "{status}");
+    let limit_key = redis.cli(&["--scan", "--pattern", "sipedge:cps:*"]);
+    assert_eq!(limit_key.trim(), "sipedge:cps:edge/customer", "{limit_key}");
+}
+
+#[test]
+fn two_nodes_sharing_redis_admit_the_limit_once() {
+    require_private_netns();
+    let redis = RedisServer::start();
+    let pool = SippUas::start("uas.xml", free_port(), &[]);
+    let store = format!("redis = \"{}\"", redis.url());
+    let a = node("a", &store, &pool);
+    let b = node("b", &store, &pool);
+    for n in [&a, &b] {
+        let v = wait_cluster(n, "both nodes alive", |v| sharing(v, 2));
+        let ids: Vec<&str> = v["members"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|x| x["id"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, ["a", "b"], "{v}");
+    }
+    let secs = 10;
+    // 30 a second to each: 60 offered, 20 allowed in total.
+    let admitted = offer(&[&a, &b], pool, 30, secs);
+    assert_limit(admitted, secs);
+    assert_eq!(
+        (breaches(&a) + breaches(&b)) as usize,
+        (60 * secs) as usize - admitted
+    );
+
+    // A ban made on one node holds on the other; so does its lift.
+    let out = a.api.ctl(&["bans", "add", "198.51.100.9", "1h"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let listed = |n: &Node| {
+        n.api.get("/api/bans").json()["bans"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|b| b["address"] == "198.51.100.9"))
+    };
+    let start = Instant::now();
+    while !listed(&b) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the ban did not reach b"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = a.api.ctl(&["bans", "remove", "198.51.100.9"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    while listed(&b) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the lift did not reach b"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!listed(&a));
+}
+
+#[test]
+fn two_nodes_sharing_a_redis_cluster_admit_the_limit_once() {
+    require_private_netns();
+    let redis = RedisCluster::start();
+    let pool = SippUas::start("uas.xml", free_port(), &[]);
+    let seeds: Vec<String> = redis.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let store = format!("redis_cluster = [{}]", seeds.join(", "));
+    let a = node("a", &store, &pool);
+    let b = node("b", &store, &pool);
+    for n in [&a, &b] {
+        wait_cluster(n, "both nodes alive", |v| sharing(v, 2));
+    }
+    let secs = 10;
+    let admitted = offer(&[&a, &b], pool, 30, secs);
+    assert_limit(admitted, secs);
+    let keys = redis.keys("sipedge:*");
+    assert!(
+        keys.iter().any(|k| k == "sipedge:cps:edge/customer"),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| k == "sipedge:{nodes}"), "{keys:?}");
+}
+
+#[test]
+fn redis_killed_stalled_and_back_no_call_fails_and_the_limit_holds() {
+    require_private_netns();
+    let mut redis = RedisServer::start();
+    let pool = SippUas::start("uas.xml", free_port(), &[]);
+    let store = format!("redis = \"{}\"", redis.url());
+    let a = node("a", &store, &pool);
+    let b = node("b", &store, &pool);
+    for n in [&a, &b] {
+        wait_cluster(n, "both nodes alive", |v| sharing(v, 2));
+    }
+    // Calls of half a second each, so that some are in progress when
+    // Redis goes.
+    let secs = 14;
+    let callers = call(&[&a, &b], 30, secs, &["-d", "500"]);
+    std::thread::sleep(Duration::from_secs(3));
+    redis.kill();
+    for n in [&a, &b] {
+        let v = wait_cluster(n, "Redis down", |v| v["redis"] == "down");
+        assert_eq!(v["counting"], "local share", "{v}");
+        assert_eq!(v["nodes"], 2, "the share: half of each limit\n{v}");
+        let health = n.api.get("/health");
+        assert_eq!(health.status, 200, "Redis down is not an outage");
+        assert_eq!(health.json()["cluster"]["redis"], "down");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    redis.restart();
+    for n in [&a, &b] {
+        wait_cluster(n, "Redis back", |v| sharing(v, 2));
+    }
+    // Redis stalls (a command holding it for 2 s): the nodes stop
+    // waiting for it and count alone meanwhile.
+    let stall = {
+        let port = redis.port().to_string();
+        std::thread::spawn(move || {
+            std::process::Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &port, "DEBUG", "SLEEP", "2"])
+                .output()
+                .expect("redis-cli")
+        })
+    };
+    for n in [&a, &b] {
+        wait_cluster(n, "Redis stalled", |v| v["redis"] == "down");
+    }
+    stall.join().expect("the stall");
+    for n in [&a, &b] {
+        wait_cluster(n, "Redis answers again", |v| sharing(v, 2));
+    }
+    let admitted = answered(callers, pool);
+    // Shared or each at half of it, the limit held throughout (each
+    // node's local meter starts with a burst of its share when Redis
+    // goes: twice, here).
+    let hi = (CPS * (secs + 1) + 2 * CPS) as usize;
+    assert!(
+        admitted <= hi && admitted >= (CPS * (secs - 4)) as usize,
+        "{admitted} calls admitted in {secs} s at cps = {CPS}"
+    );
+    for n in [&a, &b] {
+        assert!(
+            n.sipedge
+                .wait_for_stderr("Redis unreachable", Duration::from_secs(1)),
+            "logged once"
+        );
+        let said = n.sipedge.stderr_text();
+        assert!(
+            said.matches("Redis unreachable").count() <= 2,
+            "logged once per outage:\n{said}"
+        );
+    }
+}
