@@ -1,7 +1,7 @@
-//! Cluster state in Redis: calls-per-second limits counted across the
-//! nodes of a cluster, through a real `redis-server` and a real
-//! three-master Redis Cluster; and what happens when Redis dies, stalls
-//! and comes back.
+//! Cluster state in Redis: calls-per-second limits and calls in progress
+//! counted across the nodes of a cluster, through a real `redis-server`
+//! and a real three-master Redis Cluster; and what happens when Redis
+//! dies, stalls and comes back.
 //!
 //! Every node is a sipedge process on loopback with its own port; SIPp
 //! callers offer each node more than the edge's `cps`, one SIPp server
@@ -12,8 +12,10 @@
 use std::time::{Duration, Instant};
 
 use e2e::admin::AdminApi;
+use e2e::expect::{final_response, next_arrival};
 use e2e::redis::{RedisCluster, RedisServer};
-use e2e::{free_port, require_private_netns, Json, Sipedge, SippUac, SippUas};
+use e2e::sip::{self, Request};
+use e2e::{free_port, require_private_netns, FakePool, Json, Sipedge, SippUac, SippUas, Udp};
 
 /// The edge's limit, on every node.
 const CPS: u32 = 20;
@@ -25,15 +27,15 @@ struct Node {
     api: AdminApi,
 }
 
-/// A node named `id` whose `[cluster]` says `store` (`redis = …`).
-fn node(id: &str, store: &str, pool: &SippUas) -> Node {
+/// A node named `id` whose `[cluster]` says `store` (`redis = …`), its
+/// edge's destination `pool` (a URI) and further edge keys `extra`.
+fn node(id: &str, store: &str, pool: &str, extra: &str) -> Node {
     let (port, admin) = (free_port(), free_port());
     let sipedge = Sipedge::start(&format!(
         "[node]\nid = \"{id}\"\nsecret = \"one secret for the whole cluster\"\n\
          [admin]\nlisten = \"127.0.0.1:{admin}\"\n[cluster]\n{store}\n\
-         [[edge]]\nname = \"customer\"\nlisten = [\"udp:127.0.0.1:{port}\"]\ncps = {CPS}\n\
-         [[edge.destination]]\nuri = \"{}\"\n",
-        pool.uri()
+         [[edge]]\nname = \"customer\"\nlisten = [\"udp:127.0.0.1:{port}\"]\ncps = {CPS}\n{extra}\n\
+         [[edge.destination]]\nuri = \"{pool}\"\n"
     ));
     Node {
         sipedge,
@@ -133,7 +135,12 @@ fn one_node_offered_three_times_its_limit_admits_the_limit() {
     require_private_netns();
     let redis = RedisServer::start();
     let pool = SippUas::start("uas.xml", free_port(), &[]);
-    let a = node("a", &format!("redis = \"{}\"", redis.url()), &pool);
+    let a = node(
+        "a",
+        &format!("redis = \"{}\"", redis.url()),
+        &pool.uri(),
+        "",
+    );
     wait_cluster(&a, "Redis up", |v| sharing(v, 1));
     let secs = 10;
     let admitted = offer(&[&a], pool, 3 * CPS, secs);
@@ -155,8 +162,8 @@ fn two_nodes_sharing_redis_admit_the_limit_once() {
     let redis = RedisServer::start();
     let pool = SippUas::start("uas.xml", free_port(), &[]);
     let store = format!("redis = \"{}\"", redis.url());
-    let a = node("a", &store, &pool);
-    let b = node("b", &store, &pool);
+    let a = node("a", &store, &pool.uri(), "");
+    let b = node("b", &store, &pool.uri(), "");
     for n in [&a, &b] {
         let v = wait_cluster(n, "both nodes alive", |v| sharing(v, 2));
         let ids: Vec<&str> = v["members"]
@@ -209,8 +216,10 @@ fn two_nodes_sharing_a_redis_cluster_admit_the_limit_once() {
     let pool = SippUas::start("uas.xml", free_port(), &[]);
     let seeds: Vec<String> = redis.urls().iter().map(|u| format!("\"{u}\"")).collect();
     let store = format!("redis_cluster = [{}]", seeds.join(", "));
-    let a = node("a", &store, &pool);
-    let b = node("b", &store, &pool);
+    // Calls in progress are counted too (the script keeps an edge's keys
+    // in one slot).
+    let a = node("a", &store, &pool.uri(), "channels = 1000");
+    let b = node("b", &store, &pool.uri(), "channels = 1000");
     for n in [&a, &b] {
         wait_cluster(n, "both nodes alive", |v| sharing(v, 2));
     }
@@ -223,6 +232,14 @@ fn two_nodes_sharing_a_redis_cluster_admit_the_limit_once() {
         "{keys:?}"
     );
     assert!(keys.iter().any(|k| k == "sipedge:{nodes}"), "{keys:?}");
+    for n in [&a, &b] {
+        wait_channels(n, 0);
+        assert!(
+            !n.sipedge.stderr_text().contains("Redis unreachable"),
+            "{}",
+            n.sipedge.stderr_text()
+        );
+    }
 }
 
 #[test]
@@ -231,8 +248,8 @@ fn redis_killed_stalled_and_back_no_call_fails_and_the_limit_holds() {
     let mut redis = RedisServer::start();
     let pool = SippUas::start("uas.xml", free_port(), &[]);
     let store = format!("redis = \"{}\"", redis.url());
-    let a = node("a", &store, &pool);
-    let b = node("b", &store, &pool);
+    let a = node("a", &store, &pool.uri(), "");
+    let b = node("b", &store, &pool.uri(), "");
     for n in [&a, &b] {
         wait_cluster(n, "both nodes alive", |v| sharing(v, 2));
     }
@@ -294,4 +311,97 @@ fn redis_killed_stalled_and_back_no_call_fails_and_the_limit_holds() {
             "logged once per outage:\n{said}"
         );
     }
+}
+
+/// Calls in progress on an edge, as a node counts them (the cluster's).
+fn channels_in_use(n: &Node) -> u64 {
+    n.api.destinations()["edges"][0]["channels_in_use"]
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+/// Polls until node `n` counts `calls` calls in progress, at most 10 s.
+#[track_caller]
+fn wait_channels(n: &Node, calls: u64) {
+    let start = Instant::now();
+    while channels_in_use(n) != calls {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "node {} counts {} calls in progress, not {calls}",
+            n.port,
+            channels_in_use(n)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_call_set_up_through_one_node_and_ended_through_another_frees_its_channel() {
+    require_private_netns();
+    let redis = RedisServer::start();
+    let pool = FakePool::start(1);
+    let store = format!("redis = \"{}\"", redis.url());
+    let dest = format!("sip:{}", pool.addr(0));
+    let a = node("a", &store, &dest, "channels = 1");
+    let b = node("b", &store, &dest, "channels = 1");
+    for n in [&a, &b] {
+        wait_cluster(n, "both nodes alive", |v| sharing(v, 2));
+    }
+    let (to_a, to_b) = (
+        format!("127.0.0.1:{}", a.port),
+        format!("127.0.0.1:{}", b.port),
+    );
+
+    // A call through node a.
+    let phone = Udp::bind();
+    let invite = Request::new("INVITE", &format!("sip:bob@{to_a}"), phone.local_addr());
+    let call_id = invite.get("Call-ID").expect("Call-ID").to_string();
+    phone.send_to(invite.build(), to_a.as_str());
+    let got = next_arrival(&pool, "INVITE", &call_id);
+    let rr = sip::header(&got.text, "Record-Route")
+        .expect("Record-Route")
+        .to_string();
+    let ok = sip::accepted(&got.text, &rr, &dest);
+    pool.send_from(0, &ok, got.from);
+    let (answer, _) = final_response(&phone, &call_id, "INVITE");
+    assert_eq!(sip::status_code(&answer), Some(200), "{answer}");
+
+    // Node b counts it too, and its one channel is taken: a second call
+    // through b is refused.
+    wait_channels(&b, 1);
+    let other = Udp::bind();
+    let second = Request::new("INVITE", &format!("sip:bob@{to_b}"), other.local_addr());
+    let second_id = second.get("Call-ID").expect("Call-ID").to_string();
+    other.send_to(second.build(), to_b.as_str());
+    let (refused, _) = final_response(&other, &second_id, "INVITE");
+    assert_eq!(sip::status_code(&refused), Some(503), "{refused}");
+
+    // The call ends through node b (as after an anycast route change).
+    let in_dialog = |method: &str, cseq: u32| {
+        Request::new(method, &dest, phone.local_addr())
+            .set("Call-ID", &call_id)
+            .set("From", invite.get("From").expect("From"))
+            .set("To", sip::header(&answer, "To").expect("To"))
+            .set("CSeq", &format!("{cseq} {method}"))
+            .set("Route", &rr)
+    };
+    phone.send_to(in_dialog("ACK", 1).build(), to_b.as_str());
+    next_arrival(&pool, "ACK", &call_id);
+    phone.send_to(in_dialog("BYE", 2).build(), to_b.as_str());
+    let bye = next_arrival(&pool, "BYE", &call_id);
+    pool.send_from(0, sip::response_to(&bye.text, 200, "OK"), bye.from);
+    let (ended, _) = final_response(&phone, &call_id, "BYE");
+    assert_eq!(sip::status_code(&ended), Some(200), "{ended}");
+
+    // Both nodes free the channel; a new call through b gets through.
+    wait_channels(&a, 0);
+    wait_channels(&b, 0);
+    let third = Request::new("INVITE", &format!("sip:bob@{to_b}"), other.local_addr());
+    let third_id = third.get("Call-ID").expect("Call-ID").to_string();
+    other.send_to(third.build(), to_b.as_str());
+    next_arrival(&pool, "INVITE", &third_id);
+    // The call's record in Redis: its tombstone (the BYE came).
+    let keys = redis.cli(&["--scan", "--pattern", "sipedge:call:{edge/customer}:*"]);
+    let record = keys.lines().next().unwrap_or_default();
+    assert_eq!(redis.cli(&["GET", record]).trim(), "-", "{keys}");
 }

@@ -10,10 +10,18 @@
 //! Each call remembers its destination's counter itself, not an index,
 //! so a BYE after a reload that moved or removed the destination still
 //! releases the right one.
+//!
+//! In a cluster with Redis ([`Channels::share`]), every call answered here
+//! and every BYE seen here (whether or not the call was answered here) is
+//! also queued for the cluster task, which records them in Redis and
+//! writes the cluster's counts back into the counters: between two
+//! exchanges a counter is the cluster's count plus what passed here
+//! since. A call set up through one node and ended through another so
+//! frees its channel everywhere.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::keyhash::KeyHasher;
@@ -21,12 +29,26 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 const SHARDS: usize = 16;
 
-/// Seed of the Call-ID hash (any fixed value: the table is per node).
+/// Seed of the Call-ID hash: fixed, so that the nodes of a cluster agree
+/// on a call's key.
 const SEED: u64 = 0xc4a2_2e15;
 
 /// Calls in progress on one destination, shared by every snapshot that
 /// has the destination.
 pub type DestCalls = Arc<AtomicU32>;
+
+/// A change the cluster task records in Redis.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A call (its key) answered by the destination whose count this is.
+    Up(u64, DestCalls),
+    /// A BYE of a call (its key) passed.
+    Down(u64),
+}
+
+/// Changes queued for the cluster at most: past it, the oldest go (their
+/// calls then count until `max_call_duration`, or never).
+const MAX_QUEUED: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct Shard {
@@ -43,6 +65,9 @@ pub struct Channels {
     total: AtomicU32,
     /// How long after its 2xx a call is forgotten; a reload may change it.
     max_age_ns: AtomicU64,
+    /// Whether changes are queued for the cluster.
+    shared: AtomicBool,
+    queued: Mutex<VecDeque<Change>>,
 }
 
 impl Channels {
@@ -52,7 +77,55 @@ impl Channels {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             total: AtomicU32::new(0),
             max_age_ns: AtomicU64::new(max_age_ns),
+            shared: AtomicBool::new(false),
+            queued: Mutex::default(),
         }
+    }
+
+    /// How long a call whose BYE never came is counted, in nanoseconds.
+    pub fn max_age_ns(&self) -> u64 {
+        self.max_age_ns.load(Ordering::Relaxed)
+    }
+
+    /// Counts with the cluster (the cluster task calls this while Redis
+    /// is configured): changes are queued for it.
+    pub fn share(&self, on: bool) {
+        self.shared.store(on, Ordering::Relaxed);
+    }
+
+    fn queue(&self, c: Change) {
+        if !self.shared.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() >= MAX_QUEUED {
+            q.pop_front();
+        }
+        q.push_back(c);
+    }
+
+    /// The changes queued for the cluster, oldest first (taken).
+    pub fn take_changes(&self) -> Vec<Change> {
+        let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        q.drain(..).collect()
+    }
+
+    /// Puts back changes the cluster task could not record (Redis down),
+    /// ahead of those queued since.
+    pub fn requeue(&self, changes: Vec<Change>) {
+        let mut q = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        for c in changes.into_iter().rev() {
+            if q.len() >= MAX_QUEUED {
+                break;
+            }
+            q.push_front(c);
+        }
+    }
+
+    /// The cluster's count of calls in progress on this edge (the cluster
+    /// task, after recording this node's changes).
+    pub fn set_total(&self, n: u32) {
+        self.total.store(n, Ordering::Relaxed);
     }
 
     /// Sets how long a call whose BYE never came is counted (a reload).
@@ -80,6 +153,8 @@ impl Channels {
         s.order.push_back((now_ns, key));
         self.total.fetch_add(1, Ordering::Relaxed);
         dest.fetch_add(1, Ordering::Relaxed);
+        drop(s);
+        self.queue(Change::Up(key, Arc::clone(dest)));
     }
 
     /// A BYE of call `call_id` passed: the call is over.
@@ -90,6 +165,9 @@ impl Channels {
         if let Some((dest, _)) = s.calls.remove(&key) {
             self.release(&dest);
         }
+        drop(s);
+        // Answered here or on another node: the cluster knows.
+        self.queue(Change::Down(key));
     }
 
     /// Calls in progress through this edge.
@@ -167,6 +245,33 @@ mod tests {
             c.ended(&(1_000_000 + i).to_le_bytes(), 12 * S);
         }
         assert_eq!((c.total(), of(&d)), (0, 0));
+    }
+
+    #[test]
+    fn shared_counts_queue_every_change_and_take_the_clusters_counts() {
+        let c = Channels::new(3600 * S);
+        let d = DestCalls::default();
+        c.answered(b"before", &d, S);
+        assert!(c.take_changes().is_empty(), "alone: nothing queued");
+        c.share(true);
+        c.answered(b"a", &d, S);
+        c.answered(b"a", &d, S);
+        c.ended(b"elsewhere", S);
+        let changes = c.take_changes();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(matches!(&changes[0], Change::Up(_, dest) if Arc::ptr_eq(dest, &d)));
+        let Change::Down(k) = changes[1] else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(
+            k,
+            xxh3_64_with_seed(b"elsewhere", SEED),
+            "nodes agree on keys"
+        );
+        c.requeue(changes);
+        assert_eq!(c.take_changes().len(), 2);
+        c.set_total(7);
+        assert_eq!(c.total(), 7);
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod channels;
 mod rate;
 mod shared;
 
-pub use channels::{Channels, DestCalls};
+pub use channels::{Change as ChannelChange, Channels, DestCalls};
 pub use rate::Rate;
 pub use shared::{Mode, SharedRate};
 
@@ -220,6 +220,13 @@ impl Limits {
         if let Some(c) = &self.calls {
             c.ended(call_id, self.ns(now));
         }
+    }
+
+    /// The edge's calls in progress, when counted (some channel limit is
+    /// set), and each destination's counter (by index): for the cluster
+    /// task, which shares them.
+    pub fn channels(&self) -> Option<(&Arc<Channels>, &[DestCalls])> {
+        Some((self.calls.as_ref()?, &self.dest_calls))
     }
 
     /// Calls in progress counted on this edge and per destination (zeros

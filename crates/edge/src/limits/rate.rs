@@ -55,6 +55,16 @@ impl Rate {
         self.tolerance.store(tolerance, Ordering::Relaxed);
     }
 
+    /// Spends the burst at `now_ns`: from then on only the sustained rate
+    /// conforms (a node falling back to its share of a cluster limit,
+    /// whose leases this second may have spent it already).
+    pub fn drain(&self, now_ns: u64) {
+        let tolerance = self.tolerance.load(Ordering::Relaxed);
+        let interval = self.interval.load(Ordering::Relaxed);
+        let spent = now_ns.saturating_add(tolerance).saturating_add(interval);
+        self.tat.fetch_max(spent, Ordering::Relaxed);
+    }
+
     /// Whether an event at `now_ns` would conform, without taking it.
     pub fn has_room(&self, now_ns: u64) -> bool {
         let tolerance = self.tolerance.load(Ordering::Relaxed);

@@ -221,8 +221,10 @@ impl SharedRate {
     }
 
     /// Counts with a cluster of `nodes` live nodes: through leases while
-    /// Redis answers (`shared`), else at this node's share.
-    pub fn with_cluster(&self, nodes: u32, shared: bool) {
+    /// Redis answers (`shared`), else at this node's share — without its
+    /// burst, at `now`, when it falls back from leases (which may have
+    /// spent this second's share already).
+    pub fn with_cluster(&self, nodes: u32, shared: bool, now: Instant) {
         let nodes = nodes.max(1);
         let block = (self.limit / (4 * nodes)).clamp(1, 1000);
         self.block.store(block, Ordering::Relaxed);
@@ -234,7 +236,10 @@ impl SharedRate {
             }
         } else {
             self.local.set(f64::from(self.limit) / f64::from(nodes));
-            self.mode.store(LOCAL_SHARE, Ordering::Relaxed);
+            if self.mode.swap(LOCAL_SHARE, Ordering::Relaxed) == SHARED {
+                let ns = now.saturating_duration_since(self.epoch).as_nanos();
+                self.local.drain(u64::try_from(ns).unwrap_or(u64::MAX));
+            }
         }
     }
 
@@ -338,7 +343,7 @@ mod tests {
         let epoch = Instant::now();
         let rates: Vec<SharedRate> = (0..nodes).map(|_| SharedRate::new(limit, epoch)).collect();
         for r in &rates {
-            r.with_cluster(nodes, true);
+            r.with_cluster(nodes, true, epoch);
         }
         let mut store = Store {
             window: 0,
@@ -406,12 +411,12 @@ mod tests {
     fn redis_down_each_node_takes_its_share_and_owes_it() {
         let epoch = Instant::now();
         let r = SharedRate::new(20, epoch);
-        r.with_cluster(2, false);
+        r.with_cluster(2, false, epoch);
         assert_eq!(r.mode(), Mode::LocalShare);
         let admitted = (0..100).filter(|_| r.take(0).is_ok()).count();
         assert_eq!(admitted, 10, "half of 20");
         // Back in the same second: the lease charges the ten.
-        r.with_cluster(2, true);
+        r.with_cluster(2, true, epoch);
         let (_, owed) = r
             .lease_due(epoch)
             .expect("due: a new window and recent calls");
@@ -420,6 +425,20 @@ mod tests {
         r.unleased(epoch, owed);
         r.wanted.store(true, Ordering::Relaxed);
         assert_eq!(r.lease_due(epoch).map(|(_, o)| o), Some(10));
+    }
+
+    #[test]
+    fn falling_back_from_leases_brings_no_burst() {
+        let epoch = Instant::now();
+        let r = SharedRate::new(20, epoch);
+        r.with_cluster(2, true, epoch);
+        let later = epoch + Duration::from_secs(5);
+        r.with_cluster(2, false, later);
+        let at = 5_000 * MS;
+        assert_eq!((0..100).filter(|_| r.take(at).is_ok()).count(), 0);
+        // Then the share's sustained rate: one call each 100 ms.
+        assert_eq!(r.take(at + 100 * MS), Ok(()));
+        assert!(r.take(at + 100 * MS).is_err());
     }
 
     #[test]

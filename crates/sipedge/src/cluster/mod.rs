@@ -8,7 +8,9 @@
 //!   [`edge::limits::SharedRate`]), asked for every 5 ms when due;
 //! - **bans**: what this node bans or lifts is published (a hash of the
 //!   bans in force, and a stream of changes the other nodes follow every
-//!   250 ms).
+//!   250 ms);
+//! - **channels**: the calls answered and ended here are recorded every
+//!   250 ms, and the cluster's counts of calls in progress taken back.
 //!
 //! The forwarding path never waits for any of it. When Redis does not
 //! answer (an error, or no answer within [`store::RESPONSE_TIMEOUT`]),
@@ -17,6 +19,7 @@
 //! `/api/cluster`; the task keeps knocking every second, and the first
 //! answer puts the limits back on shared counting.
 
+mod channels;
 mod members;
 mod shared_bans;
 mod store;
@@ -37,7 +40,7 @@ const LEASE_EVERY: Duration = Duration::from_millis(5);
 /// How often the node renews its membership, and knocks while Redis is
 /// down.
 const BEAT_EVERY: Duration = Duration::from_secs(1);
-/// How often bans are exchanged.
+/// How often bans and calls in progress are exchanged.
 const BANS_EVERY: Duration = Duration::from_millis(250);
 
 /// The Lua script that leases tokens of one limit from the current second
@@ -215,14 +218,29 @@ impl Task {
                 if let Some(conn) = self.conn.clone() {
                     let r = self
                         .shared_bans
-                        .exchange(conn, &self.me.id, &self.status)
+                        .exchange(conn.clone(), &self.me.id, &self.status)
                         .await;
+                    let r = match r {
+                        Ok(()) => self.exchange_channels(conn).await,
+                        Err(e) => Err(e),
+                    };
                     if let Err(e) = r {
                         self.down(e);
                     }
                 }
             }
         }
+    }
+
+    /// Records every edge's calls answered and ended here, and takes the
+    /// cluster's counts.
+    async fn exchange_channels(&self, conn: store::Conn) -> Result<(), String> {
+        for (edge, _) in &self.rates {
+            if channels::exchange(conn.clone(), edge).await? {
+                self.status.redis_calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     fn up(&self) -> bool {
@@ -247,7 +265,7 @@ impl Task {
             }
             let rates = edge.shared_rates();
             for (_, r) in &rates {
-                r.with_cluster(nodes, up);
+                r.with_cluster(nodes, up, Instant::now());
             }
             if i < self.rates.len() {
                 self.rates[i] = (edge, rates);
@@ -299,7 +317,7 @@ impl Task {
                     );
                 }
                 for (_, r) in self.all_rates() {
-                    r.with_cluster(nodes, true);
+                    r.with_cluster(nodes, true, Instant::now());
                 }
             }
             Err(e) => self.down(e),
@@ -325,7 +343,7 @@ impl Task {
             s.nodes
         };
         for (_, r) in self.all_rates() {
-            r.with_cluster(nodes, false);
+            r.with_cluster(nodes, false, Instant::now());
         }
     }
 

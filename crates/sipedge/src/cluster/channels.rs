@@ -1,0 +1,124 @@
+//! Calls in progress across the cluster (`channels` of an edge and of its
+//! destinations): each node records the calls answered through it and
+//! the BYEs it saw, every exchange, in one script call per edge; Redis
+//! answers the cluster's counts, which become the node's counters. A
+//! call answered through one node and ended through another so frees its
+//! channel on both.
+//!
+//! Per edge, under one hash tag (one slot of a Redis Cluster): a sorted
+//! set of its calls and one per destination, scored by when the call is
+//! forgotten (`max_call_duration` after its 2xx: a lost BYE), and a key
+//! per call naming its destination. A BYE that comes before its call's
+//! 2xx was recorded (the two passed different nodes within one exchange)
+//! leaves a tombstone for a minute, so the late 2xx does not count a call
+//! that is over.
+
+use super::store::Conn;
+use edge::limits::{ChannelChange, Channels, DestCalls};
+use edge::proxy::Edge;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// `KEYS[1]` the edge's calls, `KEYS[2..]` its destinations' (in config
+/// order). `ARGV`: the age at which a call is forgotten (ms), the prefix
+/// of a call's key, the prefix of a destination's set, the number of
+/// changes, then per change `u` or `d`, the call's key and (for `u`) its
+/// destination's URI. Answers the count of each key.
+const SYNC: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local age = tonumber(ARGV[1])
+local calls, dests, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+for i = 0, n - 1 do
+  local op, key, uri = ARGV[5 + 3 * i], ARGV[6 + 3 * i], ARGV[7 + 3 * i]
+  local ck = calls .. key
+  if op == 'u' then
+    if redis.call('SET', ck, uri, 'PX', age, 'NX') then
+      redis.call('ZADD', KEYS[1], now + age, key)
+      if uri ~= '' then redis.call('ZADD', dests .. uri, now + age, key) end
+    end
+  else
+    local was = redis.call('GET', ck)
+    if was and was ~= '' and was ~= '-' then redis.call('ZREM', dests .. was, key) end
+    redis.call('SET', ck, '-', 'PX', 60000)
+    redis.call('ZREM', KEYS[1], key)
+  end
+end
+local out = {}
+for i, k in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+  out[i] = redis.call('ZCARD', k)
+end
+return out
+";
+
+/// The prefix of every key of edge `name`: its hash tag.
+fn tag(name: &str) -> String {
+    format!("{{edge/{name}}}")
+}
+
+/// Records `edge`'s changes in Redis and takes the cluster's counts; the
+/// changes are put back if Redis fails. `Ok(false)`: the edge counts no
+/// channels.
+pub async fn exchange(mut conn: Conn, edge: &Edge) -> Result<bool, String> {
+    let Some((calls, dest_calls)) = edge.limits().channels() else {
+        return Ok(false);
+    };
+    calls.share(true);
+    let changes = calls.take_changes();
+    let tag = tag(&edge.name);
+    let dests = edge.destinations();
+    let uri_of = |d: &DestCalls| {
+        dest_calls
+            .iter()
+            .position(|c| Arc::ptr_eq(c, d))
+            .and_then(|i| dests.get(i))
+            .map_or("", |d| d.uri.as_str())
+    };
+    let script = redis::Script::new(SYNC);
+    let mut inv = script.key(format!("sipedge:calls:{tag}"));
+    for d in dests {
+        inv.key(format!("sipedge:calls:{tag}:{}", d.uri));
+    }
+    let max_age_ms = calls.max_age_ns() / 1_000_000;
+    inv.arg(max_age_ms.max(1))
+        .arg(format!("sipedge:call:{tag}:"))
+        .arg(format!("sipedge:calls:{tag}:"))
+        .arg(changes.len());
+    for c in &changes {
+        match c {
+            ChannelChange::Up(key, dest) => {
+                inv.arg("u").arg(format!("{key:016x}")).arg(uri_of(dest))
+            }
+            ChannelChange::Down(key) => inv.arg("d").arg(format!("{key:016x}")).arg(""),
+        };
+    }
+    let answer = tokio::time::timeout(
+        super::store::RESPONSE_TIMEOUT,
+        inv.invoke_async::<Vec<u32>>(&mut conn),
+    )
+    .await;
+    let counts = match answer {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            calls.requeue(changes);
+            return Err(e.to_string());
+        }
+        Err(_) => {
+            calls.requeue(changes);
+            return Err("no answer in time".into());
+        }
+    };
+    set_counts(calls, dest_calls, &counts);
+    Ok(true)
+}
+
+/// The cluster's counts become this node's counters.
+fn set_counts(calls: &Channels, dest_calls: &[DestCalls], counts: &[u32]) {
+    if let Some(&total) = counts.first() {
+        calls.set_total(total);
+    }
+    for (c, &n) in dest_calls.iter().zip(counts.iter().skip(1)) {
+        c.store(n, Ordering::Relaxed);
+    }
+}
