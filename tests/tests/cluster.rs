@@ -405,3 +405,49 @@ fn a_call_set_up_through_one_node_and_ended_through_another_frees_its_channel() 
     let record = keys.lines().next().unwrap_or_default();
     assert_eq!(redis.cli(&["GET", record]).trim(), "-", "{keys}");
 }
+
+#[test]
+fn a_phone_registered_through_one_node_is_reached_through_another() {
+    require_private_netns();
+    let redis = RedisServer::start();
+    let pool = FakePool::start(1);
+    let store = format!("redis = \"{}\"", redis.url());
+    let dest = format!("sip:{}", pool.addr(0));
+    let registrar = "flags = [\"registrations\"]\n\
+                     [edge.registrar]\nallow = [\"127.0.0.0/8\"]\nkeepalive_interval = 0";
+    let a = node("a", &store, &dest, registrar);
+    let b = node("b", &store, &dest, registrar);
+    for n in [&a, &b] {
+        wait_cluster(n, "both nodes alive", |v| sharing(v, 2));
+    }
+    // Alice registers through node a.
+    let phone_port = free_port();
+    SippUac::run(
+        "phone-register.xml",
+        &format!("127.0.0.1:{}", a.port),
+        1,
+        1,
+        &["-s", "alice", "-p", &phone_port.to_string()],
+    )
+    .assert_all_successful();
+    let phone = SippUas::start("uas.xml", phone_port, &[]);
+    // Node b learns her binding from Redis.
+    b.api
+        .wait_until("b holds alice's binding", Duration::from_secs(10), |v| {
+            v["edges"][0]["registrations"]["bindings"].as_u64() == Some(1)
+        });
+    // A call from the pool for her, through node b, reaches her phone.
+    let invite = Request::new("INVITE", "sip:alice@127.0.0.1", pool.addr(0));
+    pool.send_from(
+        0,
+        invite.build(),
+        format!("127.0.0.1:{}", b.port).parse().expect("addr"),
+    );
+    assert!(
+        phone.wait_for_request("INVITE", Duration::from_secs(10)),
+        "the pool's INVITE through node b did not reach alice\n{}",
+        b.sipedge.stderr_text()
+    );
+    let keys = redis.cli(&["HKEYS", "sipedge:reg:{edge/customer}"]);
+    assert_eq!(keys.trim(), "alice@127.0.0.1", "{keys}");
+}

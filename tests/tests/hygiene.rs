@@ -1,6 +1,6 @@
 //! Traffic hygiene: sources in `deny`, sources outside `allow` with
-//! `restrict = true`, and scanners known by their User-Agent (a real one:
-//! SIPVicious's `svmap`, Debian `sipvicious`) get no answer at all, each
+//! `restrict = true`, and scanners known by their User-Agent (real ones:
+//! SIPVicious's `svmap` and `svwar`, Debian `sipvicious`) get no answer at all, each
 //! counted by reason, while the allowed caller's calls and the pool's
 //! answers (the pool is not in `allow`) go through.
 //!
@@ -26,6 +26,23 @@ const ANSWER: Duration = Duration::from_secs(5);
 fn ping(from: &Udp, edge: &str) {
     let req = sip::Request::new("OPTIONS", &format!("sip:{edge}"), from.local_addr());
     from.send_to(req.build(), edge);
+}
+
+/// Runs SIPVicious's `tool` (Debian `sipvicious`) against the edge on
+/// loopback port `port`, bounded at 30 s; returns what it printed.
+fn sipvicious(tool: &str, args: &[&str], port: u16) -> String {
+    let port = port.to_string();
+    let out = Command::new("timeout")
+        .args(["30", tool])
+        .args(args)
+        .args(["-p", &port, "-t", "0.05", "127.0.0.1"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool} (apt-get install sipvicious): {e}"));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -78,23 +95,24 @@ fn denied_unlisted_and_scanning_sources_get_nothing_and_are_counted() {
 
     // A real scanner from the allowed address: svmap sends OPTIONS with
     // its own User-Agent, and finds nothing.
-    let scan = Command::new("timeout")
-        .args([
-            "30",
-            "svmap",
-            "-p",
-            &edge_port.to_string(),
-            "-t",
-            "0.05",
-            "127.0.0.1",
-        ])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run svmap (apt-get install sipvicious): {e}"));
-    let said = String::from_utf8_lossy(&scan.stdout);
+    let said = sipvicious("svmap", &[], edge_port);
     assert!(
         !said.contains(&format!("127.0.0.1:{edge_port}")),
-        "svmap found the edge:\n{said}{}",
-        String::from_utf8_lossy(&scan.stderr)
+        "svmap found the edge:\n{said}"
+    );
+    let blocked = &api.destinations()["edges"][0]["blocked"];
+    let after_svmap = blocked["user_agent"].as_u64().unwrap_or(0);
+    assert!(after_svmap >= 1, "svmap's OPTIONS counted: {blocked}");
+    // And SIPVicious's extension scanner, svwar: REGISTERs for 100-104,
+    // none answered, so it finds no extension.
+    let said = sipvicious("svwar", &["-e100-104"], edge_port);
+    for found in ["reqauth", "noauth", "weird"] {
+        assert!(!said.contains(found), "svwar found an extension:\n{said}");
+    }
+    let blocked = &api.destinations()["edges"][0]["blocked"];
+    assert!(
+        blocked["user_agent"].as_u64().unwrap_or(0) > after_svmap,
+        "svwar's REGISTERs counted: {blocked}"
     );
 
     // The allowed caller's call reaches the pool, whose answers come from

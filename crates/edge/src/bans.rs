@@ -165,9 +165,12 @@ impl Bans {
             reason,
             edge,
         };
+        // The operator's and the feed's are always taken (the feed is
+        // trusted and as long as it is); a flood's only while the queue
+        // has room.
         self.queue(
             Change::Add(canonical(ip), ban, true),
-            reason == Reason::Admin,
+            reason != Reason::Flood,
         )
     }
 

@@ -338,7 +338,8 @@ mod tests {
 
     /// Nodes sharing `limit` through one store, each offered `offered`
     /// calls a second for `secs` seconds, the lease task running every
-    /// 5 ms: calls admitted in total, and leases made.
+    /// 20 ms (as the daemon's does): calls admitted in total, and leases
+    /// made.
     fn run(limit: u32, nodes: u32, offered: u32, secs: u64) -> (u32, u32) {
         let epoch = Instant::now();
         let rates: Vec<SharedRate> = (0..nodes).map(|_| SharedRate::new(limit, epoch)).collect();
@@ -357,7 +358,7 @@ mod tests {
             .collect();
         let redis_base = 1_700_000_000_000u64;
         for ms in 0..secs * 1000 {
-            if ms % 5 == 0 {
+            if ms % 20 == 0 {
                 let now = epoch + Duration::from_millis(ms);
                 for r in &rates {
                     if let Some((want, owed)) = r.lease_due(now) {

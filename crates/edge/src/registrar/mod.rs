@@ -22,8 +22,10 @@
 //! operator who needs it there uses the registration proxy instead (the
 //! flag off: REGISTER goes to the pool with a Path).
 
+pub mod shared;
 pub mod store;
 
+pub use shared::{Outbox, Record};
 pub use store::{Binding, BindingStore, Keep, Memory};
 
 use crate::config;
@@ -43,6 +45,8 @@ const MAX_CONTACTS_PER_REQUEST: usize = 16;
 pub struct Registrar {
     cfg: config::Registrar,
     store: Arc<dyn BindingStore>,
+    /// What REGISTERs changed here, for the cluster (kept across reloads).
+    outbox: Arc<Outbox>,
     epoch: Instant,
 }
 
@@ -77,6 +81,7 @@ impl Registrar {
                 || Arc::new(Memory::default()) as Arc<dyn BindingStore>,
                 |p| Arc::clone(&p.store),
             ),
+            outbox: previous.map_or_else(Arc::default, |p| Arc::clone(&p.outbox)),
             epoch: previous.map_or(epoch, |p| p.epoch),
         }
     }
@@ -166,7 +171,43 @@ impl Registrar {
                 write_contacts(list, now_s, contacts);
             }
         });
+        if verdict == Verdict::Bound {
+            self.outbox.note(&key);
+        }
         verdict
+    }
+
+    /// The addresses of record REGISTERs changed here, for the cluster.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// What to add to a time on this registrar's clock to make it Unix
+    /// seconds, given that the Unix time at `now` is `unix_s`.
+    pub fn to_unix(&self, now: Instant, unix_s: u64) -> i64 {
+        i64::try_from(unix_s).unwrap_or(i64::MAX) - i64::from(self.secs(now))
+    }
+
+    /// The live bindings of `aor` as the cluster stores them.
+    pub fn export(&self, aor: &[u8], now: Instant, to_unix: i64) -> Vec<Record> {
+        let now = self.secs(now);
+        let mut out = Vec::new();
+        self.store.read(aor, &mut |list| {
+            out = list
+                .iter()
+                .filter(|b| b.expires > now)
+                .filter_map(|b| Record::of(b, to_unix))
+                .collect();
+        });
+        out
+    }
+
+    /// Replaces the bindings of `aor` with what another node of the
+    /// cluster stored (none: the address of record is gone).
+    pub fn import(&self, aor: &[u8], records: &[Record], to_unix: i64) {
+        self.store.update(aor, &mut |list| {
+            *list = records.iter().filter_map(|r| r.binding(to_unix)).collect();
+        });
     }
 
     /// The Contact entries of `m` (`true` for `*`), each with the expiry
@@ -278,6 +319,7 @@ impl Registrar {
                 cseq,
                 next_keepalive: now.saturating_add(interval),
                 unanswered: 0,
+                owned: true,
             };
             match list.iter().position(|b| same_contact(b, &e.uri)) {
                 Some(i) if e.expires == 0 => {
@@ -335,7 +377,8 @@ impl Registrar {
             if b.expires <= now {
                 return Keep::No;
             }
-            if interval == 0 || b.next_keepalive > now {
+            // Another node keeps the bindings it took alive.
+            if interval == 0 || b.next_keepalive > now || !b.owned {
                 return Keep::Yes;
             }
             if options && u32::from(b.unanswered) >= limit {

@@ -35,6 +35,9 @@ pub struct Binding {
     pub next_keepalive: u32,
     /// OPTIONS keepalives sent since the last answer.
     pub unanswered: u8,
+    /// Its REGISTER came to this node, which keeps it alive; false for a
+    /// binding another node of the cluster shared.
+    pub owned: bool,
 }
 
 impl Binding {

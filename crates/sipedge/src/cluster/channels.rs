@@ -21,25 +21,29 @@ use std::sync::Arc;
 
 /// `KEYS[1]` the edge's calls, `KEYS[2..]` its destinations' (in config
 /// order). `ARGV`: the age at which a call is forgotten (ms), the prefix
-/// of a call's key, the prefix of a destination's set, the number of
-/// changes, then per change `u` or `d`, the call's key and (for `u`) its
-/// destination's URI. Answers the count of each key.
+/// of a call's key, and the changes packed in one string (Redis unpacks
+/// them, so that this node builds one argument, not three per call): per
+/// change 19 bytes, `u` or `d`, the call's key (16 hex digits), and for
+/// `u` its destination's position in `KEYS` (2 hex digits from 0; `ff`:
+/// none). A call's key holds its destination's set. Answers the count of
+/// each key.
 const SYNC: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local age = tonumber(ARGV[1])
-local calls, dests, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
-for i = 0, n - 1 do
-  local op, key, uri = ARGV[5 + 3 * i], ARGV[6 + 3 * i], ARGV[7 + 3 * i]
+local calls, packed = ARGV[2], ARGV[3]
+for at = 1, #packed - 18, 19 do
+  local op, key = string.sub(packed, at, at), string.sub(packed, at + 1, at + 16)
   local ck = calls .. key
   if op == 'u' then
-    if redis.call('SET', ck, uri, 'PX', age, 'NX') then
+    local d = KEYS[tonumber(string.sub(packed, at + 17, at + 18), 16) + 2] or ''
+    if redis.call('SET', ck, d, 'PX', age, 'NX') then
       redis.call('ZADD', KEYS[1], now + age, key)
-      if uri ~= '' then redis.call('ZADD', dests .. uri, now + age, key) end
+      if d ~= '' then redis.call('ZADD', d, now + age, key) end
     end
   else
     local was = redis.call('GET', ck)
-    if was and was ~= '' and was ~= '-' then redis.call('ZREM', dests .. was, key) end
+    if was and was ~= '' and was ~= '-' then redis.call('ZREM', was, key) end
     redis.call('SET', ck, '-', 'PX', 60000)
     redis.call('ZREM', KEYS[1], key)
   end
@@ -68,12 +72,13 @@ pub async fn exchange(mut conn: Conn, edge: &Edge) -> Result<bool, String> {
     let changes = calls.take_changes();
     let tag = tag(&edge.name);
     let dests = edge.destinations();
-    let uri_of = |d: &DestCalls| {
+    // A destination's position among the keys (its index), if configured.
+    let index_of = |d: &DestCalls| {
         dest_calls
             .iter()
             .position(|c| Arc::ptr_eq(c, d))
-            .and_then(|i| dests.get(i))
-            .map_or("", |d| d.uri.as_str())
+            .filter(|&i| i < dests.len() && i < 0xff)
+            .unwrap_or(0xff)
     };
     let script = redis::Script::new(SYNC);
     let mut inv = script.key(format!("sipedge:calls:{tag}"));
@@ -81,18 +86,17 @@ pub async fn exchange(mut conn: Conn, edge: &Edge) -> Result<bool, String> {
         inv.key(format!("sipedge:calls:{tag}:{}", d.uri));
     }
     let max_age_ms = calls.max_age_ns() / 1_000_000;
-    inv.arg(max_age_ms.max(1))
-        .arg(format!("sipedge:call:{tag}:"))
-        .arg(format!("sipedge:calls:{tag}:"))
-        .arg(changes.len());
+    let mut packed = String::with_capacity(changes.len() * 19);
     for c in &changes {
-        match c {
-            ChannelChange::Up(key, dest) => {
-                inv.arg("u").arg(format!("{key:016x}")).arg(uri_of(dest))
-            }
-            ChannelChange::Down(key) => inv.arg("d").arg(format!("{key:016x}")).arg(""),
+        use std::fmt::Write;
+        let _ = match c {
+            ChannelChange::Up(key, dest) => write!(packed, "u{key:016x}{:02x}", index_of(dest)),
+            ChannelChange::Down(key) => write!(packed, "d{key:016x}ff"),
         };
     }
+    inv.arg(max_age_ms.max(1))
+        .arg(format!("sipedge:call:{tag}:"))
+        .arg(packed);
     let answer = tokio::time::timeout(
         super::store::RESPONSE_TIMEOUT,
         inv.invoke_async::<Vec<u32>>(&mut conn),

@@ -10,7 +10,10 @@
 //!   bans in force, and a stream of changes the other nodes follow every
 //!   250 ms);
 //! - **channels**: the calls answered and ended here are recorded every
-//!   250 ms, and the cluster's counts of calls in progress taken back.
+//!   250 ms, and the cluster's counts of calls in progress taken back;
+//! - **registrations**: the built-in registrar's bindings changed here are
+//!   written every 250 ms, and the others' changes applied to this node's
+//!   copy.
 //!
 //! The forwarding path never waits for any of it. When Redis does not
 //! answer (an error, or no answer within [`store::RESPONSE_TIMEOUT`]),
@@ -21,6 +24,7 @@
 
 mod channels;
 mod members;
+mod registrations;
 mod shared_bans;
 mod store;
 
@@ -35,8 +39,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
-/// How often due leases are asked for.
-const LEASE_EVERY: Duration = Duration::from_millis(5);
+/// How often due leases are asked for: a lease lasts a quarter of a
+/// node's share of a second and the next is asked at half of it, so at
+/// any rate a node has tens of milliseconds in hand.
+const LEASE_EVERY: Duration = Duration::from_millis(20);
 /// How often the node renews its membership, and knocks while Redis is
 /// down.
 const BEAT_EVERY: Duration = Duration::from_secs(1);
@@ -176,6 +182,7 @@ pub fn spawn(
         rates: Vec::new(),
         me,
         shared_bans: shared_bans::SharedBans::new(bans, bans_out),
+        registrations: registrations::Follow::default(),
     };
     tokio::spawn(task.run());
     Some(status)
@@ -193,6 +200,7 @@ struct Task {
     rates: Vec<(Arc<Edge>, Named)>,
     me: members::Member,
     shared_bans: shared_bans::SharedBans,
+    registrations: registrations::Follow,
 }
 
 impl Task {
@@ -221,7 +229,11 @@ impl Task {
                         .exchange(conn.clone(), &self.me.id, &self.status)
                         .await;
                     let r = match r {
-                        Ok(()) => self.exchange_channels(conn).await,
+                        Ok(()) => self.exchange_channels(conn.clone()).await,
+                        Err(e) => Err(e),
+                    };
+                    let r = match r {
+                        Ok(()) => self.exchange_registrations(conn).await,
                         Err(e) => Err(e),
                     };
                     if let Err(e) = r {
@@ -239,6 +251,18 @@ impl Task {
             if channels::exchange(conn.clone(), edge).await? {
                 self.status.redis_calls.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        Ok(())
+    }
+
+    /// Shares the bindings REGISTERs changed here, and takes the others'.
+    async fn exchange_registrations(&mut self, conn: store::Conn) -> Result<(), String> {
+        for (edge, _) in &self.rates {
+            let calls = self
+                .registrations
+                .exchange(conn.clone(), edge, &self.me.id)
+                .await?;
+            self.status.redis_calls.fetch_add(calls, Ordering::Relaxed);
         }
         Ok(())
     }

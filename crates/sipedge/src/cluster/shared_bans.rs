@@ -80,15 +80,7 @@ impl SharedBans {
         if self.last.is_none() {
             // Where the stream is now, then what is in force: a change
             // made between the two is read again, which is harmless.
-            let newest: Vec<(String, HashMap<String, String>)> = redis::cmd("XREVRANGE")
-                .arg(CHANGES)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut conn)
-                .await
-                .map_err(err)?;
+            let newest = super::store::newest(&mut conn, CHANGES).await?;
             let all: HashMap<String, String> = redis::cmd("HGETALL")
                 .arg(IN_FORCE)
                 .query_async(&mut conn)
@@ -117,11 +109,7 @@ impl SharedBans {
                     .await
                     .map_err(err)?;
             }
-            self.last = Some(
-                newest
-                    .first()
-                    .map_or_else(|| "0".to_owned(), |(id, _)| id.clone()),
-            );
+            self.last = Some(newest);
         }
         while let Ok(applied) = self.out.try_recv() {
             let mut pipe = redis::pipe();
@@ -162,36 +150,22 @@ impl SharedBans {
         let Some(last) = self.last.clone() else {
             return Ok(());
         };
-        let read: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(READ)
-            .arg("STREAMS")
-            .arg(CHANGES)
-            .arg(&last)
-            .query_async(&mut conn)
-            .await
-            .map_err(err)?;
+        let read = super::store::follow(&mut conn, CHANGES, &last, READ, "b").await?;
         calls.fetch_add(1, Ordering::Relaxed);
-        for key in read.map(|r| r.keys).unwrap_or_default() {
-            for id in key.ids {
-                let text: Option<String> = id
-                    .map
-                    .get("b")
-                    .and_then(|v| redis::from_redis_value_ref(v).ok());
-                self.last = Some(id.id.clone());
-                let Some(e) = text.and_then(|t| serde_json::from_str::<Entry>(&t).ok()) else {
-                    continue;
-                };
-                let (Some(ip), false) = (e.ip, e.node.as_deref() == Some(me)) else {
-                    continue;
-                };
-                match e.ban() {
-                    Some(b) if e.until > 0 => {
-                        self.bans.shared_ban(ip, b);
-                    }
-                    _ => {
-                        self.bans.shared_lift(ip);
-                    }
+        for (id, text) in read {
+            self.last = Some(id);
+            let Some(e) = text.and_then(|t| serde_json::from_str::<Entry>(&t).ok()) else {
+                continue;
+            };
+            let (Some(ip), false) = (e.ip, e.node.as_deref() == Some(me)) else {
+                continue;
+            };
+            match e.ban() {
+                Some(b) if e.until > 0 => {
+                    self.bans.shared_ban(ip, b);
+                }
+                _ => {
+                    self.bans.shared_lift(ip);
                 }
             }
         }

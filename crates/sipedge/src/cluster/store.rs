@@ -78,3 +78,53 @@ impl ConnectionLike for Conn {
         }
     }
 }
+
+/// The id of the newest entry of `stream` ("0" when it has none): where
+/// to follow it from once what it announces has been loaded.
+pub async fn newest(conn: &mut Conn, stream: &str) -> Result<String, String> {
+    let newest: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(newest
+        .first()
+        .map_or_else(|| "0".to_owned(), |(id, _)| id.clone()))
+}
+
+/// Up to `count` entries of `stream` after `after`: each one's id and its
+/// field `field` (entries of one field each, as sipedge writes them).
+pub async fn follow(
+    conn: &mut Conn,
+    stream: &str,
+    after: &str,
+    count: usize,
+    field: &str,
+) -> Result<Vec<(String, Option<String>)>, String> {
+    let read: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(count)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(after)
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(read
+        .map(|r| r.keys)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|k| k.ids)
+        .map(|id| {
+            let value = id
+                .map
+                .get(field)
+                .and_then(|v| redis::from_redis_value_ref(v).ok());
+            (id.id, value)
+        })
+        .collect())
+}
