@@ -123,7 +123,7 @@ fn check_warns_of_a_cluster_without_a_shared_secret_or_advertised_address() {
     let (ok, stderr) = Sipedge::check(cluster);
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains("warning: [cluster] peers, but no [node] secret"),
+        stderr.contains("warning: [cluster], but no [node] secret"),
         "{stderr}"
     );
     assert!(stderr.contains("edge e has no advertise"), "{stderr}");
@@ -138,4 +138,25 @@ fn check_warns_of_a_cluster_without_a_shared_secret_or_advertised_address() {
         );
     let (ok, stderr) = Sipedge::check(&fixed);
     assert!(ok && !stderr.contains("warning"), "{stderr}");
+}
+
+/// Nodes sharing a Redis need a shared secret too; an APIBAN key file
+/// that cannot be read is said at once.
+#[test]
+fn check_warns_of_a_redis_cluster_without_a_secret_and_of_a_missing_apiban_key() {
+    require_private_netns();
+    let text = "[node]\nid = \"n1\"\n[cluster]\nredis = \"redis://127.0.0.1:6379\"\n\
+                [apiban]\nkey_file = \"/nonexistent/apiban.key\"\n\
+                [[edge]]\nname = \"e\"\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+                [[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n";
+    let (ok, stderr) = Sipedge::check(text);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning: [cluster], but no [node] secret"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: [apiban] key_file /nonexistent/apiban.key: cannot read it"),
+        "{stderr}"
+    );
 }

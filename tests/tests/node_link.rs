@@ -21,10 +21,12 @@ use e2e::{free_port, require_private_netns, FakePool, Sipedge};
 const SECRET: &str = "the node link test's cluster secret";
 const PRIVATE: &str = "192.168.1.20:5062";
 
-fn node(n: u8, listen: u16, shared: u16, link: u16, peer: u16, pool: &FakePool) -> String {
+/// Node `n`'s config; `peers` is how it knows the other node: `peers =
+/// […]`, or the cluster store that lists it (`redis = …`).
+fn node(n: u8, listen: u16, shared: u16, link: u16, peers: &str, pool: &FakePool) -> String {
     format!(
         "[node]\nid = \"node-{n}\"\nsecret = \"{SECRET}\"\n\
-         [cluster]\nlisten = \"127.0.0.1:{link}\"\npeers = [\"127.0.0.1:{peer}\"]\n\
+         [cluster]\nlisten = \"127.0.0.1:{link}\"\n{peers}\n\
          [[edge]]\nname = \"phones\"\n\
          listen = [\"udp:127.0.0.1:{listen}\", \"tcp:127.0.0.1:{listen}\"]\n\
          advertise = \"127.0.0.1:{shared}\"\nnat_test = [\"private-contact\"]\n\
@@ -51,12 +53,33 @@ fn read_message(conn: &mut TcpStream) -> String {
 #[test]
 fn a_request_for_another_nodes_connection_is_relayed_there_and_gets_430_once_it_is_gone() {
     require_private_netns();
+    relayed_then_430(|peer| format!("peers = [\"127.0.0.1:{peer}\"]"));
+}
+
+/// The same with no `peers`: each node learns the other's link address
+/// from the cluster store's members.
+#[test]
+fn nodes_that_share_redis_relay_to_each_other_without_a_peer_list() {
+    require_private_netns();
+    let redis = e2e::redis::RedisServer::start();
+    relayed_then_430(|_| format!("redis = \"{}\"", redis.url()));
+}
+
+/// A phone on node 1's TCP; the pool's request for it through node 2;
+/// node 1 dies. `peers` gives a node's `[cluster]` line that names the
+/// other (whose link port it gets).
+fn relayed_then_430(peers: impl Fn(u16) -> String) {
     let pool = FakePool::start(1);
     let (one, two, link_one, link_two) = (free_port(), free_port(), free_port(), free_port());
     let mut first = Some(Sipedge::start(&node(
-        1, one, one, link_one, link_two, &pool,
+        1,
+        one,
+        one,
+        link_one,
+        &peers(link_two),
+        &pool,
     )));
-    let _second = Sipedge::start(&node(2, two, one, link_two, link_one, &pool));
+    let _second = Sipedge::start(&node(2, two, one, link_two, &peers(link_one), &pool));
     let (at_one, at_two) = (
         SocketAddr::from((e2e::LOCALHOST, one)),
         SocketAddr::from((e2e::LOCALHOST, two)),
@@ -75,11 +98,12 @@ fn a_request_for_another_nodes_connection_is_relayed_there_and_gets_430_once_it_
 
     // The registrar's MESSAGE along the Path reaches node 2, which relays
     // it to node 1, which holds her connection. Until node 2 has heard
-    // from node 1 (within a second of starting) it answers 430: the
-    // registrar's retransmission, here the test's, then goes through.
+    // from node 1 (within a second of starting, or of reading the
+    // members) it answers 430: the registrar's retransmission, here the
+    // test's, then goes through.
     let message = |cseq: u32| sip::message_along_path(pool.addr(0), PRIVATE, &path, &call_id, cseq);
     phone.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(8);
     let mut cseq = 1;
     let got = loop {
         pool.send_from(0, message(cseq), at_two);

@@ -70,16 +70,27 @@ pub fn check(path: &Path) -> ExitCode {
 /// messages are sealed with it), and relay to each other only what names
 /// the same address (every node's edge advertising the anycast address).
 fn cluster_warnings(cfg: &edge::config::Config) -> Vec<String> {
-    if cfg.cluster.as_ref().is_none_or(|c| c.peers.is_empty()) {
-        return Vec::new();
-    }
     let mut out = Vec::new();
-    if cfg.node.secret.is_none() {
+    if let Some(a) = &cfg.apiban {
+        if let Err(e) = std::fs::read_to_string(&a.key_file) {
+            out.push(format!(
+                "[apiban] key_file {}: cannot read it ({e}): the feed is not polled until it can be",
+                a.key_file.display()
+            ));
+        }
+    }
+    let Some(c) = cfg.cluster.as_ref() else {
+        return out;
+    };
+    if (!c.peers.is_empty() || c.redis.is_some()) && cfg.node.secret.is_none() {
         out.push(
-            "[cluster] peers, but no [node] secret: this node draws one of its own, and its \
-             peers cannot open its flow tokens nor it theirs"
+            "[cluster], but no [node] secret: this node draws one of its own, and the other \
+             nodes cannot open its flow tokens nor it theirs"
                 .to_owned(),
         );
+    }
+    if c.peers.is_empty() {
+        return out;
     }
     for e in cfg.edges.iter().filter(|e| e.advertise.is_none()) {
         out.push(format!(
@@ -152,6 +163,7 @@ pub fn run(path: &Path) -> ExitCode {
             running.edges.clone(),
             Arc::clone(&running.bans),
             bans_in,
+            running.peers.clone(),
         );
         let bans_out = cluster.is_some().then_some(bans_out);
         crate::bans::spawn(Arc::clone(&running.bans), bans_out.clone());

@@ -226,7 +226,7 @@ impl SharedRate {
     /// spent this second's share already).
     pub fn with_cluster(&self, nodes: u32, shared: bool, now: Instant) {
         let nodes = nodes.max(1);
-        let block = (self.limit / (4 * nodes)).clamp(1, 1000);
+        let block = (self.limit / (4 * nodes)).clamp(1, 5000);
         self.block.store(block, Ordering::Relaxed);
         if shared {
             // Back to (or first to) Redis: lease at once, charging what

@@ -56,6 +56,9 @@ end
 return out
 ";
 
+/// Changes recorded by one script call, at most.
+const CHUNK: usize = 1000;
+
 /// The prefix of every key of edge `name`: its hash tag.
 fn tag(name: &str) -> String {
     format!("{{edge/{name}}}")
@@ -81,40 +84,47 @@ pub async fn exchange(mut conn: Conn, edge: &Edge) -> Result<bool, String> {
             .unwrap_or(0xff)
     };
     let script = redis::Script::new(SYNC);
-    let mut inv = script.key(format!("sipedge:calls:{tag}"));
-    for d in dests {
-        inv.key(format!("sipedge:calls:{tag}:{}", d.uri));
-    }
-    let max_age_ms = calls.max_age_ns() / 1_000_000;
-    let mut packed = String::with_capacity(changes.len() * 19);
-    for c in &changes {
-        use std::fmt::Write;
-        let _ = match c {
-            ChannelChange::Up(key, dest) => write!(packed, "u{key:016x}{:02x}", index_of(dest)),
-            ChannelChange::Down(key) => write!(packed, "d{key:016x}ff"),
+    let max_age_ms = (calls.max_age_ns() / 1_000_000).max(1);
+    // A script holds Redis while it runs: the changes go in chunks, so
+    // that no lease (another node's, too) waits long behind them.
+    let mut rest = changes.as_slice();
+    loop {
+        let (chunk, after) = rest.split_at(rest.len().min(CHUNK));
+        let mut packed = String::with_capacity(chunk.len() * 19);
+        for c in chunk {
+            use std::fmt::Write;
+            let _ = match c {
+                ChannelChange::Up(key, dest) => write!(packed, "u{key:016x}{:02x}", index_of(dest)),
+                ChannelChange::Down(key) => write!(packed, "d{key:016x}ff"),
+            };
+        }
+        let mut inv = script.key(format!("sipedge:calls:{tag}"));
+        for d in dests {
+            inv.key(format!("sipedge:calls:{tag}:{}", d.uri));
+        }
+        inv.arg(max_age_ms)
+            .arg(format!("sipedge:call:{tag}:"))
+            .arg(packed);
+        let answer = tokio::time::timeout(
+            super::store::RESPONSE_TIMEOUT,
+            inv.invoke_async::<Vec<u32>>(&mut conn),
+        )
+        .await;
+        let failed = match answer {
+            Ok(Ok(counts)) => {
+                if after.is_empty() {
+                    set_counts(calls, dest_calls, &counts);
+                    return Ok(true);
+                }
+                rest = after;
+                continue;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer in time".to_owned(),
         };
+        calls.requeue(rest.to_vec());
+        return Err(failed);
     }
-    inv.arg(max_age_ms.max(1))
-        .arg(format!("sipedge:call:{tag}:"))
-        .arg(packed);
-    let answer = tokio::time::timeout(
-        super::store::RESPONSE_TIMEOUT,
-        inv.invoke_async::<Vec<u32>>(&mut conn),
-    )
-    .await;
-    let counts = match answer {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            calls.requeue(changes);
-            return Err(e.to_string());
-        }
-        Err(_) => {
-            calls.requeue(changes);
-            return Err("no answer in time".into());
-        }
-    };
-    set_counts(calls, dest_calls, &counts);
-    Ok(true)
 }
 
 /// The cluster's counts become this node's counters.

@@ -3,7 +3,9 @@
 //! what the cluster counts together —
 //!
 //! - **membership**: every second the node writes its id, zone and
-//!   addresses with a 3-second lease, and reads who else is alive;
+//!   link address with a 3-second lease, and reads who else is alive:
+//!   the live count shares the limits, and the others' link addresses
+//!   join `[cluster] peers` for the node-to-node relay;
 //! - **calls per second**: each limit's leases (see
 //!   [`edge::limits::SharedRate`]), asked for every 5 ms when due;
 //! - **bans**: what this node bans or lifts is published (a hash of the
@@ -80,6 +82,8 @@ return {grant, ms}
 #[derive(Debug, Default)]
 pub struct Status {
     state: Mutex<State>,
+    /// Why the exchange task last failed, for the lease task to act on.
+    exchange_failed: Mutex<Option<String>>,
     /// Redis calls made (leases, heartbeats, bans).
     pub redis_calls: AtomicU64,
     /// Leases granted, and the tokens in them.
@@ -161,6 +165,7 @@ pub fn spawn(
     edges: Vec<Arc<ArcSwap<Edge>>>,
     bans: Arc<Bans>,
     bans_out: mpsc::Receiver<Applied>,
+    peers: Option<Arc<crate::shard::link::Peers>>,
 ) -> Option<Arc<Status>> {
     let cluster = cfg.cluster.as_ref()?;
     let redis = cluster.redis.clone()?;
@@ -174,33 +179,48 @@ pub fn spawn(
         s.error = Some("not connected yet".into());
     }
     let me = members::Member::of(cfg);
+    let conn = Arc::new(Mutex::new(None));
+    let exchange = Exchange {
+        conn: Arc::clone(&conn),
+        status: Arc::clone(&status),
+        edges: edges.clone(),
+        me: me.id.clone(),
+        shared_bans: shared_bans::SharedBans::new(bans, bans_out),
+        registrations: registrations::Follow::default(),
+    };
     let task = Task {
         redis,
-        conn: None,
+        conn,
         status: Arc::clone(&status),
         edges,
         rates: Vec::new(),
         me,
-        shared_bans: shared_bans::SharedBans::new(bans, bans_out),
-        registrations: registrations::Follow::default(),
+        peers,
+        configured_peers: cluster.peers.clone(),
     };
     tokio::spawn(task.run());
+    tokio::spawn(exchange.run());
     Some(status)
 }
 
 /// Limits by the name the cluster shares them under.
 type Named = Vec<(String, Arc<SharedRate>)>;
 
+/// The lease task: membership and leases, so that no exchange of bans,
+/// calls or bindings (which may take Redis a while) holds a lease up.
 struct Task {
     redis: edge::config::Redis,
-    conn: Option<store::Conn>,
+    /// The connection, once made (shared with the exchange task).
+    conn: Arc<Mutex<Option<store::Conn>>>,
     status: Arc<Status>,
     edges: Vec<Arc<ArcSwap<Edge>>>,
     /// Each edge's snapshot as last seen, and its limits.
     rates: Vec<(Arc<Edge>, Named)>,
     me: members::Member,
-    shared_bans: shared_bans::SharedBans,
-    registrations: registrations::Follow,
+    /// The link's peers, which the members Redis lists join.
+    peers: Option<Arc<crate::shard::link::Peers>>,
+    /// `[cluster] peers`.
+    configured_peers: Vec<std::net::SocketAddr>,
 }
 
 impl Task {
@@ -208,11 +228,19 @@ impl Task {
         let mut tick = tokio::time::interval(LEASE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat_at = Instant::now();
-        let mut bans_at = Instant::now();
         loop {
             tick.tick().await;
             let now = Instant::now();
             self.refresh_rates();
+            let failed = self
+                .status
+                .exchange_failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(why) = failed {
+                self.down(why);
+            }
             if now >= beat_at {
                 beat_at = now + BEAT_EVERY;
                 self.beat().await;
@@ -221,50 +249,11 @@ impl Task {
                 continue;
             }
             self.lease(now).await;
-            if now >= bans_at {
-                bans_at = now + BANS_EVERY;
-                if let Some(conn) = self.conn.clone() {
-                    let r = self
-                        .shared_bans
-                        .exchange(conn.clone(), &self.me.id, &self.status)
-                        .await;
-                    let r = match r {
-                        Ok(()) => self.exchange_channels(conn.clone()).await,
-                        Err(e) => Err(e),
-                    };
-                    let r = match r {
-                        Ok(()) => self.exchange_registrations(conn).await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = r {
-                        self.down(e);
-                    }
-                }
-            }
         }
     }
 
-    /// Records every edge's calls answered and ended here, and takes the
-    /// cluster's counts.
-    async fn exchange_channels(&self, conn: store::Conn) -> Result<(), String> {
-        for (edge, _) in &self.rates {
-            if channels::exchange(conn.clone(), edge).await? {
-                self.status.redis_calls.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Ok(())
-    }
-
-    /// Shares the bindings REGISTERs changed here, and takes the others'.
-    async fn exchange_registrations(&mut self, conn: store::Conn) -> Result<(), String> {
-        for (edge, _) in &self.rates {
-            let calls = self
-                .registrations
-                .exchange(conn.clone(), edge, &self.me.id)
-                .await?;
-            self.status.redis_calls.fetch_add(calls, Ordering::Relaxed);
-        }
-        Ok(())
+    fn conn(&self) -> Option<store::Conn> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn up(&self) -> bool {
@@ -306,16 +295,16 @@ impl Task {
     /// Renews membership (connecting first if need be); on an answer, the
     /// node count and the mode of every limit follow it.
     async fn beat(&mut self) {
-        if self.conn.is_none() {
+        if self.conn().is_none() {
             match tokio::time::timeout(store::RESPONSE_TIMEOUT * 4, store::connect(&self.redis))
                 .await
             {
-                Ok(Ok(c)) => self.conn = Some(c),
+                Ok(Ok(c)) => *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c),
                 Ok(Err(e)) => return self.down(format!("cannot connect: {e}")),
                 Err(_) => return self.down("cannot connect: timed out".into()),
             }
         }
-        let Some(conn) = self.conn.clone() else {
+        let Some(conn) = self.conn() else {
             return;
         };
         self.status.redis_calls.fetch_add(1, Ordering::Relaxed);
@@ -343,9 +332,32 @@ impl Task {
                 for (_, r) in self.all_rates() {
                     r.with_cluster(nodes, true, Instant::now());
                 }
+                self.follow_members();
             }
             Err(e) => self.down(e),
         }
+    }
+
+    /// The link's peers: the configured ones and every other live member
+    /// with a link address.
+    fn follow_members(&self) {
+        let Some(peers) = &self.peers else {
+            return;
+        };
+        let own = self.me.link.as_deref();
+        let mut addrs = self.configured_peers.clone();
+        let members = self.status.state().members.clone();
+        for m in &members {
+            let Some(link) = m.link.as_deref().filter(|&l| Some(l) != own) else {
+                continue;
+            };
+            if let Ok(a) = link.parse() {
+                if !addrs.contains(&a) {
+                    addrs.push(a);
+                }
+            }
+        }
+        peers.set(&addrs);
     }
 
     /// Redis failed: every limit to this node's share; logged once.
@@ -373,7 +385,7 @@ impl Task {
 
     /// Asks for every lease due, all at once.
     async fn lease(&mut self, now: Instant) {
-        let Some(conn) = self.conn.clone() else {
+        let Some(conn) = self.conn() else {
             return;
         };
         let nodes = self.status.state().nodes;
@@ -440,5 +452,56 @@ impl Task {
         if let Some(e) = failed {
             self.down(e);
         }
+    }
+}
+
+/// The exchange task: every [`BANS_EVERY`], while Redis is up, the bans,
+/// calls in progress and bindings of this node and the others'. A
+/// failure goes to the lease task, which marks Redis down.
+struct Exchange {
+    conn: Arc<Mutex<Option<store::Conn>>>,
+    status: Arc<Status>,
+    edges: Vec<Arc<ArcSwap<Edge>>>,
+    me: String,
+    shared_bans: shared_bans::SharedBans,
+    registrations: registrations::Follow,
+}
+
+impl Exchange {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(BANS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let Some(conn) = conn.filter(|_| self.status.state().up) else {
+                continue;
+            };
+            if let Err(e) = self.once(conn).await {
+                *self
+                    .status
+                    .exchange_failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e);
+            }
+        }
+    }
+
+    async fn once(&mut self, conn: store::Conn) -> Result<(), String> {
+        self.shared_bans
+            .exchange(conn.clone(), &self.me, &self.status)
+            .await?;
+        for slot in &self.edges {
+            let edge = slot.load_full();
+            if channels::exchange(conn.clone(), &edge).await? {
+                self.status.redis_calls.fetch_add(1, Ordering::Relaxed);
+            }
+            let calls = self
+                .registrations
+                .exchange(conn.clone(), &edge, &self.me)
+                .await?;
+            self.status.redis_calls.fetch_add(calls, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@
 use super::send::Gone;
 use super::tcp::{self, Sent};
 use super::{Current, Served};
+use arc_swap::ArcSwap;
 use edge::flow::Flow;
 use edge::link::{self, Kind, Relayed};
 use std::net::{SocketAddr, UdpSocket};
@@ -17,9 +18,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::unix::AsyncFd;
 
-/// The other nodes, and when each was last heard from (ms since the Unix
-/// epoch; 0: never).
+/// The other nodes: the configured `peers`, and with `[cluster] redis`
+/// those the cluster store lists as alive (so a node that joins is
+/// relayed to without a restart anywhere).
 pub(crate) struct Peers {
+    known: ArcSwap<Known>,
+}
+
+/// The peers now, and when each was last heard from (ms since the Unix
+/// epoch; 0: never).
+struct Known {
     addrs: Vec<SocketAddr>,
     heard: Vec<AtomicU64>,
 }
@@ -27,23 +35,52 @@ pub(crate) struct Peers {
 impl Peers {
     pub(crate) fn new(addrs: &[SocketAddr]) -> Peers {
         Peers {
-            addrs: addrs.to_vec(),
-            heard: addrs.iter().map(|_| AtomicU64::new(0)).collect(),
+            known: ArcSwap::from_pointee(Known {
+                addrs: addrs.to_vec(),
+                heard: addrs.iter().map(|_| AtomicU64::new(0)).collect(),
+            }),
         }
     }
 
+    /// Makes `addrs` the peers (the cluster task, from the members Redis
+    /// lists and the configured ones); a peer kept keeps when it was last
+    /// heard from.
+    pub(crate) fn set(&self, addrs: &[SocketAddr]) {
+        let old = self.known.load();
+        if old.addrs == addrs {
+            return;
+        }
+        let heard = addrs
+            .iter()
+            .map(|a| {
+                let was = old.addrs.iter().position(|o| o == a);
+                AtomicU64::new(was.map_or(0, |i| old.heard[i].load(Ordering::Relaxed)))
+            })
+            .collect();
+        self.known.store(std::sync::Arc::new(Known {
+            addrs: addrs.to_vec(),
+            heard,
+        }));
+    }
+
     fn heard_from(&self, from: SocketAddr, now_ms: u64) {
-        if let Some(i) = self.addrs.iter().position(|&a| a == from) {
-            self.heard[i].store(now_ms, Ordering::Relaxed);
+        let k = self.known.load();
+        if let Some(i) = k.addrs.iter().position(|&a| a == from) {
+            k.heard[i].store(now_ms, Ordering::Relaxed);
         }
     }
 
     /// Whether `node` is a peer heard from within [`link::SILENT_FOR`].
     fn alive(&self, node: SocketAddr, now_ms: u64) -> bool {
-        self.addrs.iter().position(|&a| a == node).is_some_and(|i| {
-            let heard = self.heard[i].load(Ordering::Relaxed);
+        let k = self.known.load();
+        k.addrs.iter().position(|&a| a == node).is_some_and(|i| {
+            let heard = k.heard[i].load(Ordering::Relaxed);
             heard > 0 && now_ms.saturating_sub(heard) <= link::SILENT_FOR.as_millis() as u64
         })
+    }
+
+    fn addrs(&self) -> Vec<SocketAddr> {
+        self.known.load().addrs.clone()
     }
 }
 
@@ -185,7 +222,7 @@ pub(super) async fn say_alive(link: Rc<Link>, served: Rc<Served>) {
         let Some(key) = edge.keys().link().first() else {
             continue;
         };
-        for &peer in &link.peers.addrs {
+        for peer in link.peers.addrs() {
             let ends = link::Ends {
                 from: link.listen,
                 to: peer,

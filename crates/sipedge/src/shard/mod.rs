@@ -18,7 +18,7 @@
 //! listen addresses.
 
 mod keepalive;
-mod link;
+pub(crate) mod link;
 mod resolve;
 mod send;
 mod tcp;
@@ -53,6 +53,9 @@ pub struct Running {
     pub stun: Vec<crate::stun::Client>,
     /// The node's bans, which every edge shares.
     pub bans: Arc<edge::bans::Bans>,
+    /// The other nodes on the link (`[cluster] listen`), for the cluster
+    /// store to add the members it lists.
+    pub peers: Option<Arc<link::Peers>>,
 }
 
 /// One local address of an edge as one shard binds it.
@@ -162,6 +165,7 @@ pub fn start(
         registry,
         stun,
         bans,
+        peers: peers.as_ref().map(|(_, p)| Arc::clone(p)),
     })
 }
 
