@@ -19,21 +19,36 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     cluster: bool,
+    /// Over TLS only: its certificate and key, and the CA's certificate.
+    tls: Option<(crate::certs::Leaf, std::path::PathBuf)>,
     dir: TempDir,
 }
 
 impl RedisServer {
     /// A server on a free loopback port; returns once it answers PING.
     pub fn start() -> RedisServer {
-        RedisServer::on(free_port(), false)
+        RedisServer::on(free_port(), false, None)
     }
 
-    fn on(port: u16, cluster: bool) -> RedisServer {
+    /// A server that speaks TLS only, with a certificate for 127.0.0.1
+    /// that `ca` issued; clients need not present one.
+    pub fn start_tls(ca: &crate::certs::Ca) -> RedisServer {
+        let port = free_port();
+        let leaf = ca.leaf(&format!("redis-{port}"), &["127.0.0.1"]);
+        RedisServer::on(port, false, Some((leaf, ca.cert().to_path_buf())))
+    }
+
+    fn on(
+        port: u16,
+        cluster: bool,
+        tls: Option<(crate::certs::Leaf, std::path::PathBuf)>,
+    ) -> RedisServer {
         require_private_netns();
         let mut s = RedisServer {
             child: None,
             port,
             cluster,
+            tls,
             dir: TempDir::new(&format!("redis-{port}")),
         };
         s.spawn();
@@ -42,8 +57,20 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        let port = self.port.to_string();
+        match &self.tls {
+            None => cmd.args(["--bind", "127.0.0.1", "--port", &port]),
+            Some((leaf, ca)) => cmd
+                .args(["--bind", "127.0.0.1", "--port", "0", "--tls-port", &port])
+                .arg("--tls-cert-file")
+                .arg(&leaf.cert)
+                .arg("--tls-key-file")
+                .arg(&leaf.key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        cmd.args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(self.dir.path());
@@ -67,9 +94,14 @@ impl RedisServer {
         self.wait_for(|out| out.trim() == "PONG", &["PING"]);
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT` (`rediss://` over TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Its port.
@@ -79,8 +111,20 @@ impl RedisServer {
 
     /// Runs `redis-cli -p PORT ARGS…` and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = cli(self.port, args);
+        let out = self.run_cli(args);
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn run_cli(&self, args: &[&str]) -> Output {
+        match &self.tls {
+            None => cli(self.port, args),
+            Some((_, ca)) => {
+                let ca = ca.display().to_string();
+                let mut all = vec!["--tls", "--cacert", ca.as_str()];
+                all.extend_from_slice(args);
+                cli(self.port, &all)
+            }
+        }
     }
 
     /// Kills the server at once (SIGKILL, as a crash).
@@ -100,7 +144,7 @@ impl RedisServer {
     fn wait_for(&self, ready: impl Fn(&str) -> bool, args: &[&str]) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let out = cli(self.port, args);
+            let out = self.run_cli(args);
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             if ready(&text) {
                 return;
@@ -139,7 +183,9 @@ impl RedisCluster {
     /// Three cluster-enabled servers joined with `redis-cli --cluster
     /// create`; returns once every node reports `cluster_state:ok`.
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::on(free_port(), true)).collect();
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::on(free_port(), true, None))
+            .collect();
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))

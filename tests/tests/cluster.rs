@@ -451,3 +451,25 @@ fn a_phone_registered_through_one_node_is_reached_through_another() {
     let keys = redis.cli(&["HKEYS", "sipedge:reg:{edge/customer}"]);
     assert_eq!(keys.trim(), "alice@127.0.0.1", "{keys}");
 }
+
+#[test]
+fn a_redis_over_tls_is_reached_with_its_ca() {
+    require_private_netns();
+    let dir = e2e::TempDir::new("rediss");
+    let ca = e2e::certs::Ca::new(dir.path(), "redis-ca");
+    let redis = RedisServer::start_tls(&ca);
+    assert!(redis.url().starts_with("rediss://"));
+    let pool = SippUas::start("uas.xml", free_port(), &[]);
+    let store = format!(
+        "redis = \"{}\"\nredis_ca = \"{}\"",
+        redis.url(),
+        ca.cert().display()
+    );
+    let a = node("a", &store, &pool.uri(), "");
+    wait_cluster(&a, "Redis over TLS up", |v| sharing(v, 1));
+    let secs = 5;
+    let admitted = offer(&[&a], pool, 2 * CPS, secs);
+    assert_limit(admitted, secs);
+    let keys = redis.cli(&["--scan", "--pattern", "sipedge:cps:*"]);
+    assert_eq!(keys.trim(), "sipedge:cps:edge/customer", "{keys}");
+}

@@ -47,6 +47,9 @@ pub struct Cluster {
     /// Where the cluster's shared state lives (`redis`, `redis_cluster`);
     /// `None`: each node counts alone.
     pub redis: Option<Redis>,
+    /// The CA certificate (PEM file) a `rediss://` Redis's certificate is
+    /// checked against (`redis_ca`); `None`: the system's roots.
+    pub redis_ca: Option<std::path::PathBuf>,
 }
 
 /// The Redis the nodes of a cluster share (DESIGN principle 6).

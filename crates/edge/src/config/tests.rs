@@ -2192,4 +2192,19 @@ fn cluster_state_in_redis_or_a_redis_cluster() {
         "not both",
     );
     wrong("", 9, "listen", "missing");
+    wrong(
+        "redis = \"redis://a\"\nredis_ca = \"ca.pem\"\n",
+        11,
+        "redis_ca",
+        "rediss://",
+    );
+    let c = ok(&format!(
+        "{MINIMAL}[cluster]\nredis = \"rediss://10.0.0.5:6380\"\nredis_ca = \"/etc/sipedge/redis-ca.pem\"\n"
+    ))
+    .cluster
+    .expect("a cluster");
+    assert_eq!(
+        c.redis_ca.as_deref(),
+        Some(std::path::Path::new("/etc/sipedge/redis-ca.pem"))
+    );
 }

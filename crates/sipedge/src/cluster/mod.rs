@@ -190,6 +190,7 @@ pub fn spawn(
     };
     let task = Task {
         redis,
+        redis_ca: cluster.redis_ca.clone(),
         conn,
         status: Arc::clone(&status),
         edges,
@@ -210,6 +211,8 @@ type Named = Vec<(String, Arc<SharedRate>)>;
 /// calls or bindings (which may take Redis a while) holds a lease up.
 struct Task {
     redis: edge::config::Redis,
+    /// `[cluster] redis_ca`.
+    redis_ca: Option<std::path::PathBuf>,
     /// The connection, once made (shared with the exchange task).
     conn: Arc<Mutex<Option<store::Conn>>>,
     status: Arc<Status>,
@@ -296,8 +299,11 @@ impl Task {
     /// node count and the mode of every limit follow it.
     async fn beat(&mut self) {
         if self.conn().is_none() {
-            match tokio::time::timeout(store::RESPONSE_TIMEOUT * 4, store::connect(&self.redis))
-                .await
+            match tokio::time::timeout(
+                store::RESPONSE_TIMEOUT * 4,
+                store::connect(&self.redis, self.redis_ca.as_deref()),
+            )
+            .await
             {
                 Ok(Ok(c)) => *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(c),
                 Ok(Err(e)) => return self.down(format!("cannot connect: {e}")),

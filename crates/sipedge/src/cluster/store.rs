@@ -26,11 +26,29 @@ pub enum Conn {
     Cluster(ClusterConnection),
 }
 
-/// Connects to the configured Redis.
-pub async fn connect(cfg: &Redis) -> redis::RedisResult<Conn> {
+/// Connects to the configured Redis; over TLS (`rediss://`) its
+/// certificate is checked against `ca` (PEM) if given, else the system's
+/// roots.
+pub async fn connect(cfg: &Redis, ca: Option<&std::path::Path>) -> redis::RedisResult<Conn> {
+    let certs = match ca {
+        Some(path) => Some(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(path).map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "cannot read redis_ca",
+                    format!("{}: {e}", path.display()),
+                ))
+            })?),
+        }),
+        None => None,
+    };
     match cfg {
         Redis::Server(url) => {
-            let client = redis::Client::open(url.as_str())?;
+            let client = match certs {
+                Some(c) => redis::Client::build_with_tls(url.as_str(), c)?,
+                None => redis::Client::open(url.as_str())?,
+            };
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -41,11 +59,15 @@ pub async fn connect(cfg: &Redis) -> redis::RedisResult<Conn> {
             ))
         }
         Redis::Cluster(seeds) => {
-            let client = redis::cluster::ClusterClient::builder(seeds.iter().map(String::as_str))
-                .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(RESPONSE_TIMEOUT)
-                .retries(1)
-                .build()?;
+            let mut builder =
+                redis::cluster::ClusterClient::builder(seeds.iter().map(String::as_str))
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .retries(1);
+            if let Some(c) = certs {
+                builder = builder.certs(c);
+            }
+            let client = builder.build()?;
             Ok(Conn::Cluster(client.get_async_connection().await?))
         }
     }

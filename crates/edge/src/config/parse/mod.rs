@@ -55,7 +55,7 @@ const NODE_KEYS: &[&str] = &[
 /// Keys of `[admin]`.
 const ADMIN_KEYS: &[&str] = &["listen"];
 /// Keys of `[cluster]` that this version implements.
-const CLUSTER_KEYS: &[&str] = &["listen", "peers", "redis", "redis_cluster"];
+const CLUSTER_KEYS: &[&str] = &["listen", "peers", "redis", "redis_cluster", "redis_ca"];
 /// Keys of `[connections]`.
 const CONNECTION_KEYS: &[&str] = &[
     "max",
@@ -399,10 +399,31 @@ fn cluster(t: &Table<'_, '_>) -> Result<Cluster> {
             peers.push(a);
         }
     }
+    let redis_ca = match t.get("redis_ca") {
+        None => None,
+        Some(v) => {
+            let tls = match &redis {
+                Some(crate::config::model::Redis::Server(u)) => u.starts_with("rediss://"),
+                Some(crate::config::model::Redis::Cluster(us)) => {
+                    us.iter().all(|u| u.starts_with("rediss://"))
+                }
+                None => false,
+            };
+            if !tls {
+                return Err(t.cx.err(
+                    v.span().start,
+                    "redis_ca",
+                    "only used with a rediss:// Redis: use rediss:// or remove it",
+                ));
+            }
+            Some(std::path::PathBuf::from(t.cx.string(v, "redis_ca")?))
+        }
+    };
     Ok(Cluster {
         listen,
         peers,
         redis,
+        redis_ca,
     })
 }
 
