@@ -257,7 +257,9 @@ fn redis_killed_stalled_and_back_no_call_fails_and_the_limit_holds() {
     // Redis goes.
     let secs = 14;
     let callers = call(&[&a, &b], 30, secs, &["-d", "500"]);
-    std::thread::sleep(Duration::from_secs(3));
+    // Redis goes once calls are flowing (some in progress).
+    let flowing = pool.count_so_far("INVITE") + 40;
+    assert!(pool.wait_for_count("INVITE", flowing, Duration::from_secs(15)));
     redis.kill();
     for n in [&a, &b] {
         let v = wait_cluster(n, "Redis down", |v| v["redis"] == "down");
@@ -267,7 +269,12 @@ fn redis_killed_stalled_and_back_no_call_fails_and_the_limit_holds() {
         assert_eq!(health.status, 200, "Redis down is not an outage");
         assert_eq!(health.json()["cluster"]["redis"], "down");
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // Calls go on while it is down; then it comes back.
+    let served = pool.count_so_far("INVITE") + 20;
+    assert!(
+        pool.wait_for_count("INVITE", served, Duration::from_secs(15)),
+        "calls stopped while Redis was down"
+    );
     redis.restart();
     for n in [&a, &b] {
         wait_cluster(n, "Redis back", |v| sharing(v, 2));

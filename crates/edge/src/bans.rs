@@ -14,7 +14,7 @@
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,10 @@ pub struct Bans {
     live: ArcSwap<HashMap<IpAddr, Ban>>,
     /// Entries in `live`: the forwarding path's one load when none.
     len: AtomicUsize,
+    /// When the first ban in `live` runs out (Unix ms): until then an
+    /// apply with nothing queued has nothing to do, however many bans
+    /// (the APIBAN feed's hundred thousand) there are.
+    earliest: AtomicU64,
     queued: Mutex<Vec<Change>>,
     /// A moment of the monotonic clock and the wall-clock time then:
     /// the forwarding path's `Instant`s turned into Unix milliseconds.
@@ -120,6 +124,7 @@ impl Bans {
         Bans {
             live: ArcSwap::from_pointee(HashMap::new()),
             len: AtomicUsize::new(0),
+            earliest: AtomicU64::new(u64::MAX),
             queued: Mutex::new(Vec::new()),
             origin: (now, unix_ms),
         }
@@ -207,15 +212,14 @@ impl Bans {
     pub fn apply(&self, now: Instant) -> Applied {
         let changes = std::mem::take(&mut *self.queued.lock().unwrap_or_else(|e| e.into_inner()));
         let now_ms = self.unix_ms(now);
+        if changes.is_empty() && now_ms < self.earliest.load(Ordering::Relaxed) {
+            return Applied::default();
+        }
         let live = self.live.load_full();
-        let expired = live.values().filter(|b| b.until_ms <= now_ms).count();
         let mut out = Applied {
-            expired,
+            expired: live.values().filter(|b| b.until_ms <= now_ms).count(),
             ..Applied::default()
         };
-        if changes.is_empty() && expired == 0 {
-            return out;
-        }
         let mut next: HashMap<IpAddr, Ban> = live
             .iter()
             .filter(|(_, b)| b.until_ms > now_ms)
@@ -255,6 +259,8 @@ impl Bans {
             }
         }
         self.len.store(next.len(), Ordering::Relaxed);
+        let earliest = next.values().map(|b| b.until_ms).min().unwrap_or(u64::MAX);
+        self.earliest.store(earliest, Ordering::Relaxed);
         self.live.store(Arc::new(next));
         out
     }
