@@ -33,6 +33,10 @@ pub struct HttpResponse {
     pub status: u16,
     /// The body, decoded from chunked transfer coding if it was chunked.
     pub body: String,
+    /// The Content-Type header's value, if any.
+    pub content_type: Option<String>,
+    /// The WWW-Authenticate header's value, if any.
+    pub challenge: Option<String>,
 }
 
 impl HttpResponse {
@@ -52,12 +56,25 @@ impl HttpResponse {
 #[derive(Clone, Copy, Debug)]
 pub struct AdminApi {
     addr: SocketAddr,
+    /// The `Authorization` every request carries, if any.
+    authorization: Option<&'static str>,
 }
 
 impl AdminApi {
     /// The API at `addr` (the `[admin] listen` address).
     pub fn new(addr: SocketAddr) -> AdminApi {
-        AdminApi { addr }
+        AdminApi {
+            addr,
+            authorization: None,
+        }
+    }
+
+    /// The same API, every request carrying `Authorization: value`.
+    pub fn authorized(self, value: &'static str) -> AdminApi {
+        AdminApi {
+            authorization: Some(value),
+            ..self
+        }
     }
 
     /// The API at 127.0.0.1:`port`.
@@ -93,6 +110,24 @@ impl AdminApi {
         path: &str,
         json_body: Option<&str>,
     ) -> Result<HttpResponse, String> {
+        self.exchange(method, path, "application/json", json_body)
+    }
+
+    /// `GET path` asking for `accept`; panics when the server cannot be
+    /// reached or answers something that is not HTTP.
+    #[track_caller]
+    pub fn get_accepting(&self, path: &str, accept: &str) -> HttpResponse {
+        self.exchange("GET", path, accept, None)
+            .unwrap_or_else(|e| panic!("GET http://{}{path}: {e}", self.addr))
+    }
+
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        accept: &str,
+        json_body: Option<&str>,
+    ) -> Result<HttpResponse, String> {
         require_private_netns();
         let mut stream = TcpStream::connect_timeout(&self.addr, HTTP_TIMEOUT)
             .map_err(|e| format!("cannot connect: {e}"))?;
@@ -101,10 +136,13 @@ impl AdminApi {
             .and_then(|()| stream.set_write_timeout(Some(HTTP_TIMEOUT)))
             .map_err(|e| format!("cannot set timeouts: {e}"))?;
         let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: {accept}\r\n",
             self.addr
         );
         let body = json_body.unwrap_or("");
+        if let Some(a) = self.authorization {
+            let _ = write!(req, "Authorization: {a}\r\n");
+        }
         if json_body.is_some() {
             req.push_str("Content-Type: application/json\r\n");
         }
@@ -258,12 +296,22 @@ fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
         .and_then(|rest| rest.get(2..5))
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let chunked = lines.any(|l| {
-        l.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("transfer-encoding")
-                && value.to_ascii_lowercase().contains("chunked")
-        })
+    let headers: Vec<(&str, &str)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim(), v.trim()))
+        .collect();
+    let chunked = headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("transfer-encoding")
+            && value.to_ascii_lowercase().contains("chunked")
     });
+    let header = |wanted: &str| {
+        headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+            .map(|(_, v)| (*v).to_owned())
+    };
+    let content_type = header("content-type");
+    let challenge = header("www-authenticate");
     let body = if chunked {
         dechunk(body)?
     } else {
@@ -272,6 +320,8 @@ fn parse_response(raw: &[u8]) -> Result<HttpResponse, String> {
     Ok(HttpResponse {
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
+        content_type,
+        challenge,
     })
 }
 

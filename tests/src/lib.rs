@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod browser;
 pub mod certs;
 pub mod config;
 pub mod corpus;
@@ -34,6 +35,7 @@ pub mod coturn;
 pub mod dnsmasq;
 pub mod expect;
 mod fake;
+pub mod hep;
 pub mod hosts;
 pub mod json;
 pub mod junk;
@@ -42,6 +44,7 @@ pub mod netns;
 pub mod openssl;
 pub mod ports;
 mod process;
+pub mod prometheus;
 pub mod redis;
 pub mod sip;
 pub mod sipedge;

@@ -101,22 +101,13 @@ pub fn browser(page: &str, query: &str, limit: Duration) -> PageReport {
     );
     let url = format!("file://{}/{page}?{query}&report={report}", dir.display());
     let profile = crate::TempDir::new("chromium");
-    let mut child = Command::new("chromium")
+    let mut child = crate::browser::command(profile.path())
         .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
             // The edge's certificate is the test's own.
             "--ignore-certificate-errors",
             "--enable-logging=stderr",
             "--v=0",
         ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(&url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

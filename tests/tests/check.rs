@@ -160,3 +160,33 @@ fn check_warns_of_a_redis_cluster_without_a_secret_and_of_a_missing_apiban_key()
         "{stderr}"
     );
 }
+
+/// An admin API listening beyond loopback without credentials is said;
+/// with a token it is not; an unreadable token file is an error (the node
+/// would otherwise run open or locked).
+#[test]
+fn check_warns_of_an_open_admin_api_on_the_network_and_refuses_a_missing_token() {
+    require_private_netns();
+    let edge = single_edge(free_port(), "weighted-round-robin", &[(free_port(), 1)]);
+    let open = format!("{edge}\n[admin]\nlisten = \"0.0.0.0:{}\"\n", free_port());
+    let (ok, stderr) = Sipedge::check(&open);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning: [admin] listen 0.0.0.0:")
+            && stderr.contains("asks for no credentials"),
+        "{stderr}"
+    );
+    let dir = e2e::TempDir::new("token");
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, "s3cret\n").expect("write the token");
+    let closed = format!("{open}token_file = \"{}\"\n", token.display());
+    let (ok, stderr) = Sipedge::check(&closed);
+    assert!(ok && !stderr.contains("warning"), "{stderr}");
+    let missing = format!("{open}token_file = \"/nonexistent/admin.token\"\n");
+    let (ok, stderr) = Sipedge::check(&missing);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("[admin] token_file /nonexistent/admin.token: cannot read it"),
+        "{stderr}"
+    );
+}

@@ -124,6 +124,11 @@ fn assert_limit(admitted: usize, secs: u32) {
 }
 
 /// Calls refused for `cps` on a node (its admin API).
+/// One sample of the node's `/metrics`.
+fn metric(n: &Node, name: &str) -> u64 {
+    e2e::prometheus::Scrape::of(&n.api.get("/metrics").body).count(name, &[])
+}
+
 fn breaches(n: &Node) -> u64 {
     n.api.destinations()["edges"][0]["cps_breaches"]
         .as_u64()
@@ -150,6 +155,7 @@ fn one_node_offered_three_times_its_limit_admits_the_limit() {
         (3 * CPS * secs) as usize - admitted,
         "every call not admitted was a breach"
     );
+    assert_eq!(metric(&a, "sipedge_cps_breaches_total"), breaches(&a));
     let status = a.api.get("/api/cluster").json();
     assert!(status["leases"].as_u64().is_some_and(|n| n > 0), "{status}");
     let limit_key = redis.cli(&["--scan", "--pattern", "sipedge:cps:*"]);
@@ -252,6 +258,8 @@ fn redis_killed_stalled_and_back_no_call_fails_and_the_limit_holds() {
     let b = node("b", &store, &pool.uri(), "");
     for n in [&a, &b] {
         wait_cluster(n, "both nodes alive", |v| sharing(v, 2));
+        assert_eq!(metric(n, "sipedge_redis_up"), 1);
+        assert_eq!(metric(n, "sipedge_cluster_nodes"), 2);
     }
     // Calls of half a second each, so that some are in progress when
     // Redis goes.
@@ -264,6 +272,7 @@ fn redis_killed_stalled_and_back_no_call_fails_and_the_limit_holds() {
     for n in [&a, &b] {
         let v = wait_cluster(n, "Redis down", |v| v["redis"] == "down");
         assert_eq!(v["counting"], "local share", "{v}");
+        assert_eq!(metric(n, "sipedge_redis_up"), 0);
         assert_eq!(v["nodes"], 2, "the share: half of each limit\n{v}");
         let health = n.api.get("/health");
         assert_eq!(health.status, 200, "Redis down is not an outage");

@@ -31,6 +31,9 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order (`ALL[r as usize] == r`).
+    pub const ALL: [Reason; 3] = [Reason::Flood, Reason::Admin, Reason::Apiban];
+
     /// A stable name for the admin API, logs and the cluster store.
     pub fn name(self) -> &'static str {
         match self {

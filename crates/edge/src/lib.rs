@@ -23,5 +23,6 @@ pub mod registrar;
 pub mod stats;
 pub mod stun;
 pub mod token;
+pub mod trace;
 pub mod transaction;
 pub mod validate;

@@ -1,5 +1,10 @@
-//! Per-worker counters: plain integers, no atomics on the hot path; the
-//! daemon sums them when asked.
+//! Per-worker counters of what an edge did with each message: each has
+//! one writer (its worker thread), and `/metrics` and the admin API sum
+//! them when asked.
+
+use sip::Method;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 /// What happened to a datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,10 +107,14 @@ pub enum Event {
     /// A packet dropped unanswered by the edge's hygiene (`deny`,
     /// `restrict`, `user_agent_deny`); per reason in the admin API.
     Blocked,
+    /// A new call: an INVITE outside any dialog, to be dispatched, before
+    /// the limits judge it (a stateless edge counts a retransmission
+    /// again, as its CPS limit does).
+    NewCall,
 }
 
 /// Number of [`Event`] kinds.
-pub const EVENTS: usize = Event::Blocked as usize + 1;
+pub const EVENTS: usize = Event::NewCall as usize + 1;
 
 impl Event {
     /// Every event, in declaration order.
@@ -148,6 +157,7 @@ impl Event {
         Event::KeepaliveAnswered,
         Event::BindingLost,
         Event::Blocked,
+        Event::NewCall,
     ];
 
     /// A stable name for metrics and logs.
@@ -191,54 +201,201 @@ impl Event {
             Event::KeepaliveAnswered => "keepalive_answered",
             Event::BindingLost => "binding_lost",
             Event::Blocked => "blocked",
+            Event::NewCall => "new_call",
         }
     }
 }
 
-/// Counters of one worker for one edge.
-#[derive(Clone, Debug)]
-pub struct Stats {
-    /// Indexed by [`Event`].
-    pub events: [u64; EVENTS],
-    /// Requests sent to each destination (index as in the config).
-    pub per_destination: Vec<u64>,
+/// Response classes counted: 1xx to 6xx.
+pub const CLASSES: usize = 6;
+
+/// The label of response class `i` (0 for 1xx).
+pub const CLASS_NAMES: [&str; CLASSES] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
+
+/// The class index of status `code` (100..=699; anything else is taken
+/// as the nearest class, since the parser already refused it).
+#[inline]
+pub fn class_of(code: u16) -> usize {
+    (usize::from(code / 100)).clamp(1, CLASSES) - 1
 }
 
-impl Default for Stats {
+/// Adds one to a counter that only this thread writes: a relaxed load and
+/// store, which costs what a plain increment does, where a read-modify-write
+/// would lock the bus.
+#[inline]
+pub(crate) fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+/// The cells of one worker for one edge, read by a scrape while the worker
+/// counts (each has that one writer).
+#[derive(Debug)]
+pub struct Tally {
+    events: [AtomicU64; EVENTS],
+    requests: [AtomicU64; Method::COUNT],
+    responses: [AtomicU64; CLASSES],
+}
+
+impl Default for Tally {
     fn default() -> Self {
-        Stats {
-            events: [0; EVENTS],
-            per_destination: Vec::new(),
+        Tally {
+            events: std::array::from_fn(|_| AtomicU64::new(0)),
+            requests: std::array::from_fn(|_| AtomicU64::new(0)),
+            responses: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
+}
+
+/// Counters of one worker for one edge: the worker counts without locks or
+/// read-modify-writes, the admin API and `/metrics` read them through the
+/// edge's [`Board`].
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    tally: Arc<Tally>,
 }
 
 impl Stats {
     /// Counts one event.
     #[inline]
     pub fn count(&mut self, e: Event) {
-        self.events[e as usize] += 1;
+        bump(&self.tally.events[e as usize]);
+    }
+
+    /// Counts a request read from the network.
+    #[inline]
+    pub fn request(&mut self, m: Method) {
+        bump(&self.tally.requests[m as usize]);
+    }
+
+    /// Counts a response read from the network.
+    #[inline]
+    pub fn response(&mut self, code: u16) {
+        bump(&self.tally.responses[class_of(code)]);
     }
 
     /// How many of that event.
     pub fn get(&self, e: Event) -> u64 {
-        self.events[e as usize]
+        self.tally.events[e as usize].load(Relaxed)
     }
 
-    /// Adds another worker's counters.
-    pub fn add(&mut self, other: &Stats) {
-        for (a, b) in self.events.iter_mut().zip(other.events.iter()) {
-            *a += b;
+    /// The cells, to register with an edge's [`Board`].
+    pub fn tally(&self) -> &Arc<Tally> {
+        &self.tally
+    }
+}
+
+/// What every worker of one edge counted, summed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgeTotals {
+    /// Indexed by [`Event`].
+    pub events: [u64; EVENTS],
+    /// Requests read, indexed by `Method as usize`.
+    pub requests: [u64; Method::COUNT],
+    /// Responses read, by class (0 for 1xx).
+    pub responses: [u64; CLASSES],
+}
+
+impl Default for EdgeTotals {
+    fn default() -> Self {
+        EdgeTotals {
+            events: [0; EVENTS],
+            requests: [0; Method::COUNT],
+            responses: [0; CLASSES],
         }
-        if self.per_destination.len() < other.per_destination.len() {
-            self.per_destination.resize(other.per_destination.len(), 0);
+    }
+}
+
+impl EdgeTotals {
+    /// How many of that event.
+    pub fn get(&self, e: Event) -> u64 {
+        self.events[e as usize]
+    }
+}
+
+/// The tallies of every worker of one edge. It outlives reloads (a reload
+/// hands the same board to the edge's new snapshot), so an edge's counts
+/// only ever grow, as Prometheus expects of a counter.
+#[derive(Debug, Default)]
+pub struct Board {
+    tallies: Mutex<Vec<Arc<Tally>>>,
+}
+
+impl Board {
+    /// Adds a worker's tally (once per worker, when it is made: takes a lock).
+    pub fn register(&self, tally: &Arc<Tally>) {
+        let mut all = self.lock();
+        if !all.iter().any(|t| Arc::ptr_eq(t, tally)) {
+            all.push(Arc::clone(tally));
         }
-        for (a, b) in self
-            .per_destination
-            .iter_mut()
-            .zip(other.per_destination.iter())
-        {
-            *a += b;
+    }
+
+    /// The sums over every registered worker: a close, not an atomic,
+    /// snapshot, since workers keep counting while it is taken.
+    pub fn totals(&self) -> EdgeTotals {
+        let mut t = EdgeTotals::default();
+        for w in self.lock().iter() {
+            add(&mut t.events, &w.events);
+            add(&mut t.requests, &w.requests);
+            add(&mut t.responses, &w.responses);
+        }
+        t
+    }
+
+    /// The list; only ever pushed to, so a poisoned lock is used as is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Tally>>> {
+        self.tallies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn add(sums: &mut [u64], cells: &[AtomicU64]) {
+    for (s, c) in sums.iter_mut().zip(cells) {
+        *s += c.load(Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn board_sums_every_worker_and_registers_once() {
+        let board = Board::default();
+        let mut a = Stats::default();
+        let mut b = Stats::default();
+        board.register(a.tally());
+        board.register(b.tally());
+        board.register(a.tally());
+        a.count(Event::Failover);
+        b.count(Event::Failover);
+        a.request(Method::Invite);
+        b.request(Method::Other);
+        a.response(180);
+        b.response(200);
+        b.response(699);
+        let t = board.totals();
+        assert_eq!(t.get(Event::Failover), 2);
+        assert_eq!(t.requests[Method::Invite as usize], 1);
+        assert_eq!(t.requests[Method::Other as usize], 1);
+        assert_eq!(t.responses, [1, 1, 0, 0, 0, 1]);
+        assert_eq!(a.get(Event::Failover), 1);
+    }
+
+    #[test]
+    fn classes_cover_every_code() {
+        assert_eq!(class_of(100), 0);
+        assert_eq!(class_of(199), 0);
+        assert_eq!(class_of(200), 1);
+        assert_eq!(class_of(699), 5);
+        assert_eq!(class_of(0), 0);
+        assert_eq!(class_of(999), 5);
+    }
+
+    #[test]
+    fn every_event_has_its_index_and_a_distinct_name() {
+        let mut names = std::collections::HashSet::new();
+        for (i, e) in Event::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i);
+            assert!(names.insert(e.name()), "{}", e.name());
         }
     }
 }

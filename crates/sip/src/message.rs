@@ -101,6 +101,51 @@ pub enum Method {
 }
 
 impl Method {
+    /// How many kinds there are (`Other` included): the size of a table
+    /// indexed by `method as usize`.
+    pub const COUNT: usize = Method::Other as usize + 1;
+
+    /// Every kind, in declaration order (`ALL[m as usize] == m`).
+    pub const ALL: [Method; Method::COUNT] = [
+        Method::Invite,
+        Method::Ack,
+        Method::Bye,
+        Method::Cancel,
+        Method::Register,
+        Method::Options,
+        Method::Info,
+        Method::Update,
+        Method::Prack,
+        Method::Subscribe,
+        Method::Notify,
+        Method::Refer,
+        Method::Message,
+        Method::Publish,
+        Method::Other,
+    ];
+
+    /// The method as written on the wire; `OTHER` for the rest (a metric
+    /// label must come from a bounded set, so unknown methods share one).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Register => "REGISTER",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            Method::Other => "OTHER",
+        }
+    }
+
     /// Methods are case-sensitive (RFC 3261 §7.1).
     pub fn from_bytes(b: &[u8]) -> Method {
         match b {
@@ -637,6 +682,16 @@ mod tests {
             .iter()
             .map(|h| (h.name, m.value(h).to_vec()))
             .collect())
+    }
+
+    #[test]
+    fn every_method_has_its_index_and_reads_back_from_its_name() {
+        for (i, m) in Method::ALL.iter().enumerate() {
+            assert_eq!(*m as usize, i);
+            if *m != Method::Other {
+                assert_eq!(Method::from_bytes(m.name().as_bytes()), *m);
+            }
+        }
     }
 
     #[test]

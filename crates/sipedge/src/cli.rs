@@ -46,7 +46,11 @@ pub fn check(path: &Path) -> ExitCode {
     match crate::config_file::load_all(path) {
         Ok(crate::config_file::Loaded { parsed, tls }) => {
             let cfg = parsed.cfg;
-            for w in tls.warnings.iter().chain(&cluster_warnings(&cfg)) {
+            if let Err(e) = admin_auth(&cfg) {
+                eprintln!("{}: {e}", path.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            for w in tls.warnings.iter().chain(&warnings(&cfg)) {
                 eprintln!("warning: {w}");
             }
             let dests: usize = cfg.edges.iter().map(|e| e.destinations.len()).sum();
@@ -65,12 +69,32 @@ pub fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// What makes a node of a cluster unable to work with its peers, though
-/// the file is valid: the nodes must share a secret (tokens and relayed
-/// messages are sealed with it), and relay to each other only what names
-/// the same address (every node's edge advertising the anycast address).
-fn cluster_warnings(cfg: &edge::config::Config) -> Vec<String> {
+/// The admin API's credentials, read from their files; an unreadable or
+/// empty file is an error of the config, at `check` as at `run`.
+fn admin_auth(cfg: &edge::config::Config) -> Result<Option<Arc<crate::admin::Auth>>, String> {
+    match &cfg.admin {
+        Some(a) => crate::admin::Auth::load(a),
+        None => Ok(None),
+    }
+}
+
+/// What is valid but likely wrong: an admin API open to the network
+/// without credentials; an APIBAN key that cannot be read; what makes a
+/// node of a cluster unable to work with its peers (the nodes must share a
+/// secret, since tokens and relayed messages are sealed with it, and relay
+/// to each other only what names the same address, every node's edge
+/// advertising the anycast address).
+fn warnings(cfg: &edge::config::Config) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(a) = &cfg.admin {
+        if !a.listen.ip().is_loopback() && a.token_file.is_none() && a.basic.is_none() {
+            out.push(format!(
+                "[admin] listen {} is reachable from the network and asks for no credentials: \
+                 set token_file (or user and password_file), or listen on 127.0.0.1",
+                a.listen
+            ));
+        }
+    }
     if let Some(a) = &cfg.apiban {
         if let Err(e) = std::fs::read_to_string(&a.key_file) {
             out.push(format!(
@@ -119,7 +143,14 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     let cfg = parsed.cfg.clone();
-    for w in tls.warnings.iter().chain(&cluster_warnings(&cfg)) {
+    let auth = match admin_auth(&cfg) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for w in tls.warnings.iter().chain(&warnings(&cfg)) {
         tracing::warn!("{w}");
     }
     let tls = Arc::new(ArcSwap::from_pointee(tls.tls));
@@ -141,7 +172,12 @@ pub fn run(path: &Path) -> ExitCode {
             None => None,
         };
         let dns = crate::dns::start(&cfg.node.dns)?;
-        let mut running = crate::shard::start(&cfg, &keys, &tls, &dns)?;
+        // The HEP sender, with `[hep]`: the edges that trace share it.
+        let hep = cfg.hep.as_ref().map(crate::hep::start).transpose()?;
+        let sink = hep
+            .as_ref()
+            .map(|(s, _)| Arc::clone(s) as Arc<dyn edge::trace::Sink>);
+        let mut running = crate::shard::start(&cfg, &keys, &tls, &dns, sink)?;
         let snapshots: Vec<_> = running.edges.iter().map(|s| s.load_full()).collect();
         let health = Arc::new(ArcSwap::from_pointee(
             crate::health::start(&cfg, &snapshots, &tls).await?,
@@ -182,7 +218,12 @@ pub fn run(path: &Path) -> ExitCode {
         }
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
         if let Some(listener) = admin {
+            let history = Arc::new(crate::admin::dashboard::series::History::default());
+            crate::admin::dashboard::series::spawn(Arc::clone(&health), Arc::clone(&history));
             let admin = crate::admin::Admin {
+                history,
+                auth,
+                hep: hep.map(|(_, counts)| counts),
                 health,
                 connections: Arc::clone(&running.registry),
                 reloader: Arc::clone(&reloader),

@@ -15,6 +15,8 @@ mod config_file;
 mod ctl;
 mod dns;
 mod health;
+mod hep;
+mod metrics;
 mod reload;
 mod secret;
 mod shard;

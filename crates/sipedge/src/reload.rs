@@ -69,6 +69,8 @@ pub struct Reloader {
     tls: Arc<ArcSwap<Tls>>,
     /// Told when a config was applied: its names expire at another time.
     dns_changed: tokio::sync::Notify,
+    /// Reloads of the file applied, and refused (`sipedge_reloads_total`).
+    outcomes: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl Reloader {
@@ -94,13 +96,30 @@ impl Reloader {
             health,
             tls,
             dns_changed: tokio::sync::Notify::new(),
+            outcomes: Default::default(),
         }
+    }
+
+    /// Reloads of the file so far: (applied, refused).
+    pub fn outcomes(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.outcomes[0].load(Relaxed),
+            self.outcomes[1].load(Relaxed),
+        )
     }
 
     /// Reads the file again and applies it (see the module documentation).
     /// `Err` carries what is wrong with the file (or, should a prober task
     /// have stopped, that); the running config then stays as it was.
     pub async fn reload(&self) -> Result<Report, String> {
+        let result = self.reload_file().await;
+        let i = usize::from(result.is_err());
+        self.outcomes[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    async fn reload_file(&self) -> Result<Report, String> {
         let mut applied = self.applied.lock().await;
         let started = Instant::now();
         let path = self.path.clone();
@@ -405,7 +424,7 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
         out.node.public_address = running.node.public_address.clone();
     }
     if new.admin != running.admin {
-        keep("[admin] listen");
+        keep("[admin]");
         out.admin = running.admin.clone();
     }
     if new.connections != running.connections {
@@ -419,6 +438,10 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
     if new.apiban != running.apiban {
         keep("[apiban]");
         out.apiban = running.apiban.clone();
+    }
+    if new.hep != running.hep {
+        keep("[hep]");
+        out.hep = running.hep.clone();
     }
     // The running edges, in their order: each takes its new config by name.
     out.edges = running

@@ -20,7 +20,7 @@ mod tests;
 pub use error::ConfigError;
 pub use model::{
     Admin, Apiban, BodyCoding, Capacity, Cluster, CodeRange, Coding, Config, Connections,
-    Destination, Edge, Flood, ForeignNextHop, HostPort, Hygiene, Insertion, Keepalive, Listen,
+    Destination, Edge, Flood, ForeignNextHop, Hep, HostPort, Hygiene, Insertion, Keepalive, Listen,
     Node, OnInvalid, Probe, Redis, Registrar, Stun, Transaction, Transport,
 };
 pub use parse::{admin_of, dns_of, parse, parse_with, LiteralsOnly, Resolve};

@@ -27,6 +27,26 @@ pub struct Config {
     pub cluster: Option<Cluster>,
     /// The APIBAN feed (`[apiban]`); `None`: not polled.
     pub apiban: Option<Apiban>,
+    /// Where SIP traces go (`[hep]`); `None`: nothing is traced.
+    pub hep: Option<Hep>,
+}
+
+/// A Homer capture server (`[hep]`): every message of the edges that trace
+/// goes there as HEPv3, the format of Kamailio's siptrace and heplify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hep {
+    /// `udp` or `tcp` (`server = "udp:10.0.0.9:9060"`).
+    pub transport: Transport,
+    /// The capture server's address.
+    pub server: SocketAddr,
+    /// The capture agent id Homer shows (`capture_id`, 1 by default).
+    pub capture_id: u32,
+    /// The key the capture server expects (`password`), if it asks one.
+    pub password: Option<String>,
+    /// Messages waiting for the sender at most (`queue`, 10,000 by
+    /// default); beyond it traces are dropped and counted, so tracing
+    /// never holds up forwarding.
+    pub queue: usize,
 }
 
 /// The node-to-node link (`[cluster]`): a connection (TCP, TLS, WebSocket)
@@ -217,6 +237,12 @@ pub struct Stun {
 pub struct Admin {
     /// Address the admin HTTP server binds to.
     pub listen: SocketAddr,
+    /// `token_file`: the file holding a bearer token every request but
+    /// `/health` and the dashboard's page must carry.
+    pub token_file: Option<std::path::PathBuf>,
+    /// `user` and `password_file`: HTTP basic authentication, which a
+    /// browser asks for by itself.
+    pub basic: Option<(String, std::path::PathBuf)>,
 }
 
 /// One customer-facing edge (`[[edge]]`): its own listen addresses, its own
@@ -297,6 +323,13 @@ pub struct Edge {
     /// The built-in registrar (`flags = ["registrations"]`, settings in
     /// `[edge.registrar]`); `None`: REGISTER goes to the pool.
     pub registrar: Option<Registrar>,
+    /// Whether the edge's messages go to the `[hep]` server (`hep`, true
+    /// by default when there is one).
+    pub hep: bool,
+    /// The share of calls traced (`hep_sample`, 0 to 1), in ten-thousandths:
+    /// 10,000 traces all. Chosen by Call-ID, so a call is traced whole or
+    /// not at all, by every node alike.
+    pub hep_sample: u16,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }

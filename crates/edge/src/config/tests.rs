@@ -115,6 +115,8 @@ fn example_parses_to_expected_model() {
         },
         admin: Some(Admin {
             listen: sa("127.0.0.1:8080"),
+            token_file: None,
+            basic: None,
         }),
         connections: Default::default(),
         edges: vec![Edge {
@@ -172,10 +174,13 @@ fn example_parses_to_expected_model() {
             nat_sdp: false,
             registrar: None,
             hygiene: Default::default(),
+            hep: true,
+            hep_sample: 10_000,
             line: 9,
         }],
         cluster: None,
         apiban: None,
+        hep: None,
     };
     assert_eq!(ok(EXAMPLE), expected);
 }
@@ -300,7 +305,7 @@ fn unknown_key_at_top_level() {
         &text,
         1,
         "colour",
-        "unknown key (expected one of: node, admin, connections, edge, cluster, apiban)",
+        "unknown key (expected one of: node, admin, connections, edge, cluster, apiban, hep)",
     );
 }
 
@@ -1072,6 +1077,29 @@ fn admin_listen_checked() {
     assert_err(&text, 10, "listen", "not an IP address with port");
     let text = format!("{MINIMAL}[admin]\n");
     assert_err(&text, 9, "listen", "missing");
+}
+
+#[test]
+fn admin_authentication_files_are_relative_to_the_config() {
+    let text = format!(
+        "{MINIMAL}[admin]\nlisten = \"127.0.0.1:8080\"\ntoken_file = \"admin.token\"\n\
+         user = \"noc\"\npassword_file = \"/etc/sipedge/noc.password\"\n"
+    );
+    let a = ok(&text).admin.expect("[admin]");
+    let dir = std::path::Path::new(FILE).parent().expect("a folder");
+    assert_eq!(a.token_file, Some(dir.join("admin.token")));
+    assert_eq!(
+        a.basic,
+        Some(("noc".into(), "/etc/sipedge/noc.password".into()))
+    );
+    let text = format!("{MINIMAL}[admin]\nlisten = \"127.0.0.1:8080\"\nuser = \"noc\"\n");
+    assert_err(&text, 11, "user", "go together");
+    let text = format!(
+        "{MINIMAL}[admin]\nlisten = \"127.0.0.1:8080\"\nuser = \"a:b\"\npassword_file = \"p\"\n"
+    );
+    assert_err(&text, 11, "user", "without ':'");
+    let text = format!("{MINIMAL}[admin]\nlisten = \"127.0.0.1:8080\"\ntoken_file = \"\"\n");
+    assert_err(&text, 11, "token_file", "must be");
 }
 
 #[test]
@@ -2206,5 +2234,54 @@ fn cluster_state_in_redis_or_a_redis_cluster() {
     assert_eq!(
         c.redis_ca.as_deref(),
         Some(std::path::Path::new("/etc/sipedge/redis-ca.pem"))
+    );
+}
+
+#[test]
+fn hep_server_and_per_edge_sampling() {
+    let text = format!(
+        "{}[hep]\nserver = \"tcp:10.0.0.9:9061\"\ncapture_id = 2001\n\
+         password = \"homer\"\nqueue = 500\n",
+        edge_with("hep_sample = 0.25")
+    );
+    let c = ok(&text);
+    let h = c.hep.expect("[hep]");
+    assert_eq!(
+        (
+            h.transport,
+            h.server,
+            h.capture_id,
+            h.password.as_deref(),
+            h.queue
+        ),
+        (
+            Transport::Tcp,
+            sa("10.0.0.9:9061"),
+            2001,
+            Some("homer"),
+            500
+        )
+    );
+    assert!(c.edges[0].hep);
+    assert_eq!(c.edges[0].hep_sample, 2_500);
+    let defaults = ok(&format!(
+        "{MINIMAL}[hep]\nserver = \"udp:127.0.0.1:9060\"\n"
+    ));
+    let h = defaults.hep.expect("[hep]");
+    assert_eq!((h.capture_id, h.queue, h.password), (1, 10_000, None));
+    assert_eq!(defaults.edges[0].hep_sample, 10_000);
+    assert!(!ok(&edge_with("hep = false")).edges[0].hep);
+    assert_err(
+        &format!("{MINIMAL}[hep]\nserver = \"10.0.0.9:9060\"\n"),
+        10,
+        "server",
+        "udp: or tcp:",
+    );
+    assert_err(&format!("{MINIMAL}[hep]\n"), 9, "server", "missing");
+    assert_err(
+        &edge_with("hep_sample = 2"),
+        5,
+        "hep_sample",
+        "share from 0 to 1",
     );
 }

@@ -8,11 +8,13 @@
 //! destination decides its [`State`] from consecutive probe results and the
 //! operator's overrides.
 
+mod latencies;
 mod passive;
 mod prober;
 mod tracker;
 mod view;
 
+pub use latencies::Latencies;
 pub use passive::Passive;
 pub use prober::Prober;
 pub use tracker::{ProbeRecord, ProbeResult, State, Tracker, UnknownState};

@@ -103,6 +103,7 @@ mod tests {
             replies: finals * 2,
             finals,
             bad,
+            ..DestTotals::default()
         }
     }
 

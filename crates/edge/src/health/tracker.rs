@@ -142,6 +142,8 @@ pub struct Tracker {
     bad: u32,
     /// (last, moving average) round-trip time.
     latency: Option<(Duration, Duration)>,
+    /// Every answered probe's round trip.
+    latencies: super::Latencies,
     last_probe: Option<ProbeRecord>,
     sent: u64,
     failed: u64,
@@ -165,6 +167,7 @@ impl Tracker {
             good: 0,
             bad: 0,
             latency: None,
+            latencies: super::Latencies::default(),
             last_probe: None,
             sent: 0,
             failed: 0,
@@ -210,6 +213,11 @@ impl Tracker {
         self.latency
     }
 
+    /// Every answered probe's round trip, bucketed.
+    pub fn latencies(&self) -> &super::Latencies {
+        &self.latencies
+    }
+
     /// The last probe result, if any.
     pub fn last_probe(&self) -> Option<&ProbeRecord> {
         self.last_probe.as_ref()
@@ -240,6 +248,7 @@ impl Tracker {
             None => text.clone(),
         };
         if let Some(rtt) = result.rtt() {
+            self.latencies.observe(rtt);
             self.latency = Some(match self.latency {
                 None => (rtt, rtt),
                 Some((_, avg)) => {

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use crate::dispatch::HealthLookup;
+use crate::stats::{bump, class_of, Board, CLASSES};
+use sip::Method;
 
 /// Per-edge health shared by the prober (the one writer) and the workers
 /// (readers): whether each destination may be used and its least-latency
@@ -20,6 +22,9 @@ pub struct HealthView {
     /// What the view this one replaced on a reload had counted, per
     /// destination: totals carry on from there.
     base: Box<[DestTotals]>,
+    /// The edge's own counts per worker; the same board for every view of
+    /// the edge, so they outlive reloads.
+    board: Arc<Board>,
 }
 
 impl HealthView {
@@ -33,6 +38,7 @@ impl HealthView {
                 .collect(),
             workers: Mutex::new(Vec::new()),
             base: vec![DestTotals::default(); destinations].into(),
+            board: Arc::default(),
         }
     }
 
@@ -54,6 +60,7 @@ impl HealthView {
         }
         HealthView {
             base: base.into(),
+            board: Arc::clone(&old.board),
             ..view
         }
     }
@@ -108,6 +115,11 @@ impl HealthView {
         counters
     }
 
+    /// The edge's own counts (every worker's [`Stats`](crate::stats::Stats)).
+    pub fn board(&self) -> &Board {
+        &self.board
+    }
+
     /// Per-destination sums over every registered worker, for the passive
     /// check and the admin API. The sums are taken destination by destination
     /// while workers keep counting, so they are a close, not an atomic, snapshot.
@@ -115,12 +127,7 @@ impl HealthView {
         let mut totals = self.base.to_vec();
         for w in self.lock_workers().iter() {
             for (t, c) in totals.iter_mut().zip(w.per_dest.iter()) {
-                t.calls += c.calls.load(Relaxed);
-                t.requests += c.requests.load(Relaxed);
-                t.expecting += c.expecting.load(Relaxed);
-                t.replies += c.replies.load(Relaxed);
-                t.finals += c.finals.load(Relaxed);
-                t.bad += c.bad.load(Relaxed);
+                t.add(&c.totals());
             }
         }
         totals
@@ -157,22 +164,37 @@ pub struct Counters {
     per_dest: Box<[DestCounter]>,
 }
 
-/// The counters of one destination, on a cache line of its own.
+/// The counters of one destination, on cache lines of its own. Requests
+/// and replies are counted once, by method and by class; their totals are
+/// sums.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 struct DestCounter {
     calls: AtomicU64,
-    requests: AtomicU64,
     expecting: AtomicU64,
-    replies: AtomicU64,
-    finals: AtomicU64,
     bad: AtomicU64,
+    /// Final responses that were timeouts of ours, not replies.
+    timeouts: AtomicU64,
+    methods: [AtomicU64; Method::COUNT],
+    classes: [AtomicU64; CLASSES],
 }
 
-/// Adds one to a counter that only this thread writes.
-#[inline]
-fn bump(c: &AtomicU64) {
-    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
+impl DestCounter {
+    fn totals(&self) -> DestTotals {
+        let methods: [u64; Method::COUNT] = std::array::from_fn(|i| self.methods[i].load(Relaxed));
+        let classes: [u64; CLASSES] = std::array::from_fn(|i| self.classes[i].load(Relaxed));
+        let replies: u64 = classes.iter().sum();
+        DestTotals {
+            calls: self.calls.load(Relaxed),
+            requests: methods.iter().sum(),
+            expecting: self.expecting.load(Relaxed),
+            replies,
+            finals: replies - classes[0] + self.timeouts.load(Relaxed),
+            bad: self.bad.load(Relaxed),
+            methods,
+            classes,
+        }
+    }
 }
 
 impl Counters {
@@ -184,18 +206,18 @@ impl Counters {
     }
 
     /// Counts a request sent to destination `i`: `new_call` for an initial
-    /// INVITE, `expects_reply` for anything but ACK (what a reply is owed
-    /// for, so silence can be noticed). An index out of range is ignored.
+    /// INVITE; anything but ACK expects a reply (so silence can be
+    /// noticed). An index out of range is ignored.
     #[inline]
-    pub fn forwarded(&self, i: usize, new_call: bool, expects_reply: bool) {
+    pub fn forwarded(&self, i: usize, method: Method, new_call: bool) {
         let Some(c) = self.per_dest.get(i) else {
             return;
         };
-        bump(&c.requests);
+        bump(&c.methods[method as usize]);
         if new_call {
             bump(&c.calls);
         }
-        if expects_reply {
+        if method != Method::Ack {
             bump(&c.expecting);
         }
     }
@@ -207,10 +229,7 @@ impl Counters {
         let Some(c) = self.per_dest.get(i) else {
             return;
         };
-        bump(&c.replies);
-        if code >= 200 {
-            bump(&c.finals);
-        }
+        bump(&c.classes[class_of(code)]);
         if is_bad(code) {
             bump(&c.bad);
         }
@@ -226,7 +245,7 @@ impl Counters {
         let Some(c) = self.per_dest.get(i) else {
             return;
         };
-        bump(&c.finals);
+        bump(&c.timeouts);
         bump(&c.bad);
     }
 }
@@ -252,6 +271,10 @@ pub struct DestTotals {
     pub finals: u64,
     /// Final responses 500, 503 and 408 received from it.
     pub bad: u64,
+    /// Requests sent to it, by method (`Method as usize`).
+    pub methods: [u64; Method::COUNT],
+    /// Responses received from it, by class (0 for 1xx).
+    pub classes: [u64; CLASSES],
 }
 
 impl DestTotals {
@@ -264,6 +287,8 @@ impl DestTotals {
             replies: self.replies.saturating_sub(earlier.replies),
             finals: self.finals.saturating_sub(earlier.finals),
             bad: self.bad.saturating_sub(earlier.bad),
+            methods: std::array::from_fn(|i| self.methods[i].saturating_sub(earlier.methods[i])),
+            classes: std::array::from_fn(|i| self.classes[i].saturating_sub(earlier.classes[i])),
         }
     }
 
@@ -275,6 +300,12 @@ impl DestTotals {
         self.replies += other.replies;
         self.finals += other.finals;
         self.bad += other.bad;
+        for (a, b) in self.methods.iter_mut().zip(other.methods) {
+            *a += b;
+        }
+        for (a, b) in self.classes.iter_mut().zip(other.classes) {
+            *a += b;
+        }
     }
 }
 
@@ -349,10 +380,10 @@ mod tests {
         let v = HealthView::new(2);
         let a = v.register();
         let b = v.register();
-        a.forwarded(0, true, true); // INVITE
-        a.forwarded(0, false, false); // ACK
-        b.forwarded(0, false, true); // BYE
-        b.forwarded(1, true, true);
+        a.forwarded(0, Method::Invite, true); // INVITE
+        a.forwarded(0, Method::Ack, false); // ACK
+        b.forwarded(0, Method::Bye, false); // BYE
+        b.forwarded(1, Method::Invite, true);
         a.answered(0, 100);
         a.answered(0, 200);
         b.answered(0, 503);
@@ -369,6 +400,14 @@ mod tests {
                 replies: 3,
                 finals: 2,
                 bad: 1,
+                methods: {
+                    let mut m = [0; Method::COUNT];
+                    m[Method::Invite as usize] = 1;
+                    m[Method::Ack as usize] = 1;
+                    m[Method::Bye as usize] = 1;
+                    m
+                },
+                classes: [1, 1, 0, 0, 1, 0],
             }
         );
         assert_eq!(
@@ -380,6 +419,12 @@ mod tests {
                 replies: 3,
                 finals: 3,
                 bad: 2,
+                methods: {
+                    let mut m = [0; Method::COUNT];
+                    m[Method::Invite as usize] = 1;
+                    m
+                },
+                classes: [0, 0, 0, 2, 1, 0],
             }
         );
     }
@@ -388,7 +433,7 @@ mod tests {
     fn counters_ignore_out_of_range_destinations() {
         let v = HealthView::new(1);
         let c = v.register();
-        c.forwarded(1, true, true);
+        c.forwarded(1, Method::Invite, true);
         c.answered(7, 503);
         assert_eq!(v.totals(), [DestTotals::default()]);
     }
@@ -401,7 +446,7 @@ mod tests {
                 let c = v.register();
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
-                        c.forwarded(0, false, true);
+                        c.forwarded(0, Method::Bye, false);
                         c.answered(0, 200);
                     }
                 })
@@ -421,7 +466,7 @@ mod tests {
     fn a_carried_view_keeps_state_and_totals_by_destination() {
         let old = HealthView::new(3);
         let w = old.register();
-        w.forwarded(2, true, true);
+        w.forwarded(2, Method::Invite, true);
         w.answered(2, 200);
         old.set_usable(1, false);
         old.set_scale(2, 0.5);
@@ -433,14 +478,35 @@ mod tests {
         let t = new.totals();
         assert_eq!((t[0].calls, t[0].finals), (1, 1));
         assert_eq!(t[1], DestTotals::default());
-        new.register().forwarded(0, true, true);
+        new.register().forwarded(0, Method::Invite, true);
         assert_eq!(new.totals()[0].calls, 2);
     }
 
     #[test]
-    fn dest_counter_has_a_cache_line_of_its_own() {
+    fn dest_counter_has_cache_lines_of_its_own() {
         assert_eq!(std::mem::align_of::<DestCounter>(), 64);
-        assert_eq!(std::mem::size_of::<DestCounter>(), 64);
+        assert_eq!(std::mem::size_of::<DestCounter>() % 64, 0);
+    }
+
+    #[test]
+    fn a_timeout_is_a_bad_final_but_no_reply() {
+        let v = HealthView::new(1);
+        let c = v.register();
+        c.forwarded(0, Method::Invite, true);
+        c.timed_out(0);
+        let t = v.totals()[0];
+        assert_eq!((t.replies, t.finals, t.bad), (0, 1, 1));
+        assert_eq!(t.classes, [0; CLASSES]);
+    }
+
+    #[test]
+    fn a_carried_view_shares_the_edge_board() {
+        let old = HealthView::new(1);
+        let mut stats = crate::stats::Stats::default();
+        old.board().register(stats.tally());
+        stats.count(crate::stats::Event::Failover);
+        let new = HealthView::carried(&old, &[Some(0)]);
+        assert_eq!(new.board().totals().get(crate::stats::Event::Failover), 1);
     }
 
     #[test]
@@ -452,6 +518,7 @@ mod tests {
             replies: 20,
             finals: 9,
             bad: 2,
+            ..DestTotals::default()
         };
         let b = DestTotals {
             calls: 7,
@@ -460,6 +527,7 @@ mod tests {
             replies: 25,
             finals: 12,
             bad: 1,
+            ..DestTotals::default()
         };
         let d = b.since(&a);
         assert_eq!(
@@ -471,6 +539,7 @@ mod tests {
                 replies: 5,
                 finals: 3,
                 bad: 0,
+                ..DestTotals::default()
             }
         );
         let mut sum = a;

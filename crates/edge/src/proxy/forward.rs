@@ -154,11 +154,8 @@ pub(crate) fn no_destination(
 pub(crate) fn count_forwarded(s: &mut Scratch<'_>, c: &Checked<'_>, dest_index: Option<usize>) {
     s.stats.count(Event::RequestForwarded);
     if let Some(i) = dest_index {
-        if let Some(n) = s.stats.per_destination.get_mut(i) {
-            *n += 1;
-        }
         let new_call = c.method == Method::Invite && !c.in_dialog;
-        s.counters.forwarded(i, new_call, c.method != Method::Ack);
+        s.counters.forwarded(i, c.method, new_call);
     }
 }
 

@@ -193,6 +193,13 @@ pub struct Edge {
     /// The built-in registrar (`flags = ["registrations"]`), its bindings
     /// kept across reloads.
     registrar: Option<crate::registrar::Registrar>,
+    /// Where the node's traces go (`[hep]`), whether this edge traces or
+    /// not; a reload carries it on.
+    trace_sink: Option<Arc<dyn crate::trace::Sink>>,
+    /// The edge's share of calls to trace (`hep_sample`), when `hep`.
+    hep_sample: Option<u16>,
+    /// This edge's tracing: the sink and its share, when both are set.
+    tracer: Option<crate::trace::Tracer>,
 }
 
 impl Edge {
@@ -354,7 +361,11 @@ impl Edge {
                     epoch,
                 )
             }),
+            trace_sink: None,
+            hep_sample: edge.hep.then_some(edge.hep_sample),
+            tracer: None,
         }
+        .with_trace(previous.and_then(|p| p.trace_sink.clone()))
     }
 
     /// The NAT tests run on requests from outside, for the NAT stage.
@@ -522,6 +533,13 @@ impl Edge {
         &self.locals
     }
 
+    /// The edge's own address on `flow` (its listener's bound address).
+    fn local_addr(&self, flow: &Flow) -> SocketAddr {
+        self.locals
+            .get(flow.local)
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |l| l.addr)
+    }
+
     /// The destinations, in config order.
     pub fn destinations(&self) -> &[Destination] {
         self.configured()
@@ -593,6 +611,17 @@ impl Edge {
         self.destinations
             .iter()
             .position(|d| d.transport == transport && d.addr == addr)
+    }
+
+    /// This snapshot, sending its traces to `sink` (the node's `[hep]`
+    /// sender) if the edge traces (`hep`, by default).
+    pub fn with_trace(mut self, sink: Option<Arc<dyn crate::trace::Sink>>) -> Edge {
+        self.tracer = match (&sink, self.hep_sample) {
+            (Some(s), Some(share)) => Some(crate::trace::Tracer::new(Arc::clone(s), share)),
+            _ => None,
+        };
+        self.trace_sink = sink;
+        self
     }
 
     /// This snapshot, sharing the node's `bans` (every edge of a node
@@ -667,9 +696,10 @@ impl Edge {
             target: Vec::new(),
             target_flow: None,
             lookup_key: Vec::new(),
-            stats: Stats {
-                per_destination: vec![0; self.configured],
-                ..Stats::default()
+            stats: {
+                let stats = Stats::default();
+                self.health.board().register(stats.tally());
+                stats
             },
         }
     }
@@ -735,14 +765,58 @@ impl Worker {
             self.algorithm = edge.algorithm();
         }
         self.counters = edge.health.register();
-        self.stats.per_destination = vec![0; edge.configured];
+        edge.health.board().register(self.stats.tally());
     }
 
     /// Handles one message (a datagram, or one framed off a stream)
     /// received on flow `from` at `now`.
     pub fn handle(&mut self, edge: &Edge, datagram: &[u8], from: Flow, now: Instant) -> Outcome {
         let outcome = self.step(edge, datagram, from, now);
-        self.fits(outcome)
+        let outcome = self.fits(outcome);
+        if let Some(t) = &edge.tracer {
+            self.trace(edge, t, datagram, &from, outcome);
+        }
+        outcome
+    }
+
+    /// Offers a message read on `from` and what is to be sent after it
+    /// (`outcome`) to the edge's tracer, if its call is traced; a bare
+    /// keepalive (white space) is not.
+    fn trace(
+        &self,
+        edge: &Edge,
+        t: &crate::trace::Tracer,
+        read: &[u8],
+        from: &Flow,
+        outcome: Outcome,
+    ) {
+        if read.iter().all(u8::is_ascii_whitespace) || !t.wants(read) {
+            return;
+        }
+        t.offer(read, true, from, edge.local_addr(from));
+        match outcome {
+            Outcome::Send(to) => t.offer(&self.out, false, &to, edge.local_addr(&to)),
+            Outcome::Queued => {
+                for (bytes, to) in self.sends.iter() {
+                    t.offer(bytes, false, &to, edge.local_addr(&to));
+                }
+            }
+            Outcome::Drop(_) | Outcome::Resolve => {}
+        }
+    }
+
+    /// Offers what the worker sends on its own (retransmissions, timeouts'
+    /// answers, keepalives: its send queue) to the edge's tracer, each
+    /// message by its own call.
+    pub(crate) fn trace_sends(&self, edge: &Edge) {
+        let Some(t) = &edge.tracer else {
+            return;
+        };
+        for (bytes, to) in self.sends.iter() {
+            if !bytes.iter().all(u8::is_ascii_whitespace) && t.wants(bytes) {
+                t.offer(bytes, false, &to, edge.local_addr(&to));
+            }
+        }
     }
 
     /// Answers a stream message the framer could not frame (`why`): a
@@ -783,6 +857,10 @@ impl Worker {
         if suspect.is_some_and(|why| !edge.excuses(&msg, why)) || edge.ignores(&msg) {
             s.stats.count(Event::Blocked);
             return Outcome::Drop(Event::Blocked);
+        }
+        match msg.status() {
+            None => s.stats.request(msg.method()),
+            Some(code) => s.stats.response(code),
         }
         // A stream message without Content-Length cannot be framed (RFC
         // 3261 §18.3): the runtime hands over its header section, it is
@@ -933,6 +1011,7 @@ impl Worker {
         if !self.sends.is_empty() {
             self.encode(edge, Outcome::Queued);
             self.fits(Outcome::Queued);
+            self.trace_sends(edge);
         }
         n
     }

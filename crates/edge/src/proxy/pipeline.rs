@@ -68,6 +68,7 @@ fn run(
         _ => None,
     };
     if capacity::is_new_call(&c) {
+        s.stats.count(Event::NewCall);
         capacity::admit(edge, s, m, &c, now)?;
     }
     // nat: what the checks found is counted here, once per request;

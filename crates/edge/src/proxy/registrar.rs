@@ -207,6 +207,7 @@ impl Worker {
         for _ in 0..lost {
             s.stats.count(Event::BindingLost);
         }
+        self.trace_sends(edge);
         sent
     }
 }

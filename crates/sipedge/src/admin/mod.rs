@@ -1,15 +1,20 @@
 //! The admin HTTP interface (`[admin] listen`): `/health` for a BGP speaker
 //! or load balancer in front of the node, `/api/destinations` for the
 //! operator (read every destination's state, set one by hand),
-//! `/api/connections`, `/api/bans` (list, add, lift), and `POST
-//! /api/reload`.
+//! `/api/connections`, `/api/bans` (list, add, lift), `POST
+//! /api/reload`, `/metrics` for Prometheus and the live dashboard at `/`;
+//! optionally behind a token or a password (`auth`).
 //!
 //! It runs on the main thread's runtime, next to the prober tasks, so it
 //! answers however busy the forwarding threads are.
 
+mod auth;
+pub mod dashboard;
 mod json;
 #[cfg(test)]
 mod tests;
+
+pub use auth::{authorization, Auth};
 
 use crate::health::{Health, State};
 use crate::reload::Reloader;
@@ -47,6 +52,12 @@ pub struct Admin {
     pub bans: crate::bans::Banning,
     /// The cluster store's state, with `[cluster] redis`.
     pub cluster: Option<Arc<crate::cluster::Status>>,
+    /// The dashboard's graphs: each edge's last 15 minutes.
+    pub history: Arc<dashboard::series::History>,
+    /// The credentials the API asks for (`[admin] token_file`, `user`).
+    pub auth: Option<Arc<Auth>>,
+    /// What became of the SIP traces, with `[hep]`.
+    pub hep: Option<Arc<crate::hep::Counts>>,
 }
 
 /// Serves the admin API on `listener` from a task of the current runtime.
@@ -61,7 +72,7 @@ pub fn spawn(listener: TcpListener, admin: Admin) {
 /// The routes. Any other path is 404 and another method 405, as axum
 /// answers them.
 pub fn router(admin: Admin) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(node_health))
         .route("/api/destinations", get(destinations))
         .route(
@@ -71,6 +82,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/api/connections", get(connection_counts))
         .route("/api/reload", axum::routing::post(reload))
         .route("/api/cluster", get(cluster))
+        .route("/metrics", get(crate::metrics::handler))
         .with_state(admin.clone())
         .merge(
             Router::new()
@@ -79,8 +91,13 @@ pub fn router(admin: Admin) -> Router {
                     "/api/bans/{address}",
                     axum::routing::delete(crate::bans::remove),
                 )
-                .with_state(admin.bans),
+                .with_state(admin.bans.clone()),
         )
+        .merge(dashboard::router(Arc::clone(&admin.history)));
+    match admin.auth {
+        Some(auth) => routes.layer(axum::middleware::from_fn_with_state(auth, auth::guard)),
+        None => routes,
+    }
 }
 
 /// `POST /api/reload`: reads the config file again and applies it (see

@@ -83,6 +83,9 @@ async fn admin_of(text: &str) -> (Admin, std::path::PathBuf) {
             cluster: None,
         },
         cluster: None,
+        history: Default::default(),
+        auth: None,
+        hep: None,
     };
     (admin, path)
 }
@@ -416,4 +419,128 @@ async fn bans_are_added_listed_and_lifted() {
     );
     let (code, body) = call(&h, Method::DELETE, "/api/bans/203.0.113.7", "").await;
     assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+}
+
+/// `GET /metrics` with `accept`: content type and body.
+async fn metrics(h: &Admin, accept: &str) -> (String, String) {
+    let request = Request::builder()
+        .uri("/metrics")
+        .header("accept", accept)
+        .body(Body::empty())
+        .expect("request");
+    let response = router(h.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .expect("body");
+    (kind, String::from_utf8(bytes.to_vec()).expect("utf-8"))
+}
+
+#[tokio::test]
+async fn metrics_come_in_the_format_the_scraper_asks_for() {
+    let h = health().await;
+    let (kind, om) = metrics(
+        &h,
+        "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+    )
+    .await;
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(om.contains("# TYPE sipedge_calls counter\n"), "{om}");
+    assert!(
+        om.contains("sipedge_calls_total{edge=\"edge-1\"} 0\n"),
+        "{om}"
+    );
+    assert!(om.contains("sipedge_build_info{version="), "{om}");
+    let (kind, classic) = metrics(&h, "*/*").await;
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    assert!(
+        !classic.contains("# EOF") && !classic.contains("# UNIT"),
+        "{classic}"
+    );
+    assert!(
+        classic.contains("# TYPE sipedge_calls_total counter\n"),
+        "{classic}"
+    );
+    assert!(
+        classic.contains("# TYPE sipedge_build_info gauge\n"),
+        "{classic}"
+    );
+    // Every destination, in each state, with the edge's name.
+    for d in ["sip:127.0.0.1:9", "sip:127.0.0.1:7;transport=udp"] {
+        let active = format!(
+            "sipedge_destination_state{{edge=\"edge-1\",destination=\"{d}\",state=\"active\"}} 1\n"
+        );
+        assert!(classic.contains(&active), "{active} in\n{classic}");
+    }
+    // No sample line names a family the classic format does not declare.
+    let declared: std::collections::HashSet<&str> = classic
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for line in classic.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| declared.contains(f)))
+            .unwrap_or(name);
+        assert!(declared.contains(family), "{line}");
+    }
+}
+
+/// Every metric the example Grafana dashboard queries is one sipedge
+/// writes. Some only exist where what they count does: the cluster ones
+/// with `[cluster] redis`, calls in progress with a `channels` limit,
+/// validation failures with `validate` checks; this fixture has none, and
+/// the e2e tests read those.
+#[tokio::test]
+async fn the_grafana_dashboard_queries_only_metrics_that_exist() {
+    const CONDITIONAL: [&str; 4] = [
+        "sipedge_redis_up",
+        "sipedge_cluster_nodes",
+        "sipedge_calls_in_progress",
+        "sipedge_validation_failures_total",
+    ];
+    let dashboard: Value =
+        serde_json::from_str(include_str!("../../../../examples/grafana/sipedge.json"))
+            .expect("the dashboard is JSON");
+    let h = health().await;
+    let (_, classic) = metrics(&h, "text/plain").await;
+    let written: std::collections::HashSet<&str> = classic
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut queried = 0;
+    for p in panels {
+        for t in p["targets"].as_array().expect("targets") {
+            let expr = t["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(at) = rest.find("sipedge_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    written.contains(name.as_str()) || CONDITIONAL.contains(&name.as_str()),
+                    "panel {:?} queries {name}, which sipedge does not write",
+                    p["title"]
+                );
+                queried += 1;
+                rest = &rest[at + name.len()..];
+            }
+        }
+    }
+    assert!(queried >= 15, "only {queried} queries");
 }

@@ -54,6 +54,7 @@ impl std::fmt::Display for Error {
 /// the whole response.
 pub fn request(
     host_port: &str,
+    authorization: Option<&str>,
     method: &str,
     path: &str,
     json: Option<&str>,
@@ -65,6 +66,9 @@ pub fn request(
         "{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nUser-Agent: sipedge-ctl\r\n\
          Accept: application/json\r\nConnection: close\r\n"
     );
+    if let Some(a) = authorization {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
     if let Some(body) = json {
         head.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",

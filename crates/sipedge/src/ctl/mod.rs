@@ -15,9 +15,14 @@ pub struct Ctl {
     /// The admin HTTP address (`HOST:PORT`); default: `[admin] listen` of `--config`.
     #[arg(long, global = true, value_name = "HOST:PORT")]
     pub admin: Option<String>,
-    /// A configuration file to read `[admin] listen` from.
+    /// A configuration file to read `[admin] listen` (and the API's
+    /// credentials, `token_file` or `user` and `password_file`) from.
     #[arg(long, short, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// A file holding the admin API's bearer token (default: `[admin]
+    /// token_file` of `--config`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Print the API's JSON as it is instead of a table or a line.
     #[arg(long, global = true)]
     pub json: bool,
@@ -105,7 +110,7 @@ const EXIT_UNREACHABLE: u8 = 2;
 
 /// Runs `sipedge ctl`.
 pub fn run(ctl: &Ctl) -> ExitCode {
-    let admin = match admin_address(ctl) {
+    let (admin, authorization) = match admin_address(ctl) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("sipedge ctl: {e}");
@@ -145,7 +150,13 @@ pub fn run(ctl: &Ctl) -> ExitCode {
             Some(serde_json::json!({ "state": state }).to_string()),
         ),
     };
-    let response = match http::request(&admin, method, &path, body.as_deref()) {
+    let response = match http::request(
+        &admin,
+        authorization.as_deref(),
+        method,
+        &path,
+        body.as_deref(),
+    ) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sipedge ctl: {e}");
@@ -198,10 +209,24 @@ pub fn run(ctl: &Ctl) -> ExitCode {
 }
 
 /// `--admin`, else `[admin] listen` of `--config` (a wildcard listen
-/// address is asked on loopback).
-fn admin_address(ctl: &Ctl) -> Result<String, String> {
+/// address is asked on loopback); with the `Authorization` to send: the
+/// token of `--token-file`, else the credentials `--config` names.
+fn admin_address(ctl: &Ctl) -> Result<(String, Option<String>), String> {
+    let from_file = match &ctl.config {
+        Some(path) => admin_of(path)?,
+        None => None,
+    };
+    let authorization = match (&ctl.token_file, &from_file) {
+        (Some(p), _) => crate::admin::authorization(&edge::config::Admin {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            token_file: Some(p.clone()),
+            basic: None,
+        })?,
+        (None, Some(a)) => crate::admin::authorization(a)?,
+        (None, None) => None,
+    };
     if let Some(a) = &ctl.admin {
-        return Ok(a.clone());
+        return Ok((a.clone(), authorization));
     }
     let Some(path) = &ctl.config else {
         return Err(
@@ -209,13 +234,7 @@ fn admin_address(ctl: &Ctl) -> Result<String, String> {
                 .into(),
         );
     };
-    // Only `[admin]` is read: the rest of the file may well be what a
-    // `ctl reload` is about to be told is wrong.
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let file = path.display().to_string();
-    let admin = edge::config::admin_of(&text, &file).map_err(|e| e.to_string())?;
-    let Some(admin) = admin else {
+    let Some(admin) = from_file else {
         return Err(format!(
             "{} has no [admin] listen: the admin API is off (or give --admin HOST:PORT)",
             path.display()
@@ -228,7 +247,17 @@ fn admin_address(ctl: &Ctl) -> Result<String, String> {
             std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    Ok(addr.to_string())
+    Ok((addr.to_string(), authorization))
+}
+
+/// The `[admin]` table of the config file at `path`. Only it is read: the
+/// rest of the file may well be what a `ctl reload` is about to be told
+/// is wrong.
+fn admin_of(path: &std::path::Path) -> Result<Option<edge::config::Admin>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let file = path.display().to_string();
+    edge::config::admin_of(&text, &file).map_err(|e| e.to_string())
 }
 
 /// The `error` of an API error body, else the body as text.

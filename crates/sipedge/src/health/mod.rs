@@ -46,6 +46,8 @@ pub struct DestStatus {
     pub probes_sent: u64,
     /// Probes that failed so far (timeout, unreachable, code not alive).
     pub probes_failed: u64,
+    /// Every answered probe's round trip, bucketed.
+    pub latencies: edge::health::Latencies,
 }
 
 /// The latest finished probe of a destination.

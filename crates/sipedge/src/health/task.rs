@@ -324,6 +324,7 @@ fn status(t: &Tracker, now: Instant) -> DestStatus {
         }),
         probes_sent,
         probes_failed,
+        latencies: t.latencies().clone(),
     }
 }
 

@@ -71,6 +71,7 @@ pub fn start(
     keys: &KeyRing,
     tls: &Arc<ArcSwap<Tls>>,
     dns: &crate::dns::Dns,
+    trace: Option<Arc<dyn edge::trace::Sink>>,
 ) -> Result<Running, String> {
     let shards = cfg
         .node
@@ -89,7 +90,8 @@ pub fn start(
             Arc::new(ArcSwap::from_pointee(
                 Edge::new(e, &cfg.node, keys)
                     .on_link(relay)
-                    .with_bans(Arc::clone(&bans)),
+                    .with_bans(Arc::clone(&bans))
+                    .with_trace(trace.clone()),
             ))
         })
         .collect();

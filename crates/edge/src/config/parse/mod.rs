@@ -39,7 +39,17 @@ type Value<'i> = Spanned<DeValue<'i>>;
 type Result<T> = std::result::Result<T, ConfigError>;
 
 /// Keys of the top-level table that this version implements.
-const TOP_KEYS: &[&str] = &["node", "admin", "connections", "edge", "cluster", "apiban"];
+const TOP_KEYS: &[&str] = &[
+    "node",
+    "admin",
+    "connections",
+    "edge",
+    "cluster",
+    "apiban",
+    "hep",
+];
+/// Keys of `[hep]`.
+const HEP_KEYS: &[&str] = &["server", "capture_id", "password", "queue"];
 /// Keys of `[apiban]`.
 const APIBAN_KEYS: &[&str] = &["key_file", "url", "interval", "ban_time"];
 /// Keys of `[node]`.
@@ -53,7 +63,7 @@ const NODE_KEYS: &[&str] = &[
     "dns",
 ];
 /// Keys of `[admin]`.
-const ADMIN_KEYS: &[&str] = &["listen"];
+const ADMIN_KEYS: &[&str] = &["listen", "token_file", "user", "password_file"];
 /// Keys of `[cluster]` that this version implements.
 const CLUSTER_KEYS: &[&str] = &["listen", "peers", "redis", "redis_cluster", "redis_ca"];
 /// Keys of `[connections]`.
@@ -105,6 +115,8 @@ const EDGE_KEYS: &[&str] = &[
     "flood_threshold",
     "flood_window",
     "ban_time",
+    "hep",
+    "hep_sample",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -158,6 +170,10 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             .get("apiban")
             .map(|v| apiban(&cx.table(v, "apiban", "[apiban]")?))
             .transpose()?;
+        let hep = top
+            .get("hep")
+            .map(|v| hep(&cx.table(v, "hep", "[hep]")?))
+            .transpose()?;
         let edges = match top.get("edge") {
             Some(v) => edges(cx, v)?,
             None => return Err(cx.err(0, "edge", "at least one [[edge]] is required")),
@@ -169,6 +185,7 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             connections,
             cluster,
             apiban,
+            hep,
         })
     })
 }
@@ -474,6 +491,43 @@ fn redis(t: &Table<'_, '_>) -> Result<Option<crate::config::model::Redis>> {
     }
 }
 
+/// Reads `[hep]`: the server is required, the rest has defaults.
+fn hep(t: &Table<'_, '_>) -> Result<crate::config::model::Hep> {
+    t.check_keys(HEP_KEYS, |_| None)?;
+    let v = t.required("server", "the capture server, e.g. \"udp:10.0.0.9:9060\"")?;
+    let s = t.cx.string(v, "server")?;
+    let parsed = match s.split_once(':') {
+        Some(("udp", rest)) => rest.parse().ok().map(|a| (Transport::Udp, a)),
+        Some(("tcp", rest)) => rest.parse().ok().map(|a| (Transport::Tcp, a)),
+        _ => None,
+    };
+    let Some((transport, server)) = parsed else {
+        return Err(t.cx.err(
+            v.span().start,
+            "server",
+            format!(
+                "{s:?} is not udp: or tcp: with an IP address and port, e.g. \"udp:10.0.0.9:9060\""
+            ),
+        ));
+    };
+    Ok(crate::config::model::Hep {
+        transport,
+        server,
+        capture_id: match t.get("capture_id") {
+            Some(v) => t.cx.int(v, "capture_id", 0, i64::from(u32::MAX))? as u32,
+            None => 1,
+        },
+        password: t
+            .get("password")
+            .map(|v| t.cx.string(v, "password").map(str::to_owned))
+            .transpose()?,
+        queue: match t.get("queue") {
+            Some(v) => t.cx.int(v, "queue", 1, 1_000_000)? as usize,
+            None => 10_000,
+        },
+    })
+}
+
 /// Reads `[apiban]`: the key's file is required, the rest has defaults.
 fn apiban(t: &Table<'_, '_>) -> Result<crate::config::model::Apiban> {
     t.check_keys(APIBAN_KEYS, |_| None)?;
@@ -521,7 +575,46 @@ fn admin(t: &Table<'_, '_>) -> Result<Admin> {
             format!("{s:?} is not an IP address with port, e.g. \"127.0.0.1:8080\""),
         )
     })?;
-    Ok(Admin { listen: addr })
+    let token_file = match t.get("token_file") {
+        Some(_) => Some(tls::path(
+            t,
+            "token_file",
+            "a file holding the API's bearer token",
+        )?),
+        None => None,
+    };
+    let basic = match (t.get("user"), t.get("password_file")) {
+        (None, None) => None,
+        (Some(u), Some(_)) => {
+            let user = t.cx.string(u, "user")?;
+            if user.is_empty() || user.contains(':') {
+                return Err(t.cx.err(
+                    u.span().start,
+                    "user",
+                    "must be a name without ':' (HTTP basic authentication)",
+                ));
+            }
+            let file = tls::path(t, "password_file", "a file holding the user's password")?;
+            Some((user.to_owned(), file))
+        }
+        (Some(v), None) | (None, Some(v)) => {
+            let key = if t.get("user").is_some() {
+                "user"
+            } else {
+                "password_file"
+            };
+            return Err(t.cx.err(
+                v.span().start,
+                key,
+                "user and password_file go together (HTTP basic authentication)",
+            ));
+        }
+    };
+    Ok(Admin {
+        listen: addr,
+        token_file,
+        basic,
+    })
 }
 
 /// Reads `[connections]`: every key optional, each with its default.
@@ -874,6 +967,15 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
             .unwrap_or(false),
         registrar,
         hygiene: hygiene(t)?,
+        hep: t
+            .get("hep")
+            .map(|v| t.cx.boolean(v, "hep"))
+            .transpose()?
+            .unwrap_or(true),
+        hep_sample: match t.get("hep_sample") {
+            Some(v) => (t.cx.fraction(v, "hep_sample")? * 10_000.0).round() as u16,
+            None => 10_000,
+        },
         line: cx.line(t.at),
     };
     let mut edge = edge;
@@ -1502,14 +1604,7 @@ impl Cx<'_> {
     /// `v` as a number of seconds in `lo..=hi`, whole (`2`) or not (`0.5`),
     /// kept to the nanosecond.
     fn seconds(&self, v: &Value<'_>, key: &str, lo: f64, hi: f64) -> Result<Duration> {
-        let n = match v.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .map(|n| n as f64),
-            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
-            _ => None,
-        };
-        match n {
+        match number(v) {
             // The range check also refuses NaN and the infinities, so the
             // conversion below cannot overflow.
             Some(n) if (lo..=hi).contains(&n) => Ok(Duration::from_nanos((n * 1e9).round() as u64)),
@@ -1518,6 +1613,21 @@ impl Cx<'_> {
                 key,
                 format!(
                     "must be a number of seconds from {lo} to {hi}, found {}",
+                    describe(v.get_ref())
+                ),
+            )),
+        }
+    }
+
+    /// `v` as a number from 0 to 1 (a share).
+    fn fraction(&self, v: &Value<'_>, key: &str) -> Result<f64> {
+        match number(v) {
+            Some(n) if (0.0..=1.0).contains(&n) => Ok(n),
+            _ => Err(self.err(
+                v.span().start,
+                key,
+                format!(
+                    "must be a share from 0 to 1 (0.1: one call in ten), found {}",
                     describe(v.get_ref())
                 ),
             )),
@@ -1667,4 +1777,15 @@ fn line_key(text: &str, offset: usize) -> Option<String> {
         line.split_once('=')?.0.trim()
     };
     (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// `v` as a number, whole (`2`) or not (`0.5`); `None` for anything else.
+fn number(v: &Value<'_>) -> Option<f64> {
+    match v.get_ref() {
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .map(|n| n as f64),
+        DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+        _ => None,
+    }
 }

@@ -381,7 +381,7 @@ pub(super) fn client_cert_header(t: &Table<'_, '_>, domains: &[Domain]) -> Resul
 
 /// The file `key` names, relative to the config file's folder unless
 /// absolute.
-fn path(t: &Table<'_, '_>, key: &str, what: &str) -> Result<PathBuf> {
+pub(super) fn path(t: &Table<'_, '_>, key: &str, what: &str) -> Result<PathBuf> {
     let named = format!("{}{key}", t.prefix);
     let v: &Value<'_> = t.required(key, what)?;
     let s = t.cx.string(v, &named)?;
