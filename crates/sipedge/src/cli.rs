@@ -11,9 +11,22 @@ use std::sync::Arc;
 #[derive(Parser, Debug)]
 #[command(name = "sipedge", version, about)]
 pub struct Cli {
+    /// How the daemon's own log lines are written on stderr: `text` for
+    /// people, `json` (one object per line) for a log pipeline.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: time, level, target, message and fields.
+    Json,
 }
 
 /// The subcommands.

@@ -32,14 +32,15 @@ fn main() -> ExitCode {
     // The process's TLS provider, for clients that use the default one
     // (Redis over rediss://); sipedge's own TLS names its provider.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIPEDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,stun_types=off"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIPEDGE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,stun_types=off")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        cli::LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     match cli.command {
         cli::Command::Check { config } => cli::check(&config),
         cli::Command::Run { config } => cli::run(&config),
