@@ -1,4 +1,4 @@
-//! The shared conformance corpus (RFC 4475, RFC 5118 and real-world
+//! The conformance corpus (RFC 4475, RFC 5118 and real-world
 //! samples) and how to tell what a running proxy did with each message:
 //! forwarded it to the pool, answered it, rejected it, or dropped it.
 //!
@@ -74,10 +74,10 @@ impl Case {
 }
 
 /// Every message of the corpus (`SIPEDGE_CONFORMANCE`, else
-/// `shared/conformance` beside the checkout), in manifest order.
+/// `tests/conformance` of the repository), in manifest order.
 pub fn load() -> Vec<Case> {
     let root = std::env::var_os("SIPEDGE_CONFORMANCE").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance"),
         PathBuf::from,
     );
     let mut out = Vec::new();

@@ -190,3 +190,44 @@ fn check_warns_of_an_open_admin_api_on_the_network_and_refuses_a_missing_token()
         "{stderr}"
     );
 }
+
+/// `sipedge completions bash` writes a script bash accepts and that
+/// registers completion for `sipedge`, with its subcommands.
+#[test]
+fn completions_register_in_bash() {
+    require_private_netns();
+    let bin = e2e::sipedge::binary();
+    let out = std::process::Command::new(&bin)
+        .args(["completions", "bash"])
+        .output()
+        .expect("sipedge completions");
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout).into_owned();
+    for word in [
+        "run",
+        "check",
+        "ctl",
+        "completions",
+        "--log-format",
+        "--config",
+    ] {
+        assert!(
+            script.contains(word),
+            "{word} missing from the completion script"
+        );
+    }
+    let dir = e2e::TempDir::new("completions");
+    let file = dir.path().join("sipedge.bash");
+    std::fs::write(&file, &script).expect("write the script");
+    let checked = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p sipedge", file.display()))
+        .output()
+        .expect("bash");
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success() && said.contains("sipedge"),
+        "{said}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}

@@ -1,4 +1,4 @@
-//! Every message of the shared conformance corpus (RFC 4475, RFC 5118 and
+//! Every message of the conformance corpus (RFC 4475, RFC 5118 and
 //! real-world samples) through the parser: never a panic, and every message
 //! the manifests call valid parses with all the headers a proxy reads.
 
@@ -9,7 +9,7 @@ fn corpus_dir() -> PathBuf {
     std::env::var_os("SIPEDGE_CONFORMANCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance")
         })
 }
 

@@ -47,6 +47,20 @@ pub enum Command {
     /// Ask a running sipedge through its admin API: destinations, set a
     /// destination's state, health.
     Ctl(crate::ctl::Ctl),
+    /// Print a completion script for a shell (e.g. `sipedge completions bash
+    /// > /etc/bash_completion.d/sipedge`).
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `sipedge completions SHELL`: the script clap writes for every
+/// subcommand and option.
+pub fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "sipedge", &mut std::io::stdout());
+    ExitCode::SUCCESS
 }
 
 /// Exit code for a configuration that does not validate.

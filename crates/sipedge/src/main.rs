@@ -45,5 +45,6 @@ fn main() -> ExitCode {
         cli::Command::Check { config } => cli::check(&config),
         cli::Command::Run { config } => cli::run(&config),
         cli::Command::Ctl(ctl) => ctl::run(&ctl),
+        cli::Command::Completions { shell } => cli::completions(shell),
     }
 }

@@ -495,8 +495,7 @@ mod in_the_pipeline {
 /// stricter.
 #[test]
 fn the_corpus_messages_to_forward_pass_every_check() {
-    let root =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance");
     let rules = Rules::new(&[
         Check::Basic,
         Check::Sdp,

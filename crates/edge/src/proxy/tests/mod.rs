@@ -1006,8 +1006,7 @@ fn hash_call_id_sticks_and_first_takes_the_first() {
 /// handle it: forwarded to the pool, rejected, or absorbed.
 #[test]
 fn conformance_corpus_through_the_pipeline() {
-    let root =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance");
     let e = edge_with("hash-call-id", "\"ping-replies\"");
     let mut failures = Vec::new();
     let mut n = 0;
