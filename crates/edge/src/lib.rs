@@ -19,6 +19,7 @@ pub mod link;
 pub mod nat;
 pub mod outbound;
 pub mod proxy;
+pub mod records;
 pub mod registrar;
 pub mod stats;
 pub mod stun;

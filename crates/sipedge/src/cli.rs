@@ -44,6 +44,11 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Show what the pipeline would do with one SIP message read from
+    /// stdin, stage by stage, without sending anything: validation,
+    /// security, limits, the algorithm's ranked destinations, and the
+    /// message that would leave and where to.
+    Explain(crate::explain::Args),
     /// Ask a running sipedge through its admin API: destinations, set a
     /// destination's state, health.
     Ctl(crate::ctl::Ctl),
@@ -204,7 +209,16 @@ pub fn run(path: &Path) -> ExitCode {
         let sink = hep
             .as_ref()
             .map(|(s, _)| Arc::clone(s) as Arc<dyn edge::trace::Sink>);
-        let mut running = crate::shard::start(&cfg, &keys, &tls, &dns, sink)?;
+        // The call-record writer, with `[records]`.
+        let records = cfg
+            .records
+            .as_ref()
+            .map(|r| crate::records::start(r, &cfg.node.id))
+            .transpose()?;
+        let record_sink = records
+            .as_ref()
+            .map(|(s, _)| Arc::clone(s) as Arc<dyn edge::records::Sink>);
+        let mut running = crate::shard::start(&cfg, &keys, &tls, &dns, sink, record_sink)?;
         let snapshots: Vec<_> = running.edges.iter().map(|s| s.load_full()).collect();
         let health = Arc::new(ArcSwap::from_pointee(
             crate::health::start(&cfg, &snapshots, &tls).await?,
@@ -251,6 +265,7 @@ pub fn run(path: &Path) -> ExitCode {
                 history,
                 auth,
                 hep: hep.map(|(_, counts)| counts),
+                records: records.map(|(_, counts)| counts),
                 health,
                 connections: Arc::clone(&running.registry),
                 reloader: Arc::clone(&reloader),
@@ -283,6 +298,7 @@ pub fn run(path: &Path) -> ExitCode {
     );
     rt.block_on(signals.serve(&reloader));
     tracing::info!("shutting down");
+    crate::records::finish();
     ExitCode::SUCCESS
 }
 
@@ -290,6 +306,7 @@ pub fn run(path: &Path) -> ExitCode {
 struct Signals {
     hup: Option<tokio::signal::unix::Signal>,
     term: Option<tokio::signal::unix::Signal>,
+    usr1: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -302,10 +319,15 @@ impl Signals {
         let term = signal(SignalKind::terminate())
             .map_err(|e| tracing::warn!("cannot watch SIGTERM ({e}); stop with SIGINT"))
             .ok();
-        Signals { hup, term }
+        let usr1 = signal(SignalKind::user_defined1())
+            .map_err(|e| {
+                tracing::warn!("cannot watch SIGUSR1 ({e}); call records are not reopened")
+            })
+            .ok();
+        Signals { hup, term, usr1 }
     }
 
-    /// Reloads on SIGHUP; completes on SIGINT or SIGTERM. Meanwhile the
+    /// Reloads on SIGHUP; reopens the call-record file on SIGUSR1; completes on SIGINT or SIGTERM. Meanwhile the
     /// runtime runs the prober tasks and the admin server.
     async fn serve(mut self, reloader: &crate::reload::Reloader) {
         loop {
@@ -313,6 +335,10 @@ impl Signals {
                 Some(()) = recv(&mut self.hup) => {
                     tracing::info!("SIGHUP: reloading the config");
                     let _ = reloader.reload_and_log().await;
+                }
+                Some(()) = recv(&mut self.usr1) => {
+                    crate::records::REOPEN.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!("SIGUSR1: reopening the call-record file");
                 }
                 Some(()) = recv(&mut self.term) => return,
                 _ = tokio::signal::ctrl_c() => return,

@@ -14,9 +14,11 @@ mod cluster;
 mod config_file;
 mod ctl;
 mod dns;
+mod explain;
 mod health;
 mod hep;
 mod metrics;
+mod records;
 mod reload;
 mod secret;
 mod shard;
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         cli::Command::Check { config } => cli::check(&config),
         cli::Command::Run { config } => cli::run(&config),
         cli::Command::Ctl(ctl) => ctl::run(&ctl),
+        cli::Command::Explain(args) => explain::run(&args),
         cli::Command::Completions { shell } => cli::completions(shell),
     }
 }

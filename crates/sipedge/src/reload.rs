@@ -207,6 +207,25 @@ impl Reloader {
             .flatten()
     }
 
+    /// What the running edge `edge` (default: the first) would do with
+    /// `message` from `from` (`POST /api/explain`): explained on a shadow
+    /// of its snapshot, built from the config it runs.
+    pub async fn explain(
+        &self,
+        edge: Option<&str>,
+        from: Option<std::net::SocketAddr>,
+        message: &[u8],
+    ) -> Result<edge::proxy::explain::Explanation, String> {
+        let applied = self.applied.lock().await;
+        let cfg = &applied.cfg;
+        let i = crate::explain::edge_index(cfg, edge)?;
+        let slot = self.slots.get(i).ok_or("the edge is not running")?;
+        let learnt = applied.learnt.get(i).copied().flatten();
+        let conf = addressed(&cfg.edges[i], learnt);
+        let live = slot.load_full();
+        crate::explain::live(&conf, &cfg.node, &applied.keys, &live, from, message)
+    }
+
     /// When the running config's DNS answers run out (`None`: it names no
     /// host).
     pub async fn dns_until(&self) -> Option<Instant> {
@@ -442,6 +461,10 @@ fn merge(running: &Config, new: Config, file: &str) -> (Config, Vec<String>) {
     if new.hep != running.hep {
         keep("[hep]");
         out.hep = running.hep.clone();
+    }
+    if new.records != running.records {
+        keep("[records]");
+        out.records = running.records.clone();
     }
     // The running edges, in their order: each takes its new config by name.
     out.edges = running

@@ -29,6 +29,8 @@ pub struct Config {
     pub apiban: Option<Apiban>,
     /// Where SIP traces go (`[hep]`); `None`: nothing is traced.
     pub hep: Option<Hep>,
+    /// Where call records go (`[records]`); `None`: none are written.
+    pub records: Option<Records>,
 }
 
 /// A Homer capture server (`[hep]`): every message of the edges that trace
@@ -46,6 +48,22 @@ pub struct Hep {
     /// Messages waiting for the sender at most (`queue`, 10,000 by
     /// default); beyond it traces are dropped and counted, so tracing
     /// never holds up forwarding.
+    pub queue: usize,
+}
+
+/// Call records (`[records]`): one JSON line per call attempt and per
+/// call end, written by a thread of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Records {
+    /// The file (`file`); `None` for stdout (`file = "-"`).
+    pub file: Option<std::path::PathBuf>,
+    /// Rotate when the file reaches this many bytes (`rotate_size`).
+    pub rotate_size: Option<u64>,
+    /// Rotate when the file is this old (`rotate_interval`, seconds).
+    pub rotate_interval: Option<std::time::Duration>,
+    /// Records waiting for the writer at most (`queue`, 10,000 by
+    /// default); beyond it they are dropped and counted, so records never
+    /// hold up forwarding.
     pub queue: usize,
 }
 
@@ -330,6 +348,9 @@ pub struct Edge {
     /// 10,000 traces all. Chosen by Call-ID, so a call is traced whole or
     /// not at all, by every node alike.
     pub hep_sample: u16,
+    /// Whether the edge's calls are written to the `[records]` file
+    /// (`records`, true by default when there is one).
+    pub records: bool,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }

@@ -176,11 +176,13 @@ fn example_parses_to_expected_model() {
             hygiene: Default::default(),
             hep: true,
             hep_sample: 10_000,
+            records: true,
             line: 9,
         }],
         cluster: None,
         apiban: None,
         hep: None,
+        records: None,
     };
     assert_eq!(ok(EXAMPLE), expected);
 }
@@ -305,7 +307,7 @@ fn unknown_key_at_top_level() {
         &text,
         1,
         "colour",
-        "unknown key (expected one of: node, admin, connections, edge, cluster, apiban, hep)",
+        "unknown key (expected one of: node, admin, connections, edge, cluster, apiban, hep, records)",
     );
 }
 
@@ -2283,5 +2285,39 @@ fn hep_server_and_per_edge_sampling() {
         5,
         "hep_sample",
         "share from 0 to 1",
+    );
+}
+
+#[test]
+fn records_file_rotation_and_per_edge_switch() {
+    let c = ok(&format!(
+        "{}[records]\nfile = \"/var/log/sipedge/calls.jsonl\"\nrotate_size = 1048576\n\
+         rotate_interval = 3600\nqueue = 500\n",
+        edge_with("records = false")
+    ));
+    let r = c.records.expect("[records]");
+    assert_eq!(
+        r.file.as_deref(),
+        Some(std::path::Path::new("/var/log/sipedge/calls.jsonl"))
+    );
+    assert_eq!(
+        (r.rotate_size, r.rotate_interval, r.queue),
+        (
+            Some(1_048_576),
+            Some(std::time::Duration::from_secs(3600)),
+            500
+        )
+    );
+    assert!(!c.edges[0].records);
+    let stdout = ok(&format!("{MINIMAL}[records]\nfile = \"-\"\n"));
+    let r = stdout.records.expect("[records]");
+    assert_eq!((r.file, r.rotate_size, r.queue), (None, None, 10_000));
+    assert!(stdout.edges[0].records);
+    assert_err(&format!("{MINIMAL}[records]\n"), 9, "file", "missing");
+    assert_err(
+        &format!("{MINIMAL}[records]\nfile = \"x\"\nrotate_size = 10\n"),
+        11,
+        "rotate_size",
+        "4096",
     );
 }

@@ -187,6 +187,29 @@ impl Limits {
         }
     }
 
+    /// What [`Limits::admit`] would say at `now`, taking nothing and
+    /// counting no breach: for `explain`, which must not spend a live
+    /// edge's budget.
+    pub fn would_admit(&self, now: Instant) -> Result<(), Full> {
+        if let (Some(max), Some(calls)) = (self.channels, &self.calls) {
+            if calls.total() >= max {
+                return Err(Full::Channels);
+            }
+        }
+        match &self.cps {
+            Some(c) if !c.rate.has_room(self.ns(now)) => {
+                Err(Full::Cps(std::time::Duration::from_secs(1)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The edge's own limits as configured: calls per second and
+    /// channels.
+    pub fn configured(&self) -> (Option<u32>, Option<u32>) {
+        (self.cps.as_ref().map(|c| c.limit), self.channels)
+    }
+
     /// Whether destination `i` may take a new call at `now`.
     pub fn dest_has_room(&self, i: usize, now: Instant) -> bool {
         let cps_ok = match self.dest_cps.get(i) {

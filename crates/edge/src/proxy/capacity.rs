@@ -96,6 +96,11 @@ pub(crate) fn beyond(
     c: &Checked<'_>,
     full: Full,
 ) -> Outcome {
+    *s.refusal = Some(match full {
+        Full::Cps(_) => ("cps", ""),
+        Full::Channels => ("channels", ""),
+        Full::Destinations => ("destination-limits", ""),
+    });
     let redirected = c.request_uri().param(REDIRECTED).is_some();
     if !edge.capacity_failover.is_empty() && !redirected {
         let peer = &edge.capacity_failover
@@ -118,6 +123,9 @@ pub(crate) fn beyond(
         let len = 1024 - w.len();
         if written.is_ok() {
             s.stats.count(Event::CapacityRedirected);
+            if let Some((why, _)) = *s.refusal {
+                *s.refusal = Some(("redirected", why));
+            }
             return reply(
                 edge,
                 s,

@@ -23,6 +23,7 @@ mod capacity;
 mod checked;
 mod client_cert;
 mod encoding;
+pub mod explain;
 mod flow_failed;
 mod forward;
 mod hops;
@@ -200,6 +201,13 @@ pub struct Edge {
     hep_sample: Option<u16>,
     /// This edge's tracing: the sink and its share, when both are set.
     tracer: Option<crate::trace::Tracer>,
+    /// Where the node's call records go (`[records]`), whether this edge
+    /// records or not; a reload carries it on.
+    records_sink: Option<Arc<dyn crate::records::Sink>>,
+    /// This edge writes call records (`records`).
+    records_on: bool,
+    /// This edge's records: the sink, when both are set.
+    recorder: Option<crate::records::Recorder>,
 }
 
 impl Edge {
@@ -230,6 +238,35 @@ impl Edge {
         now: Instant,
     ) -> Edge {
         Edge::build(edge, node, keys, Some(self), now)
+    }
+
+    /// A copy of this edge to run a message through without effect
+    /// (`explain`): built from `edge` (the configuration this snapshot was
+    /// built from) with this one's destination health, DNS answers and
+    /// the node's bans, but transactions, limits, counters, flood counts,
+    /// registrations and tracing of its own.
+    pub fn shadow(
+        &self,
+        edge: &config::Edge,
+        node: &config::Node,
+        keys: &KeyRing,
+        now: Instant,
+    ) -> Edge {
+        let mut e = Edge::build(edge, node, keys, Some(self), now);
+        e.stateful = e.stateful.is_some().then(|| Stateful::new(edge, None));
+        e.limits = Limits::new(edge, e.epoch, None, &vec![None; e.configured]);
+        e.invalid = validate::Failure::ALL
+            .iter()
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        e.nat_found = Arc::default();
+        e.blocked = Arc::default();
+        e.flood = e.flood.map(|(f, _)| (f, Arc::default()));
+        e.registrar = edge
+            .registrar
+            .as_ref()
+            .map(|cfg| crate::registrar::Registrar::new(cfg, None, e.epoch));
+        e.with_trace(None).with_records(None)
     }
 
     fn build(
@@ -362,10 +399,14 @@ impl Edge {
                 )
             }),
             trace_sink: None,
+            records_sink: None,
+            records_on: edge.records,
+            recorder: None,
             hep_sample: edge.hep.then_some(edge.hep_sample),
             tracer: None,
         }
         .with_trace(previous.and_then(|p| p.trace_sink.clone()))
+        .with_records(previous.and_then(|p| p.records_sink.clone()))
     }
 
     /// The NAT tests run on requests from outside, for the NAT stage.
@@ -624,6 +665,19 @@ impl Edge {
         self
     }
 
+    /// This snapshot writing its call records into `sink` (the node's
+    /// `[records]` writer), if it records.
+    pub fn with_records(mut self, sink: Option<Arc<dyn crate::records::Sink>>) -> Edge {
+        self.recorder = match &sink {
+            Some(s) if self.records_on => {
+                Some(crate::records::Recorder::new(Arc::clone(s), &self.name))
+            }
+            _ => None,
+        };
+        self.records_sink = sink;
+        self
+    }
+
     /// This snapshot, sharing the node's `bans` (every edge of a node
     /// shares one; a reload carries it on).
     pub fn with_bans(mut self, bans: Arc<crate::bans::Bans>) -> Edge {
@@ -696,6 +750,7 @@ impl Edge {
             target: Vec::new(),
             target_flow: None,
             lookup_key: Vec::new(),
+            refusal: None,
             stats: {
                 let stats = Stats::default();
                 self.health.board().register(stats.tally());
@@ -731,6 +786,9 @@ pub struct Worker {
     target_flow: Option<Flow>,
     /// An address of record being looked up (reused buffer).
     lookup_key: Vec<u8>,
+    /// Why the last message was refused, by the stage that refused it
+    /// (for the call records).
+    refusal: Option<crate::records::Refusal>,
     /// What this worker has done.
     pub stats: Stats,
 }
@@ -750,6 +808,7 @@ pub(crate) struct Scratch<'w> {
     pub target: &'w mut Vec<u8>,
     pub target_flow: &'w mut Option<Flow>,
     pub lookup_key: &'w mut Vec<u8>,
+    pub refusal: &'w mut Option<crate::records::Refusal>,
 }
 
 impl Worker {
@@ -776,7 +835,33 @@ impl Worker {
         if let Some(t) = &edge.tracer {
             self.trace(edge, t, datagram, &from, outcome);
         }
+        if let Some(r) = &edge.recorder {
+            if crate::records::may_matter(datagram) {
+                self.record(edge, r, datagram, &from, outcome);
+            }
+        }
         outcome
+    }
+
+    /// Tells the edge's call records what a message read on `from` and
+    /// what is sent after it (`outcome`) say about its call.
+    fn record(
+        &mut self,
+        edge: &Edge,
+        r: &crate::records::Recorder,
+        read: &[u8],
+        from: &Flow,
+        outcome: Outcome,
+    ) {
+        let Ok(m) = sip::parse(read, &mut self.spare) else {
+            return;
+        };
+        let sent: Vec<(&[u8], Flow)> = match outcome {
+            Outcome::Send(to) => vec![(&self.out[..], to)],
+            Outcome::Queued => self.sends.iter().collect(),
+            Outcome::Drop(_) | Outcome::Resolve => Vec::new(),
+        };
+        crate::records::read(r, edge, &m, from, self.refusal, &sent);
     }
 
     /// Offers a message read on `from` and what is to be sent after it
@@ -841,8 +926,9 @@ impl Worker {
     fn step(&mut self, edge: &Edge, datagram: &[u8], from: Flow, now: Instant) -> Outcome {
         let (index, mut s) = self.split();
         s.out.clear();
-        if edge.blocks(&from).is_some() {
+        if let Some(why) = edge.blocks(&from) {
             s.stats.count(Event::Blocked);
+            *s.refusal = Some(("blocked", why.name()));
             return Outcome::Drop(Event::Blocked);
         }
         let suspect = edge.suspect(&from, datagram, now);
@@ -854,8 +940,13 @@ impl Worker {
             }
             Err(e) => return reply::malformed(edge, &mut s, datagram, e, from),
         };
-        if suspect.is_some_and(|why| !edge.excuses(&msg, why)) || edge.ignores(&msg) {
+        let blocked = match suspect {
+            Some(why) if !edge.excuses(&msg, why) => Some(why.name()),
+            _ => edge.ignores(&msg).then_some("user_agent"),
+        };
+        if let Some(why) = blocked {
             s.stats.count(Event::Blocked);
+            *s.refusal = Some(("blocked", why));
             return Outcome::Drop(Event::Blocked);
         }
         match msg.status() {
@@ -908,6 +999,7 @@ impl Worker {
                 edge.count_invalid(f);
                 match edge.on_invalid {
                     config::OnInvalid::Reject => {
+                        *s.refusal = Some(("validation", f.token()));
                         let outcome = reply::invalid(edge, &mut s, &msg, from, f);
                         if let Outcome::Drop(e) = outcome {
                             s.stats.count(e);
@@ -1012,6 +1104,9 @@ impl Worker {
             self.encode(edge, Outcome::Queued);
             self.fits(Outcome::Queued);
             self.trace_sends(edge);
+            if let Some(r) = &edge.recorder {
+                crate::records::sent_alone(r, edge, &mut self.spare, &mut self.sends.iter());
+            }
         }
         n
     }
@@ -1036,8 +1131,10 @@ impl Worker {
             target,
             target_flow,
             lookup_key,
+            refusal,
         } = self;
         sends.clear();
+        *refusal = None;
         let s = Scratch {
             splicer,
             out,
@@ -1051,6 +1148,7 @@ impl Worker {
             target,
             target_flow,
             lookup_key,
+            refusal,
         };
         (index, s)
     }

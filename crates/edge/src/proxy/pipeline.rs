@@ -102,6 +102,24 @@ pub(crate) fn checks<'a>(
     let routes = RouteSet::read(edge, m, &facts);
     local::answer(edge, s, m, &origin, &facts, &routes, now)?;
     let hops = hops::check(edge, s, m, &origin, &facts)?;
+    routed(edge, s, m, origin, facts, routes, hops, now)
+}
+
+/// The route stage and what the request is then known as: the last of
+/// [`checks`], and on its own for `explain`, which reports each stage.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn routed<'a>(
+    edge: &Edge,
+    s: &mut Scratch<'_>,
+    m: &Message<'a>,
+    origin: super::checked::Origin<'a>,
+    facts: super::checked::Facts<'a>,
+    routes: RouteSet<'a>,
+    hops: hops::Hops,
+    now: Instant,
+) -> Result<Checked<'a>, Outcome> {
+    let from = origin.from;
     let in_dialog = facts.to_tag.is_some();
     let decided = route::decide(
         edge,

@@ -58,6 +58,8 @@ pub struct Admin {
     pub auth: Option<Arc<Auth>>,
     /// What became of the SIP traces, with `[hep]`.
     pub hep: Option<Arc<crate::hep::Counts>>,
+    /// What became of the call records, with `[records]`.
+    pub records: Option<Arc<crate::records::Counts>>,
 }
 
 /// Serves the admin API on `listener` from a task of the current runtime.
@@ -81,6 +83,7 @@ pub fn router(admin: Admin) -> Router {
         )
         .route("/api/connections", get(connection_counts))
         .route("/api/reload", axum::routing::post(reload))
+        .route("/api/explain", axum::routing::post(explain))
         .route("/api/cluster", get(cluster))
         .route("/metrics", get(crate::metrics::handler))
         .with_state(admin.clone())
@@ -108,6 +111,43 @@ async fn reload(Shared(admin): Shared<Admin>) -> Response {
     match admin.reloader.reload_and_log().await {
         Ok(report) => Json(json::ReloadBody::of(&report)).into_response(),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// Where `POST /api/explain` runs its message: `edge` (default the first)
+/// and `from` (`ADDR:PORT`; default as `sipedge explain`).
+#[derive(serde::Deserialize)]
+struct ExplainAt {
+    edge: Option<String>,
+    from: Option<String>,
+}
+
+/// `POST /api/explain?edge=NAME&from=ADDR:PORT` with a SIP message as the
+/// body: what the running edge would do with it, stage by stage, under
+/// its live health and limits, without sending anything.
+async fn explain(
+    Shared(admin): Shared<Admin>,
+    axum::extract::Query(at): axum::extract::Query<ExplainAt>,
+    body: Bytes,
+) -> Response {
+    let from = match at.from.as_deref().map(str::parse::<SocketAddr>) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "from: give an address and port, as 192.0.2.1:5060 or [2001:db8::1]:5060"
+                    .to_owned(),
+            )
+        }
+    };
+    match admin
+        .reloader
+        .explain(at.edge.as_deref(), from, &body)
+        .await
+    {
+        Ok(x) => Json(x).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, e),
     }
 }
 

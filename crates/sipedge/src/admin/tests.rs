@@ -86,6 +86,7 @@ async fn admin_of(text: &str) -> (Admin, std::path::PathBuf) {
         history: Default::default(),
         auth: None,
         hep: None,
+        records: None,
     };
     (admin, path)
 }

@@ -27,6 +27,9 @@ pub struct Scrape {
     cluster: Option<ClusterSnap>,
     /// SIP traces sent, dropped with the queue full, failed.
     hep: Option<[u64; 3]>,
+    /// Call-record lines written, facts dropped with the queue full,
+    /// lines failed.
+    records: Option<[u64; 3]>,
 }
 
 #[derive(Debug)]
@@ -83,6 +86,14 @@ impl Scrape {
                     h.sent.load(Relaxed),
                     h.queue_full.load(Relaxed),
                     h.failed.load(Relaxed),
+                ]
+            }),
+            records: admin.records.as_ref().map(|r| {
+                use std::sync::atomic::Ordering::Relaxed;
+                [
+                    r.written.load(Relaxed),
+                    r.queue_full.load(Relaxed),
+                    r.failed.load(Relaxed),
                 ]
             }),
             cluster: admin.cluster.as_ref().map(|c| {
@@ -572,6 +583,19 @@ impl Scrape {
                 MetricType::Counter,
                 [
                     ([("result", "sent")], sent),
+                    ([("result", "queue_full")], full),
+                    ([("result", "failed")], failed),
+                ],
+            )?;
+        }
+        if let Some([written, full, failed]) = self.records {
+            family(
+                enc,
+                "sipedge_call_records",
+                "Call records ([records]): lines written, facts dropped with the queue full, lines that could not be written.",
+                MetricType::Counter,
+                [
+                    ([("result", "written")], written),
                     ([("result", "queue_full")], full),
                     ([("result", "failed")], failed),
                 ],

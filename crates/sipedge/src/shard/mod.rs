@@ -72,6 +72,7 @@ pub fn start(
     tls: &Arc<ArcSwap<Tls>>,
     dns: &crate::dns::Dns,
     trace: Option<Arc<dyn edge::trace::Sink>>,
+    records: Option<Arc<dyn edge::records::Sink>>,
 ) -> Result<Running, String> {
     let shards = cfg
         .node
@@ -91,7 +92,8 @@ pub fn start(
                 Edge::new(e, &cfg.node, keys)
                     .on_link(relay)
                     .with_bans(Arc::clone(&bans))
-                    .with_trace(trace.clone()),
+                    .with_trace(trace.clone())
+                    .with_records(records.clone()),
             ))
         })
         .collect();

@@ -47,7 +47,10 @@ const TOP_KEYS: &[&str] = &[
     "cluster",
     "apiban",
     "hep",
+    "records",
 ];
+/// Keys of `[records]`.
+const RECORDS_KEYS: &[&str] = &["file", "rotate_size", "rotate_interval", "queue"];
 /// Keys of `[hep]`.
 const HEP_KEYS: &[&str] = &["server", "capture_id", "password", "queue"];
 /// Keys of `[apiban]`.
@@ -117,6 +120,7 @@ const EDGE_KEYS: &[&str] = &[
     "ban_time",
     "hep",
     "hep_sample",
+    "records",
 ];
 /// Keys of `[[edge.destination]]`.
 const DESTINATION_KEYS: &[&str] = &[
@@ -174,6 +178,10 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             .get("hep")
             .map(|v| hep(&cx.table(v, "hep", "[hep]")?))
             .transpose()?;
+        let records = top
+            .get("records")
+            .map(|v| records(&cx.table(v, "records", "[records]")?))
+            .transpose()?;
         let edges = match top.get("edge") {
             Some(v) => edges(cx, v)?,
             None => return Err(cx.err(0, "edge", "at least one [[edge]] is required")),
@@ -186,6 +194,7 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             cluster,
             apiban,
             hep,
+            records,
         })
     })
 }
@@ -521,6 +530,43 @@ fn hep(t: &Table<'_, '_>) -> Result<crate::config::model::Hep> {
             .get("password")
             .map(|v| t.cx.string(v, "password").map(str::to_owned))
             .transpose()?,
+        queue: match t.get("queue") {
+            Some(v) => t.cx.int(v, "queue", 1, 1_000_000)? as usize,
+            None => 10_000,
+        },
+    })
+}
+
+/// Reads `[records]`: the file is required (`"-"`: stdout), the rest has
+/// defaults (no rotation).
+fn records(t: &Table<'_, '_>) -> Result<crate::config::model::Records> {
+    t.check_keys(RECORDS_KEYS, |_| None)?;
+    let v = t.required(
+        "file",
+        "where call records go, e.g. \"/var/log/sipedge/calls.jsonl\" (\"-\": stdout)",
+    )?;
+    let file = t.cx.string(v, "file")?;
+    if file.is_empty() {
+        return Err(t
+            .cx
+            .err(v.span().start, "file", "give a path, or \"-\" for stdout"));
+    }
+    let rotate_size = match t.get("rotate_size") {
+        Some(v) => Some(t.cx.int(v, "rotate_size", 4096, i64::MAX)? as u64),
+        None => None,
+    };
+    let rotate_interval = match t.get("rotate_interval") {
+        Some(v) => {
+            Some(std::time::Duration::from_secs(
+                t.cx.int(v, "rotate_interval", 60, 366 * 86_400)? as u64,
+            ))
+        }
+        None => None,
+    };
+    Ok(crate::config::model::Records {
+        file: (file != "-").then(|| std::path::PathBuf::from(file)),
+        rotate_size,
+        rotate_interval,
         queue: match t.get("queue") {
             Some(v) => t.cx.int(v, "queue", 1, 1_000_000)? as usize,
             None => 10_000,
@@ -976,6 +1022,11 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
             Some(v) => (t.cx.fraction(v, "hep_sample")? * 10_000.0).round() as u16,
             None => 10_000,
         },
+        records: t
+            .get("records")
+            .map(|v| t.cx.boolean(v, "records"))
+            .transpose()?
+            .unwrap_or(true),
         line: cx.line(t.at),
     };
     let mut edge = edge;

@@ -73,6 +73,12 @@ impl std::fmt::Debug for Stateful {
 }
 
 impl Stateful {
+    /// Destinations tried before moving on, in tiers 1 and 2
+    /// (`primary_attempts`, `secondary_attempts`).
+    pub(crate) fn per_tier(&self) -> [usize; 2] {
+        self.per_tier
+    }
+
     /// The state of a transactional `[[edge]]`: the transactions of
     /// `previous` (the snapshot it replaces on a reload), or none yet.
     pub fn new(edge: &config::Edge, previous: Option<&Stateful>) -> Stateful {

@@ -1146,6 +1146,7 @@ fn forwarded_requests_and_verified_answers_feed_the_passive_counters() {
     assert_eq!((t[0].calls, t[0].requests, t[0].expecting), (1, 2, 1));
 }
 
+mod explain;
 mod flows;
 mod nat;
 mod outbound;
