@@ -33,12 +33,14 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the proxy with a configuration file.
+    #[command(after_long_help = RUN_HELP)]
     Run {
         /// The TOML configuration file.
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Validate a configuration file and exit (non-zero on error, with file:line: key: problem).
+    #[command(after_long_help = CHECK_HELP)]
     Check {
         /// The TOML configuration file.
         #[arg(long, short)]
@@ -48,6 +50,7 @@ pub enum Command {
     /// stdin, stage by stage, without sending anything: validation,
     /// security, limits, the algorithm's ranked destinations, and the
     /// message that would leave and where to.
+    #[command(after_long_help = EXPLAIN_HELP)]
     Explain(crate::explain::Args),
     /// Ask a running sipedge through its admin API: destinations, set a
     /// destination's state, health.
@@ -59,6 +62,57 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+/// `sipedge run --help`: what a man page would say besides the options.
+const RUN_HELP: &str = "\
+Signals:
+  SIGHUP   read the config file again and apply it (an invalid file is refused;
+           the running config stays); also `sipedge ctl reload`, POST /api/reload
+  SIGUSR1  reopen the call-record file ([records] file), for logrotate
+  SIGTERM, SIGINT  stop
+
+Environment:
+  SIPEDGE_LOG  log filter (tracing's EnvFilter syntax), default `info`
+
+Exit status:
+  0  stopped by a signal
+  1  could not start (an address in use, a certificate that does not load...)
+  2  the config file does not check (file:line: key: what is wrong on stderr)
+
+Example:
+  sipedge run --config /etc/sipedge/sipedge.toml
+  sipedge --log-format json run -c /etc/sipedge/sipedge.toml 2>>/var/log/sipedge/sipedge.log";
+
+/// `sipedge check --help`.
+const CHECK_HELP: &str = "\
+Prints `FILE: ok (N edge(s), M destination(s))` and warnings (an admin API open
+to the network without credentials, a certificate near its expiry...) on
+stderr.
+
+Exit status:
+  0  the file checks
+  2  it does not: `file:line: key: what is wrong` on stderr
+
+Example:
+  sipedge check --config /etc/sipedge/sipedge.toml && systemctl reload sipedge";
+
+/// `sipedge explain --help`.
+const EXPLAIN_HELP: &str = "\
+The stages, in the pipeline's order: security, parse, size, validate, sanity,
+local, hops, route, limits, dispatch (every destination ranked, with weight,
+priority, zone, tier and state) and send (each message that would leave, in
+full). On the command line the edge is fresh: every destination usable, the
+limits full; a running node answers with its live states and limits at
+POST /api/explain?edge=NAME&from=ADDR:PORT (the message as the body).
+
+Exit status:
+  0  the message would be sent on
+  1  a stage stops it (the edge would answer it itself, or drop it)
+  2  the config does not load, or no such edge
+
+Example:
+  sipedge explain --config /etc/sipedge/sipedge.toml < invite.sip
+  sipedge explain -c sipedge.toml --edge carrier-in --from 10.20.0.5:5060 --json < bye.sip";
 
 /// `sipedge completions SHELL`: the script clap writes for every
 /// subcommand and option.

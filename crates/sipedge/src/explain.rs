@@ -35,7 +35,8 @@ pub struct Args {
 }
 
 /// Exit codes: 0 when the message would be sent on, 1 when a stage stops
-/// it, 2 for a config that does not load or an unknown edge.
+/// it (the edge answers or drops it), 2 for a config that does not load
+/// or an unknown edge.
 pub fn run(args: &Args) -> ExitCode {
     let parsed = match crate::config_file::load(&args.config, None) {
         Ok(p) => p,
