@@ -171,23 +171,25 @@ pub(crate) fn read(
                 };
                 sent_one(r, edge, call_id, bytes, &to, why);
             }
-            if sent.is_empty() {
-                let why = refusal.map_or("dropped", |(reason, _)| reason);
+            // Dropped unanswered by a stage that refuses calls (security,
+            // validation). Anything else dropped (a retransmission a
+            // transaction absorbed) ends nothing.
+            if let (true, Some((reason, detail))) = (sent.is_empty(), refusal) {
                 r.offer(
                     call_id,
                     What::Final {
                         code: 0,
-                        refused: Some(refused(why, refusal.map_or("", |(_, d)| d))),
+                        refused: Some(refused(reason, detail)),
                     },
                 );
             }
         }
-        (None, Method::Bye) => r.offer(call_id, What::Bye { from_pool }),
+        // A BYE that goes on (not one refused or absorbed).
+        (None, Method::Bye) if sent.iter().any(|(b, _)| b.starts_with(b"BYE ")) => {
+            r.offer(call_id, What::Bye { from_pool });
+        }
         (Some(code), _) if code >= 200 && cseq_is_invite(m) => {
-            let dest = match edge.destination_of(from) {
-                Some(i) => Box::from(edge.destinations()[i].uri.as_str()),
-                None => Box::from(from.remote.to_string()),
-            };
+            let dest = peer_name(edge, from);
             r.offer(call_id, What::Answered { dest, code });
             for &(bytes, to) in sent {
                 sent_one(r, edge, call_id, bytes, &to, None);
@@ -230,10 +232,7 @@ fn sent_one(
     refusal: Option<Refusal>,
 ) {
     if bytes.starts_with(b"INVITE ") {
-        let dest = match edge.destination_of(to) {
-            Some(i) => Box::from(edge.destinations()[i].uri.as_str()),
-            None => Box::from(to.remote.to_string()),
-        };
+        let dest = peer_name(edge, to);
         r.offer(call_id, What::Tried { dest });
     } else if let Some(code) = status(bytes).filter(|&c| c >= 200) {
         let refused = refusal.map(|(reason, detail)| refused(reason, detail));
@@ -285,7 +284,24 @@ fn cseq_is_invite(m: &Message<'_>) -> bool {
     m.cseq().is_ok_and(|c| c.method == b"INVITE")
 }
 
+/// The destination a flow leads to, by its URI (a destination a reload
+/// removed included), or the address outside the pool.
+fn peer_name(edge: &Edge, flow: &Flow) -> Box<str> {
+    match edge
+        .destination_of(flow)
+        .and_then(|i| edge.destination_uri(i))
+    {
+        Some(uri) => Box::from(uri),
+        None => Box::from(flow.remote.to_string()),
+    }
+}
+
+/// The longest Call-ID or user part kept: what comes from outside is
+/// bounded before it is queued.
+const MAX_TEXT: usize = 256;
+
 fn text(b: &[u8]) -> Box<str> {
+    let b = &b[..b.len().min(MAX_TEXT)];
     Box::from(String::from_utf8_lossy(b).as_ref())
 }
 

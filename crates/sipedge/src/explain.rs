@@ -114,14 +114,7 @@ fn fresh(
     let e = &cfg.edges[i];
     let built = Edge::new(e, &cfg.node, keys);
     let flow = arrival(&built, message, from);
-    Ok(explain(
-        &built,
-        e,
-        built.limits(),
-        message,
-        flow,
-        Instant::now(),
-    ))
+    Ok(explain(&built, e, &built, message, flow, Instant::now()))
 }
 
 /// The explanation on a shadow of the running edge `live`, configured by
@@ -138,7 +131,7 @@ pub fn live(
     let shadow = live.shadow(e, node, keys, now);
     let message = as_sent(message);
     let flow = arrival(&shadow, &message, from);
-    Ok(explain(&shadow, e, live.limits(), &message, flow, now))
+    Ok(explain(&shadow, e, live, &message, flow, now))
 }
 
 /// The config index of the edge named `name`, or the first.

@@ -65,6 +65,17 @@ impl HealthView {
         }
     }
 
+    /// A copy of this view's states (usable, speed) with counts of its
+    /// own: what runs on it shows nowhere else (`explain`'s shadow edge).
+    pub fn detached(&self) -> HealthView {
+        let view = HealthView::new(self.len());
+        for i in 0..self.len() {
+            view.set_usable(i, self.usable(i));
+            view.set_scale(i, self.scale(i));
+        }
+        view
+    }
+
     /// Whether destination `i` may get new requests; `false` for an index
     /// out of range, so a stale index can never be chosen.
     #[inline]

@@ -16,7 +16,7 @@ use super::{capacity, hops, local, route, sanity, Edge, Outcome, Worker};
 use crate::config;
 use crate::dispatch::HealthLookup;
 use crate::flow::Flow;
-use crate::limits::{Full, Limits};
+use crate::limits::Full;
 use serde::Serialize;
 use sip::Message;
 use std::time::Instant;
@@ -146,13 +146,13 @@ impl Explanation {
     }
 }
 
-/// Runs `datagram`, received on `from`, through `edge` (a shadow: see the
-/// module doc) as configured by `cfg`, with `live` the running edge's
-/// limits.
+/// Runs `datagram`, received on `from`, through `edge` (a shadow of
+/// `live`, the running edge: see the module doc; on the command line both
+/// are the same fresh edge) as configured by `cfg`.
 pub fn explain(
     edge: &Edge,
     cfg: &config::Edge,
-    live: &Limits,
+    live: &Edge,
     datagram: &[u8],
     from: Flow,
     now: Instant,
@@ -187,7 +187,7 @@ pub fn explain(
 fn stages(
     edge: &Edge,
     cfg: &config::Edge,
-    live: &Limits,
+    live: &Edge,
     w: &mut Worker,
     x: &mut Explanation,
     datagram: &[u8],
@@ -195,24 +195,38 @@ fn stages(
     now: Instant,
 ) -> Option<Outcome> {
     let source = format!("{}:{}", from.transport.name(), from.remote);
-    match edge.blocks(&from) {
-        Some(b) => {
-            x.stage(
-                "security",
-                false,
-                format!("{source} is blocked ({})", b.name()),
-            );
+    if let Some(b) = edge.blocks(&from) {
+        let says = format!("{source} is blocked ({})", b.name());
+        x.stage("security", false, says);
+        return None;
+    }
+    // Bans, and the flood count (of the shadow's own sketch: this one
+    // message), as the pipeline checks them before the parse.
+    let suspect = edge.suspect(&from, datagram, now);
+    let (index, mut s) = w.split();
+    s.out.clear();
+    let parsed = sip::parse(datagram, index);
+    let refused = match &parsed {
+        Ok(m) => match suspect.filter(|&why| !edge.excuses(m, why)) {
+            Some(why) => Some(format!("{source} is banned ({})", why.name())),
+            None => edge
+                .ignores(m)
+                .then(|| "its User-Agent is blocked (user_agent)".to_owned()),
+        },
+        Err(_) => suspect.map(|why| format!("{source} is banned ({})", why.name())),
+    };
+    match refused {
+        Some(says) => {
+            x.stage("security", false, says);
             return None;
         }
         None => x.stage(
             "security",
             true,
-            format!("{source} is not blocked or banned"),
+            format!("{source}: not denied, restricted or banned"),
         ),
     }
-    let (index, mut s) = w.split();
-    s.out.clear();
-    let m = match sip::parse(datagram, index) {
+    let m = match parsed {
         Ok(m) => m,
         Err(e) => {
             x.stage("parse", false, format!("malformed: {}", e.reason()));
@@ -220,10 +234,6 @@ fn stages(
         }
     };
     x.stage("parse", true, first_line(datagram));
-    if edge.ignores(&m) {
-        x.stage("security", false, "its User-Agent is blocked (user_agent)");
-        return None;
-    }
     if m.is_request() && datagram.len() > edge.room {
         let says = format!("{} bytes, room for {}: 513", datagram.len(), edge.room);
         x.stage("size", false, says);
@@ -254,7 +264,7 @@ fn stages(
     // A stage that refused has said so; its answer is what `handle` writes.
     let c = checks(edge, &mut s, x, &m, from, now)?;
     if capacity::is_new_call(&c) {
-        let (cps, channels) = live.configured();
+        let (cps, channels) = live.limits.configured();
         let limits = match (cps, channels) {
             (None, None) => "no edge limits".to_owned(),
             _ => format!(
@@ -263,7 +273,7 @@ fn stages(
                 channels.map_or("-".to_owned(), |n| n.to_string())
             ),
         };
-        match live.would_admit(now) {
+        match live.limits.would_admit(now) {
             Ok(()) => x.stage("limits", true, format!("a new call, admitted ({limits})")),
             Err(full) => {
                 let why = match full {
@@ -299,7 +309,7 @@ fn stages(
                         .ranked(&input, s.dispatch, edge.configured, health, &mut order)
                 }
             }
-            x.candidates = candidates(edge, cfg, &order, now);
+            x.candidates = candidates(live, cfg, &order, now);
             let how = match (edge.stateful(), follow_up) {
                 (_, true) => "follows its INVITE's pick",
                 (Some(_), false) => "tried in this order (transactional: serial failover)",
@@ -387,8 +397,10 @@ fn refused<T>(x: &mut Explanation, stage: &'static str, out: &[u8], o: Outcome) 
     None
 }
 
-/// Every destination: those in `order` by rank, then the rest.
-fn candidates(edge: &Edge, cfg: &config::Edge, order: &[usize], now: Instant) -> Vec<Candidate> {
+/// Every destination, as the live edge sees it: those in `order` by
+/// rank, then the rest.
+fn candidates(live: &Edge, cfg: &config::Edge, order: &[usize], now: Instant) -> Vec<Candidate> {
+    let edge = live;
     let one = |i: usize, rank: Option<usize>| {
         let d = &cfg.destinations[i];
         Candidate {

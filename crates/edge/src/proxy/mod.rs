@@ -98,6 +98,10 @@ pub(crate) fn count_singletons(m: &sip::Message<'_>) -> [u8; 5] {
     counts
 }
 
+/// Call records of blocked requests written per worker and second at
+/// most (`[records]`).
+const BLOCKED_RECORDS_PER_SECOND: u32 = 20;
+
 /// What the daemon should do with a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -244,7 +248,9 @@ impl Edge {
     /// (`explain`): built from `edge` (the configuration this snapshot was
     /// built from) with this one's destination health, DNS answers and
     /// the node's bans, but transactions, limits, counters, flood counts,
-    /// registrations and tracing of its own.
+    /// registrations and tracing of its own. A destination whose own
+    /// limits have no room now is unusable in the copy, so that the copy
+    /// picks as the live edge would.
     pub fn shadow(
         &self,
         edge: &config::Edge,
@@ -253,6 +259,13 @@ impl Edge {
         now: Instant,
     ) -> Edge {
         let mut e = Edge::build(edge, node, keys, Some(self), now);
+        let health = self.health.detached();
+        for i in 0..self.configured {
+            if !self.limits.dest_has_room(i, now) {
+                health.set_usable(i, false);
+            }
+        }
+        e.health = Arc::new(health);
         e.stateful = e.stateful.is_some().then(|| Stateful::new(edge, None));
         e.limits = Limits::new(edge, e.epoch, None, &vec![None; e.configured]);
         e.invalid = validate::Failure::ALL
@@ -640,8 +653,14 @@ impl Edge {
         })
     }
 
+    /// The URI of destination `i`, configured or removed by a reload.
+    pub(crate) fn destination_uri(&self, i: usize) -> Option<&str> {
+        self.destinations.get(i).map(|d| d.uri.as_str())
+    }
+
     /// Which destination a message arriving (or leaving) on `flow` is
-    /// from (or for), if any (see [`Destination::is_flow`]).
+    /// from (or for), if any (see [`Destination::is_flow`]): an index
+    /// into every destination, those a reload removed included.
     pub(crate) fn destination_of(&self, flow: &Flow) -> Option<usize> {
         self.destinations.iter().position(|d| d.is_flow(flow))
     }
@@ -751,6 +770,7 @@ impl Edge {
             target_flow: None,
             lookup_key: Vec::new(),
             refusal: None,
+            blocked_records: (0, 0),
             stats: {
                 let stats = Stats::default();
                 self.health.board().register(stats.tally());
@@ -789,6 +809,9 @@ pub struct Worker {
     /// Why the last message was refused, by the stage that refused it
     /// (for the call records).
     refusal: Option<crate::records::Refusal>,
+    /// Records of blocked requests this second: the second (edge clock)
+    /// and how many.
+    blocked_records: (u64, u32),
     /// What this worker has done.
     pub stats: Stats,
 }
@@ -837,7 +860,7 @@ impl Worker {
         }
         if let Some(r) = &edge.recorder {
             if crate::records::may_matter(datagram) {
-                self.record(edge, r, datagram, &from, outcome);
+                self.record(edge, r, datagram, &from, outcome, now);
             }
         }
         outcome
@@ -852,7 +875,20 @@ impl Worker {
         read: &[u8],
         from: &Flow,
         outcome: Outcome,
+        now: Instant,
     ) {
+        // Under a flood of blocked sources, a few records a second say
+        // so; the rest are dropped as cheaply as without records.
+        if outcome == Outcome::Drop(Event::Blocked) {
+            let sec = edge.secs(now);
+            if self.blocked_records.0 != sec {
+                self.blocked_records = (sec, 0);
+            }
+            if self.blocked_records.1 >= BLOCKED_RECORDS_PER_SECOND {
+                return;
+            }
+            self.blocked_records.1 += 1;
+        }
         let Ok(m) = sip::parse(read, &mut self.spare) else {
             return;
         };
@@ -1132,6 +1168,7 @@ impl Worker {
             target_flow,
             lookup_key,
             refusal,
+            blocked_records: _,
         } = self;
         sends.clear();
         *refusal = None;

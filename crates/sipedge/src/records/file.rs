@@ -53,7 +53,7 @@ impl Out {
                 file.write_all(lines)?;
                 *size += lines.len() as u64;
                 if self.rotate_size.is_some_and(|max| *size >= max) {
-                    self.rotate(SystemTime::now())?;
+                    self.rotate_or_say(SystemTime::now());
                 }
                 Ok(())
             }
@@ -79,9 +79,22 @@ impl Out {
             .rotate_interval
             .is_some_and(|i| now.duration_since(*opened).is_ok_and(|d| d >= i));
         if aged {
-            self.rotate(now)?;
+            self.rotate_or_say(now);
         }
         Ok(())
+    }
+
+    /// Rotates; when that fails (the directory not writable), says so
+    /// and writes on to the same file, trying again only after another
+    /// `rotate_size` or `rotate_interval`.
+    fn rotate_or_say(&mut self, now: SystemTime) {
+        if let Err(e) = self.rotate(now) {
+            tracing::warn!("[records]: cannot rotate the call-record file: {e}");
+            if let To::File { size, opened, .. } = &mut self.to {
+                *size = 0;
+                *opened = now;
+            }
+        }
     }
 
     /// Renames the file to `FILE.YYYYMMDDTHHMMSSZ` and opens a new one.

@@ -19,6 +19,14 @@ const PENDING_FOR: Duration = Duration::from_secs(300);
 /// An answered call whose BYE has not passed after this long is
 /// forgotten.
 const ANSWERED_FOR: Duration = Duration::from_secs(24 * 3600);
+/// How long a finished attempt or a BYE is remembered, so that their
+/// retransmissions (RFC 3261 Timer H and J: 32 s) write nothing again.
+const DONE_FOR: Duration = Duration::from_secs(64);
+/// Destinations listed per attempt at most (a transactional edge tries
+/// 16 at most; a stateless one one, whatever a caller repeats).
+const MAX_TRIED: usize = 16;
+/// How often answered calls are swept (there may be many).
+const SWEEP_ANSWERED: Duration = Duration::from_secs(10);
 
 /// One call attempt in progress.
 struct Attempt {
@@ -90,11 +98,19 @@ struct EndLine<'a> {
     duration_s: Option<f64>,
 }
 
+/// A call: its edge and Call-ID.
+type Key = (std::sync::Arc<str>, Box<str>);
+
 /// The calls this node has seen.
 pub struct Calls {
     node: String,
-    pending: HashMap<(std::sync::Arc<str>, Box<str>), Attempt>,
-    answered: HashMap<(std::sync::Arc<str>, Box<str>), Answered>,
+    pending: HashMap<Key, Attempt>,
+    answered: HashMap<Key, Answered>,
+    /// Attempts finished without an answer, and calls whose BYE passed,
+    /// lately: when.
+    done: HashMap<Key, SystemTime>,
+    ended: HashMap<Key, SystemTime>,
+    answered_swept: SystemTime,
     /// Attempts not followed for want of room.
     pub unfollowed: u64,
 }
@@ -106,6 +122,9 @@ impl Calls {
             node: node.to_owned(),
             pending: HashMap::new(),
             answered: HashMap::new(),
+            done: HashMap::new(),
+            ended: HashMap::new(),
+            answered_swept: SystemTime::UNIX_EPOCH,
             unfollowed: 0,
         }
     }
@@ -120,7 +139,11 @@ impl Calls {
                 source,
                 transport,
             } => {
-                if self.pending.contains_key(&key) {
+                let seen = self.pending.contains_key(&key)
+                    || self.answered.contains_key(&key)
+                    || self.done.contains_key(&key)
+                    || self.ended.contains_key(&key);
+                if seen {
                     return; // a retransmission
                 }
                 if self.pending.len() >= MAX_PENDING {
@@ -137,7 +160,15 @@ impl Calls {
                 self.pending.insert(key, attempt);
             }
             What::Tried { dest } => {
-                if let Some(a) = self.pending.get_mut(&key) {
+                let Some(a) = self.pending.get_mut(&key) else {
+                    return;
+                };
+                // Sent again while it waits (a retransmission), or too many.
+                let again = a
+                    .tried
+                    .iter()
+                    .any(|t| t.destination == dest && t.code.is_none());
+                if !again && a.tried.len() < MAX_TRIED {
                     a.tried.push(Tried {
                         destination: dest,
                         code: None,
@@ -180,9 +211,14 @@ impl Calls {
                         to_user: a.to_user,
                     };
                     self.answered.insert(key, answered);
+                } else if self.done.len() < MAX_PENDING {
+                    self.done.insert(key, r.at);
                 }
             }
             What::Bye { from_pool } => {
+                if self.ended.contains_key(&key) {
+                    return; // a retransmission
+                }
                 let answered = self.answered.remove(&key);
                 let line = EndLine {
                     head: Head {
@@ -201,6 +237,9 @@ impl Calls {
                     }),
                 };
                 line_to(out, &line);
+                if self.ended.len() < MAX_PENDING {
+                    self.ended.insert(key, r.at);
+                }
             }
         }
     }
@@ -220,7 +259,20 @@ impl Calls {
                 self.attempt_line(&key.0, &key.1, &a, None, None, now, out);
             }
         }
-        self.answered.retain(|_, a| !old(a.at, ANSWERED_FOR));
+        self.done.retain(|_, &mut at| !old(at, DONE_FOR));
+        self.ended.retain(|_, &mut at| !old(at, DONE_FOR));
+        if old(self.answered_swept, SWEEP_ANSWERED) {
+            self.answered_swept = now;
+            self.answered.retain(|_, a| !old(a.at, ANSWERED_FOR));
+        }
+    }
+
+    /// At shutdown: writes every attempt still waiting, as it is.
+    pub fn flush(&mut self, now: SystemTime, out: &mut Vec<u8>) {
+        let waiting: Vec<_> = self.pending.drain().collect();
+        for (key, a) in waiting {
+            self.attempt_line(&key.0, &key.1, &a, None, None, now, out);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -413,5 +465,70 @@ mod tests {
         let l = lines(&out);
         assert_eq!(l[2]["duration_s"], serde_json::Value::Null);
         assert_eq!(l[2]["by"], "pool");
+    }
+
+    #[test]
+    fn retransmissions_write_nothing_twice() {
+        let mut calls = Calls::new("n1");
+        let mut out = Vec::new();
+        let invite = || What::Invite {
+            from_user: "a".into(),
+            to_user: "b".into(),
+            source: "203.0.113.5:5070".parse().unwrap(),
+            transport: Transport::Udp,
+        };
+        let facts = [
+            rec(0, invite()),
+            rec(
+                1,
+                What::Tried {
+                    dest: "sip:10.0.0.1".into(),
+                },
+            ),
+            // Timer A: the same INVITE to the same server again.
+            rec(
+                501,
+                What::Tried {
+                    dest: "sip:10.0.0.1".into(),
+                },
+            ),
+            rec(
+                600,
+                What::Answered {
+                    dest: "sip:10.0.0.1".into(),
+                    code: 486,
+                },
+            ),
+            rec(
+                601,
+                What::Final {
+                    code: 486,
+                    refused: None,
+                },
+            ),
+            // The caller's INVITE again, after its final answer.
+            rec(700, invite()),
+            rec(
+                701,
+                What::Final {
+                    code: 486,
+                    refused: Some("answered".into()),
+                },
+            ),
+        ];
+        for f in facts {
+            calls.take(f, &mut out);
+        }
+        let l = lines(&out);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert_eq!(l[0]["tried"].as_array().map(Vec::len), Some(1));
+        assert_eq!(l[0]["code"], 486);
+        // A BYE and its retransmission: one end line.
+        calls.take(rec(800, What::Bye { from_pool: false }), &mut out);
+        calls.take(rec(1300, What::Bye { from_pool: false }), &mut out);
+        assert_eq!(lines(&out).len(), 2);
+        // Forgotten after a while: the memory stays bounded.
+        calls.sweep(at(0) + DONE_FOR * 2, &mut out);
+        assert!(calls.done.is_empty() && calls.ended.is_empty());
     }
 }

@@ -113,6 +113,9 @@ fn run(rx: Receiver<Record>, mut out: file::Out, mut calls: join::Calls, counts:
         }
         let now = SystemTime::now();
         calls.sweep(now, &mut lines);
+        if gone || stopping {
+            calls.flush(now, &mut lines);
+        }
         // Reopened before anything more is written: what came after the
         // signal goes to the new file.
         let reopen = REOPEN.swap(false, Relaxed);

@@ -65,7 +65,7 @@ fn run(cfg: &config::Config, edge: &Edge, msg: &str, from: Option<&str>) -> Expl
     explain(
         edge,
         &cfg.edges[0],
-        edge.limits(),
+        edge,
         msg.as_bytes(),
         flow,
         Instant::now(),
@@ -293,14 +293,7 @@ fn a_spent_cps_budget_on_the_live_edge_stops_at_limits_and_explaining_spends_not
     let msg = invite("budget", "");
     let ask = || {
         let flow = arrival(&shadow, msg.as_bytes(), None);
-        explain(
-            &shadow,
-            &cfg.edges[0],
-            live.limits(),
-            msg.as_bytes(),
-            flow,
-            now,
-        )
+        explain(&shadow, &cfg.edges[0], &live, msg.as_bytes(), flow, now)
     };
     for _ in 0..3 {
         let x = ask();
@@ -308,6 +301,13 @@ fn a_spent_cps_budget_on_the_live_edge_stops_at_limits_and_explaining_spends_not
     }
     assert_eq!(live.limits().would_admit(now), Ok(()));
     assert_eq!(live.limits().breaches(), (0, 0));
+    // Nor do its workers count on the live edge's board.
+    let counted = live.health().board().totals();
+    assert!(counted
+        .events
+        .iter()
+        .chain(&counted.requests)
+        .all(|&n| n == 0));
     // ...and once the live budget is spent, says the call would be refused.
     assert!(live.limits().admit(now).is_ok());
     let x = ask();

@@ -1150,6 +1150,7 @@ mod explain;
 mod flows;
 mod nat;
 mod outbound;
+mod records;
 mod registrar;
 mod registrations;
 mod security;
