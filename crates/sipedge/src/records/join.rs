@@ -348,6 +348,16 @@ mod tests {
         }
     }
 
+    /// A new INVITE from a to b.
+    fn invite(transport: Transport) -> What {
+        What::Invite {
+            from_user: "a".into(),
+            to_user: "b".into(),
+            source: "203.0.113.5:5070".parse().unwrap(),
+            transport,
+        }
+    }
+
     fn lines(out: &[u8]) -> Vec<serde_json::Value> {
         String::from_utf8_lossy(out)
             .lines()
@@ -430,12 +440,7 @@ mod tests {
     fn a_refusal_says_why_and_an_unanswered_attempt_is_written_at_the_sweep() {
         let mut calls = Calls::new("n1");
         let mut out = Vec::new();
-        let invite = || What::Invite {
-            from_user: "a".into(),
-            to_user: "b".into(),
-            source: "203.0.113.5:5070".parse().unwrap(),
-            transport: Transport::Tcp,
-        };
+        let invite = || invite(Transport::Tcp);
         calls.take(rec(0, invite()), &mut out);
         calls.take(rec(0, invite()), &mut out); // retransmission
         calls.take(
@@ -471,12 +476,7 @@ mod tests {
     fn retransmissions_write_nothing_twice() {
         let mut calls = Calls::new("n1");
         let mut out = Vec::new();
-        let invite = || What::Invite {
-            from_user: "a".into(),
-            to_user: "b".into(),
-            source: "203.0.113.5:5070".parse().unwrap(),
-            transport: Transport::Udp,
-        };
+        let invite = || invite(Transport::Udp);
         let facts = [
             rec(0, invite()),
             rec(
