@@ -231,3 +231,53 @@ fn the_records_file_rotates_by_size_and_reopens_on_sigusr1() {
     assert!(!lines_of(&[moved]).is_empty());
     drop(good);
 }
+
+/// Two carriers, each from its own loopback address: every attempt line
+/// names the `[[edge.peer]]` it came from (issue 19's peers, as the
+/// records show them).
+#[test]
+fn records_name_the_peer_each_call_came_from() {
+    require_private_netns();
+    let good = SippUas::start("uas.xml", free_port(), &[]);
+    let dir = TempDir::new("records-peers");
+    let listen = free_port();
+    let config = single_edge(listen, "first", &[(good.port(), 1)])
+        + "\n[[edge.peer]]\nname = \"carrier-a\"\nsources = [\"127.0.0.2\"]\n\
+           \n[[edge.peer]]\nname = \"carrier-b\"\nsources = [\"127.0.0.3/32\"]\n"
+        + &format!(
+            "\n[records]\nfile = \"{}/calls.jsonl\"\n",
+            dir.path().display()
+        );
+    let _edge = Sipedge::start(&config);
+    let target = format!("127.0.0.1:{listen}");
+    for source in ["127.0.0.2", "127.0.0.3"] {
+        SippUac::run("uac.xml", &target, 3, 10, &["-i", source]).assert_all_successful();
+    }
+    let lines = wait_for_lines(dir.path(), 6, 6);
+    let mut seen: Vec<(String, String)> = lines
+        .iter()
+        .filter(|l| l["type"] == "attempt")
+        .map(|l| {
+            let source = l["source"].as_str().unwrap_or("");
+            let ip = source
+                .trim_start_matches("udp:")
+                .rsplit_once(':')
+                .map_or("", |(ip, _)| ip);
+            (ip.to_owned(), l["peer"].as_str().unwrap_or("-").to_owned())
+        })
+        .collect();
+    seen.sort();
+    let want = |ip: &str, peer: &str| (ip.to_owned(), peer.to_owned());
+    assert_eq!(
+        seen,
+        [
+            want("127.0.0.2", "carrier-a"),
+            want("127.0.0.2", "carrier-a"),
+            want("127.0.0.2", "carrier-a"),
+            want("127.0.0.3", "carrier-b"),
+            want("127.0.0.3", "carrier-b"),
+            want("127.0.0.3", "carrier-b"),
+        ]
+    );
+    drop(good);
+}

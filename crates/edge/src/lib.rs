@@ -18,6 +18,7 @@ pub mod limits;
 pub mod link;
 pub mod nat;
 pub mod outbound;
+pub mod peers;
 pub mod proxy;
 pub mod records;
 pub mod registrar;

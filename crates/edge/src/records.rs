@@ -51,6 +51,8 @@ pub enum What {
         source: SocketAddr,
         /// Its transport.
         transport: Transport,
+        /// The `[[edge.peer]]` it came from, if one.
+        peer: Option<Arc<str>>,
     },
     /// The INVITE was sent to `dest` (a destination's URI, or an address
     /// outside the pool).
@@ -158,6 +160,11 @@ pub(crate) fn read(
                     to_user: user(HeaderName::To),
                     source: from.remote,
                     transport: from.transport,
+                    peer: edge
+                        .peers()
+                        .of(from, m)
+                        .and_then(|i| edge.peers().name(i))
+                        .cloned(),
                 },
             );
             // Nothing sent on: the edge answered the call itself, and the

@@ -51,6 +51,21 @@ pub struct Hep {
     pub queue: usize,
 }
 
+/// One named source of an edge's requests (`[[edge.peer]]`): the first
+/// whose every condition holds names a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its name (`name`): in call records and `explain`.
+    pub name: String,
+    /// The networks it sends from (`sources`); empty: any.
+    pub sources: Vec<ipnet::IpNet>,
+    /// A User-Agent it sends, as a case-insensitive substring
+    /// (`user_agent`).
+    pub user_agent: Option<String>,
+    /// The transport it comes over (`transport`).
+    pub transport: Option<Transport>,
+}
+
 /// Call records (`[records]`): one JSON line per call attempt and per
 /// call end, written by a thread of their own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,6 +366,9 @@ pub struct Edge {
     /// Whether the edge's calls are written to the `[records]` file
     /// (`records`, true by default when there is one).
     pub records: bool,
+    /// Where its requests come from, by name (`[[edge.peer]]`): the
+    /// carriers or customers an aggregating edge tells apart.
+    pub peers: Vec<Peer>,
     /// Line of the `[[edge]]` header, for messages about this edge.
     pub line: usize,
 }

@@ -177,6 +177,7 @@ fn example_parses_to_expected_model() {
             hep: true,
             hep_sample: 10_000,
             records: true,
+            peers: Vec::new(),
             line: 9,
         }],
         cluster: None,
@@ -2319,5 +2320,56 @@ fn records_file_rotation_and_per_edge_switch() {
         11,
         "rotate_size",
         "4096",
+    );
+}
+
+#[test]
+fn peers_are_named_and_told_apart() {
+    let c = ok(&format!(
+        "{MINIMAL}[[edge.peer]]\nname = \"carrier-a\"\nsources = [\"192.0.2.0/24\", \"198.51.100.7\"]\n\
+         [[edge.peer]]\nname = \"acme\"\nuser_agent = \"Acme SBC\"\ntransport = \"tls\"\n"
+    ));
+    let p = &c.edges[0].peers;
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].name, "carrier-a");
+    assert_eq!(p[0].sources.len(), 2);
+    assert_eq!(
+        (p[1].user_agent.as_deref(), p[1].transport),
+        (Some("Acme SBC"), Some(Transport::Tls))
+    );
+    let peer = |lines: &str| format!("{MINIMAL}[[edge.peer]]\n{lines}\n");
+    assert_err(&peer("name = \"x\""), 10, "sources", "user_agent");
+    assert_err(
+        &peer("name = \"a b\"\nsources = [\"10.0.0.0/8\"]"),
+        10,
+        "name",
+        "letters",
+    );
+    assert_err(
+        &peer("name = \"x\"\nsources = [\"10.0.0.0/8\"]\ntransport = \"sctp\""),
+        12,
+        "transport",
+        "udp, tcp",
+    );
+    assert_err(
+        &format!(
+            "{}[[edge.peer]]\nname = \"x\"\nuser_agent = \"y\"\n",
+            peer("name = \"x\"\nsources = [\"10.0.0.0/8\"]")
+        ),
+        13,
+        "name",
+        "another peer",
+    );
+    assert_err(
+        &peer("name = \"x\"\nsources = [\"nowhere\"]"),
+        11,
+        "sources",
+        "",
+    );
+    assert_err(
+        &peer("name = \"x\"\nuser_agent = \"y\"\ncolour = 1"),
+        12,
+        "colour",
+        "unknown",
     );
 }

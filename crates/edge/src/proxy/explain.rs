@@ -39,8 +39,8 @@ pub struct Explanation {
 /// One stage's verdict.
 #[derive(Debug, Serialize)]
 pub struct Verdict {
-    /// The stage, as the pipeline names it (`security`, `parse`, `size`,
-    /// `validate`, `sanity`, `local`, `hops`, `route`, `limits`,
+    /// The stage, as the pipeline names it (`security`, `parse`, `peer`
+    /// when the edge names its peers, `size`, `validate`, `sanity`, `local`, `hops`, `route`, `limits`,
     /// `dispatch`, `send`).
     pub stage: &'static str,
     /// It let the message on.
@@ -234,6 +234,17 @@ fn stages(
         }
     };
     x.stage("parse", true, first_line(datagram));
+    if !edge.peers().is_empty() {
+        let says = match edge
+            .peers()
+            .of(&from, &m)
+            .and_then(|i| edge.peers().name(i))
+        {
+            Some(name) => format!("from peer {name}"),
+            None => format!("none of the {} peers matches", edge.peers().len()),
+        };
+        x.stage("peer", true, says);
+    }
     if m.is_request() && datagram.len() > edge.room {
         let says = format!("{} bytes, room for {}: 513", datagram.len(), edge.room);
         x.stage("size", false, says);

@@ -212,6 +212,8 @@ pub struct Edge {
     records_on: bool,
     /// This edge's records: the sink, when both are set.
     recorder: Option<crate::records::Recorder>,
+    /// Where its requests come from, by name (`[[edge.peer]]`).
+    peers: crate::peers::Peers,
 }
 
 impl Edge {
@@ -415,6 +417,7 @@ impl Edge {
             records_sink: None,
             records_on: edge.records,
             recorder: None,
+            peers: crate::peers::Peers::new(&edge.peers),
             hep_sample: edge.hep.then_some(edge.hep_sample),
             tracer: None,
         }
@@ -651,6 +654,11 @@ impl Edge {
             pinned: false,
             owner: None,
         })
+    }
+
+    /// The edge's named peers (`[[edge.peer]]`).
+    pub fn peers(&self) -> &crate::peers::Peers {
+        &self.peers
     }
 
     /// The URI of destination `i`, configured or removed by a reload.

@@ -31,6 +31,7 @@ const SWEEP_ANSWERED: Duration = Duration::from_secs(10);
 /// One call attempt in progress.
 struct Attempt {
     start: SystemTime,
+    peer: Option<std::sync::Arc<str>>,
     from_user: Box<str>,
     to_user: Box<str>,
     source: String,
@@ -77,6 +78,8 @@ struct AttemptLine<'a> {
     from: &'a str,
     to: &'a str,
     source: &'a str,
+    /// The `[[edge.peer]]` it came from.
+    peer: Option<&'a str>,
     tried: &'a [Tried],
     /// The caller's final answer (0: dropped unanswered; none: none seen).
     code: Option<u16>,
@@ -138,6 +141,7 @@ impl Calls {
                 to_user,
                 source,
                 transport,
+                peer,
             } => {
                 let seen = self.pending.contains_key(&key)
                     || self.answered.contains_key(&key)
@@ -152,6 +156,7 @@ impl Calls {
                 }
                 let attempt = Attempt {
                     start: r.at,
+                    peer,
                     from_user,
                     to_user,
                     source: format!("{}:{source}", transport.name()),
@@ -297,6 +302,7 @@ impl Calls {
             from: &a.from_user,
             to: &a.to_user,
             source: &a.source,
+            peer: a.peer.as_deref(),
             tried: &a.tried,
             code,
             setup_ms: code.map(|_| millis(at, a.start)),
@@ -355,6 +361,7 @@ mod tests {
             to_user: "b".into(),
             source: "203.0.113.5:5070".parse().unwrap(),
             transport,
+            peer: None,
         }
     }
 
@@ -377,6 +384,7 @@ mod tests {
                     to_user: "bob".into(),
                     source: "203.0.113.5:5070".parse().unwrap(),
                     transport: Transport::Udp,
+                    peer: Some("carrier-a".into()),
                 },
             ),
             rec(
@@ -423,6 +431,7 @@ mod tests {
         assert_eq!(l[0]["time"], "2026-12-03T14:05:01Z");
         assert_eq!(l[0]["from"], "alice");
         assert_eq!(l[0]["source"], "udp:203.0.113.5:5070");
+        assert_eq!(l[0]["peer"], "carrier-a");
         assert_eq!(l[0]["code"], 200);
         assert_eq!(l[0]["setup_ms"], 53);
         assert_eq!(l[0]["tried"][0]["code"], 503);

@@ -347,3 +347,35 @@ fn a_request_from_the_pool_is_explained_as_one() {
         "127.0.0.1:6000".parse().unwrap()
     );
 }
+
+#[test]
+fn the_peer_a_request_comes_from_is_named() {
+    let (cfg, edge) = setup(
+        "hash-call-id",
+        "[[edge.peer]]\nname = \"carrier-a\"\nsources = [\"203.0.113.0/24\"]\n\
+         [[edge.peer]]\nname = \"carrier-b\"\nsources = [\"198.51.100.0/24\"]\n",
+    );
+    let x = run(&cfg, &edge, &invite("peer-a", ""), None);
+    let peer = x
+        .stages
+        .iter()
+        .find(|v| v.stage == "peer")
+        .expect("a peer stage");
+    assert_eq!(peer.says, "from peer carrier-a");
+    let x = run(
+        &cfg,
+        &edge,
+        &invite("peer-none", ""),
+        Some("192.0.2.9:5060"),
+    );
+    let peer = x
+        .stages
+        .iter()
+        .find(|v| v.stage == "peer")
+        .expect("a peer stage");
+    assert_eq!(peer.says, "none of the 2 peers matches");
+    // An edge without peers has no such stage.
+    let (cfg, edge) = setup("hash-call-id", "");
+    let x = run(&cfg, &edge, &invite("no-peers", ""), None);
+    assert!(x.stages.iter().all(|v| v.stage != "peer"));
+}

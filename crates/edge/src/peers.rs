@@ -1,0 +1,142 @@
+//! Named peers (`[[edge.peer]]`): which carrier or customer a request
+//! comes from, by its source network, User-Agent and transport — the
+//! first peer whose every condition holds. An edge with none configured
+//! asks nothing.
+
+use crate::config;
+use crate::flow::{Flow, Transport};
+use sip::{HeaderName, Message};
+use std::sync::Arc;
+
+/// An edge's peers, in config order.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    list: Box<[Peer]>,
+}
+
+#[derive(Debug, Clone)]
+struct Peer {
+    name: Arc<str>,
+    sources: Box<[ipnet::IpNet]>,
+    /// Lower case.
+    user_agent: Option<Box<[u8]>>,
+    transport: Option<Transport>,
+}
+
+impl Peers {
+    /// The peers `peers` configure.
+    pub fn new(peers: &[config::Peer]) -> Peers {
+        Peers {
+            list: peers
+                .iter()
+                .map(|p| Peer {
+                    name: Arc::from(p.name.as_str()),
+                    sources: p.sources.clone().into(),
+                    user_agent: p
+                        .user_agent
+                        .as_ref()
+                        .map(|u| u.to_ascii_lowercase().into_bytes().into()),
+                    transport: p.transport,
+                })
+                .collect(),
+        }
+    }
+
+    /// No peer is configured.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The peer `m`, read on `from`, comes from, if one.
+    pub fn of(&self, from: &Flow, m: &Message<'_>) -> Option<usize> {
+        if self.list.is_empty() {
+            return None;
+        }
+        let ip = from.remote.ip();
+        let agent = m.first_value(HeaderName::UserAgent);
+        self.list.iter().position(|p| {
+            p.transport.is_none_or(|t| t == from.transport)
+                && (p.sources.is_empty() || p.sources.iter().any(|n| n.contains(&ip)))
+                && p.user_agent
+                    .as_deref()
+                    .is_none_or(|want| agent.is_some_and(|a| contains_ignoring_case(a, want)))
+        })
+    }
+
+    /// Peer `i`'s name.
+    pub fn name(&self, i: usize) -> Option<&Arc<str>> {
+        self.list.get(i).map(|p| &p.name)
+    }
+}
+
+/// `hay` holds `needle` (lower case), in any case.
+fn contains_ignoring_case(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || hay.windows(needle.len()).any(|w| {
+            w.iter()
+                .zip(needle)
+                .all(|(a, b)| a.to_ascii_lowercase() == *b)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers() -> Peers {
+        let text = "[node]\nid = \"t\"\n[[edge]]\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+            [[edge.peer]]\nname = \"carrier-a\"\nsources = [\"127.0.0.2\"]\n\
+            [[edge.peer]]\nname = \"carrier-b\"\nsources = [\"127.0.0.0/24\"]\nuser_agent = \"Acme\"\n\
+            [[edge.peer]]\nname = \"tls-customers\"\nsources = [\"127.0.0.0/24\"]\ntransport = \"tls\"\n\
+            [[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n";
+        let cfg = config::parse(text, "t.toml").expect("config");
+        Peers::new(&cfg.edges[0].peers)
+    }
+
+    fn which<'p>(p: &'p Peers, from: &str, transport: Transport, ua: &str) -> Option<&'p str> {
+        let msg = format!(
+            "OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK1\r\n\
+             Call-ID: c\r\nCSeq: 1 OPTIONS\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\n\
+             {ua}Content-Length: 0\r\n\r\n"
+        );
+        let mut index = sip::HeaderIndex::new();
+        let m = sip::parse(msg.as_bytes(), &mut index).expect("parses");
+        let flow = Flow {
+            transport,
+            ..Flow::udp(0, from.parse().expect("address"))
+        };
+        p.of(&flow, &m).and_then(|i| p.name(i)).map(|n| &**n)
+    }
+
+    #[test]
+    fn the_first_peer_whose_every_condition_holds_names_a_request() {
+        let p = peers();
+        assert_eq!(p.len(), 3);
+        let udp = Transport::Udp;
+        assert_eq!(which(&p, "127.0.0.2:5060", udp, ""), Some("carrier-a"));
+        // carrier-a first, whatever the User-Agent.
+        assert_eq!(
+            which(&p, "127.0.0.2:5060", udp, "User-Agent: ACME\r\n"),
+            Some("carrier-a")
+        );
+        assert_eq!(
+            which(&p, "127.0.0.3:5060", udp, "User-Agent: acme-sbc 2.1\r\n"),
+            Some("carrier-b")
+        );
+        assert_eq!(
+            which(&p, "127.0.0.3:5060", udp, "User-Agent: other\r\n"),
+            None
+        );
+        assert_eq!(
+            which(&p, "127.0.0.3:5060", Transport::Tls, ""),
+            Some("tls-customers")
+        );
+        assert_eq!(which(&p, "10.0.0.3:5060", Transport::Tls, ""), None);
+        assert!(Peers::default().is_empty());
+    }
+}
