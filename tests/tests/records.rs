@@ -234,14 +234,15 @@ fn the_records_file_rotates_by_size_and_reopens_on_sigusr1() {
 
 /// Two carriers, each from its own loopback address: every attempt line
 /// names the `[[edge.peer]]` it came from (issue 19's peers, as the
-/// records show them).
+/// records show them), and /metrics counts each one's calls.
 #[test]
 fn records_name_the_peer_each_call_came_from() {
     require_private_netns();
     let good = SippUas::start("uas.xml", free_port(), &[]);
     let dir = TempDir::new("records-peers");
-    let listen = free_port();
+    let (listen, api_port) = (free_port(), free_port());
     let config = single_edge(listen, "first", &[(good.port(), 1)])
+        + &admin(api_port)
         + "\n[[edge.peer]]\nname = \"carrier-a\"\nsources = [\"127.0.0.2\"]\n\
            \n[[edge.peer]]\nname = \"carrier-b\"\nsources = [\"127.0.0.3/32\"]\n"
         + &format!(
@@ -279,5 +280,14 @@ fn records_name_the_peer_each_call_came_from() {
             want("127.0.0.3", "carrier-b"),
         ]
     );
+    // And /metrics counts the calls per peer.
+    let m = Scrape::of(&AdminApi::local(api_port).get("/metrics").body);
+    for peer in ["carrier-a", "carrier-b"] {
+        assert_eq!(
+            m.count("sipedge_peer_calls_total", &[("edge", "e"), ("peer", peer)]),
+            3,
+            "{peer}"
+        );
+    }
     drop(good);
 }

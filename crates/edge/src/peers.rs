@@ -6,6 +6,7 @@
 use crate::config;
 use crate::flow::{Flow, Transport};
 use sip::{HeaderName, Message};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// An edge's peers, in config order.
@@ -17,6 +18,9 @@ pub struct Peers {
 #[derive(Debug, Clone)]
 struct Peer {
     name: Arc<str>,
+    /// New calls from it (`sipedge_peer_calls_total`), kept across
+    /// reloads by name.
+    calls: Arc<AtomicU64>,
     sources: Box<[ipnet::IpNet]>,
     /// Lower case.
     user_agent: Option<Box<[u8]>>,
@@ -24,13 +28,21 @@ struct Peer {
 }
 
 impl Peers {
-    /// The peers `peers` configure.
-    pub fn new(peers: &[config::Peer]) -> Peers {
+    /// The peers `peers` configure; each keeps the call count of the
+    /// peer of the same name in `previous` (the snapshot a reload
+    /// replaces).
+    pub fn new(peers: &[config::Peer], previous: Option<&Peers>) -> Peers {
+        let counted = |name: &str| {
+            previous
+                .and_then(|p| p.list.iter().find(|q| &*q.name == name))
+                .map_or_else(Arc::default, |q| Arc::clone(&q.calls))
+        };
         Peers {
             list: peers
                 .iter()
                 .map(|p| Peer {
                     name: Arc::from(p.name.as_str()),
+                    calls: counted(&p.name),
                     sources: p.sources.clone().into(),
                     user_agent: p
                         .user_agent
@@ -68,6 +80,21 @@ impl Peers {
         })
     }
 
+    /// A new call came from peer `i`.
+    pub fn count_call(&self, i: usize) {
+        if let Some(p) = self.list.get(i) {
+            p.calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every peer's name and new calls.
+    pub fn calls(&self) -> Vec<(Arc<str>, u64)> {
+        self.list
+            .iter()
+            .map(|p| (Arc::clone(&p.name), p.calls.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Peer `i`'s name.
     pub fn name(&self, i: usize) -> Option<&Arc<str>> {
         self.list.get(i).map(|p| &p.name)
@@ -95,7 +122,7 @@ mod tests {
             [[edge.peer]]\nname = \"tls-customers\"\nsources = [\"127.0.0.0/24\"]\ntransport = \"tls\"\n\
             [[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n";
         let cfg = config::parse(text, "t.toml").expect("config");
-        Peers::new(&cfg.edges[0].peers)
+        Peers::new(&cfg.edges[0].peers, None)
     }
 
     fn which<'p>(p: &'p Peers, from: &str, transport: Transport, ua: &str) -> Option<&'p str> {
@@ -138,5 +165,22 @@ mod tests {
         );
         assert_eq!(which(&p, "10.0.0.3:5060", Transport::Tls, ""), None);
         assert!(Peers::default().is_empty());
+    }
+
+    #[test]
+    fn call_counts_carry_over_a_reload_by_name() {
+        let before = peers();
+        before.count_call(1);
+        before.count_call(1);
+        let after = Peers::new(
+            &[config::Peer {
+                name: "carrier-b".into(),
+                sources: Vec::new(),
+                user_agent: Some("x".into()),
+                transport: None,
+            }],
+            Some(&before),
+        );
+        assert_eq!(after.calls(), [(Arc::from("carrier-b"), 2)]);
     }
 }

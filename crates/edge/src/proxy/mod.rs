@@ -277,6 +277,7 @@ impl Edge {
         e.nat_found = Arc::default();
         e.blocked = Arc::default();
         e.flood = e.flood.map(|(f, _)| (f, Arc::default()));
+        e.peers = crate::peers::Peers::new(&edge.peers, None);
         e.registrar = edge
             .registrar
             .as_ref()
@@ -417,7 +418,7 @@ impl Edge {
             records_sink: None,
             records_on: edge.records,
             recorder: None,
-            peers: crate::peers::Peers::new(&edge.peers),
+            peers: crate::peers::Peers::new(&edge.peers, previous.map(|p| &p.peers)),
             hep_sample: edge.hep.then_some(edge.hep_sample),
             tracer: None,
         }

@@ -69,6 +69,12 @@ fn run(
     };
     if capacity::is_new_call(&c) {
         s.stats.count(Event::NewCall);
+        // Which peer it came from, only when the edge names some.
+        if !edge.peers().is_empty() {
+            if let Some(i) = edge.peers().of(&from, m) {
+                edge.peers().count_call(i);
+            }
+        }
         capacity::admit(edge, s, m, &c, now)?;
     }
     // nat: what the checks found is counted here, once per request;

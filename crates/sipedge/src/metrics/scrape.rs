@@ -45,6 +45,8 @@ struct EdgeSnap {
     blocked: Vec<(&'static str, u64)>,
     transactions: Option<usize>,
     registrations: Option<(usize, usize)>,
+    /// New calls per `[[edge.peer]]`.
+    peers: Vec<(std::sync::Arc<str>, u64)>,
     destinations: Vec<DestSnap>,
 }
 
@@ -156,6 +158,7 @@ impl EdgeSnap {
             }),
             transactions: proxy.and_then(|p| p.stateful()).map(|s| s.len()),
             registrations: proxy.and_then(|p| p.registrar()).map(|r| r.store().count()),
+            peers: proxy.map_or_else(Vec::new, |p| p.peers().calls()),
             destinations,
         }
     }
@@ -304,6 +307,17 @@ impl Scrape {
                 e.invalid
                     .iter()
                     .map(move |(c, v)| ([("edge", n.clone()), ("check", Cow::Borrowed(*c))], *v))
+            }),
+        )?;
+        family(
+            enc,
+            "sipedge_peer_calls",
+            "New calls per [[edge.peer]] they came from.",
+            MetricType::Counter,
+            edges.iter().flat_map(|(e, n)| {
+                e.peers
+                    .iter()
+                    .map(move |(peer, v)| ([("edge", n.clone()), ("peer", escaped(peer))], *v))
             }),
         )?;
         family(
