@@ -18,6 +18,7 @@ mod explain;
 mod health;
 mod hep;
 mod metrics;
+mod offload;
 mod records;
 mod reload;
 mod secret;

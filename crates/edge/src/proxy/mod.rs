@@ -901,12 +901,22 @@ impl Worker {
         let Ok(m) = sip::parse(read, &mut self.spare) else {
             return;
         };
-        let sent: Vec<(&[u8], Flow)> = match outcome {
-            Outcome::Send(to) => vec![(&self.out[..], to)],
-            Outcome::Queued => self.sends.iter().collect(),
-            Outcome::Drop(_) | Outcome::Resolve => Vec::new(),
+        // One message (a stateless step) needs no list; a transactional
+        // step's several are gathered.
+        let one;
+        let several: Vec<(&[u8], Flow)>;
+        let sent: &[(&[u8], Flow)] = match outcome {
+            Outcome::Send(to) => {
+                one = [(&self.out[..], to)];
+                &one
+            }
+            Outcome::Queued => {
+                several = self.sends.iter().collect();
+                &several
+            }
+            Outcome::Drop(_) | Outcome::Resolve => &[],
         };
-        crate::records::read(r, edge, &m, from, self.refusal, &sent);
+        crate::records::read(r, edge, &m, from, self.refusal, sent);
     }
 
     /// Offers a message read on `from` and what is to be sent after it

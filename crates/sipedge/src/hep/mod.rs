@@ -13,13 +13,14 @@
 
 mod encode;
 
+use crate::offload::Queue;
 use edge::config::Transport;
 use edge::trace::{Captured, Sink};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,44 +38,25 @@ const BATCH: usize = 64;
 /// wake-up per message.
 const IDLE: Duration = Duration::from_millis(2);
 
-/// What became of the traces (`sipedge_hep_messages_total`).
-#[derive(Debug, Default)]
-pub struct Counts {
-    /// Sent to the capture server.
-    pub sent: AtomicU64,
-    /// Dropped because the queue was full.
-    pub queue_full: AtomicU64,
-    /// Dropped because they could not be sent (no connection, a send
-    /// error, too long for HEP).
-    pub failed: AtomicU64,
-}
+/// What became of the traces (`sipedge_hep_messages_total`): `done` is
+/// sent to the capture server; `failed`, not sent (no connection, a send
+/// error, too long for HEP).
+pub use crate::offload::Counts;
 
 /// The edges' sink: a bounded queue to the sender thread.
 #[derive(Debug)]
-pub struct Sender {
-    queue: SyncSender<Captured>,
-    counts: Arc<Counts>,
-}
+pub struct Sender(Queue<Captured>);
 
 impl Sink for Sender {
     fn offer(&self, message: Captured) {
-        match self.queue.try_send(message) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.counts.queue_full.fetch_add(1, Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.counts.failed.fetch_add(1, Relaxed);
-            }
-        }
+        self.0.offer(message);
     }
 }
 
 /// Starts the sender thread for `cfg`; the sink to give the edges, and
 /// the counts for `/metrics`.
 pub fn start(cfg: &edge::config::Hep) -> Result<(Arc<Sender>, Arc<Counts>), String> {
-    let (queue, rx) = sync_channel(cfg.queue);
-    let counts = Arc::new(Counts::default());
+    let (queue, rx, counts) = Queue::new(cfg.queue);
     let mut out = Out::new(cfg)?;
     let thread_counts = Arc::clone(&counts);
     let (capture_id, password) = (cfg.capture_id, cfg.password.clone());
@@ -90,13 +72,7 @@ pub fn start(cfg: &edge::config::Hep) -> Result<(Arc<Sender>, Arc<Counts>), Stri
             )
         })
         .map_err(|e| format!("[hep]: cannot start the sender thread: {e}"))?;
-    Ok((
-        Arc::new(Sender {
-            queue,
-            counts: Arc::clone(&counts),
-        }),
-        counts,
-    ))
+    Ok((Arc::new(Sender(queue)), counts))
 }
 
 /// The sender thread: until every sink is gone.
@@ -129,7 +105,7 @@ fn run(
             }
         }
         let (sent, failed) = out.flush();
-        counts.sent.fetch_add(sent, Relaxed);
+        counts.done.fetch_add(sent, Relaxed);
         counts.failed.fetch_add(failed, Relaxed);
         if gone {
             return;

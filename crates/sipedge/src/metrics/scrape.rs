@@ -82,22 +82,8 @@ impl Scrape {
             connections: admin.connections.counts(),
             bans: admin.bans.bans.counts(now),
             reloads: admin.reloader.outcomes(),
-            hep: admin.hep.as_ref().map(|h| {
-                use std::sync::atomic::Ordering::Relaxed;
-                [
-                    h.sent.load(Relaxed),
-                    h.queue_full.load(Relaxed),
-                    h.failed.load(Relaxed),
-                ]
-            }),
-            records: admin.records.as_ref().map(|r| {
-                use std::sync::atomic::Ordering::Relaxed;
-                [
-                    r.written.load(Relaxed),
-                    r.queue_full.load(Relaxed),
-                    r.failed.load(Relaxed),
-                ]
-            }),
+            hep: admin.hep.as_ref().map(|h| h.read()),
+            records: admin.records.as_ref().map(|r| r.read()),
             cluster: admin.cluster.as_ref().map(|c| {
                 let b = c.body();
                 ClusterSnap {

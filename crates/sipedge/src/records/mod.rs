@@ -11,9 +11,10 @@
 mod file;
 mod join;
 
+use crate::offload::Queue;
 use edge::records::{Record, Sink};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,35 +27,18 @@ pub static REOPEN: AtomicBool = AtomicBool::new(false);
 /// per record.
 const TICK: Duration = Duration::from_millis(100);
 
-/// What became of the records (`sipedge_call_records_total`).
-#[derive(Debug, Default)]
-pub struct Counts {
-    /// Lines written.
-    pub written: AtomicU64,
-    /// Facts dropped because the queue was full.
-    pub queue_full: AtomicU64,
-    /// Lines that could not be written (the file gone, the disk full).
-    pub failed: AtomicU64,
-}
+/// What became of the records (`sipedge_call_records_total`): `done` is
+/// lines written; `queue_full`, facts dropped; `failed`, lines that could
+/// not be written (the file gone, the disk full).
+pub use crate::offload::Counts;
 
 /// The edges' sink: a bounded queue to the writer thread.
 #[derive(Debug)]
-pub struct Sender {
-    queue: SyncSender<Record>,
-    counts: Arc<Counts>,
-}
+pub struct Sender(Queue<Record>);
 
 impl Sink for Sender {
     fn offer(&self, record: Record) {
-        match self.queue.try_send(record) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.counts.queue_full.fetch_add(1, Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.counts.failed.fetch_add(1, Relaxed);
-            }
-        }
+        self.0.offer(record);
     }
 }
 
@@ -65,8 +49,7 @@ pub fn start(
     node: &str,
 ) -> Result<(Arc<Sender>, Arc<Counts>), String> {
     let out = file::Out::open(cfg).map_err(|e| format!("[records] file: {e}"))?;
-    let (queue, rx) = sync_channel(cfg.queue);
-    let counts = Arc::new(Counts::default());
+    let (queue, rx, counts) = Queue::new(cfg.queue);
     let thread_counts = Arc::clone(&counts);
     let calls = join::Calls::new(node);
     let writer = std::thread::Builder::new()
@@ -76,13 +59,7 @@ pub fn start(
     if let Ok(mut w) = WRITER.lock() {
         *w = Some(writer);
     }
-    Ok((
-        Arc::new(Sender {
-            queue,
-            counts: Arc::clone(&counts),
-        }),
-        counts,
-    ))
+    Ok((Arc::new(Sender(queue)), counts))
 }
 
 /// The writer thread: until every sink is gone, or [`finish`].
@@ -141,7 +118,7 @@ fn write(out: &mut file::Out, lines: &mut Vec<u8>, counts: &Counts) {
     }
     let n = lines.iter().filter(|&&b| b == b'\n').count() as u64;
     match out.write(lines) {
-        Ok(()) => counts.written.fetch_add(n, Relaxed),
+        Ok(()) => counts.done.fetch_add(n, Relaxed),
         Err(e) => {
             tracing::warn!("[records]: cannot write call records: {e}");
             counts.failed.fetch_add(n, Relaxed)
