@@ -332,6 +332,25 @@ pub fn token(data: &[u8]) {
     assert_eq!(open(keys, &text, edge), None, "byte {at} changed");
 }
 
+/// A peer of each edge with number rules, both URI forms and a header
+/// policy each way (the callers at 192.0.2.10 and ::1; the pool's requests
+/// to them), put in [`CONFIG`] at `@PEER@`.
+const PEER: &str = r#"
+[[edge.peer]]
+name = "callers"
+sources = ["192.0.2.0/24", "::1"]
+[edge.peer.in]
+tel = "sip"
+number = [{ e164 = "44" }, { match = '^(\d{6})$', replace = "+44207$1", fields = ["ruri"] }]
+remove = ["X-*", "s"]
+replace = ["User-Agent: fuzz"]
+add = ["X-Carrier: callers"]
+[edge.peer.out]
+tel = "tel"
+number = [{ match = '^\+44(\d+)$', replace = "0$1" }, { strip_prefix = "9" }]
+allow = ["P-Asserted-Identity", "Diversion"]
+"#;
+
 const CONFIG: &str = r#"
 [node]
 id = "fuzz"
@@ -356,6 +375,7 @@ channels = 10
 transports = ["udp", "tcp"]
 [[edge.destination]]
 uri = "sip:127.0.0.1:5071"
+@PEER@
 
 [[edge]]
 name = "transactional"
@@ -375,6 +395,7 @@ max_transactions = 1000
 uri = "sip:127.0.0.1:5070"
 [[edge.destination]]
 uri = "sip:127.0.0.1:5071;transport=tcp"
+@PEER@
 "#;
 
 struct State {
@@ -386,7 +407,8 @@ struct State {
 fn state() -> &'static Mutex<State> {
     static STATE: OnceLock<Mutex<State>> = OnceLock::new();
     STATE.get_or_init(|| {
-        let cfg = edge::config::parse(CONFIG, "fuzz.toml").expect("fuzz config");
+        let text = CONFIG.replace("@PEER@\n", PEER);
+        let cfg = edge::config::parse(&text, "fuzz.toml").expect("fuzz config");
         let edges: Vec<Edge> = cfg
             .edges
             .iter()

@@ -56,6 +56,26 @@ fn check_rejects_a_weight_out_of_range_with_its_line() {
 }
 
 #[test]
+fn check_runs_each_number_rules_examples() {
+    require_private_netns();
+    let toml = single_edge(free_port(), "first", &[(free_port(), 1)])
+        + "[[edge.peer]]\nname = \"carrier-a\"\nsources = [\"192.0.2.0/28\"]\n\
+           [[edge.peer.in.number]]\ne164 = \"44\"\n\
+           examples = [[\"00442079460000\", \"+442079460000\"], [\"02079460000\", \"+4402079460000\"]]\n";
+    let (ok, stderr) = Sipedge::check(&toml);
+    assert!(!ok, "a rule failing its example accepted");
+    assert_points_at(&stderr, line_of(&toml, "examples ="), "in.number.examples");
+    assert!(
+        stderr.contains(
+            "\"02079460000\" becomes \"+442079460000\" by this rule, not \"+4402079460000\""
+        ),
+        "{stderr}"
+    );
+    let (ok, stderr) = Sipedge::check(&toml.replace("+4402079460000", "+442079460000"));
+    assert!(ok, "{stderr}");
+}
+
+#[test]
 fn check_rejects_an_unknown_key_with_its_line() {
     require_private_netns();
     let toml = single_edge(free_port(), "first", &[(free_port(), 1)])

@@ -3,7 +3,7 @@
 //! first peer whose every condition holds. An edge with none configured
 //! asks nothing.
 
-use crate::config;
+use crate::config::{self, Rewrites};
 use crate::flow::{Flow, Transport};
 use sip::{HeaderName, Message};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +13,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
     list: Box<[Peer]>,
+    /// Some peer has rewrites in either direction: the one question an
+    /// edge without any asks per request.
+    rewrites: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ struct Peer {
     /// Lower case.
     user_agent: Option<Box<[u8]>>,
     transport: Option<Transport>,
+    from_peer: Rewrites,
+    to_peer: Rewrites,
 }
 
 impl Peers {
@@ -38,6 +43,9 @@ impl Peers {
                 .map_or_else(Arc::default, |q| Arc::clone(&q.calls))
         };
         Peers {
+            rewrites: peers
+                .iter()
+                .any(|p| !p.from_peer.is_empty() || !p.to_peer.is_empty()),
             list: peers
                 .iter()
                 .map(|p| Peer {
@@ -49,6 +57,8 @@ impl Peers {
                         .as_ref()
                         .map(|u| u.to_ascii_lowercase().into_bytes().into()),
                     transport: p.transport,
+                    from_peer: p.from_peer.clone(),
+                    to_peer: p.to_peer.clone(),
                 })
                 .collect(),
         }
@@ -78,6 +88,28 @@ impl Peers {
                     .as_deref()
                     .is_none_or(|want| agent.is_some_and(|a| contains_ignoring_case(a, want)))
         })
+    }
+
+    /// The peer at `ip` over `transport` (where a message goes, or where
+    /// a response came from): the first whose `sources` hold the address
+    /// (and whose transport it is, if one is named). A User-Agent says
+    /// nothing about where a request goes.
+    pub fn at(&self, transport: Transport, ip: std::net::IpAddr) -> Option<usize> {
+        self.list.iter().position(|p| {
+            p.transport.is_none_or(|t| t == transport) && p.sources.iter().any(|n| n.contains(&ip))
+        })
+    }
+
+    /// Whether any peer rewrites anything.
+    pub fn rewrites(&self) -> bool {
+        self.rewrites
+    }
+
+    /// What peer `i` has rewritten in what it sends (`in`) or in what is
+    /// sent to it (`out`), when there is something.
+    pub fn rewrites_of(&self, i: usize, to_peer: bool) -> Option<&Rewrites> {
+        let p = self.list.get(i)?;
+        Some(if to_peer { &p.to_peer } else { &p.from_peer }).filter(|r| !r.is_empty())
     }
 
     /// A new call came from peer `i`.
@@ -178,6 +210,8 @@ mod tests {
                 sources: Vec::new(),
                 user_agent: Some("x".into()),
                 transport: None,
+                from_peer: Rewrites::default(),
+                to_peer: Rewrites::default(),
             }],
             Some(&before),
         );

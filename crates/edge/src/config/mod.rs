@@ -21,7 +21,8 @@ pub use error::ConfigError;
 pub use model::{
     Admin, Apiban, BodyCoding, Capacity, Cluster, CodeRange, Coding, Config, Connections,
     Destination, Edge, Flood, ForeignNextHop, Hep, HostPort, Hygiene, Insertion, Keepalive, Listen,
-    Node, OnInvalid, Peer, Probe, Records, Redis, Registrar, Stun, Transaction, Transport,
+    Node, OnInvalid, Peer, Probe, Records, Redis, Registrar, Rewrites, Stun, Transaction,
+    Transport,
 };
 pub use parse::{admin_of, dns_of, parse, parse_with, LiteralsOnly, Resolve};
 pub use tls::{Cipher, Curve, Domain, TlsClient, TlsVersion};

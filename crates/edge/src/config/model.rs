@@ -64,6 +64,30 @@ pub struct Peer {
     pub user_agent: Option<String>,
     /// The transport it comes over (`transport`).
     pub transport: Option<Transport>,
+    /// What is rewritten in the requests it sends toward the pool
+    /// (`[edge.peer.in]`).
+    pub from_peer: Rewrites,
+    /// What is rewritten in the requests sent to it (`[edge.peer.out]`),
+    /// found by their next hop's address among `sources`.
+    pub to_peer: Rewrites,
+}
+
+/// One direction's rewrites of a peer: numbers, then headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrites {
+    /// `number` rules, in order.
+    pub numbers: crate::numbers::Rules,
+    /// `tel`: the URI form numbers leave in, when set.
+    pub tel: Option<crate::numbers::UriForm>,
+    /// `remove`, `allow`, `replace`, `add`.
+    pub headers: crate::header_policy::HeaderPolicy,
+}
+
+impl Rewrites {
+    /// Nothing to rewrite.
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_empty() && self.tel.is_none() && self.headers.is_empty()
+    }
 }
 
 /// Call records (`[records]`): one JSON line per call attempt and per

@@ -2373,3 +2373,126 @@ fn peers_are_named_and_told_apart() {
         "unknown",
     );
 }
+
+#[test]
+fn peer_rewrites_are_read_and_their_examples_run() {
+    use crate::header_policy::Name;
+    use crate::numbers::{Field, Rewrite, UriForm};
+    let c = ok(&format!(
+        "{MINIMAL}[[edge.peer]]\nname = \"a\"\nsources = [\"192.0.2.0/24\"]\n\
+         [edge.peer.in]\ntel = \"sip\"\nremove = [\"X-*\", \"s\"]\n\
+         [[edge.peer.in.number]]\ne164 = \"44\"\nexamples = [[\"0044207\", \"+44207\"], [\"0207\", \"+44207\"]]\n\
+         [[edge.peer.in.number]]\nmatch = '^(\\d{{6}})$'\nadd_prefix = \"+44207\"\nfields = [\"ruri\"]\n\
+         [edge.peer.out]\nnumber = [{{ match = '^\\+44(\\d+)$', replace = \"0$1\" }}]\n\
+         allow = [\"Diversion\"]\nreplace = [\"User-Agent:  edge \"]\nadd = [\"X-Carrier: a\"]\n"
+    ));
+    let p = &c.edges[0].peers[0];
+    let r = &p.from_peer;
+    assert_eq!(r.tel, Some(UriForm::Sip));
+    assert_eq!(r.numbers.0.len(), 2);
+    assert!(matches!(&r.numbers.0[0].rewrite, Rewrite::E164 { country, .. } if country == "44"));
+    assert!(r.numbers.0[1].fields.has(Field::Ruri) && !r.numbers.0[1].fields.has(Field::From));
+    assert_eq!(
+        r.headers.remove,
+        [
+            Name::Prefix((*b"x-").into()),
+            Name::Known(sip::HeaderName::Subject)
+        ]
+    );
+    let o = &p.to_peer;
+    assert!(matches!(&o.numbers.0[0].rewrite, Rewrite::Replace { with, .. } if with == "0$1"));
+    assert_eq!(o.headers.replace[0].1.as_ref(), b"User-Agent: edge");
+    assert_eq!(o.headers.add, [Box::from(&b"X-Carrier: a"[..])]);
+    assert!(o.headers.allow.is_some());
+
+    let with = |lines: &str| {
+        format!("{MINIMAL}[[edge.peer]]\nname = \"a\"\nsources = [\"10.0.0.0/8\"]\n{lines}\n")
+    };
+    // Line 12 is the first after the peer's own three.
+    assert_err(
+        &with("[[edge.peer.in.number]]\ne164 = \"44\"\nexamples = [[\"0044207\", \"+44207\"],\n [\"0207\", \"0207\"]]"),
+        15,
+        "in.number.examples",
+        "\"0207\" becomes \"+44207\" by this rule, not \"0207\"",
+    );
+    assert_err(
+        &with("[[edge.peer.in.number]]\nmatch = '(\\d+'\nreplace = \"x\""),
+        13,
+        "in.number.match",
+        "unclosed group",
+    );
+    assert_err(
+        &with("[[edge.peer.in.number]]\ne164 = \"44\"\nstrip_prefix = \"9\""),
+        12,
+        "in.number",
+        "this one gives e164, strip_prefix",
+    );
+    assert_err(
+        &with("[[edge.peer.out.number]]\nreplace = \"0$1\""),
+        13,
+        "out.number.replace",
+        "needs `match`",
+    );
+    assert_err(
+        &with("[[edge.peer.in.number]]\ne164 = \"+44\""),
+        13,
+        "in.number.e164",
+        "digits only",
+    );
+    assert_err(
+        &with("[[edge.peer.in.number]]\nstrip_prefix = \"9\"\nnational_prefix = \"0\""),
+        14,
+        "in.number.national_prefix",
+        "e164 only",
+    );
+    assert_err(
+        &with("[[edge.peer.in.number]]\nstrip_prefix = \"9\"\nfields = [\"contact\"]"),
+        14,
+        "in.number.fields",
+        "ruri, from, to, pai",
+    );
+    assert_err(
+        &with("[edge.peer.in]\ntel = \"uri\""),
+        13,
+        "in.tel",
+        "\"tel\"",
+    );
+    assert_err(
+        &with("[edge.peer.in]\ncolour = 1"),
+        13,
+        "in.colour",
+        "unknown",
+    );
+    assert_err(
+        &with("[edge.peer.out]\nremove = [\"X-Foo\", \"Call-ID\"]"),
+        13,
+        "out.remove",
+        "SIP needs",
+    );
+    assert_err(
+        &with("[edge.peer.out]\nreplace = [\"Via: x\"]"),
+        13,
+        "out.replace",
+        "SIP needs",
+    );
+    assert_err(
+        &with("[edge.peer.out]\nadd = [\"no colon\"]"),
+        13,
+        "out.add",
+        "Name: value",
+    );
+    assert_err(
+        &with("[edge.peer.out]\nremove = [\"*\"]"),
+        13,
+        "out.remove",
+        "not a header name",
+    );
+    assert_err(
+        &format!(
+            "{MINIMAL}[[edge.peer]]\nname = \"a\"\nuser_agent = \"x\"\n[edge.peer.out]\nadd = [\"X-A: 1\"]\n"
+        ),
+        12,
+        "out",
+        "needs `sources`",
+    );
+}

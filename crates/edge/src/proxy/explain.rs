@@ -235,13 +235,30 @@ fn stages(
     };
     x.stage("parse", true, first_line(datagram));
     if !edge.peers().is_empty() {
-        let says = match edge
-            .peers()
-            .of(&from, &m)
-            .and_then(|i| edge.peers().name(i))
-        {
-            Some(name) => format!("from peer {name}"),
-            None => format!("none of the {} peers matches", edge.peers().len()),
+        let peers = edge.peers();
+        let says = match peers.of(&from, &m) {
+            Some(i) => {
+                let name = peers.name(i).map_or("", |n| &**n);
+                // What the send stage then shows rewritten.
+                match peers.rewrites_of(i, false) {
+                    Some(r) => format!(
+                        "from peer {name}; its [in] rewrites apply: {} number rules{}{}",
+                        r.numbers.0.len(),
+                        if r.tel.is_some() {
+                            ", the URI form"
+                        } else {
+                            ""
+                        },
+                        if r.headers.is_empty() {
+                            ""
+                        } else {
+                            ", a header policy"
+                        },
+                    ),
+                    None => format!("from peer {name}"),
+                }
+            }
+            None => format!("none of the {} peers matches", peers.len()),
         };
         x.stage("peer", true, says);
     }

@@ -251,6 +251,10 @@ pub(crate) fn splice(
         let elems: [Element<'_>; 8] = std::array::from_fn(|i| routes.entries[i].unwrap_or(*top));
         remove_leading(sp, &elems[..routes.len], routes.ours);
     }
+    // normalize: the rewrites of the peer it comes from or goes to.
+    if edge.peers().rewrites() {
+        super::normalize::request(edge, sp, m, c, out, sent_by);
+    }
     // nat_sdp: a caller a NAT test found behind NAT gets its SDP's
     // private addresses replaced by the one it came from.
     let body_len = if edge.nat_sdp && !c.nat.is_empty() {

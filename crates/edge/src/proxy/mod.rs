@@ -29,6 +29,7 @@ mod forward;
 mod hops;
 mod local;
 mod nat_sdp;
+pub(crate) mod normalize;
 mod pipeline;
 mod registrar;
 mod reply;

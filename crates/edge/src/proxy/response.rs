@@ -92,6 +92,12 @@ pub fn handle(
     sp.clear();
     let elems: [Element<'_>; 2] = [top, second.unwrap_or(top)];
     remove_leading(sp, &elems, 1);
+    if edge.peers().rewrites() {
+        let came = (from.transport, from.remote.ip());
+        if let Some(p) = super::normalize::response_policy(edge, from_pool.is_some(), came, &out) {
+            p.apply(sp, m);
+        }
+    }
     // An answer from outside the pool found behind NAT, with `nat_sdp`:
     // its SDP's private addresses become the one it came from.
     let body_len = match from_pool {

@@ -15,6 +15,7 @@ use toml::Spanned;
 mod capacity;
 mod codes;
 mod coding;
+mod peer;
 mod probe;
 mod registrar;
 mod tls;
@@ -22,6 +23,7 @@ mod transaction;
 
 use capacity::{capacity, limit};
 use coding::{coding, compact_keep, validation};
+use peer::peers;
 use probe::probe;
 use registrar::registrar;
 use transaction::transaction;
@@ -49,8 +51,6 @@ const TOP_KEYS: &[&str] = &[
     "hep",
     "records",
 ];
-/// Keys of `[[edge.peer]]`.
-const PEER_KEYS: &[&str] = &["name", "sources", "user_agent", "transport"];
 /// Keys of `[records]`.
 const RECORDS_KEYS: &[&str] = &["file", "rotate_size", "rotate_interval", "queue"];
 /// Keys of `[hep]`.
@@ -538,84 +538,6 @@ fn hep(t: &Table<'_, '_>) -> Result<crate::config::model::Hep> {
             None => 10_000,
         },
     })
-}
-
-/// Reads an edge's `[[edge.peer]]` tables: a unique name each, and at
-/// least one condition (a peer matching everything would hide the ones
-/// after it).
-fn peers(t: &Table<'_, '_>) -> Result<Vec<crate::config::model::Peer>> {
-    let cx = t.cx;
-    let Some(v) = t.get("peer") else {
-        return Ok(Vec::new());
-    };
-    let DeValue::Array(items) = v.get_ref() else {
-        return Err(cx.err(
-            v.span().start,
-            "peer",
-            "expected [[edge.peer]] tables (double brackets)",
-        ));
-    };
-    let mut peers: Vec<crate::config::model::Peer> = Vec::new();
-    for item in items {
-        let p = cx.table(item, "peer", "[[edge.peer]]")?;
-        p.check_keys(PEER_KEYS, |_| None)?;
-        let n = p.required("name", "the peer's name, e.g. \"carrier-a\"")?;
-        let name = cx.string(n, "name")?;
-        let well_formed = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-        if !well_formed {
-            return Err(cx.err(
-                n.span().start,
-                "name",
-                format!("{name:?}: letters, digits, '-', '_' and '.' only"),
-            ));
-        }
-        if peers.iter().any(|q| q.name == name) {
-            return Err(cx.err(
-                n.span().start,
-                "name",
-                format!("{name:?} names another peer of this edge already"),
-            ));
-        }
-        let sources = match p.get("sources") {
-            Some(v) => networks(cx, v, "sources")?,
-            None => Vec::new(),
-        };
-        let user_agent = p
-            .get("user_agent")
-            .map(|v| cx.string(v, "user_agent").map(str::to_owned))
-            .transpose()?
-            .filter(|u| !u.is_empty());
-        let transport = match p.get("transport") {
-            Some(v) => {
-                let s = cx.string(v, "transport")?;
-                Some(Transport::from_name(s.as_bytes()).ok_or_else(|| {
-                    cx.err(
-                        v.span().start,
-                        "transport",
-                        format!("{s:?} is not one of udp, tcp, tls, ws, wss"),
-                    )
-                })?)
-            }
-            None => None,
-        };
-        if sources.is_empty() && user_agent.is_none() {
-            return Err(cx.err(
-                n.span().start,
-                "sources",
-                "give `sources` (networks) or `user_agent`, or both: a peer must be told apart",
-            ));
-        }
-        peers.push(crate::config::model::Peer {
-            name: name.to_owned(),
-            sources,
-            user_agent,
-            transport,
-        });
-    }
-    Ok(peers)
 }
 
 /// Reads `[records]`: the file is required (`"-"`: stdout), the rest has

@@ -463,6 +463,13 @@ impl State {
                     crate::proxy::nat_sdp::answer_behind_nat(env.edge, m, &top, hop.to.addr)
                 });
         let nat_sdp = behind_nat.then(|| hop.to.addr.ip());
+        let policy = if env.edge.peers().rewrites() {
+            let came = (hop.to.transport, hop.to.addr.ip());
+            let from_pool = hop.dest(env).is_some();
+            crate::proxy::normalize::response_policy(env.edge, from_pool, came, &req.upstream)
+        } else {
+            None
+        };
         let b = &mut self.branches[k];
         if code < 200 {
             b.provisional = true;
@@ -484,7 +491,7 @@ impl State {
             if code > 100
                 && current
                 && !self.server.is_final()
-                && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp)
+                && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp, policy)
             {
                 self.last.clone_from(env.s.out);
                 env.s.sends.push(env.s.out, req.upstream);
@@ -506,7 +513,7 @@ impl State {
                     .limits()
                     .call_answered(m.call_id().unwrap_or_default(), i, env.now);
             }
-            if wanted && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp) {
+            if wanted && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp, policy) {
                 env.s.sends.push(env.s.out, req.upstream);
                 env.s.stats.count(Event::ResponseForwarded);
                 if !self.server.is_final() {
@@ -529,7 +536,14 @@ impl State {
         }
         if !self.server.is_final() && Best::replaces(self.best.as_ref(), code) {
             let mut bytes = Vec::new();
-            if messages::relay(env.s.splicer, &mut bytes, m, upstream_status(code), nat_sdp) {
+            if messages::relay(
+                env.s.splicer,
+                &mut bytes,
+                m,
+                upstream_status(code),
+                nat_sdp,
+                policy,
+            ) {
                 self.best = Some(Best {
                     code,
                     bytes: Some(bytes),

@@ -100,13 +100,15 @@ pub(super) fn cancel(out: &mut Vec<u8>, req: &Message<'_>, ours: usize, via: &Ou
 /// Writes response `m` without its top Via (ours) into `out`, with its
 /// status line replaced by `status` when given, and its SDP's private
 /// addresses replaced by `nat_sdp` (the address of a party behind NAT that
-/// sent it, with `nat_sdp`). `false` when it has no second Via to go to.
+/// sent it, with `nat_sdp`), and the header `policy` of the peer it comes
+/// from or goes to applied. `false` when it has no second Via to go to.
 pub(super) fn relay(
     sp: &mut Splicer,
     out: &mut Vec<u8>,
     m: &Message<'_>,
     status: Option<&[u8]>,
     nat_sdp: Option<std::net::IpAddr>,
+    policy: Option<&crate::header_policy::HeaderPolicy>,
 ) -> bool {
     let mut vias = m.elements(HeaderName::Via);
     let (Some(top), Some(second)) = (vias.next(), vias.next()) else {
@@ -115,6 +117,9 @@ pub(super) fn relay(
     sp.clear();
     let elems: [Element<'_>; 2] = [top, second];
     remove_leading(sp, &elems, 1);
+    if let Some(p) = policy {
+        p.apply(sp, m);
+    }
     let body_len = match nat_sdp {
         Some(source) => crate::proxy::nat_sdp::rewrite(sp, m, source),
         None => m.body().len(),

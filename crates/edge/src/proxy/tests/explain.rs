@@ -379,3 +379,29 @@ fn the_peer_a_request_comes_from_is_named() {
     let x = run(&cfg, &edge, &invite("no-peers", ""), None);
     assert!(x.stages.iter().all(|v| v.stage != "peer"));
 }
+
+#[test]
+fn a_peers_rewrites_are_named_and_shown_in_what_is_sent() {
+    let (cfg, edge) = setup(
+        "hash-call-id",
+        "[[edge.peer]]\nname = \"carrier-a\"\nsources = [\"203.0.113.0/24\"]\n\
+         [edge.peer.in]\nnumber = [{ match = '^bob$', replace = \"+442079460000\" }]\n\
+         remove = [\"X-*\"]\n",
+    );
+    let x = run(&cfg, &edge, &invite("peer-rw", "X-Secret: 1\r\n"), None);
+    let peer = x
+        .stages
+        .iter()
+        .find(|v| v.stage == "peer")
+        .expect("a peer stage");
+    assert_eq!(
+        peer.says,
+        "from peer carrier-a; its [in] rewrites apply: 1 number rules, a header policy"
+    );
+    let sent = &x.sent.last().expect("sent").message;
+    assert!(
+        sent.starts_with("INVITE sip:+442079460000@example.com SIP/2.0\r\n"),
+        "{sent}"
+    );
+    assert!(!sent.contains("X-Secret"), "{sent}");
+}

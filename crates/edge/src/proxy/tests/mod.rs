@@ -1149,6 +1149,7 @@ fn forwarded_requests_and_verified_answers_feed_the_passive_counters() {
 mod explain;
 mod flows;
 mod nat;
+mod normalize;
 mod outbound;
 mod records;
 mod registrar;
