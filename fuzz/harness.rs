@@ -369,6 +369,7 @@ compact_keep = ["Call-ID"]
 validate = ["basic", "sdp", "request-uri", "from", "to", "contact", "no-max-forwards"]
 nat_test = 127
 nat_sdp = true
+topology_hiding = true
 [[edge.destination]]
 uri = "sip:127.0.0.1:5070"
 channels = 10
@@ -385,6 +386,7 @@ insertion = "transactional"
 compress_out = ["compact", "gzip"]
 validate = ["basic", "headers", "sdp"]
 foreign_next_hop = "refuse"
+topology_hiding = true
 on_invalid = "tag"
 outbound_from = ["127.0.0.0/30", "::1"]
 [edge.transaction]

@@ -152,6 +152,67 @@ impl TokenKey {
     }
 }
 
+impl TokenKey {
+    /// Appends `plain`, sealed for `edge` as a `label` blob, to `w` as
+    /// text (the wire form of a token, of any length): what topology
+    /// hiding puts in place of a pool server's Contact, Vias and
+    /// Record-Route entries. The label keeps a blob of one kind from
+    /// opening as another. False (nothing written) only if the cipher
+    /// refused.
+    pub fn seal_blob(&self, label: &[u8], edge: &[u8], plain: &[u8], w: &mut Vec<u8>) -> bool {
+        let mut sealed = Vec::with_capacity(1 + plain.len() + TAG);
+        sealed.push(self.id);
+        sealed.extend_from_slice(plain);
+        let ad = [label, b"\0", edge].concat();
+        let Ok(tag) = self
+            .cipher
+            .encrypt_inout_detached(&NONCE, &ad, (&mut sealed[1..]).into())
+        else {
+            return false;
+        };
+        sealed.extend_from_slice(&tag);
+        let at = w.len();
+        w.resize(at + sealed.len().div_ceil(3) * 4, 0);
+        match URL_SAFE_NO_PAD.encode_slice(&sealed, &mut w[at..]) {
+            Ok(n) => {
+                w.truncate(at + n);
+                true
+            }
+            Err(_) => {
+                w.truncate(at);
+                false
+            }
+        }
+    }
+}
+
+/// The longest blob text [`open_blob`] reads: room for a handful of Via
+/// headers or route entries, far below what a datagram holds.
+pub const MAX_BLOB_TEXT: usize = 4096;
+
+/// Opens blob `text` sealed for `edge` as a `label` blob under any key of
+/// `keys`; `None` for anything else.
+pub fn open_blob(keys: &[TokenKey], label: &[u8], text: &[u8], edge: &[u8]) -> Option<Vec<u8>> {
+    if text.len() > MAX_BLOB_TEXT {
+        return None;
+    }
+    let sealed = URL_SAFE_NO_PAD.decode(text).ok()?;
+    if sealed.len() < 1 + TAG {
+        return None;
+    }
+    let (id, rest) = (sealed[0], &sealed[1..]);
+    let (body, tag) = rest.split_at(rest.len() - TAG);
+    let tag = Tag::try_from(tag).ok()?;
+    let ad = [label, b"\0", edge].concat();
+    keys.iter().filter(|k| k.id == id).find_map(|k| {
+        let mut plain = body.to_vec();
+        k.cipher
+            .decrypt_inout_detached(&NONCE, &ad, (&mut plain[..]).into(), &tag)
+            .ok()?;
+        Some(plain)
+    })
+}
+
 /// The fixed nonce (see the module's doc).
 const NONCE: Nonce = aes_gcm_siv::aead::array::Array([0u8; 12]);
 

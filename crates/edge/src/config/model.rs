@@ -374,6 +374,10 @@ pub struct Edge {
     /// requests a NAT test found behind NAT, and of answers from outside
     /// the pool.
     pub nat_sdp: bool,
+    /// Keep the pool's addresses from the outside (`topology_hiding`):
+    /// its Contacts, Vias and Record-Route entries sealed into the
+    /// edge's own, restored by any instance.
+    pub topology_hiding: bool,
     /// Which sources the edge serves and which User-Agents it ignores
     /// (`allow`, `deny`, `restrict`, `user_agent_deny`).
     pub hygiene: Hygiene,

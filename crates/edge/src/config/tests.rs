@@ -172,6 +172,7 @@ fn example_parses_to_expected_model() {
             outbound_from: Vec::new(),
             nat_test: crate::nat::NatTests::default(),
             nat_sdp: false,
+            topology_hiding: false,
             registrar: None,
             hygiene: Default::default(),
             hep: true,
@@ -768,10 +769,13 @@ fn nat_test_takes_names_or_an_opensips_bitmask() {
 
 #[test]
 fn contract_keys_not_supported() {
-    let e = err(&edge_with("topology_hiding = true"));
-    assert_eq!(
-        e.to_string(),
-        "test.toml:5: topology_hiding: not supported by this version of sipedge"
+    assert!(ok(&edge_with("topology_hiding = true")).edges[0].topology_hiding);
+    assert!(!ok(&edge_with("")).edges[0].topology_hiding);
+    assert_err(
+        &edge_with("topology_hiding = 1"),
+        5,
+        "topology_hiding",
+        "true or false",
     );
     let wss = MINIMAL.replace("udp:127.0.0.1:5060", "wss:127.0.0.1");
     assert_err(

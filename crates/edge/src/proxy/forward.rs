@@ -174,6 +174,14 @@ pub(crate) fn splice(
     let outbound = &edge.locals[out.local];
     let sent_by = outbound.sent_by.as_bytes();
     let top = &c.origin.top;
+    // topology_hiding: what goes out from the pool takes its Vias and
+    // Record-Route entries along sealed, and its Contact is the edge's.
+    let hide = edge.hiding() && c.outward;
+    let th = if hide {
+        super::hiding::sealed_vias(edge, m, c)
+    } else {
+        Vec::new()
+    };
     let sp = &mut *s.splicer;
     sp.clear();
     // To a registered contact: it is the Request-URI (RFC 3261 §16.5).
@@ -189,9 +197,12 @@ pub(crate) fn splice(
         w.extend_from_slice(sent_by);
         w.extend_from_slice(b";branch=");
         write_attempt_branch(w, c.branch_mac(edge, attempt), c.loop_hash, attempt);
+        w.extend_from_slice(&th);
         w.extend_from_slice(b"\r\n");
     });
-    fix_top_via(sp, top, &c.origin.via, &c.origin.from);
+    if !hide {
+        fix_top_via(sp, top, &c.origin.via, &c.origin.from);
+    }
     match (c.facts.max_forwards, m.first(HeaderName::MaxForwards)) {
         (Some(n), Some(h)) => sp.replace_with(h.value.range(), |w| write_num(w, n - 1)),
         _ => sp.insert(first_via, b"Max-Forwards: 70\r\n"),
@@ -208,12 +219,17 @@ pub(crate) fn splice(
         let inbound = &edge.locals[c.origin.from.local];
         let from = &c.origin.from;
         let token = flow_token(edge, c, out);
+        let thr = if hide {
+            super::hiding::request_routes(edge, m)
+        } else {
+            Vec::new()
+        };
         sp.insert_with(at, |w| {
-            record_route(w, edge, outbound, Some(&token));
+            record_route(w, edge, outbound, Some(&token), &thr);
             let other_side = from.local != out.local
                 && (inbound.transport != outbound.transport || inbound.sent_by != outbound.sent_by);
             if other_side {
-                record_route(w, edge, inbound, None);
+                record_route(w, edge, inbound, None, b"");
             }
         });
     }
@@ -231,7 +247,7 @@ pub(crate) fn splice(
         let supported = supports_path(m);
         sp.insert_with(at, |w| {
             w.extend_from_slice(b"Path: ");
-            entry(w, edge, outbound, Some(&token));
+            entry(w, edge, outbound, Some(&token), b"");
             w.extend_from_slice(b"\r\n");
             if !supported {
                 w.extend_from_slice(b"Supported: path\r\n");
@@ -255,6 +271,18 @@ pub(crate) fn splice(
     if edge.peers().rewrites() {
         super::normalize::request(edge, sp, m, c, out, sent_by);
     }
+    if hide {
+        if c.method != Method::Register {
+            super::hiding::hide_contacts(edge, sp, m, outbound);
+        }
+        // Last: the lines go after what was inserted where they start.
+        super::hiding::remove(sp, m, HeaderName::Via);
+        if creates_dialog(c.method) && !c.in_dialog {
+            super::hiding::remove(sp, m, HeaderName::RecordRoute);
+        }
+    } else if edge.hiding() && c.in_dialog {
+        super::hiding::restore_request(edge, sp, m, c);
+    }
     // nat_sdp: a caller a NAT test found behind NAT gets its SDP's
     // private addresses replaced by the one it came from.
     let body_len = if edge.nat_sdp && !c.nat.is_empty() {
@@ -268,15 +296,16 @@ pub(crate) fn splice(
 }
 
 /// A Record-Route line naming `local` (see [`entry`]).
-fn record_route(w: &mut Vec<u8>, edge: &Edge, local: &Local, token: Option<&Token>) {
+fn record_route(w: &mut Vec<u8>, edge: &Edge, local: &Local, token: Option<&Token>, params: &[u8]) {
     w.extend_from_slice(b"Record-Route: ");
-    entry(w, edge, local, token);
+    entry(w, edge, local, token, params);
     w.extend_from_slice(b"\r\n");
 }
 
 /// A route entry naming `local`: `<sip:TOKEN@host:port;lr>`, with the
-/// transport parameter when it is not UDP.
-fn entry(w: &mut Vec<u8>, edge: &Edge, local: &Local, token: Option<&Token>) {
+/// transport parameter when it is not UDP, and further URI `params`
+/// (topology hiding's sealed route entries).
+fn entry(w: &mut Vec<u8>, edge: &Edge, local: &Local, token: Option<&Token>, params: &[u8]) {
     w.extend_from_slice(b"<sip:");
     if let Some(t) = token {
         if edge.keys.sealing().seal(t, edge.name.as_bytes(), w) {
@@ -288,7 +317,9 @@ fn entry(w: &mut Vec<u8>, edge: &Edge, local: &Local, token: Option<&Token>) {
         w.extend_from_slice(b";transport=");
         w.extend_from_slice(local.transport.name().as_bytes());
     }
-    w.extend_from_slice(b";lr>");
+    w.extend_from_slice(b";lr");
+    w.extend_from_slice(params);
+    w.push(b'>');
 }
 
 /// Whether a request's Supported header names `path` (RFC 3327 §4).

@@ -26,6 +26,7 @@ mod encoding;
 pub mod explain;
 mod flow_failed;
 mod forward;
+pub(crate) mod hiding;
 mod hops;
 mod local;
 mod nat_sdp;
@@ -179,6 +180,8 @@ pub struct Edge {
     /// Replace private addresses in the SDP of parties behind NAT
     /// (`nat_sdp`).
     nat_sdp: bool,
+    /// Keep the pool's addresses from the outside (`topology_hiding`).
+    hiding: bool,
     /// This node's address on the node-to-node link (`[cluster] listen`):
     /// the owner the flow tokens of its connections name.
     relay: Option<SocketAddr>,
@@ -389,6 +392,7 @@ impl Edge {
             outbound_from: edge.outbound_from.clone(),
             nat_tests: edge.nat_test,
             nat_sdp: edge.nat_sdp,
+            hiding: edge.topology_hiding,
             relay: previous.and_then(|p| p.relay),
             nat_found: previous.map_or_else(Arc::default, |p| Arc::clone(&p.nat_found)),
             hygiene: crate::hygiene::Hygiene::new(&edge.hygiene),
@@ -745,6 +749,12 @@ impl Edge {
     /// The cluster's keys this snapshot signs and verifies with.
     pub fn keys(&self) -> &KeyRing {
         &self.keys
+    }
+
+    /// Whether the pool's addresses are kept from the outside
+    /// (`topology_hiding`).
+    pub(crate) fn hiding(&self) -> bool {
+        self.hiding
     }
 
     /// Whether the SDP of parties behind NAT is rewritten (`nat_sdp`).

@@ -46,7 +46,18 @@ pub fn handle(
     let Some(branch) = our.branch.and_then(parse_branch) else {
         return Outcome::Drop(Event::ResponseNotOurs);
     };
-    let Some(next) = second.and_then(|e| Via::parse(e.text).ok()) else {
+    // topology_hiding: an answer to a request from the pool carries the
+    // pool's Vias sealed in ours.
+    let hidden = if edge.hiding() {
+        super::hiding::hidden_vias(edge, &top)
+    } else {
+        None
+    };
+    let next = match &hidden {
+        Some(vias) => super::hiding::first_via(vias),
+        None => second.and_then(|e| Via::parse(e.text).ok()),
+    };
+    let Some(next) = next else {
         return Outcome::Drop(Event::ResponseUnroutable);
     };
     let call_id = m.call_id().unwrap_or_default();
@@ -90,8 +101,16 @@ pub fn handle(
     }
     let sp = &mut *s.splicer;
     sp.clear();
-    let elems: [Element<'_>; 2] = [top, second.unwrap_or(top)];
-    remove_leading(sp, &elems, 1);
+    match &hidden {
+        Some(vias) => super::hiding::restore_answer(edge, sp, m, &top, vias),
+        None => {
+            let elems: [Element<'_>; 2] = [top, second.unwrap_or(top)];
+            remove_leading(sp, &elems, 1);
+            if edge.hiding() && from_pool.is_some() {
+                super::hiding::hide_answer(edge, sp, m, &edge.locals[out.local]);
+            }
+        }
+    }
     if edge.peers().rewrites() {
         let came = (from.transport, from.remote.ip());
         if let Some(p) = super::normalize::response_policy(edge, from_pool.is_some(), came, &out) {

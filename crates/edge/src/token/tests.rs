@@ -194,3 +194,33 @@ proptest! {
         let _ = open(std::slice::from_ref(&k), &text, EDGE);
     }
 }
+
+#[test]
+fn blobs_open_only_under_their_label_edge_and_keys() {
+    let key = TokenKey::from_secret(b"one secret");
+    let mut text = Vec::new();
+    assert!(key.seal_blob(
+        b"via",
+        b"e",
+        b"SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1",
+        &mut text
+    ));
+    assert!(text
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'));
+    let keys = [key.clone()];
+    assert_eq!(
+        open_blob(&keys, b"via", &text, b"e").as_deref(),
+        Some(&b"SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK1"[..])
+    );
+    assert_eq!(open_blob(&keys, b"contact", &text, b"e"), None);
+    assert_eq!(open_blob(&keys, b"via", &text, b"other"), None);
+    let stranger = [TokenKey::from_secret(b"another secret")];
+    assert_eq!(open_blob(&stranger, b"via", &text, b"e"), None);
+    let mut altered = text.clone();
+    altered[5] = if altered[5] == b'A' { b'B' } else { b'A' };
+    assert_eq!(open_blob(&keys, b"via", &altered, b"e"), None);
+    for junk in [&b""[..], b"!!", b"AAAA", &[b'A'; MAX_BLOB_TEXT + 1]] {
+        assert_eq!(open_blob(&keys, b"via", junk, b"e"), None);
+    }
+}

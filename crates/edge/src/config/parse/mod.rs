@@ -112,6 +112,7 @@ const EDGE_KEYS: &[&str] = &[
     "outbound_from",
     "nat_test",
     "nat_sdp",
+    "topology_hiding",
     "registrar",
     "allow",
     "deny",
@@ -783,7 +784,7 @@ fn conflicts(a: &Listen, b: &Listen) -> bool {
 /// Reads one `[[edge]]`; `index` is its 1-based position, for the default name.
 fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
     let cx = t.cx;
-    t.check_keys(EDGE_KEYS, |k| Some(Contract::EdgeKey(k)))?;
+    t.check_keys(EDGE_KEYS, |_| None)?;
     let name = match t.get("name") {
         Some(v) => {
             let s = cx.string(v, "name")?;
@@ -1012,6 +1013,11 @@ fn edge(t: &Table<'_, '_>, index: usize) -> Result<Edge> {
         nat_sdp: t
             .get("nat_sdp")
             .map(|v| t.cx.boolean(v, "nat_sdp"))
+            .transpose()?
+            .unwrap_or(false),
+        topology_hiding: t
+            .get("topology_hiding")
+            .map(|v| t.cx.boolean(v, "topology_hiding"))
             .transpose()?
             .unwrap_or(false),
         registrar,
@@ -1767,7 +1773,7 @@ impl<'t, 'i> Table<'t, 'i> {
     fn check_keys(
         &self,
         known: &[&str],
-        contract: impl Fn(&str) -> Option<Contract<'_>>,
+        contract: impl Fn(&str) -> Option<Contract>,
     ) -> Result<()> {
         let mut keys: Vec<_> = self.table.iter().map(|(k, _)| k).collect();
         keys.sort_by_key(|k| k.span().start);

@@ -463,6 +463,11 @@ impl State {
                     crate::proxy::nat_sdp::answer_behind_nat(env.edge, m, &top, hop.to.addr)
                 });
         let nat_sdp = behind_nat.then(|| hop.to.addr.ip());
+        let hiding = env.edge.hiding().then(|| crate::proxy::hiding::Answer {
+            edge: env.edge,
+            local: &env.edge.locals[req.upstream.local],
+            from_pool: hop.dest(env).is_some(),
+        });
         let policy = if env.edge.peers().rewrites() {
             let came = (hop.to.transport, hop.to.addr.ip());
             let from_pool = hop.dest(env).is_some();
@@ -491,7 +496,7 @@ impl State {
             if code > 100
                 && current
                 && !self.server.is_final()
-                && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp, policy)
+                && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp, policy, hiding)
             {
                 self.last.clone_from(env.s.out);
                 env.s.sends.push(env.s.out, req.upstream);
@@ -513,7 +518,8 @@ impl State {
                     .limits()
                     .call_answered(m.call_id().unwrap_or_default(), i, env.now);
             }
-            if wanted && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp, policy) {
+            if wanted && messages::relay(env.s.splicer, env.s.out, m, None, nat_sdp, policy, hiding)
+            {
                 env.s.sends.push(env.s.out, req.upstream);
                 env.s.stats.count(Event::ResponseForwarded);
                 if !self.server.is_final() {
@@ -543,6 +549,7 @@ impl State {
                 upstream_status(code),
                 nat_sdp,
                 policy,
+                hiding,
             ) {
                 self.best = Some(Best {
                     code,

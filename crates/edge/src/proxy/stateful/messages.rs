@@ -100,8 +100,9 @@ pub(super) fn cancel(out: &mut Vec<u8>, req: &Message<'_>, ours: usize, via: &Ou
 /// Writes response `m` without its top Via (ours) into `out`, with its
 /// status line replaced by `status` when given, and its SDP's private
 /// addresses replaced by `nat_sdp` (the address of a party behind NAT that
-/// sent it, with `nat_sdp`), and the header `policy` of the peer it comes
-/// from or goes to applied. `false` when it has no second Via to go to.
+/// sent it, with `nat_sdp`), the header `policy` of the peer it comes
+/// from or goes to applied, and with `topology_hiding` (`hiding`) the
+/// pool's Vias written back or its Contact and routes sealed. `false` when it has no second Via to go to.
 pub(super) fn relay(
     sp: &mut Splicer,
     out: &mut Vec<u8>,
@@ -109,14 +110,25 @@ pub(super) fn relay(
     status: Option<&[u8]>,
     nat_sdp: Option<std::net::IpAddr>,
     policy: Option<&crate::header_policy::HeaderPolicy>,
+    hiding: Option<crate::proxy::hiding::Answer<'_>>,
 ) -> bool {
     let mut vias = m.elements(HeaderName::Via);
-    let (Some(top), Some(second)) = (vias.next(), vias.next()) else {
+    let (Some(top), second) = (vias.next(), vias.next()) else {
         return false;
     };
+    let hidden = hiding.and_then(|h| crate::proxy::hiding::hidden_vias(h.edge, &top));
     sp.clear();
-    let elems: [Element<'_>; 2] = [top, second];
-    remove_leading(sp, &elems, 1);
+    match (&hidden, hiding, second) {
+        (Some(vias), Some(h), _) => crate::proxy::hiding::restore_answer(h.edge, sp, m, &top, vias),
+        (None, _, Some(second)) => {
+            let elems: [Element<'_>; 2] = [top, second];
+            remove_leading(sp, &elems, 1);
+            if let Some(h) = hiding.filter(|h| h.from_pool) {
+                crate::proxy::hiding::hide_answer(h.edge, sp, m, h.local);
+            }
+        }
+        _ => return false,
+    }
     if let Some(p) = policy {
         p.apply(sp, m);
     }

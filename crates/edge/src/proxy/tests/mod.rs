@@ -1148,6 +1148,7 @@ fn forwarded_requests_and_verified_answers_feed_the_passive_counters() {
 
 mod explain;
 mod flows;
+mod hiding;
 mod nat;
 mod normalize;
 mod outbound;
