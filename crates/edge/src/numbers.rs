@@ -125,6 +125,10 @@ impl Rule {
         }
         let out = match &self.rewrite {
             Rewrite::Replace { pattern, with } => {
+                // Captures allocate: only for a number that matches.
+                if !pattern.0.is_match(n) {
+                    return None;
+                }
                 let caps = pattern.0.captures(n)?;
                 let whole = caps.get(0)?;
                 let mut out = Vec::with_capacity(n.len() + with.len());
@@ -171,7 +175,8 @@ impl Rules {
                 now = Some(next);
             }
         }
-        now.filter(|v| v != n)
+        // A number rewritten to nothing would leave `sip:@host`.
+        now.filter(|v| v != n && !v.is_empty())
     }
 
     /// No rule.
@@ -290,5 +295,8 @@ mod tests {
             rule(Rewrite::StripPrefix("9".into())),
         ]);
         assert_eq!(undo.normalize(Field::To, b"100"), None);
+        // Nor is a number stripped to nothing.
+        let all = Rules(vec![rule(Rewrite::StripPrefix("9".into()))]);
+        assert_eq!(all.normalize(Field::Ruri, b"9"), None);
     }
 }

@@ -157,9 +157,12 @@ impl TokenKey {
     /// text (the wire form of a token, of any length): what topology
     /// hiding puts in place of a pool server's Contact, Vias and
     /// Record-Route entries. The label keeps a blob of one kind from
-    /// opening as another. False (nothing written) only if the cipher
-    /// refused.
+    /// opening as another. False (nothing written) when its text would be
+    /// longer than [`open_blob`] reads, or if the cipher refused.
     pub fn seal_blob(&self, label: &[u8], edge: &[u8], plain: &[u8], w: &mut Vec<u8>) -> bool {
+        if (1 + plain.len() + TAG).div_ceil(3) * 4 > MAX_BLOB_TEXT {
+            return false;
+        }
         let mut sealed = Vec::with_capacity(1 + plain.len() + TAG);
         sealed.push(self.id);
         sealed.extend_from_slice(plain);

@@ -91,9 +91,13 @@ impl Splicer {
     }
 
     /// Writes `orig[range]` with the edits that fall inside it applied.
+    /// At one offset, pure insertions come first (in insertion order),
+    /// then the edit that removes from there: a line inserted where
+    /// another edit removes a line is never lost to that removal.
     pub fn write_range(&mut self, orig: &[u8], range: Range<usize>, out: &mut Vec<u8>) {
         let end = range.end.min(orig.len());
-        self.edits.sort_unstable_by_key(|e| (e.at, e.seq));
+        self.edits
+            .sort_unstable_by_key(|e| (e.at, e.remove != 0, e.seq));
         let mut pos = range.start.min(end);
         for e in &self.edits {
             if e.at < pos || e.at > end {
@@ -156,6 +160,17 @@ mod tests {
         let mut out = Vec::new();
         s.write(orig, 10, &mut out);
         assert_eq!(out, b"<<0123xy67942");
+    }
+
+    #[test]
+    fn an_insertion_is_kept_where_a_removal_starts_whatever_came_first() {
+        let mut s = Splicer::new();
+        s.remove(2..4);
+        s.insert(2, b"new");
+        s.insert(4, b"!");
+        let mut out = Vec::new();
+        s.write(b"ab--cd", 6, &mut out);
+        assert_eq!(out, b"abnew!cd");
     }
 
     #[test]

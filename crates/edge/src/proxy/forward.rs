@@ -182,6 +182,12 @@ pub(crate) fn splice(
     } else {
         Vec::new()
     };
+    let records = creates_dialog(c.method) && !c.in_dialog;
+    let thr = if hide && records {
+        super::hiding::request_routes(edge, m)
+    } else {
+        Vec::new()
+    };
     let sp = &mut *s.splicer;
     sp.clear();
     // To a registered contact: it is the Request-URI (RFC 3261 §16.5).
@@ -200,14 +206,15 @@ pub(crate) fn splice(
         w.extend_from_slice(&th);
         w.extend_from_slice(b"\r\n");
     });
-    if !hide {
+    // (Vias too many to seal are not hidden.)
+    if th.is_empty() {
         fix_top_via(sp, top, &c.origin.via, &c.origin.from);
     }
     match (c.facts.max_forwards, m.first(HeaderName::MaxForwards)) {
         (Some(n), Some(h)) => sp.replace_with(h.value.range(), |w| write_num(w, n - 1)),
         _ => sp.insert(first_via, b"Max-Forwards: 70\r\n"),
     }
-    if creates_dialog(c.method) && !c.in_dialog {
+    if records {
         let at = m
             .first(HeaderName::RecordRoute)
             .map_or(first_via, |h| h.line.start as usize);
@@ -219,11 +226,6 @@ pub(crate) fn splice(
         let inbound = &edge.locals[c.origin.from.local];
         let from = &c.origin.from;
         let token = flow_token(edge, c, out);
-        let thr = if hide {
-            super::hiding::request_routes(edge, m)
-        } else {
-            Vec::new()
-        };
         sp.insert_with(at, |w| {
             record_route(w, edge, outbound, Some(&token), &thr);
             let other_side = from.local != out.local
@@ -275,9 +277,10 @@ pub(crate) fn splice(
         if c.method != Method::Register {
             super::hiding::hide_contacts(edge, sp, m, outbound);
         }
-        // Last: the lines go after what was inserted where they start.
-        super::hiding::remove(sp, m, HeaderName::Via);
-        if creates_dialog(c.method) && !c.in_dialog {
+        if !th.is_empty() {
+            super::hiding::remove(sp, m, HeaderName::Via);
+        }
+        if !thr.is_empty() {
             super::hiding::remove(sp, m, HeaderName::RecordRoute);
         }
     } else if edge.hiding() && c.in_dialog {

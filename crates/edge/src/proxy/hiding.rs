@@ -37,6 +37,10 @@ const CONTACT: &[u8] = b"hidden contact";
 const VIAS: &[u8] = b"hidden vias";
 const ROUTES: &[u8] = b"hidden routes";
 
+/// Between the Vias or route entries of a blob: a byte no header value
+/// holds, so a quoted parameter with a comma stays whole.
+const SEP: u8 = 0;
+
 /// The Via parameter with the pool's Vias.
 const VIA_PARAM: &[u8] = b"th";
 /// The Record-Route (and Route) URI parameter with the pool's entries.
@@ -74,7 +78,7 @@ fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 
 /// `;th=BLOB`: the Vias of request `m` (checked as `c`) sealed, the top
 /// one with the received/rport the send stage would have written. Empty
-/// when there is nothing to seal.
+/// when they do not fit a blob: then they are not hidden.
 pub(crate) fn sealed_vias(edge: &Edge, m: &Message<'_>, c: &Checked<'_>) -> Vec<u8> {
     let top = &c.origin.top;
     let mut fix = Splicer::new();
@@ -82,7 +86,7 @@ pub(crate) fn sealed_vias(edge: &Edge, m: &Message<'_>, c: &Checked<'_>) -> Vec<
     let mut plain = Vec::with_capacity(256);
     fix.write_range(m.buf(), top.span.range(), &mut plain);
     for e in m.elements(HeaderName::Via).skip(1) {
-        plain.push(b',');
+        plain.push(SEP);
         plain.extend_from_slice(e.text);
     }
     let mut w = Vec::with_capacity(plain.len() * 4 / 3 + 32);
@@ -117,7 +121,7 @@ fn sealed_routes(edge: &Edge, entries: &[&[u8]]) -> Vec<u8> {
     if entries.is_empty() {
         return Vec::new();
     }
-    let plain = entries.join(&b","[..]);
+    let plain = entries.join(&[SEP][..]);
     let mut w = Vec::with_capacity(plain.len() * 4 / 3 + 32);
     w.extend_from_slice(b";thr=");
     if !seal(edge, ROUTES, &plain, &mut w) {
@@ -187,9 +191,19 @@ pub(crate) fn restore_request(edge: &Edge, sp: &mut Splicer, m: &Message<'_>, c:
     };
     sp.insert_with(last.header.line.end as usize, |w| {
         w.extend_from_slice(b"Route: ");
-        w.extend_from_slice(&entries);
+        write_list(w, &entries);
         w.extend_from_slice(b"\r\n");
     });
+}
+
+/// A blob's items as a header's comma-separated list.
+fn write_list(w: &mut Vec<u8>, items: &[u8]) {
+    for (i, item) in items.split(|&b| b == SEP).enumerate() {
+        if i > 0 {
+            w.extend_from_slice(b", ");
+        }
+        w.extend_from_slice(item);
+    }
 }
 
 // ---- answers --------------------------------------------------------
@@ -207,9 +221,15 @@ pub(crate) struct Answer<'e> {
 
 /// An answer from the pool going out on `local`: its Contact sealed, and
 /// the pool's Record-Route entries above the edge's own folded into the
-/// first of the edge's.
+/// first of the edge's. The Contacts of an answer to a REGISTER are the
+/// phone's own bindings, and those of a 3xx the targets it redirects to:
+/// they are left as they are.
 pub(crate) fn hide_answer(edge: &Edge, sp: &mut Splicer, m: &Message<'_>, local: &Local) {
-    hide_contacts(edge, sp, m, local);
+    let register = m.cseq().is_ok_and(|c| c.method == b"REGISTER");
+    let redirect = m.status().is_some_and(|s| (300..400).contains(&s));
+    if !register && !redirect {
+        hide_contacts(edge, sp, m, local);
+    }
     let entries: Vec<Element<'_>> = m.elements(HeaderName::RecordRoute).collect();
     let first_ours = entries.iter().position(|e| {
         NameAddr::parse(e.text)
@@ -239,8 +259,7 @@ pub(crate) fn hidden_vias(edge: &Edge, top: &Element<'_>) -> Option<Vec<u8>> {
 /// The first of `vias` (what [`hidden_vias`] returned), parsed: where the
 /// answer goes next.
 pub(crate) fn first_via(vias: &[u8]) -> Option<Via<'_>> {
-    let end = vias.iter().position(|&b| b == b',').unwrap_or(vias.len());
-    Via::parse(&vias[..end]).ok()
+    Via::parse(vias.split(|&b| b == SEP).next()?).ok()
 }
 
 /// An answer from outside going into the pool: the edge's Via (`top`)
@@ -253,23 +272,31 @@ pub(crate) fn restore_answer(
     top: &Element<'_>,
     vias: &[u8],
 ) {
-    sp.replace(top.span.range(), vias);
-    for e in m.elements(HeaderName::RecordRoute) {
-        let Ok(na) = NameAddr::parse(e.text) else {
+    sp.replace_with(top.span.range(), |w| write_list(w, vias));
+    // After the last of the edge's own entries that follow the one with
+    // the blob (two when the call changes transport or address).
+    fn own<'a>(edge: &Edge, e: &Element<'a>) -> Option<Uri<'a>> {
+        NameAddr::parse(e.text)
+            .and_then(|na| na.parse_uri())
+            .ok()
+            .filter(|u| ours(edge, u))
+    }
+    let mut entries = m.elements(HeaderName::RecordRoute).peekable();
+    while let Some(e) = entries.next() {
+        let Some(blob) = own(edge, &e).and_then(|u| route_param(&u)) else {
             continue;
         };
-        let Ok(u) = na.parse_uri() else {
-            continue;
-        };
-        if !ours(edge, &u) {
-            continue;
-        }
-        if let Some(entries) = route_param(&u).and_then(|b| open(edge, ROUTES, b)) {
-            sp.insert_with(e.span.end as usize, |w| {
-                w.extend_from_slice(b", ");
-                w.extend_from_slice(&entries);
-            });
+        let Some(restored) = open(edge, ROUTES, blob) else {
             return;
+        };
+        let mut last = e;
+        while let Some(next) = entries.next_if(|n| own(edge, n).is_some()) {
+            last = next;
         }
+        sp.insert_with(last.span.end as usize, |w| {
+            w.extend_from_slice(b", ");
+            write_list(w, &restored);
+        });
+        return;
     }
 }

@@ -60,9 +60,22 @@ pub(crate) fn request(
         return;
     };
     if !r.numbers.is_empty() || r.tel.is_some() {
-        // To a registered contact the whole Request-URI is replaced.
-        if !c.in_dialog && !matches!(c.route, Route::Reach) {
-            uri(sp, m, m.uri(), Field::Ruri, r, Host::Next(out.remote));
+        // The number dialled: of a request outside a dialog, and of the
+        // ACK of a non-2xx answer, which repeats its INVITE's (RFC 3261
+        // §17.1.1.3). To a registered contact the whole Request-URI is
+        // replaced.
+        let acks_failure =
+            matches!(c.route, Route::Dispatch { follow_up: true }) && c.method == sip::Method::Ack;
+        if (!c.in_dialog || acks_failure) && !matches!(c.route, Route::Reach) {
+            uri(
+                sp,
+                m,
+                m.uri(),
+                Field::Ruri,
+                r,
+                Host::Next(out.remote),
+                false,
+            );
         }
         for (name, field) in [(HeaderName::From, Field::From), (HeaderName::To, Field::To)] {
             if let Some(h) = m.first(name) {
@@ -121,13 +134,23 @@ enum Host<'a> {
 /// P-Asserted-Identity).
 fn name_addr(sp: &mut Splicer, m: &Message<'_>, v: &[u8], field: Field, r: &Rewrites, host: &[u8]) {
     if let Ok(na) = NameAddr::parse(v) {
-        uri(sp, m, na.uri, field, r, Host::Edge(host));
+        uri(sp, m, na.uri, field, r, Host::Edge(host), !na.bracketed);
     }
 }
 
 /// Rewrites the number of URI `text` (a slice of `m`) for `field`: its
-/// user by the rules, the URI around it when the form changes.
-fn uri(sp: &mut Splicer, m: &Message<'_>, text: &[u8], field: Field, r: &Rewrites, host: Host<'_>) {
+/// user by the rules, the URI around it when the form changes — in angle
+/// brackets when `bracket` (a name-addr written without them, whose
+/// parameters after the URI are the header's, not the new URI's).
+fn uri(
+    sp: &mut Splicer,
+    m: &Message<'_>,
+    text: &[u8],
+    field: Field,
+    r: &Rewrites,
+    host: Host<'_>,
+    bracket: bool,
+) {
     let Ok(u) = Uri::parse(text) else {
         return;
     };
@@ -153,14 +176,17 @@ fn uri(sp: &mut Splicer, m: &Message<'_>, text: &[u8], field: Field, r: &Rewrite
         Some(UriForm::Tel) => {
             let at = m.offset_of(text);
             sp.replace_with(at..at + text.len(), |w| {
-                w.extend_from_slice(b"tel:");
+                w.extend_from_slice(if bracket { b"<tel:" } else { b"tel:" });
                 w.extend_from_slice(now);
+                if bracket {
+                    w.push(b'>');
+                }
             });
         }
         Some(UriForm::Sip) => {
             let at = m.offset_of(text);
             sp.replace_with(at..at + text.len(), |w| {
-                w.extend_from_slice(b"sip:");
+                w.extend_from_slice(if bracket { b"<sip:" } else { b"sip:" });
                 w.extend_from_slice(now);
                 // A tel URI's parameters belong to the number (§19.1.6).
                 if !u.params.is_empty() {
@@ -177,6 +203,9 @@ fn uri(sp: &mut Splicer, m: &Message<'_>, text: &[u8], field: Field, r: &Rewrite
                     Host::Edge(h) => w.extend_from_slice(h),
                 }
                 w.extend_from_slice(b";user=phone");
+                if bracket {
+                    w.push(b'>');
+                }
             });
         }
     }

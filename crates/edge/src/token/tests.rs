@@ -220,6 +220,10 @@ fn blobs_open_only_under_their_label_edge_and_keys() {
     let mut altered = text.clone();
     altered[5] = if altered[5] == b'A' { b'B' } else { b'A' };
     assert_eq!(open_blob(&keys, b"via", &altered, b"e"), None);
+    // What could not be opened is not sealed.
+    let mut long = Vec::new();
+    assert!(!key.seal_blob(b"via", b"e", &[b'v'; MAX_BLOB_TEXT], &mut long));
+    assert!(long.is_empty());
     for junk in [&b""[..], b"!!", b"AAAA", &[b'A'; MAX_BLOB_TEXT + 1]] {
         assert_eq!(open_blob(&keys, b"via", junk, b"e"), None);
     }

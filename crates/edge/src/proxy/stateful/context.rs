@@ -649,8 +649,7 @@ impl State {
     fn send_cancel(&mut self, req: &Stored, env: &mut Env<'_, '_, '_>, k: usize) {
         let out = self.branches[k].out;
         let sent = reparse(req, env, |env, m, c| {
-            let via = our_via(env, c, &out, k);
-            messages::cancel(env.s.out, m, c.ours(), &via);
+            same_transaction(env, m, c, &out, k, messages::cancel);
             env.s.sends.push(env.s.out, out);
         });
         let b = &mut self.branches[k];
@@ -663,8 +662,9 @@ impl State {
     fn send_ack(&mut self, req: &Stored, env: &mut Env<'_, '_, '_>, k: usize, resp: &Message<'_>) {
         let out = self.branches[k].out;
         reparse(req, env, |env, m, c| {
-            let via = our_via(env, c, &out, k);
-            messages::ack(env.s.out, m, c.ours(), resp, &via);
+            same_transaction(env, m, c, &out, k, |w, sent, ours, via| {
+                messages::ack(w, sent, ours, resp, via);
+            });
             env.s.sends.push(env.s.out, out);
         });
     }
@@ -677,6 +677,32 @@ impl State {
             env.s.sends.push(env.s.out, out);
         });
     }
+}
+
+/// Writes the CANCEL or the ACK of branch `k` into `env.s.out` with
+/// `write`, from the INVITE `m` (checked as `c`) as it came — or, when
+/// the edge's peers rewrite numbers, from the INVITE as it was sent on
+/// the branch, whose Request-URI, From and To they repeat (RFC 3261
+/// §9.1, §17.1.1.3).
+fn same_transaction(
+    env: &mut Env<'_, '_, '_>,
+    m: &Message<'_>,
+    c: &Checked<'_>,
+    out: &Flow,
+    k: usize,
+    write: impl FnOnce(&mut Vec<u8>, &Message<'_>, usize, &OurVia<'_>),
+) {
+    let via = our_via(env, c, out, k);
+    if env.edge.peers().rewrites() {
+        splice(env.edge, env.s, m, c, out, k as u8);
+        let spliced = env.s.out.clone();
+        let mut index = sip::HeaderIndex::new();
+        if let Ok(sent) = sip::parse(&spliced, &mut index) {
+            write(env.s.out, &sent, 0, &via);
+            return;
+        }
+    }
+    write(env.s.out, m, c.ours(), &via);
 }
 
 /// Our Via on branch `k` of the request checked as `c`, sent on `out`.

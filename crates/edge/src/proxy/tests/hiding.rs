@@ -252,3 +252,32 @@ fn a_forged_or_foreign_blob_restores_nothing() {
         "{text}"
     );
 }
+
+#[test]
+fn the_contacts_of_a_registration_answer_are_the_phones_own() {
+    let e = hiding_edge("");
+    let mut w = e.worker();
+    let register = format!(
+        "REGISTER sip:example.com SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-r1\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@example.com>;tag=r1\r\n\
+         To: <sip:alice@example.com>\r\n\
+         Call-ID: reg-1\r\nCSeq: 1 REGISTER\r\n\
+         Contact: <sip:alice@{CALLER}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (o, fwd) = run(&e, &mut w, register.as_bytes(), CALLER);
+    assert_eq!(sent_to(o), addr(DEST_A));
+    let ok = String::from_utf8(answer(&fwd, 200))
+        .expect("utf-8")
+        .replacen(
+            "Content-Length",
+            &format!("Contact: <sip:alice@{CALLER}>;expires=3600\r\nContent-Length"),
+            1,
+        );
+    let (_, out) = run(&e, &mut w, ok.as_bytes(), DEST_A);
+    assert_eq!(
+        values(&out, HeaderName::Contact),
+        [format!("<sip:alice@{CALLER}>;expires=3600")]
+    );
+}

@@ -47,6 +47,17 @@ fn call(uri: &str, from: &str, pai: &str, extra: &str, via: &str) -> String {
     )
 }
 
+/// Carrier A's call as it dials it.
+fn call_from_a() -> String {
+    call(
+        &format!("sip:00442079460000@{EDGE}"),
+        "sip:02079460001@a.example",
+        "<tel:02079460001>",
+        "",
+        CARRIER_A,
+    )
+}
+
 fn first_line_and(out: &[u8], name: &str) -> (String, Vec<String>) {
     let text = String::from_utf8_lossy(out);
     let first = text.lines().next().unwrap_or_default().to_owned();
@@ -179,13 +190,7 @@ fn what_the_pool_sends_a_carrier_leaves_in_its_form_without_internal_headers() {
     // The carrier's answer comes back into the pool untouched by A's
     // `out` policy; the pool's answer to A's own call leaves without
     // internal headers.
-    let a = call(
-        &format!("sip:00442079460000@{EDGE}"),
-        "sip:02079460001@a.example",
-        "<tel:02079460001>",
-        "",
-        CARRIER_A,
-    );
+    let a = call_from_a();
     let (_, fwd) = run(&e, &mut w, a.as_bytes(), CARRIER_A);
     let ok = String::from_utf8(answer(&fwd, 200))
         .expect("utf-8")
@@ -202,17 +207,28 @@ fn what_the_pool_sends_a_carrier_leaves_in_its_form_without_internal_headers() {
     assert_eq!(first_line_and(&out, "X-Carrier").1, ["a"]);
 }
 
+/// A request from carrier A with a To tag: `method uri`, From and To
+/// URIs `from` and `to`.
+fn tagged_from_a(method: &str, uri: &str, from: &str, to: &str) -> String {
+    format!(
+        "{method} {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {CARRIER_A};branch=z9hG4bK-b1\r\n\
+         Max-Forwards: 70\r\n\
+         From: <{from}>;tag=a1\r\n\
+         To: <{to}>;tag=b1\r\n\
+         Call-ID: norm-2\r\nCSeq: 2 {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
 #[test]
 fn the_request_uri_inside_a_dialog_is_a_contact_and_left_alone() {
     let e = carriers();
     let mut w = e.worker();
-    let bye = format!(
-        "BYE sip:0044@{DEST_A} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {CARRIER_A};branch=z9hG4bK-b1\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:0044111@a.example>;tag=a1\r\n\
-         To: <sip:0044222@b.example>;tag=b1\r\n\
-         Call-ID: norm-2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    let bye = tagged_from_a(
+        "BYE",
+        &format!("sip:0044@{DEST_A}"),
+        "sip:0044111@a.example",
+        "sip:0044222@b.example",
     );
     let (_, out) = run(&e, &mut w, bye.as_bytes(), CARRIER_A);
     let text = String::from_utf8_lossy(&out);
@@ -228,4 +244,82 @@ fn the_request_uri_inside_a_dialog_is_a_contact_and_left_alone() {
         first_line_and(&out, "To").1,
         ["<sip:+44222@b.example>;tag=b1"]
     );
+}
+
+#[test]
+fn the_ack_of_a_failure_repeats_the_invites_rewritten_request_uri() {
+    let e = carriers();
+    let mut w = e.worker();
+    let uri = format!("sip:00442079460000@{EDGE}");
+    let ack = tagged_from_a("ACK", &uri, "sip:02079460001@a.example", &uri);
+    let (_, out) = run(&e, &mut w, ack.as_bytes(), CARRIER_A);
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with(&format!("ACK sip:+442079460000@{EDGE} SIP/2.0\r\n")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_form_change_of_an_unbracketed_uri_brackets_it_and_a_line_added_survives_a_removal() {
+    let e = carriers();
+    let mut w = e.worker();
+    // Carrier B's From without brackets: its tag stays the header's. Its
+    // last line is the edge's own Route, which goes: the replaced
+    // User-Agent is still written.
+    let b = format!(
+        "INVITE tel:+442079460000 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {CARRIER_B};branch=z9hG4bK-u1\r\n\
+         Max-Forwards: 70\r\n\
+         From: tel:+442079460001;tag=b1\r\n\
+         To: <tel:+442079460000>\r\n\
+         Call-ID: norm-3\r\nCSeq: 1 INVITE\r\n\
+         Content-Length: 0\r\n\
+         Route: <sip:{EDGE};lr>\r\n\r\n"
+    );
+    let (_, out) = run(&e, &mut w, b.as_bytes(), CARRIER_B);
+    assert_eq!(
+        first_line_and(&out, "From").1,
+        [format!("<sip:+442079460001@{EDGE};user=phone>;tag=b1")]
+    );
+    assert_eq!(first_line_and(&out, "User-Agent").1, ["carrier-b"]);
+    assert!(first_line_and(&out, "Route").1.is_empty());
+}
+
+#[test]
+fn a_transactional_edge_cancels_with_the_request_uri_it_sent() {
+    let e = edge_with_keys(
+        "weighted-round-robin",
+        "",
+        &format!("insertion = \"transactional\"\n{PEERS}"),
+    );
+    let mut w = e.worker();
+    let now = e.epoch() + std::time::Duration::from_secs(100);
+    let a = call_from_a();
+    let from = crate::flow::Flow::udp(0, addr(CARRIER_A));
+    w.handle(&e, a.as_bytes(), from, now);
+    let (invite, to) = w
+        .sends()
+        .iter()
+        .find(|(b, _)| b.starts_with(b"INVITE"))
+        .map(|(b, f)| (b.to_vec(), f.remote))
+        .expect("the INVITE sent");
+    // The server rings; the carrier cancels.
+    let ringing = answer(&invite, 180);
+    w.handle(&e, &ringing, crate::flow::Flow::udp(0, to), now);
+    let cancel =
+        a.replacen("INVITE sip:", "CANCEL sip:", 1)
+            .replacen("CSeq: 1 INVITE", "CSeq: 1 CANCEL", 1);
+    w.handle(&e, cancel.as_bytes(), from, now);
+    let sent = w
+        .sends()
+        .iter()
+        .find(|(b, _)| b.starts_with(b"CANCEL"))
+        .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+        .expect("a CANCEL to the server");
+    assert!(
+        sent.starts_with(&format!("CANCEL sip:+442079460000@{EDGE} SIP/2.0\r\n")),
+        "{sent}"
+    );
+    assert!(sent.contains("<sip:+442079460001@a.example>"), "{sent}");
 }
