@@ -281,3 +281,62 @@ fn the_contacts_of_a_registration_answer_are_the_phones_own() {
         [format!("<sip:alice@{CALLER}>;expires=3600")]
     );
 }
+
+#[test]
+fn the_pools_entries_come_back_after_both_of_the_edges_own() {
+    // Listening on UDP and TCP: a pool call out over TCP is
+    // Record-Routed once per side (RFC 5658).
+    let text = format!(
+        "[node]\nid = \"t\"\nsecret = \"unit-test-secret-0123456789\"\n[[edge]]\n\
+         listen = [\"udp:{EDGE}\", \"tcp:{EDGE}\"]\ntopology_hiding = true\n\
+         [[edge.destination]]\nuri = \"sip:{DEST_A}\"\n"
+    );
+    let cfg = config::parse(&text, "t.toml").expect("config");
+    let e = Edge::new(
+        &cfg.edges[0],
+        &cfg.node,
+        &crate::keyring::KeyRing::single(SECRET),
+    );
+    let mut w = e.worker();
+    let invite = format!(
+        "INVITE sip:bob@{OUTSIDE};transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {DEST_A};branch=z9hG4bK-pool-2\r\n\
+         Record-Route: <sip:{POOL_PROXY};lr>\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:pbx@example.com>;tag=x2\r\nTo: <sip:bob@example.com>\r\n\
+         Call-ID: out-2\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (o, out) = run(&e, &mut w, invite.as_bytes(), DEST_A);
+    let Outcome::Send(flow) = o else {
+        panic!("{o:?}");
+    };
+    assert_eq!(flow.transport, Transport::Tcp);
+    let rr = values(&out, HeaderName::RecordRoute);
+    assert_eq!(rr.len(), 2, "{rr:?}");
+    assert!(
+        rr[0].contains("transport=tcp") && rr[0].contains(";thr="),
+        "{rr:?}"
+    );
+    let ok = String::from_utf8(answer(&out, 200))
+        .expect("utf-8")
+        .replacen(
+            "To: <sip:bob@example.com>",
+            "To: <sip:bob@example.com>;tag=b2",
+            1,
+        );
+    let from = crate::flow::Flow {
+        transport: Transport::Tcp,
+        ..crate::flow::Flow::udp(1, addr(OUTSIDE))
+    };
+    let o = w.handle(
+        &e,
+        ok.as_bytes(),
+        from,
+        e.epoch() + std::time::Duration::from_secs(100),
+    );
+    assert_eq!(sent_to(o), addr(DEST_A));
+    let back = values(w.output(), HeaderName::RecordRoute);
+    assert_eq!(back.len(), 3, "{back:?}");
+    assert_eq!(back[..2], rr[..]);
+    assert_eq!(back[2], format!("<sip:{POOL_PROXY};lr>"));
+}
