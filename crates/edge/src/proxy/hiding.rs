@@ -28,6 +28,7 @@
 
 use super::addresses::Local;
 use super::checked::Checked;
+use super::route::is_here;
 use super::Edge;
 use crate::flow::Transport;
 use sip::{Element, HeaderName, Message, NameAddr, Params, Splicer, Uri, Via};
@@ -56,11 +57,6 @@ fn seal(edge: &Edge, label: &[u8], plain: &[u8], w: &mut Vec<u8>) -> bool {
 /// A `label` blob opened, if it is one of this edge's.
 fn open(edge: &Edge, label: &[u8], text: &[u8]) -> Option<Vec<u8>> {
     crate::token::open_blob(edge.keys.opening(), label, text, edge.name.as_bytes())
-}
-
-/// Whether `host:port` is one of this edge's own addresses.
-fn ours(edge: &Edge, u: &Uri<'_>) -> bool {
-    edge.locals.iter().any(|l| l.is(&u.host, u.port))
 }
 
 /// The `thr` parameter of route entry URI `u`.
@@ -171,7 +167,7 @@ pub(crate) fn hide_contacts(edge: &Edge, sp: &mut Splicer, m: &Message<'_>, loca
 /// headers after them.
 pub(crate) fn restore_request(edge: &Edge, sp: &mut Splicer, m: &Message<'_>, c: &Checked<'_>) {
     let uri = &c.facts.uri;
-    if let (Some(user), true) = (uri.user, ours(edge, uri)) {
+    if let (Some(user), true) = (uri.user, is_here(edge, uri)) {
         if let Some(contact) = open(edge, CONTACT, user) {
             sp.replace(m.uri_span().range(), &contact);
         }
@@ -234,7 +230,7 @@ pub(crate) fn hide_answer(edge: &Edge, sp: &mut Splicer, m: &Message<'_>, local:
     let first_ours = entries.iter().position(|e| {
         NameAddr::parse(e.text)
             .and_then(|na| na.parse_uri())
-            .is_ok_and(|u| ours(edge, &u))
+            .is_ok_and(|u| is_here(edge, &u))
     });
     let Some(n) = first_ours.filter(|&n| n > 0) else {
         return;
@@ -279,7 +275,7 @@ pub(crate) fn restore_answer(
         NameAddr::parse(e.text)
             .and_then(|na| na.parse_uri())
             .ok()
-            .filter(|u| ours(edge, u))
+            .filter(|u| is_here(edge, u))
     }
     let mut entries = m.elements(HeaderName::RecordRoute).peekable();
     while let Some(e) = entries.next() {

@@ -94,7 +94,7 @@ pub(crate) fn request(
 /// The header policy of a response that came from `from` (`from_pool`: a
 /// server of the pool sent it) and goes on `to`: the policy toward the
 /// peer it goes to when it leaves the pool, of the peer it comes from
-/// otherwise.
+/// otherwise. Its callers ask [`crate::peers::Peers::rewrites`] first.
 pub(crate) fn response_policy<'e>(
     edge: &'e Edge,
     from_pool: bool,
@@ -102,9 +102,6 @@ pub(crate) fn response_policy<'e>(
     to: &Flow,
 ) -> Option<&'e HeaderPolicy> {
     let peers = edge.peers();
-    if !peers.rewrites() {
-        return None;
-    }
     let peer = if from_pool {
         peers.at(to.transport, to.remote.ip())
     } else {

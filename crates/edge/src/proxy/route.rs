@@ -360,7 +360,8 @@ fn open_token(edge: &Edge, user: &[u8]) -> Sealed {
     }
 }
 
-fn is_here(edge: &Edge, u: &Uri<'_>) -> bool {
+/// Whether `u` names one of this edge's own addresses.
+pub(crate) fn is_here(edge: &Edge, u: &Uri<'_>) -> bool {
     edge.locals.iter().any(|l| l.is(&u.host, u.port))
 }
 
