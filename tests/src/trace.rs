@@ -69,6 +69,14 @@ impl TracedMessage {
         sip::headers(&self.text, name)
     }
 
+    /// The port of the top Via's sent-by: for a request a server got
+    /// from sipedge, the listen port (so the node) it came through.
+    pub fn via_port(&self) -> Option<u16> {
+        let via = self.header("Via")?;
+        let sent_by = via.split_whitespace().nth(1)?.split(';').next()?;
+        sent_by.rsplit(':').next()?.parse().ok()
+    }
+
     /// Whether this is one of sipedge's own health probes (an OPTIONS it
     /// originated: a single Via with sipedge's probe branch prefix and a
     /// `probe.` Call-ID), as opposed to a request it forwarded, which

@@ -181,6 +181,40 @@ fn check_warns_of_a_redis_cluster_without_a_secret_and_of_a_missing_apiban_key()
     );
 }
 
+/// `capacity_failover = ["cluster"]` needs Redis and this node's own
+/// address (errors at the entry's line), and `check` says when the edge
+/// does not listen on the address it offers the other nodes.
+#[test]
+fn check_of_capacity_failover_to_the_cluster() {
+    require_private_netns();
+    let text = "[node]\nid = \"n1\"\nsecret = \"a shared cluster secret\"\n\
+                public_address = \"198.51.100.1\"\n[cluster]\nredis = \"redis://127.0.0.1:6379\"\n\
+                [[edge]]\nname = \"e\"\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+                capacity_failover = [\"cluster\"]\n\
+                [[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n";
+    let (ok, stderr) = Sipedge::check(text);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: edge e: capacity_failover = [\"cluster\"] offers the other nodes \
+             sip:198.51.100.1:5060, but the edge does not listen on 198.51.100.1"
+        ),
+        "{stderr}"
+    );
+    let wildcard = text.replace(
+        "listen = [\"udp:127.0.0.1:5060\"]",
+        "listen = [\"udp:0.0.0.0:5060\"]\nadvertise = \"198.51.100.9\"",
+    );
+    let (ok, stderr) = Sipedge::check(&wildcard);
+    assert!(ok && !stderr.contains("warning"), "{stderr}");
+    let (ok, stderr) = Sipedge::check(&text.replace("public_address = \"198.51.100.1\"\n", ""));
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(":9: capacity_failover: \"cluster\" needs [node] public_address"),
+        "{stderr}"
+    );
+}
+
 /// An admin API listening beyond loopback without credentials is said;
 /// with a token it is not; an unreadable token file is an error (the node
 /// would otherwise run open or locked).

@@ -30,11 +30,16 @@ struct Node {
 /// A node named `id` whose `[cluster]` says `store` (`redis = …`), its
 /// edge's destination `pool` (a URI) and further edge keys `extra`.
 fn node(id: &str, store: &str, pool: &str, extra: &str) -> Node {
+    node_with(id, "", store, pool, &format!("cps = {CPS}\n{extra}"))
+}
+
+/// [`node`] with further `[node]` keys and no `cps` of its own.
+fn node_with(id: &str, node_keys: &str, store: &str, pool: &str, edge_keys: &str) -> Node {
     let (port, admin) = (free_port(), free_port());
     let sipedge = Sipedge::start(&format!(
-        "[node]\nid = \"{id}\"\nsecret = \"one secret for the whole cluster\"\n\
+        "[node]\nid = \"{id}\"\nsecret = \"one secret for the whole cluster\"\n{node_keys}\n\
          [admin]\nlisten = \"127.0.0.1:{admin}\"\n[cluster]\n{store}\n\
-         [[edge]]\nname = \"customer\"\nlisten = [\"udp:127.0.0.1:{port}\"]\ncps = {CPS}\n{extra}\n\
+         [[edge]]\nname = \"customer\"\nlisten = [\"udp:127.0.0.1:{port}\"]\n{edge_keys}\n\
          [[edge.destination]]\nuri = \"{pool}\"\n"
     ));
     Node {
@@ -213,6 +218,88 @@ fn two_nodes_sharing_redis_admit_the_limit_once() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!listed(&a));
+}
+
+/// `capacity_failover = ["cluster"]`: a node beyond its `cps` redirects
+/// to another live node at the address that node offers (its
+/// `public_address` with the edge's port), learnt from Redis with no
+/// address in the config; once that node is gone, calls beyond the
+/// limit get 503.
+#[test]
+fn a_full_node_redirects_to_a_live_node_it_learnt_from_redis() {
+    require_private_netns();
+    let redis = RedisServer::start();
+    let pool = SippUas::start("uas.xml", free_port(), &[]);
+    let store = format!("redis = \"{}\"", redis.url());
+    let public = "public_address = \"127.0.0.1\"";
+    let failover = "capacity_failover = [\"cluster\"]";
+    let a = node_with(
+        "a",
+        public,
+        &store,
+        &pool.uri(),
+        &format!("cps = 3\n{failover}"),
+    );
+    let b = node_with("b", public, &store, &pool.uri(), failover);
+    let offered = |v: &Json, port: u16| {
+        v["members"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|x| x["sip"]["customer"] == format!("sip:127.0.0.1:{port}").as_str())
+        })
+    };
+    wait_cluster(&a, "b's address known to a", |v| offered(v, b.port));
+
+    let calls = 20;
+    let uac = SippUac::run(
+        "uac-follow-302.xml",
+        &format!("127.0.0.1:{}", a.port),
+        calls,
+        10,
+        &["-s", "pool"],
+    );
+    uac.assert_all_successful();
+    let redirects = uac.responses(302);
+    assert!(
+        redirects.len() >= 10,
+        "only {} of {calls} calls were redirected",
+        redirects.len()
+    );
+    for r in &redirects {
+        let contact = r.header("Contact").unwrap_or_default();
+        assert_eq!(
+            contact,
+            format!("<sip:pool@127.0.0.1:{};sipedge-overflow>", b.port)
+        );
+    }
+    let pool_port = pool.port();
+    let served = pool.stop();
+    let invites = served.requests("INVITE");
+    assert_eq!(invites.len(), calls as usize, "{}", served.summary());
+    let via_b = invites
+        .iter()
+        .filter(|m| m.via_port() == Some(b.port))
+        .count();
+    assert_eq!(
+        via_b,
+        redirects.len(),
+        "each redirected call went through b"
+    );
+
+    // b stops: once its lease lapses, a no longer redirects to it.
+    drop(b);
+    wait_cluster(&a, "b gone", |v| sharing(v, 1));
+    let pool = SippUas::start("uas.xml", pool_port, &[]);
+    let uac = SippUac::run(
+        "uac-or-503.xml",
+        &format!("127.0.0.1:{}", a.port),
+        20,
+        10,
+        &["-s", "pool"],
+    );
+    uac.assert_all_successful();
+    assert!(!uac.responses(503).is_empty());
+    assert!(uac.responses(302).is_empty());
+    drop(pool);
 }
 
 #[test]

@@ -189,6 +189,7 @@ fn warnings(cfg: &edge::config::Config) -> Vec<String> {
             ));
         }
     }
+    out.extend(unreached_offers(cfg));
     let Some(c) = cfg.cluster.as_ref() else {
         return out;
     };
@@ -210,6 +211,38 @@ fn warnings(cfg: &edge::config::Config) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Edges whose `capacity_failover = ["cluster"]` offers the other nodes
+/// `[node] public_address`, an IP this edge does not listen on: their
+/// redirects reach it only if that address is forwarded to one it does.
+fn unreached_offers(cfg: &edge::config::Config) -> Vec<String> {
+    let public = cfg
+        .node
+        .public_address
+        .as_deref()
+        .and_then(crate::health::socket::ip_literal);
+    let Some(ip) = public else {
+        return Vec::new();
+    };
+    cfg.edges
+        .iter()
+        .filter(|e| e.capacity.failover_cluster.is_some())
+        .filter(|e| {
+            !e.listen
+                .iter()
+                .any(|l| l.addr.ip() == ip || l.addr.ip().is_unspecified())
+        })
+        .filter_map(|e| {
+            Some(format!(
+                "edge {}: capacity_failover = [\"cluster\"] offers the other nodes {}, but the \
+                 edge does not listen on {ip} (nor on a wildcard): their redirects reach it only \
+                 if that address is forwarded to a listen address",
+                e.name,
+                e.own_uri(&cfg.node)?
+            ))
+        })
+        .collect()
 }
 
 /// `sipedge run`: load, bind every socket (forwarding, probes, admin),

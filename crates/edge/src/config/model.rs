@@ -458,6 +458,34 @@ impl Edge {
         }
         None
     }
+
+    /// The SIP URI at which this node serves this edge on its own address
+    /// (`[node] public_address`, not the shared anycast one): what it
+    /// offers the other nodes of a cluster for their capacity failover.
+    /// The host is the public address's (its port is not used: each edge
+    /// has its own); the port is the edge's first UDP listener's, else
+    /// TCP's or TLS's with their `transport`. `None` without a public
+    /// address or such a listener.
+    pub fn own_uri(&self, node: &Node) -> Option<String> {
+        let host = super::addr::host_port(node.public_address.as_deref()?)
+            .ok()?
+            .host;
+        let l = [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .iter()
+            .find_map(|&t| self.listen.iter().find(|l| l.transport == t))
+            .filter(|l| l.addr.port() != 0)?;
+        let transport = match l.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            _ => ";transport=tls",
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        Some(format!("sip:{host}:{}{transport}", l.addr.port()))
+    }
 }
 
 /// Health probing of an edge's destinations (`[edge.probe]`): SIP OPTIONS
@@ -600,6 +628,11 @@ pub struct Capacity {
     /// edge, or of every destination) is redirected to one of them with a
     /// 302 instead of refused with 503 (the seeds' "Capacity Failover").
     pub failover: Vec<String>,
+    /// The line of a `"cluster"` entry among them, if any: the other live
+    /// nodes Redis lists join the URIs, each at the address it offers for
+    /// this edge (see [`Edge::own_uri`]), so that no node's config has to
+    /// name the others.
+    pub failover_cluster: Option<usize>,
     /// A call whose BYE never passed this node is forgotten this long
     /// after its answer (default 4 h).
     pub max_call_duration: Duration,
@@ -611,6 +644,7 @@ impl Default for Capacity {
             cps: None,
             channels: None,
             failover: Vec::new(),
+            failover_cluster: None,
             max_call_duration: Duration::from_secs(4 * 3600),
         }
     }

@@ -1806,6 +1806,47 @@ fn capacity_keys() {
 }
 
 #[test]
+fn capacity_failover_to_the_cluster() {
+    let cluster = |node: &str, listen: &str| {
+        edge_with("capacity_failover = [\"sip:10.0.0.2:5060\", \"cluster\"]")
+            .replace("id = \"n\"\n", &format!("id = \"n\"\n{node}\n"))
+            .replace(
+                "[[edge]]",
+                "[cluster]\nredis = \"redis://127.0.0.1:6379\"\n[[edge]]",
+            )
+            .replace("\"udp:127.0.0.1:5060\"", listen)
+    };
+    let c = ok(&cluster(
+        "public_address = \"198.51.100.1:5999\"",
+        "\"udp:127.0.0.1:5070\"",
+    ));
+    let (e, node) = (&c.edges[0], &c.node);
+    assert_eq!(e.capacity.failover, ["sip:10.0.0.2:5060"]);
+    assert_eq!(e.capacity.failover_cluster, Some(8));
+    assert_eq!(e.own_uri(node).as_deref(), Some("sip:198.51.100.1:5070"));
+    let tcp = ok(&cluster(
+        "public_address = \"2001:db8::1\"",
+        "\"ws:[::1]:8080\", \"tcp:[::1]:5060\"",
+    ));
+    assert_eq!(
+        tcp.edges[0].own_uri(&tcp.node).as_deref(),
+        Some("sip:[2001:db8::1]:5060;transport=tcp")
+    );
+    assert_err(
+        &cluster("", "\"udp:127.0.0.1:5060\""),
+        8,
+        "capacity_failover",
+        "needs [node] public_address",
+    );
+    assert_err(
+        &edge_with("capacity_failover = [\"cluster\"]"),
+        5,
+        "capacity_failover",
+        "needs [cluster] redis or redis_cluster",
+    );
+}
+
+#[test]
 fn compression_keys() {
     let c = ok(&edge_with(
         "compress_in = [\"compact\", \"deflate\"]\ncompress_out = [\"decompress\"]\n\

@@ -24,6 +24,8 @@ pub(crate) const REDIRECTED: &[u8] = b"sipedge-overflow";
 /// `capacity_failover`.
 #[derive(Clone, Debug)]
 pub struct Peer {
+    /// The URI as given, to tell whether a new list differs.
+    pub(crate) uri: String,
     /// `sip:` or `sips:`.
     scheme: String,
     /// Everything after the scheme (`host:port;params`), without a user.
@@ -40,6 +42,7 @@ impl Peer {
         // A user in the configured URI is dropped: the caller's goes there.
         let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
         Peer {
+            uri: uri.to_owned(),
             scheme: scheme.to_owned(),
             rest: rest.to_owned(),
         }
@@ -87,8 +90,9 @@ impl HealthLookup for WithRoom<'_> {
 }
 
 /// Answers a call beyond capacity: 302 to one of the `capacity_failover`
-/// nodes (chosen by Call-ID, so a retransmission gets the same one) unless
-/// the call was redirected here already; otherwise 503 with Retry-After.
+/// nodes — those configured, then with `"cluster"` the other live nodes —
+/// chosen by Call-ID, so a retransmission gets the same one, unless the
+/// call was redirected here already; otherwise 503 with Retry-After.
 pub(crate) fn beyond(
     edge: &Edge,
     s: &mut Scratch<'_>,
@@ -102,9 +106,19 @@ pub(crate) fn beyond(
         Full::Destinations => ("destination-limits", ""),
     });
     let redirected = c.request_uri().param(REDIRECTED).is_some();
-    if !edge.capacity_failover.is_empty() && !redirected {
-        let peer = &edge.capacity_failover
-            [(xxh3_64(c.call_id()) % edge.capacity_failover.len() as u64) as usize];
+    let others = edge.failover_cluster.then(|| edge.other_nodes.load());
+    let configured = &edge.capacity_failover;
+    let count = configured.len() + others.as_ref().map_or(0, |o| o.len());
+    let peer = (count > 0 && !redirected)
+        .then(|| {
+            let pick = (xxh3_64(c.call_id()) % count as u64) as usize;
+            let mut all = configured
+                .iter()
+                .chain(others.iter().flat_map(|o| o.iter()));
+            all.nth(pick)
+        })
+        .flatten();
+    if let Some(peer) = peer {
         let mut buf = [0u8; 1024];
         let mut w = &mut buf[..];
         let user = c.request_uri().user.unwrap_or_default();
@@ -301,6 +315,44 @@ mod tests {
             "",
         );
         let (_, out) = run(&e, &mut w, &redirected, CALLER, t);
+        assert_eq!(status_and(&out, HeaderName::RetryAfter).0, 503);
+    }
+
+    #[test]
+    fn with_the_cluster_as_failover_a_call_goes_to_another_live_node() {
+        let text = format!(
+            "[node]\nid = \"n\"\nsecret = \"unit-test-secret-0123456789\"\n\
+             public_address = \"198.51.100.1\"\n[cluster]\nredis = \"redis://127.0.0.1:6379\"\n\
+             [[edge]]\nlisten = [\"udp:127.0.0.1:5060\"]\ncps = 1\n\
+             capacity_failover = [\"cluster\"]\n[[edge.destination]]\nuri = \"sip:{A}\"\n"
+        );
+        let cfg = config::parse(&text, "t.toml").expect("config");
+        let keys = crate::keyring::KeyRing::single(b"unit-test-secret-0123456789");
+        let e = Edge::new(&cfg.edges[0], &cfg.node, &keys);
+        assert_eq!(
+            cfg.edges[0].own_uri(&cfg.node).as_deref(),
+            Some("sip:198.51.100.1:5060")
+        );
+        let mut w = e.worker();
+        let t = Duration::from_secs(1);
+        run(&e, &mut w, &invite("c1"), CALLER, t);
+        // No other node known yet: refused.
+        let (_, out) = run(&e, &mut w, &invite("c2"), CALLER, t);
+        assert_eq!(status_and(&out, HeaderName::RetryAfter).0, 503);
+        e.set_other_nodes(&["sip:198.51.100.2:5062;transport=tcp"]);
+        // A reload keeps what the cluster said.
+        let e = e.reloaded(&cfg.edges[0], &cfg.node, &keys, e.epoch() + t);
+        let (_, out) = run(&e, &mut w, &invite("c3"), CALLER, t);
+        assert_eq!(
+            status_and(&out, HeaderName::Contact),
+            (
+                302,
+                "<sip:+4930123@198.51.100.2:5062;transport=tcp;sipedge-overflow>".into()
+            )
+        );
+        // The node is gone: refused again.
+        e.set_other_nodes(&[]);
+        let (_, out) = run(&e, &mut w, &invite("c4"), CALLER, t);
         assert_eq!(status_and(&out, HeaderName::RetryAfter).0, 503);
     }
 

@@ -146,6 +146,13 @@ pub struct Edge {
     limits: Limits,
     /// Where calls beyond capacity are redirected (`capacity_failover`).
     capacity_failover: Vec<Peer>,
+    /// `capacity_failover` names `"cluster"`: [`Edge::other_nodes`] join
+    /// the configured peers.
+    failover_cluster: bool,
+    /// The cluster's other live nodes that serve this edge, at their own
+    /// addresses, as the cluster task last heard from Redis; kept across
+    /// reloads.
+    other_nodes: Arc<arc_swap::ArcSwap<Vec<Peer>>>,
     /// The operator's validation checks (`validate`) and what a failure
     /// gets (`on_invalid`).
     rules: validate::Rules,
@@ -373,6 +380,8 @@ impl Edge {
                 .iter()
                 .map(|u| Peer::new(u))
                 .collect(),
+            failover_cluster: edge.capacity.failover_cluster.is_some(),
+            other_nodes: previous.map_or_else(Arc::default, |p| Arc::clone(&p.other_nodes)),
             toward_pool: Direction::new(edge.compress_in, &edge.compact_keep),
             toward_outside: Direction::new(edge.compress_out, &edge.compact_keep),
             rules: validate::Rules::new(&edge.validate),
@@ -732,6 +741,20 @@ impl Edge {
                 Some((name, Arc::clone(r)))
             })
             .collect()
+    }
+
+    /// Sets the cluster's other live nodes that serve this edge, each by
+    /// the SIP URI it offers (sorted, so that every node picks the same
+    /// one for a Call-ID); kept across reloads. A call beyond capacity
+    /// may be redirected to them when `capacity_failover` names
+    /// `"cluster"`.
+    pub fn set_other_nodes(&self, uris: &[&str]) {
+        let now = self.other_nodes.load();
+        let same = now.len() == uris.len() && now.iter().zip(uris).all(|(p, u)| p.uri == *u);
+        if !same {
+            let peers = uris.iter().map(|u| Peer::new(u)).collect();
+            self.other_nodes.store(Arc::new(peers));
+        }
     }
 
     /// The node's bans.

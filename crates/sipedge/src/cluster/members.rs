@@ -6,6 +6,7 @@
 use super::store::Conn;
 use edge::config::Config;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// How long a node counts as alive after its last renewal, in ms.
 const LEASE_MS: u64 = 3000;
@@ -42,6 +43,11 @@ pub struct Member {
     /// Its node-to-node link address (`[cluster] listen`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// Per edge name, the SIP URI at which it serves that edge on its own
+    /// address (see [`edge::config::Edge::own_uri`]): where the others'
+    /// `capacity_failover = ["cluster"]` redirects.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sip: BTreeMap<String, String>,
 }
 
 impl Member {
@@ -55,8 +61,24 @@ impl Member {
                 .as_ref()
                 .and_then(|c| c.listen)
                 .map(|a| a.to_string()),
+            sip: cfg
+                .edges
+                .iter()
+                .filter_map(|e| Some((e.name.clone(), e.own_uri(&cfg.node)?)))
+                .collect(),
         }
     }
+}
+
+/// The SIP URIs the live nodes other than `me` offer for edge `edge`, in
+/// the order of their ids (as [`beat`] answers them), so that every node
+/// redirects a Call-ID to the same one.
+pub fn offers<'a>(members: &'a [Member], me: &str, edge: &str) -> Vec<&'a str> {
+    members
+        .iter()
+        .filter(|m| m.id != me)
+        .filter_map(|m| m.sip.get(edge).map(String::as_str))
+        .collect()
 }
 
 /// Renews `me` and answers the live nodes.
@@ -81,4 +103,42 @@ pub async fn beat(mut conn: Conn, me: &Member) -> Result<Vec<Member>, String> {
         .collect();
     members.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(id: &str, public: &str) -> Config {
+        let text = format!(
+            "[node]\nid = \"{id}\"\n{public}\n[cluster]\nredis = \"redis://127.0.0.1:6379\"\n\
+             [[edge]]\nname = \"a\"\nlisten = [\"udp:127.0.0.1:5060\"]\n\
+             [[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n\
+             [[edge]]\nname = \"b\"\nlisten = [\"tcp:127.0.0.1:5080\"]\n\
+             [[edge.destination]]\nuri = \"sip:127.0.0.1:5070\"\n"
+        );
+        edge::config::parse(&text, "t.toml").expect("config")
+    }
+
+    #[test]
+    fn a_node_offers_its_public_address_per_edge_and_skips_itself() {
+        let one = Member::of(&config("one", "public_address = \"198.51.100.1\""));
+        assert_eq!(one.sip["a"], "sip:198.51.100.1:5060");
+        assert_eq!(one.sip["b"], "sip:198.51.100.1:5080;transport=tcp");
+        let two = Member::of(&config("two", "public_address = \"198.51.100.2\""));
+        let silent = Member::of(&config("three", ""));
+        assert!(silent.sip.is_empty());
+        // What Redis stores and answers: a node without addresses writes
+        // none, and an older node's entry (no `sip`) still reads.
+        let json = serde_json::to_string(&silent).unwrap();
+        assert!(!json.contains("sip"), "{json}");
+        let old: Member = serde_json::from_str(r#"{"id":"old"}"#).unwrap();
+        let all = [one, old, silent, two];
+        assert_eq!(offers(&all, "one", "a"), ["sip:198.51.100.2:5060"]);
+        assert_eq!(
+            offers(&all, "two", "b"),
+            ["sip:198.51.100.1:5080;transport=tcp"]
+        );
+        assert!(offers(&all, "one", "nowhere").is_empty());
+    }
 }

@@ -2,10 +2,12 @@
 //! principle 6): one task on the main runtime keeps this node's share of
 //! what the cluster counts together —
 //!
-//! - **membership**: every second the node writes its id, zone and
-//!   link address with a 3-second lease, and reads who else is alive:
-//!   the live count shares the limits, and the others' link addresses
-//!   join `[cluster] peers` for the node-to-node relay;
+//! - **membership**: every second the node writes its id, zone, link
+//!   address and the SIP address it offers per edge with a 3-second
+//!   lease, and reads who else is alive: the live count shares the
+//!   limits, the others' link addresses join `[cluster] peers` for the
+//!   node-to-node relay, and their SIP addresses are where
+//!   `capacity_failover = ["cluster"]` redirects;
 //! - **calls per second**: each limit's leases (see
 //!   [`edge::limits::SharedRate`]), asked for every 5 ms when due;
 //! - **bans**: what this node bans or lifts is published (a hash of the
@@ -339,6 +341,7 @@ impl Task {
                     r.with_cluster(nodes, true, Instant::now());
                 }
                 self.follow_members();
+                self.offer_members(true);
             }
             Err(e) => self.down(e),
         }
@@ -386,6 +389,23 @@ impl Task {
         };
         for (_, r) in self.all_rates() {
             r.with_cluster(nodes, false, Instant::now());
+        }
+        self.offer_members(false);
+    }
+
+    /// Each edge's capacity failover to the cluster: the other live
+    /// nodes' addresses for it while Redis answers; none while it does
+    /// not (a node that died meanwhile would leave the caller waiting,
+    /// where a 503 lets it try its next route at once).
+    fn offer_members(&self, up: bool) {
+        let members = if up {
+            self.status.state().members.clone()
+        } else {
+            Vec::new()
+        };
+        for slot in &self.edges {
+            let edge = slot.load();
+            edge.set_other_nodes(&members::offers(&members, &self.me.id, &edge.name));
         }
     }
 

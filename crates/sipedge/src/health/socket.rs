@@ -90,7 +90,7 @@ pub fn local_ip(edge: &config::Edge, node: &config::Node, v4: bool) -> IpAddr {
 
 /// The IP of a `host[:port]` when the host is an IP literal: `1.2.3.4`,
 /// `1.2.3.4:5060`, `::1`, `[::1]`, `[::1]:5060`.
-fn ip_literal(host_port: &str) -> Option<IpAddr> {
+pub(crate) fn ip_literal(host_port: &str) -> Option<IpAddr> {
     if let Ok(sa) = host_port.parse::<SocketAddr>() {
         return Some(sa.ip());
     }

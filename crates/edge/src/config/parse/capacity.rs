@@ -10,6 +10,10 @@ use crate::config::model::Capacity;
 /// enough that no arithmetic on it overflows.
 const MOST: i64 = 10_000_000;
 
+/// The `capacity_failover` entry that stands for every other live node of
+/// the cluster.
+const CLUSTER: &str = "cluster";
+
 /// A whole-number limit, or `None` when the key is absent.
 pub(super) fn limit(t: &Table<'_, '_>, key: &str) -> Result<Option<u32>> {
     t.get(key)
@@ -22,14 +26,20 @@ pub(super) fn capacity(t: &Table<'_, '_>) -> Result<Capacity> {
     let cx = t.cx;
     let d = Capacity::default();
     let mut failover = Vec::new();
+    let mut failover_cluster = None;
     if let Some(v) = t.get("capacity_failover") {
         for (uri, at) in cx.string_array(v, "capacity_failover")? {
+            if uri == CLUSTER {
+                failover_cluster = Some(cx.line(at));
+                continue;
+            }
             addr::sip_uri(uri).map_err(|m| {
                 cx.err(
                     at,
                     "capacity_failover",
                     format!(
-                        "{m} (expected another node's SIP URI, e.g. \"sip:198.51.100.2:5060\")"
+                        "{m} (expected another node's SIP URI, e.g. \"sip:198.51.100.2:5060\", \
+                         or \"cluster\" for the cluster's other live nodes)"
                     ),
                 )
             })?;
@@ -45,6 +55,7 @@ pub(super) fn capacity(t: &Table<'_, '_>) -> Result<Capacity> {
         cps: limit(t, "cps")?,
         channels: limit(t, "channels")?,
         failover,
+        failover_cluster,
         max_call_duration,
     })
 }
