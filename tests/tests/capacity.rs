@@ -63,11 +63,26 @@ fn capacity_failover_redirects_to_another_node_and_sipp_follows() {
 /// Retry-After and never reaches the pool; its ACK stays at the edge.
 #[test]
 fn capacity_without_failover_refuses_with_503_and_retry_after() {
+    refuses_beyond_cps("", 503, "Service Unavailable", Some("1"));
+}
+
+/// `capacity_code`: what a carrier's routing takes as "try the next",
+/// with Retry-After only where RFC 3261 §20.33 allows it.
+#[test]
+fn capacity_code_replaces_the_503() {
+    refuses_beyond_cps("capacity_code = 486", 486, "Busy Here", Some("1"));
+    refuses_beyond_cps("capacity_code = 403", 403, "Forbidden", None);
+}
+
+/// An edge with `cps = 2` and `extra` keys, offered five calls at once:
+/// three get `code` (with `reason` and `retry_after`) and never reach
+/// the pool, nor do their ACKs.
+fn refuses_beyond_cps(extra: &str, code: u16, reason: &str, retry_after: Option<&str>) {
     require_private_netns();
     let pool = FakePool::start(1);
     let listen = free_port();
     let config = single_edge(listen, "first", &[(pool.ports()[0], 1)])
-        .replace("flags = ", "cps = 2\nflags = ");
+        .replace("flags = ", &format!("cps = 2\n{extra}\nflags = "));
     let _edge = Sipedge::start(&config);
     let caller = Udp::bind();
     let edge = SocketAddr::from((e2e::LOCALHOST, listen));
@@ -92,8 +107,12 @@ fn capacity_without_failover_refuses_with_503_and_retry_after() {
         else {
             continue;
         };
-        assert_eq!(sip::status_code(text), Some(503), "{text}");
-        assert_eq!(sip::header(text, "Retry-After"), Some("1"), "{text}");
+        assert_eq!(sip::status_code(text), Some(code), "{text}");
+        assert!(
+            text.starts_with(&format!("SIP/2.0 {code} {reason}\r\n")),
+            "{text}"
+        );
+        assert_eq!(sip::header(text, "Retry-After"), retry_after, "{text}");
         refused += 1;
         let ack = Request::new("ACK", &uri, caller.local_addr())
             .set("Via", inv.get("Via").expect("Via"))

@@ -633,6 +633,11 @@ pub struct Capacity {
     /// this edge (see [`Edge::own_uri`]), so that no node's config has to
     /// name the others.
     pub failover_cluster: Option<usize>,
+    /// What a call beyond capacity gets when it is not redirected
+    /// (`capacity_code`, default 503): some carriers want 486 or 480 from
+    /// an edge, so that their own routing tries the next carrier.
+    /// Retry-After goes with it where RFC 3261 §20.33 allows it.
+    pub code: u16,
     /// A call whose BYE never passed this node is forgotten this long
     /// after its answer (default 4 h).
     pub max_call_duration: Duration,
@@ -645,6 +650,7 @@ impl Default for Capacity {
             channels: None,
             failover: Vec::new(),
             failover_cluster: None,
+            code: 503,
             max_call_duration: Duration::from_secs(4 * 3600),
         }
     }

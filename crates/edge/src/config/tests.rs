@@ -1806,6 +1806,29 @@ fn capacity_keys() {
 }
 
 #[test]
+fn capacity_code() {
+    assert_eq!(ok(MINIMAL).edges[0].capacity.code, 503);
+    assert_eq!(
+        ok(&edge_with("capacity_code = 486")).edges[0].capacity.code,
+        486
+    );
+    for bad in ["302", "407", "499", "700"] {
+        assert_err(
+            &edge_with(&format!("capacity_code = {bad}")),
+            5,
+            "capacity_code",
+            "",
+        );
+    }
+    assert_err(
+        &edge_with("capacity_code = 405"),
+        5,
+        "capacity_code",
+        "needs no header of its own",
+    );
+}
+
+#[test]
 fn capacity_failover_to_the_cluster() {
     let cluster = |node: &str, listen: &str| {
         edge_with("capacity_failover = [\"sip:10.0.0.2:5060\", \"cluster\"]")

@@ -1,7 +1,7 @@
 //! The limits stage: a new call beyond the capacity of this edge on this
 //! node, or of every destination it could go to, is redirected to another
-//! node with a 302 (capacity failover) or refused with 503 and
-//! Retry-After (RFC 3261 §21.5.4).
+//! node with a 302 (capacity failover) or refused with 503 (or the
+//! edge's `capacity_code`) and Retry-After (RFC 3261 §21.5.4).
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -92,7 +92,8 @@ impl HealthLookup for WithRoom<'_> {
 /// Answers a call beyond capacity: 302 to one of the `capacity_failover`
 /// nodes — those configured, then with `"cluster"` the other live nodes —
 /// chosen by Call-ID, so a retransmission gets the same one, unless the
-/// call was redirected here already; otherwise 503 with Retry-After.
+/// call was redirected here already; otherwise 503 (or `capacity_code`)
+/// with Retry-After.
 pub(crate) fn beyond(
     edge: &Edge,
     s: &mut Scratch<'_>,
@@ -158,15 +159,13 @@ pub(crate) fn beyond(
         let _ = write!(w, "{}", full.retry_after_secs());
         20 - w.len()
     };
-    reply(
-        edge,
-        s,
-        m,
-        &c.origin,
-        503,
-        "Service Unavailable",
-        &[("Retry-After", &secs[..n])],
-    )
+    let (code, phrase) = edge.capacity_code;
+    let retry_after: &[(&str, &[u8])] = if sip::reason::takes_retry_after(code) {
+        &[("Retry-After", &secs[..n])]
+    } else {
+        &[]
+    };
+    reply(edge, s, m, &c.origin, code, phrase, retry_after)
 }
 
 #[cfg(test)]
@@ -283,6 +282,22 @@ mod tests {
             run(&e, &mut w, &invite("c4"), CALLER, later).0,
             A.parse().unwrap()
         );
+    }
+
+    #[test]
+    fn capacity_code_answers_with_retry_after_only_where_it_may() {
+        let t = Duration::from_secs(1);
+        for (code, retry_after) in [(486, "1"), (403, "")] {
+            let e = edge(&format!("cps = 1\ncapacity_code = {code}"), "");
+            let mut w = e.worker();
+            run(&e, &mut w, &invite("c1"), CALLER, t);
+            let (_, out) = run(&e, &mut w, &invite("c2"), CALLER, t);
+            assert_eq!(
+                status_and(&out, HeaderName::RetryAfter),
+                (code, retry_after.to_owned())
+            );
+            assert_eq!(w.stats.get(Event::CapacityRefused), 1);
+        }
     }
 
     #[test]

@@ -149,6 +149,9 @@ pub struct Edge {
     /// `capacity_failover` names `"cluster"`: [`Edge::other_nodes`] join
     /// the configured peers.
     failover_cluster: bool,
+    /// The answer to a call beyond capacity that is not redirected
+    /// (`capacity_code`), with its standard reason phrase.
+    capacity_code: (u16, &'static str),
     /// The cluster's other live nodes that serve this edge, at their own
     /// addresses, as the cluster task last heard from Redis; kept across
     /// reloads.
@@ -381,6 +384,10 @@ impl Edge {
                 .map(|u| Peer::new(u))
                 .collect(),
             failover_cluster: edge.capacity.failover_cluster.is_some(),
+            capacity_code: (
+                edge.capacity.code,
+                sip::reason::phrase(edge.capacity.code).unwrap_or("Service Unavailable"),
+            ),
             other_nodes: previous.map_or_else(Arc::default, |p| Arc::clone(&p.other_nodes)),
             toward_pool: Direction::new(edge.compress_in, &edge.compact_keep),
             toward_outside: Direction::new(edge.compress_out, &edge.compact_keep),

@@ -99,6 +99,7 @@ const EDGE_KEYS: &[&str] = &[
     "cps",
     "channels",
     "capacity_failover",
+    "capacity_code",
     "max_call_duration",
     "compress_in",
     "compress_out",
