@@ -197,7 +197,8 @@ fn check_of_capacity_failover_to_the_cluster() {
     assert!(
         stderr.contains(
             "warning: edge e: capacity_failover = [\"cluster\"] offers the other nodes \
-             sip:198.51.100.1:5060, but the edge does not listen on 198.51.100.1"
+             sip:198.51.100.1:5060, but its udp: listener there is bound to 127.0.0.1, not \
+             198.51.100.1"
         ),
         "{stderr}"
     );

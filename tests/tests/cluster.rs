@@ -228,7 +228,7 @@ fn two_nodes_sharing_redis_admit_the_limit_once() {
 #[test]
 fn a_full_node_redirects_to_a_live_node_it_learnt_from_redis() {
     require_private_netns();
-    let redis = RedisServer::start();
+    let mut redis = RedisServer::start();
     let pool = SippUas::start("uas.xml", free_port(), &[]);
     let store = format!("redis = \"{}\"", redis.url());
     let public = "public_address = \"127.0.0.1\"";
@@ -244,7 +244,7 @@ fn a_full_node_redirects_to_a_live_node_it_learnt_from_redis() {
     let offered = |v: &Json, port: u16| {
         v["members"].as_array().is_some_and(|m| {
             m.iter()
-                .any(|x| x["sip"]["customer"] == format!("sip:127.0.0.1:{port}").as_str())
+                .any(|x| x["sip"]["customer"][0] == format!("sip:127.0.0.1:{port}").as_str())
         })
     };
     wait_cluster(&a, "b's address known to a", |v| offered(v, b.port));
@@ -285,21 +285,40 @@ fn a_full_node_redirects_to_a_live_node_it_learnt_from_redis() {
         "each redirected call went through b"
     );
 
-    // b stops: once its lease lapses, a no longer redirects to it.
+    // b stops: it leaves the membership as it goes (its lease would keep
+    // it listed for seconds), and a no longer redirects to it.
     drop(b);
+    let listed = redis.cli(&["ZRANGE", "sipedge:{nodes}", "0", "-1"]);
+    assert_eq!(listed.split_whitespace().collect::<Vec<_>>(), ["a"]);
     wait_cluster(&a, "b gone", |v| sharing(v, 1));
-    let pool = SippUas::start("uas.xml", pool_port, &[]);
-    let uac = SippUac::run(
-        "uac-or-503.xml",
-        &format!("127.0.0.1:{}", a.port),
-        20,
-        10,
-        &["-s", "pool"],
+    let refused_only = |pool: SippUas| {
+        let uac = SippUac::run(
+            "uac-or-503.xml",
+            &format!("127.0.0.1:{}", a.port),
+            20,
+            10,
+            &["-s", "pool"],
+        );
+        uac.assert_all_successful();
+        assert!(!uac.responses(503).is_empty());
+        assert!(uac.responses(302).is_empty());
+        pool.stop();
+    };
+    refused_only(SippUas::start("uas.xml", pool_port, &[]));
+
+    // Another node is up, then Redis goes: a knows of no live node while
+    // it cannot ask, and refuses rather than redirect.
+    let c = node_with(
+        "c",
+        public,
+        &store,
+        &format!("sip:127.0.0.1:{pool_port}"),
+        failover,
     );
-    uac.assert_all_successful();
-    assert!(!uac.responses(503).is_empty());
-    assert!(uac.responses(302).is_empty());
-    drop(pool);
+    wait_cluster(&a, "c's address known to a", |v| offered(v, c.port));
+    redis.kill();
+    wait_cluster(&a, "Redis down", |v| v["redis"] == "down");
+    refused_only(SippUas::start("uas.xml", pool_port, &[]));
 }
 
 #[test]

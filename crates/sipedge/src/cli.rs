@@ -214,8 +214,9 @@ fn warnings(cfg: &edge::config::Config) -> Vec<String> {
 }
 
 /// Edges whose `capacity_failover = ["cluster"]` offers the other nodes
-/// `[node] public_address`, an IP this edge does not listen on: their
-/// redirects reach it only if that address is forwarded to one it does.
+/// `[node] public_address` (an IP) on a listener bound to another
+/// address: their redirects reach it only if that address is forwarded
+/// to the listener's.
 fn unreached_offers(cfg: &edge::config::Config) -> Vec<String> {
     let public = cfg
         .node
@@ -225,24 +226,30 @@ fn unreached_offers(cfg: &edge::config::Config) -> Vec<String> {
     let Some(ip) = public else {
         return Vec::new();
     };
-    cfg.edges
+    let mut out = Vec::new();
+    for e in cfg
+        .edges
         .iter()
         .filter(|e| e.capacity.failover_cluster.is_some())
-        .filter(|e| {
-            !e.listen
-                .iter()
-                .any(|l| l.addr.ip() == ip || l.addr.ip().is_unspecified())
-        })
-        .filter_map(|e| {
-            Some(format!(
-                "edge {}: capacity_failover = [\"cluster\"] offers the other nodes {}, but the \
-                 edge does not listen on {ip} (nor on a wildcard): their redirects reach it only \
-                 if that address is forwarded to a listen address",
-                e.name,
-                e.own_uri(&cfg.node)?
-            ))
-        })
-        .collect()
+    {
+        for (t, uri) in e.own_uris(&cfg.node) {
+            let Some(l) = e.own_listener(&cfg.node, t) else {
+                continue;
+            };
+            let bound = l.addr.ip();
+            let reached =
+                bound == ip || (bound.is_unspecified() && bound.is_ipv4() == ip.is_ipv4());
+            if !reached {
+                out.push(format!(
+                    "edge {}: capacity_failover = [\"cluster\"] offers the other nodes {uri}, \
+                     but its {t}: listener there is bound to {bound}, not {ip} (nor a wildcard \
+                     of its family): their redirects reach it only if {ip} is forwarded to {bound}",
+                    e.name
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// `sipedge run`: load, bind every socket (forwarding, probes, admin),
@@ -360,16 +367,16 @@ pub fn run(path: &Path) -> ExitCode {
                     bans: Arc::clone(&running.bans),
                     cluster: bans_out,
                 },
-                cluster,
+                cluster: cluster.clone(),
             };
             crate::admin::spawn(listener, admin);
         }
         // Watched before sipedge says it is ready: a SIGHUP sent after
         // that must reload, never end the process (the default action).
         let signals = Signals::watch();
-        Ok::<_, String>((running, admin_addr, reloader, signals))
+        Ok::<_, String>((running, admin_addr, reloader, signals, cluster))
     });
-    let (running, admin, reloader, signals) = match started {
+    let (running, admin, reloader, signals, cluster) = match started {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{}: {e}", path.display());
@@ -385,6 +392,9 @@ pub fn run(path: &Path) -> ExitCode {
     );
     rt.block_on(signals.serve(&reloader));
     tracing::info!("shutting down");
+    if let Some(c) = &cluster {
+        rt.block_on(c.leave());
+    }
     crate::records::finish();
     ExitCode::SUCCESS
 }

@@ -534,6 +534,12 @@ fn check_merged(cfg: &Config, file: &str) -> Result<(), String> {
             ));
         }
     }
+    if let Some((line, problem)) = cfg.unfit_failover() {
+        return Err(format!(
+            "{file}:{line}: capacity_failover: {problem} ([node] public_address and [cluster] \
+             keep their running values until a restart)"
+        ));
+    }
     Ok(())
 }
 
@@ -606,6 +612,7 @@ fn settings(e: &config::Edge) -> config::Edge {
     e.line = 0;
     e.probe.line = 0;
     e.transaction.line = 0;
+    e.capacity.failover_cluster = e.capacity.failover_cluster.map(|_| 0);
     for l in &mut e.listen {
         l.line = 0;
     }
@@ -677,6 +684,35 @@ mod tests {
                 .contains("edge a: listen, advertise or stun"),
             "{restart:?}"
         );
+    }
+
+    #[test]
+    fn capacity_failover_to_the_cluster_needs_what_only_a_restart_brings() {
+        let node =
+            "public_address = \"198.51.100.1\"\n[cluster]\nredis = \"redis://127.0.0.1:6379\"\n";
+        let with = |node: &str, extra: &str| {
+            BASE.replace("workers = 2\n", &format!("workers = 2\n{node}"))
+                .replace(
+                    "name = \"a\"\n",
+                    &format!("name = \"a\"\n{extra}capacity_failover = [\"cluster\"]\n"),
+                )
+        };
+        // Started without Redis and a public address: the reload that asks
+        // for them is refused at the entry's line, not run as a silent 503.
+        let running = cfg(BASE);
+        let (merged, _) = merge(&running, cfg(&with(node, "")), "t.toml");
+        let refused = check_merged(&merged, "t.toml").unwrap_err();
+        assert!(
+            refused.starts_with("t.toml:9: capacity_failover: \"cluster\" needs [cluster] redis"),
+            "{refused}"
+        );
+        // Started with them: fine, and moving the entry's line is no change.
+        let running = cfg(&with(node, ""));
+        let (merged, _) = merge(&running, cfg(&with(node, "cps = 10\n")), "t.toml");
+        assert_eq!(check_merged(&merged, "t.toml"), Ok(()));
+        let moved = cfg(&with(node, "\n"));
+        let (merged, _) = merge(&running, moved, "t.toml");
+        assert!(describe(&running, &merged).is_empty());
     }
 
     #[test]

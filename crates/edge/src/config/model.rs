@@ -459,32 +459,96 @@ impl Edge {
         None
     }
 
-    /// The SIP URI at which this node serves this edge on its own address
-    /// (`[node] public_address`, not the shared anycast one): what it
-    /// offers the other nodes of a cluster for their capacity failover.
-    /// The host is the public address's (its port is not used: each edge
-    /// has its own); the port is the edge's first UDP listener's, else
-    /// TCP's or TLS's with their `transport`. `None` without a public
-    /// address or such a listener.
-    pub fn own_uri(&self, node: &Node) -> Option<String> {
-        let host = super::addr::host_port(node.public_address.as_deref()?)
-            .ok()?
-            .host;
-        let l = [Transport::Udp, Transport::Tcp, Transport::Tls]
-            .iter()
-            .find_map(|&t| self.listen.iter().find(|l| l.transport == t))
-            .filter(|l| l.addr.port() != 0)?;
-        let transport = match l.transport {
-            Transport::Udp => "",
-            Transport::Tcp => ";transport=tcp",
-            _ => ";transport=tls",
+    /// The SIP URIs at which this node serves this edge on its own
+    /// address (`[node] public_address`, not the shared anycast one): what
+    /// it offers the other nodes of a cluster for their capacity failover,
+    /// one per transport a redirected caller can follow — `sip:H:P` (UDP),
+    /// `sip:H:P;transport=tcp`, `sips:H:P` (TLS) — so that a caller is
+    /// sent on the transport it came on, never down from TLS. H is the
+    /// public address's host (its port is not used: each edge has its
+    /// own), P the port of the listener [`Edge::own_listener`] picks.
+    /// Empty without a public address.
+    pub fn own_uris(&self, node: &Node) -> Vec<(Transport, String)> {
+        let Some(host) = node
+            .public_address
+            .as_deref()
+            .and_then(|p| super::addr::host_port(p).ok())
+            .map(|hp| hp.host)
+        else {
+            return Vec::new();
         };
         let host = if host.contains(':') {
             format!("[{host}]")
         } else {
             host
         };
-        Some(format!("sip:{host}:{}{transport}", l.addr.port()))
+        [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .into_iter()
+            .filter_map(|t| {
+                let port = self.own_listener(node, t)?.addr.port();
+                Some((
+                    t,
+                    match t {
+                        Transport::Udp => format!("sip:{host}:{port}"),
+                        Transport::Tcp => format!("sip:{host}:{port};transport=tcp"),
+                        _ => format!("sips:{host}:{port}"),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The listener of `transport` whose port [`Edge::own_uris`] offers:
+    /// the first on the public address itself, else on a wildcard of its
+    /// family, else (a NAT may forward the address) the first of its
+    /// family, else the first; never one on port 0 (any free port).
+    pub fn own_listener(&self, node: &Node, transport: Transport) -> Option<&Listen> {
+        let public: Option<std::net::IpAddr> = node
+            .public_address
+            .as_deref()
+            .and_then(|p| super::addr::host_port(p).ok())
+            .and_then(|hp| hp.host.parse().ok());
+        let candidates = || {
+            self.listen
+                .iter()
+                .filter(move |l| l.transport == transport && l.addr.port() != 0)
+        };
+        let family = |l: &&Listen| public.is_none_or(|ip| ip.is_ipv4() == l.addr.is_ipv4());
+        candidates()
+            .find(|l| Some(l.addr.ip()) == public)
+            .or_else(|| candidates().find(|l| family(l) && l.addr.ip().is_unspecified()))
+            .or_else(|| candidates().find(family))
+            .or_else(|| candidates().next())
+    }
+}
+
+impl Config {
+    /// What `capacity_failover = ["cluster"]` lacks, as (line, problem):
+    /// the cluster's Redis, where the nodes learn of each other, and this
+    /// node's own address, which it offers the others to redirect to.
+    /// Checked when a file is read, and again after a reload, which keeps
+    /// the running `[cluster]` and `public_address` until a restart.
+    pub fn unfit_failover(&self) -> Option<(usize, String)> {
+        let redis = self.cluster.as_ref().is_some_and(|c| c.redis.is_some());
+        self.edges.iter().find_map(|e| {
+            let line = e.capacity.failover_cluster?;
+            if !redis {
+                return Some((
+                    line,
+                    "\"cluster\" needs [cluster] redis or redis_cluster: the nodes learn each \
+                     other's addresses there"
+                        .to_owned(),
+                ));
+            }
+            e.own_uris(&self.node).is_empty().then(|| {
+                (
+                    line,
+                    "\"cluster\" needs [node] public_address (and a udp:, tcp: or tls: listen \
+                     address with a port): the address this node offers the others to redirect to"
+                        .to_owned(),
+                )
+            })
+        })
     }
 }
 

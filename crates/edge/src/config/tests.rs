@@ -1812,20 +1812,26 @@ fn capacity_code() {
         ok(&edge_with("capacity_code = 486")).edges[0].capacity.code,
         486
     );
-    for bad in ["302", "407", "499", "700"] {
+    assert_eq!(
+        ok(&edge_with("capacity_code = 603")).edges[0].capacity.code,
+        603
+    );
+    for bad in ["405", "407", "481", "499"] {
         assert_err(
             &edge_with(&format!("capacity_code = {bad}")),
             5,
             "capacity_code",
-            "",
+            &format!("{bad} does not say \"no room now\": expected one of 403, 404"),
         );
     }
-    assert_err(
-        &edge_with("capacity_code = 405"),
-        5,
-        "capacity_code",
-        "needs no header of its own",
-    );
+    for bad in ["302", "700"] {
+        assert_err(
+            &edge_with(&format!("capacity_code = {bad}")),
+            5,
+            "capacity_code",
+            "from 400",
+        );
+    }
 }
 
 #[test]
@@ -1839,22 +1845,30 @@ fn capacity_failover_to_the_cluster() {
             )
             .replace("\"udp:127.0.0.1:5060\"", listen)
     };
+    let uris = |c: &Config| -> Vec<String> {
+        let own = c.edges[0].own_uris(&c.node);
+        own.into_iter().map(|(_, u)| u).collect()
+    };
+    // One URI per transport; the listener of the public address's family.
     let c = ok(&cluster(
         "public_address = \"198.51.100.1:5999\"",
-        "\"udp:127.0.0.1:5070\"",
+        "\"udp:[::1]:5090\", \"udp:127.0.0.1:5070\", \"tcp:127.0.0.1:5071\"",
     ));
-    let (e, node) = (&c.edges[0], &c.node);
-    assert_eq!(e.capacity.failover, ["sip:10.0.0.2:5060"]);
-    assert_eq!(e.capacity.failover_cluster, Some(8));
-    assert_eq!(e.own_uri(node).as_deref(), Some("sip:198.51.100.1:5070"));
+    assert_eq!(c.edges[0].capacity.failover, ["sip:10.0.0.2:5060"]);
+    assert_eq!(c.edges[0].capacity.failover_cluster, Some(8));
+    assert_eq!(
+        uris(&c),
+        [
+            "sip:198.51.100.1:5070",
+            "sip:198.51.100.1:5071;transport=tcp"
+        ]
+    );
+    // No WebSocket: a browser does not follow a redirect to another node.
     let tcp = ok(&cluster(
         "public_address = \"2001:db8::1\"",
         "\"ws:[::1]:8080\", \"tcp:[::1]:5060\"",
     ));
-    assert_eq!(
-        tcp.edges[0].own_uri(&tcp.node).as_deref(),
-        Some("sip:[2001:db8::1]:5060;transport=tcp")
-    );
+    assert_eq!(uris(&tcp), ["sip:[2001:db8::1]:5060;transport=tcp"]);
     assert_err(
         &cluster("", "\"udp:127.0.0.1:5060\""),
         8,

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::checked::{Checked, Route};
 use super::reply::reply;
 use super::{Edge, Outcome, Scratch};
+use crate::config::Transport;
 use crate::dispatch::HealthLookup;
 use crate::limits::Full;
 use crate::stats::Event;
@@ -26,6 +27,10 @@ pub(crate) const REDIRECTED: &[u8] = b"sipedge-overflow";
 pub struct Peer {
     /// The URI as given, to tell whether a new list differs.
     pub(crate) uri: String,
+    /// The transport it names (`sips:` TLS, else its `transport`
+    /// parameter, else UDP): a caller is redirected to another node of the
+    /// cluster only on the transport it came on.
+    transport: Transport,
     /// `sip:` or `sips:`.
     scheme: String,
     /// Everything after the scheme (`host:port;params`), without a user.
@@ -41,11 +46,36 @@ impl Peer {
         };
         // A user in the configured URI is dropped: the caller's goes there.
         let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let parsed = sip::Uri::parse(uri.as_bytes()).ok();
+        let named = parsed
+            .as_ref()
+            .and_then(|u| u.param(b"transport").flatten())
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| {
+                Transport::ALL
+                    .into_iter()
+                    .find(|k| k.name().eq_ignore_ascii_case(t))
+            });
+        let transport = match parsed.map(|u| u.scheme) {
+            Some(sip::Scheme::Sips) => Transport::Tls,
+            _ => named.unwrap_or(Transport::Udp),
+        };
         Peer {
             uri: uri.to_owned(),
+            transport,
             scheme: scheme.to_owned(),
             rest: rest.to_owned(),
         }
+    }
+}
+
+impl Peer {
+    /// From a URI another node published in Redis: `None` unless it is a
+    /// `sip:` or `sips:` URI (no byte that could break the Contact line
+    /// it goes into).
+    pub fn checked(uri: &str) -> Option<Peer> {
+        let u = sip::Uri::parse(uri.as_bytes()).ok()?;
+        matches!(u.scheme, sip::Scheme::Sip | sip::Scheme::Sips).then(|| Peer::new(uri))
     }
 }
 
@@ -108,16 +138,15 @@ pub(crate) fn beyond(
     });
     let redirected = c.request_uri().param(REDIRECTED).is_some();
     let others = edge.failover_cluster.then(|| edge.other_nodes.load());
-    let configured = &edge.capacity_failover;
-    let count = configured.len() + others.as_ref().map_or(0, |o| o.len());
+    let arrived = c.origin.from.transport;
+    let candidates = || {
+        let cluster = others.iter().flat_map(|o| o.iter());
+        let cluster = cluster.filter(move |p| p.transport == arrived);
+        edge.capacity_failover.iter().chain(cluster)
+    };
+    let count = candidates().count();
     let peer = (count > 0 && !redirected)
-        .then(|| {
-            let pick = (xxh3_64(c.call_id()) % count as u64) as usize;
-            let mut all = configured
-                .iter()
-                .chain(others.iter().flat_map(|o| o.iter()));
-            all.nth(pick)
-        })
+        .then(|| candidates().nth((xxh3_64(c.call_id()) % count as u64) as usize))
         .flatten();
     if let Some(peer) = peer {
         let mut buf = [0u8; 1024];
@@ -345,8 +374,8 @@ mod tests {
         let keys = crate::keyring::KeyRing::single(b"unit-test-secret-0123456789");
         let e = Edge::new(&cfg.edges[0], &cfg.node, &keys);
         assert_eq!(
-            cfg.edges[0].own_uri(&cfg.node).as_deref(),
-            Some("sip:198.51.100.1:5060")
+            cfg.edges[0].own_uris(&cfg.node),
+            [(Transport::Udp, "sip:198.51.100.1:5060".to_owned())]
         );
         let mut w = e.worker();
         let t = Duration::from_secs(1);
@@ -354,20 +383,32 @@ mod tests {
         // No other node known yet: refused.
         let (_, out) = run(&e, &mut w, &invite("c2"), CALLER, t);
         assert_eq!(status_and(&out, HeaderName::RetryAfter).0, 503);
-        e.set_other_nodes(&["sip:198.51.100.2:5062;transport=tcp"]);
+        // A node on TCP only is no place for a caller on UDP; what could
+        // break the Contact line is left out.
+        e.set_other_nodes(&[
+            "sip:198.51.100.2:5062;transport=tcp",
+            "sips:198.51.100.2:5063",
+            "sip:198.51.100.9\r\nX-Evil: 1",
+        ]);
+        let (_, out) = run(&e, &mut w, &invite("c3"), CALLER, t);
+        assert_eq!(status_and(&out, HeaderName::RetryAfter).0, 503);
+        e.set_other_nodes(&[
+            "sip:198.51.100.2:5062;transport=tcp",
+            "sip:198.51.100.3:5060",
+        ]);
         // A reload keeps what the cluster said.
         let e = e.reloaded(&cfg.edges[0], &cfg.node, &keys, e.epoch() + t);
-        let (_, out) = run(&e, &mut w, &invite("c3"), CALLER, t);
+        let (_, out) = run(&e, &mut w, &invite("c5"), CALLER, t);
         assert_eq!(
             status_and(&out, HeaderName::Contact),
             (
                 302,
-                "<sip:+4930123@198.51.100.2:5062;transport=tcp;sipedge-overflow>".into()
+                "<sip:+4930123@198.51.100.3:5060;sipedge-overflow>".into()
             )
         );
         // The node is gone: refused again.
         e.set_other_nodes(&[]);
-        let (_, out) = run(&e, &mut w, &invite("c4"), CALLER, t);
+        let (_, out) = run(&e, &mut w, &invite("c6"), CALLER, t);
         assert_eq!(status_and(&out, HeaderName::RetryAfter).0, 503);
     }
 

@@ -754,12 +754,12 @@ impl Edge {
     /// the SIP URI it offers (sorted, so that every node picks the same
     /// one for a Call-ID); kept across reloads. A call beyond capacity
     /// may be redirected to them when `capacity_failover` names
-    /// `"cluster"`.
+    /// `"cluster"`. What is not a `sip:` or `sips:` URI is left out: it
+    /// came from outside (Redis), and goes into a Contact.
     pub fn set_other_nodes(&self, uris: &[&str]) {
+        let peers: Vec<Peer> = uris.iter().filter_map(|u| Peer::checked(u)).collect();
         let now = self.other_nodes.load();
-        let same = now.len() == uris.len() && now.iter().zip(uris).all(|(p, u)| p.uri == *u);
-        if !same {
-            let peers = uris.iter().map(|u| Peer::new(u)).collect();
+        if peers.iter().map(|p| &p.uri).ne(now.iter().map(|p| &p.uri)) {
             self.other_nodes.store(Arc::new(peers));
         }
     }

@@ -43,11 +43,12 @@ pub struct Member {
     /// Its node-to-node link address (`[cluster] listen`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
-    /// Per edge name, the SIP URI at which it serves that edge on its own
-    /// address (see [`edge::config::Edge::own_uri`]): where the others'
+    /// Per edge name, the SIP URIs (one per transport) at which it serves
+    /// that edge on its own address (see
+    /// [`edge::config::Edge::own_uris`]): where the others'
     /// `capacity_failover = ["cluster"]` redirects.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub sip: BTreeMap<String, String>,
+    pub sip: BTreeMap<String, Vec<String>>,
 }
 
 impl Member {
@@ -64,21 +65,49 @@ impl Member {
             sip: cfg
                 .edges
                 .iter()
-                .filter_map(|e| Some((e.name.clone(), e.own_uri(&cfg.node)?)))
+                .map(|e| {
+                    let uris = e.own_uris(&cfg.node).into_iter().map(|(_, u)| u);
+                    (e.name.clone(), uris.collect::<Vec<_>>())
+                })
+                .filter(|(_, uris)| !uris.is_empty())
                 .collect(),
         }
     }
 }
 
+/// Takes node `id` out of the membership (a planned stop).
+pub async fn leave(mut conn: Conn, id: &str) -> Result<(), String> {
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .zrem(NODES, id)
+        .ignore()
+        .hdel(INFO, id)
+        .ignore();
+    tokio::time::timeout(
+        super::store::RESPONSE_TIMEOUT,
+        pipe.query_async::<()>(&mut conn),
+    )
+    .await
+    .map_err(|_| "no answer in time".to_owned())?
+    .map_err(|e| e.to_string())
+}
+
 /// The SIP URIs the live nodes other than `me` offer for edge `edge`, in
 /// the order of their ids (as [`beat`] answers them), so that every node
-/// redirects a Call-ID to the same one.
-pub fn offers<'a>(members: &'a [Member], me: &str, edge: &str) -> Vec<&'a str> {
-    members
-        .iter()
-        .filter(|m| m.id != me)
-        .filter_map(|m| m.sip.get(edge).map(String::as_str))
-        .collect()
+/// redirects a Call-ID to the same one; without `me`'s own URIs (two
+/// nodes given one public address would redirect to themselves) and
+/// without repeats.
+pub fn offers<'a>(members: &'a [Member], me: &Member, edge: &str) -> Vec<&'a str> {
+    let own = me.sip.get(edge);
+    let mut out: Vec<&str> = Vec::new();
+    for m in members.iter().filter(|m| m.id != me.id) {
+        for uri in m.sip.get(edge).into_iter().flatten() {
+            if !own.is_some_and(|o| o.contains(uri)) && !out.contains(&uri.as_str()) {
+                out.push(uri);
+            }
+        }
+    }
+    out
 }
 
 /// Renews `me` and answers the live nodes.
@@ -123,9 +152,10 @@ mod tests {
     #[test]
     fn a_node_offers_its_public_address_per_edge_and_skips_itself() {
         let one = Member::of(&config("one", "public_address = \"198.51.100.1\""));
-        assert_eq!(one.sip["a"], "sip:198.51.100.1:5060");
-        assert_eq!(one.sip["b"], "sip:198.51.100.1:5080;transport=tcp");
+        assert_eq!(one.sip["a"], ["sip:198.51.100.1:5060"]);
+        assert_eq!(one.sip["b"], ["sip:198.51.100.1:5080;transport=tcp"]);
         let two = Member::of(&config("two", "public_address = \"198.51.100.2\""));
+        let twin = Member::of(&config("twin", "public_address = \"198.51.100.2\""));
         let silent = Member::of(&config("three", ""));
         assert!(silent.sip.is_empty());
         // What Redis stores and answers: a node without addresses writes
@@ -133,12 +163,14 @@ mod tests {
         let json = serde_json::to_string(&silent).unwrap();
         assert!(!json.contains("sip"), "{json}");
         let old: Member = serde_json::from_str(r#"{"id":"old"}"#).unwrap();
-        let all = [one, old, silent, two];
-        assert_eq!(offers(&all, "one", "a"), ["sip:198.51.100.2:5060"]);
+        let all = [one.clone(), old, silent, two.clone(), twin];
+        // twin offers what two does: once.
+        assert_eq!(offers(&all, &one, "a"), ["sip:198.51.100.2:5060"]);
+        // two never redirects to its own address, whoever else offers it.
         assert_eq!(
-            offers(&all, "two", "b"),
+            offers(&all, &two, "b"),
             ["sip:198.51.100.1:5080;transport=tcp"]
         );
-        assert!(offers(&all, "one", "nowhere").is_empty());
+        assert!(offers(&all, &one, "nowhere").is_empty());
     }
 }

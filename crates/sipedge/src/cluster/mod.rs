@@ -92,6 +92,32 @@ pub struct Status {
     pub leases: AtomicU64,
     /// Tokens granted by leases.
     pub tokens: AtomicU64,
+    /// The Redis connection, once made (shared with both tasks).
+    conn: Arc<Mutex<Option<store::Conn>>>,
+    /// This node's id in the membership.
+    id: String,
+    /// The node is stopping and has left the membership: no more beats.
+    left: std::sync::atomic::AtomicBool,
+}
+
+impl Status {
+    /// Takes this node out of the membership at once, at a planned stop,
+    /// so that no other node redirects calls to it (`capacity_failover =
+    /// ["cluster"]`) or counts it in the limits' shares for the rest of its
+    /// lease; waits [`store::RESPONSE_TIMEOUT`] at most.
+    pub async fn leave(&self) {
+        self.left.store(true, Ordering::Relaxed);
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(conn) = conn else {
+            return;
+        };
+        match members::leave(conn, &self.id).await {
+            Ok(()) => tracing::info!("cluster: left the membership"),
+            Err(e) => {
+                tracing::info!("cluster: could not leave the membership ({e}); its lease runs out")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -173,15 +199,18 @@ pub fn spawn(
     let redis = cluster.redis.clone()?;
     // Until Redis says otherwise: the nodes this node knows of.
     let nodes = u32::try_from(cluster.peers.len() + 1).unwrap_or(u32::MAX);
-    let status = Arc::new(Status::default());
+    let me = members::Member::of(cfg);
+    let status = Arc::new(Status {
+        id: me.id.clone(),
+        ..Status::default()
+    });
     {
         let mut s = status.state();
         s.nodes = nodes;
         s.since = unix_s();
         s.error = Some("not connected yet".into());
     }
-    let me = members::Member::of(cfg);
-    let conn = Arc::new(Mutex::new(None));
+    let conn = Arc::clone(&status.conn);
     let exchange = Exchange {
         conn: Arc::clone(&conn),
         status: Arc::clone(&status),
@@ -315,6 +344,9 @@ impl Task {
         let Some(conn) = self.conn() else {
             return;
         };
+        if self.status.left.load(Ordering::Relaxed) {
+            return;
+        }
         self.status.redis_calls.fetch_add(1, Ordering::Relaxed);
         match members::beat(conn, &self.me).await {
             Ok(members) => {
@@ -405,7 +437,7 @@ impl Task {
         };
         for slot in &self.edges {
             let edge = slot.load();
-            edge.set_other_nodes(&members::offers(&members, &self.me.id, &edge.name));
+            edge.set_other_nodes(&members::offers(&members, &self.me, &edge.name));
         }
     }
 

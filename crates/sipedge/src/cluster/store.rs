@@ -26,6 +26,15 @@ pub enum Conn {
     Cluster(ClusterConnection),
 }
 
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Conn::One(_) => "Conn::One",
+            Conn::Cluster(_) => "Conn::Cluster",
+        })
+    }
+}
+
 /// Connects to the configured Redis; over TLS (`rediss://`) its
 /// certificate is checked against `ca` (PEM) if given, else the system's
 /// roots.

@@ -14,10 +14,10 @@ const MOST: i64 = 10_000_000;
 /// the cluster.
 const CLUSTER: &str = "cluster";
 
-/// Failure codes whose answer must carry a header a refusal has nothing
-/// for (WWW-Authenticate, Allow, Proxy-Authenticate, Unsupported,
-/// Min-Expires).
-const NEEDS_HEADERS: [u16; 5] = [401, 405, 407, 420, 423];
+/// The codes a call beyond capacity may get (`capacity_code`): those that
+/// say "not now" or "not here" and need no header of their own. 6xx tells
+/// the caller to try no other route — for carriers who want exactly that.
+const REFUSALS: [u16; 10] = [403, 404, 480, 486, 500, 502, 503, 504, 600, 603];
 
 /// A whole-number limit, or `None` when the key is absent.
 pub(super) fn limit(t: &Table<'_, '_>, key: &str) -> Result<Option<u32>> {
@@ -60,13 +60,13 @@ pub(super) fn capacity(t: &Table<'_, '_>) -> Result<Capacity> {
         None => d.code,
         Some(v) => {
             let code = cx.int(v, "capacity_code", 400, 699)? as u16;
-            if sip::reason::phrase(code).is_none() || NEEDS_HEADERS.contains(&code) {
+            if !REFUSALS.contains(&code) {
                 return Err(cx.err(
                     v.span().start,
                     "capacity_code",
                     format!(
-                        "{code} is not a code sipedge answers with: expected a failure code of \
-                         RFC 3261 §21 that needs no header of its own, e.g. 503, 480, 486, 403"
+                        "{code} does not say \"no room now\": expected one of {}",
+                        REFUSALS.map(|c| c.to_string()).join(", ")
                     ),
                 ));
             }

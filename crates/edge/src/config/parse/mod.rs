@@ -191,8 +191,7 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             Some(v) => edges(cx, v)?,
             None => return Err(cx.err(0, "edge", "at least one [[edge]] is required")),
         };
-        failover_cluster(cx, &edges, &node, cluster.as_ref())?;
-        Ok(Config {
+        let cfg = Config {
             node,
             admin,
             edges,
@@ -201,42 +200,12 @@ pub fn parse_with(text: &str, file: &str, dns: &dyn Resolve) -> Result<Config> {
             apiban,
             hep,
             records,
-        })
-    })
-}
-
-/// `capacity_failover = ["cluster"]` needs the cluster's Redis, where the
-/// nodes learn of each other, and this node's own address, which it
-/// offers the others to redirect to.
-fn failover_cluster(
-    cx: &Cx<'_>,
-    edges: &[Edge],
-    node: &Node,
-    cluster: Option<&Cluster>,
-) -> Result<()> {
-    let redis = cluster.is_some_and(|c| c.redis.is_some());
-    for e in edges {
-        let Some(line) = e.capacity.failover_cluster else {
-            continue;
         };
-        if !redis {
-            return Err(cx.err_line(
-                line,
-                "capacity_failover",
-                "\"cluster\" needs [cluster] redis or redis_cluster: the nodes learn each \
-                 other's addresses there",
-            ));
+        match cfg.unfit_failover() {
+            Some((line, problem)) => Err(cx.err_line(line, "capacity_failover", problem)),
+            None => Ok(cfg),
         }
-        if e.own_uri(node).is_none() {
-            return Err(cx.err_line(
-                line,
-                "capacity_failover",
-                "\"cluster\" needs [node] public_address (and a udp:, tcp: or tls: listen \
-                 address with a port): the address this node offers the others to redirect to",
-            ));
-        }
-    }
-    Ok(())
+    })
 }
 
 /// Only the `[admin]` table of a configuration file's text: where
