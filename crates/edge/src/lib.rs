@@ -22,6 +22,7 @@ pub mod numbers;
 pub mod outbound;
 pub mod peers;
 pub mod proxy;
+pub mod reason;
 pub mod records;
 pub mod registrar;
 pub mod stats;

@@ -19,7 +19,6 @@ pub mod message;
 pub mod name;
 pub mod name_addr;
 pub mod params;
-pub mod reason;
 pub mod splice;
 pub mod uri;
 pub mod via;

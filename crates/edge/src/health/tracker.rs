@@ -349,7 +349,7 @@ fn human(d: Duration) -> String {
 /// `200 OK`: the code with its RFC 3261 §21 reason phrase (the reply's own
 /// phrase is outside input and not repeated), or the bare code.
 fn status_text(code: u16) -> String {
-    match sip::reason::phrase(code) {
+    match crate::reason::phrase(code) {
         Some(p) => format!("{code} {p}"),
         None => code.to_string(),
     }

@@ -189,7 +189,7 @@ pub(crate) fn beyond(
         20 - w.len()
     };
     let (code, phrase) = edge.capacity_code;
-    let retry_after: &[(&str, &[u8])] = if sip::reason::takes_retry_after(code) {
+    let retry_after: &[(&str, &[u8])] = if crate::reason::takes_retry_after(code) {
         &[("Retry-After", &secs[..n])]
     } else {
         &[]

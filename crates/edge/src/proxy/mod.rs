@@ -386,7 +386,7 @@ impl Edge {
             failover_cluster: edge.capacity.failover_cluster.is_some(),
             capacity_code: (
                 edge.capacity.code,
-                sip::reason::phrase(edge.capacity.code).unwrap_or("Service Unavailable"),
+                crate::reason::phrase(edge.capacity.code).unwrap_or("Service Unavailable"),
             ),
             other_nodes: previous.map_or_else(Arc::default, |p| Arc::clone(&p.other_nodes)),
             toward_pool: Direction::new(edge.compress_in, &edge.compact_keep),
