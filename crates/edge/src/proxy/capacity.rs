@@ -67,9 +67,7 @@ impl Peer {
             rest: rest.to_owned(),
         }
     }
-}
 
-impl Peer {
     /// From a URI another node published in Redis: `None` unless it is a
     /// `sip:` or `sips:` URI (no byte that could break the Contact line
     /// it goes into).

@@ -751,8 +751,8 @@ impl Edge {
     }
 
     /// Sets the cluster's other live nodes that serve this edge, each by
-    /// the SIP URI it offers (sorted, so that every node picks the same
-    /// one for a Call-ID); kept across reloads. A call beyond capacity
+    /// the SIP URIs it offers (in the same order on every node, so that
+    /// every node picks the same one for a Call-ID); kept across reloads. A call beyond capacity
     /// may be redirected to them when `capacity_failover` names
     /// `"cluster"`. What is not a `sip:` or `sips:` URI is left out: it
     /// came from outside (Redis), and goes into a Contact.
