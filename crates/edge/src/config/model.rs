@@ -208,6 +208,14 @@ pub struct Node {
     pub dns: Vec<SocketAddr>,
 }
 
+impl Node {
+    /// The host of `public_address` (IPv6 without brackets), if set.
+    fn public_host(&self) -> Option<String> {
+        let hp = super::addr::host_port(self.public_address.as_deref()?).ok()?;
+        Some(hp.host)
+    }
+}
+
 /// Traffic hygiene: sources and User-Agents an edge drops unanswered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hygiene {
@@ -469,12 +477,7 @@ impl Edge {
     /// own), P the port of the listener [`Edge::own_listener`] picks.
     /// Empty without a public address.
     pub fn own_uris(&self, node: &Node) -> Vec<(Transport, String)> {
-        let Some(host) = node
-            .public_address
-            .as_deref()
-            .and_then(|p| super::addr::host_port(p).ok())
-            .map(|hp| hp.host)
-        else {
+        let Some(host) = node.public_host() else {
             return Vec::new();
         };
         let host = if host.contains(':') {
@@ -503,11 +506,7 @@ impl Edge {
     /// family, else (a NAT may forward the address) the first of its
     /// family, else the first; never one on port 0 (any free port).
     pub fn own_listener(&self, node: &Node, transport: Transport) -> Option<&Listen> {
-        let public: Option<std::net::IpAddr> = node
-            .public_address
-            .as_deref()
-            .and_then(|p| super::addr::host_port(p).ok())
-            .and_then(|hp| hp.host.parse().ok());
+        let public: Option<std::net::IpAddr> = node.public_host().and_then(|h| h.parse().ok());
         let candidates = || {
             self.listen
                 .iter()
@@ -694,7 +693,7 @@ pub struct Capacity {
     pub failover: Vec<String>,
     /// The line of a `"cluster"` entry among them, if any: the other live
     /// nodes Redis lists join the URIs, each at the address it offers for
-    /// this edge (see [`Edge::own_uri`]), so that no node's config has to
+    /// this edge (see [`Edge::own_uris`]), so that no node's config has to
     /// name the others.
     pub failover_cluster: Option<usize>,
     /// What a call beyond capacity gets when it is not redirected

@@ -1,6 +1,6 @@
 //! The capacity keys of an `[[edge]]` (`cps`, `channels`,
-//! `capacity_failover`, `capacity_code`, `max_call_duration`) and of a destination (`cps`,
-//! `channels`).
+//! `capacity_failover`, `capacity_code`, `max_call_duration`) and of a
+//! destination (`cps`, `channels`).
 
 use super::{Result, Table};
 use crate::config::addr;
